@@ -1,0 +1,39 @@
+//! The result store: where workers write each task's state and result, and where
+//! [`AsyncResult`](crate::AsyncResult) reads them.
+//!
+//! [`redis::RedisBackend`] is Celery's Redis result backend (`celery-task-meta-<id>`, SETEX plus
+//! PUBLISH); [`memory::MemoryBackend`] gives the same semantics inside one process.
+
+pub mod memory;
+pub mod redis;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::state::ResultMeta;
+use crate::Result;
+
+/// How long results are kept by default: one day, as in Celery.
+pub const DEFAULT_RESULT_EXPIRES: Duration = Duration::from_secs(86_400);
+
+/// A result store implementation.
+#[async_trait]
+pub trait ResultBackend: Send + Sync + fmt::Debug + 'static {
+    /// Stores records and wakes their waiters. A stored SUCCESS is never overwritten.
+    async fn store(&self, records: &[ResultMeta]) -> Result<()>;
+
+    /// The current record of a task, `None` when there is none (PENDING).
+    async fn get(&self, task_id: &str) -> Result<Option<ResultMeta>>;
+
+    /// Waits until the task's record is in a ready state (SUCCESS, FAILURE, REVOKED) and
+    /// returns it, or returns `None` after `timeout`. Woken by the store, not by polling.
+    async fn wait_ready(&self, task_id: &str, timeout: Duration) -> Result<Option<ResultMeta>>;
+
+    /// Deletes a task's record.
+    async fn forget(&self, task_id: &str) -> Result<()>;
+
+    /// The backend URL with any password masked.
+    fn describe(&self) -> String;
+}

@@ -1,0 +1,245 @@
+//! Celery's Redis result backend: records under `celery-task-meta-<id>`, written with SETEX
+//! and published on the channel of the same name, so Python's `AsyncResult.get()` and taskq's
+//! both wake as soon as a task finishes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as SyncMutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use tokio::sync::{mpsc, Mutex, OnceCell};
+
+use super::ResultBackend;
+use crate::config::mask_url;
+use crate::keys::ResultKeys;
+use crate::scripts::Scripts;
+use crate::state::ResultMeta;
+use crate::Result;
+
+/// Celery's Redis result backend.
+///
+/// ```no_run
+/// # async fn demo() -> taskq::Result<()> {
+/// use std::time::Duration;
+/// use taskq::backend::{redis::RedisBackend, ResultBackend};
+///
+/// let backend = RedisBackend::open("redis://127.0.0.1:6379/1", Some(Duration::from_secs(3600)))?;
+/// if let Some(meta) = backend.get("d3c0c7a8-0000-4000-8000-000000000000").await? {
+///     println!("{}", meta.status);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct RedisBackend {
+    client: redis::Client,
+    url: String,
+    keys: ResultKeys,
+    expires: Option<Duration>,
+    scripts: Scripts,
+    conn: OnceCell<ConnectionManager>,
+    hub: Mutex<Option<Arc<Hub>>>,
+}
+
+/// One Pub/Sub connection shared by all waiters, dispatching each message to the waiters of
+/// its channel.
+#[derive(Debug)]
+struct Hub {
+    sink: Mutex<PubSubSink>,
+    waiters: Arc<SyncMutex<Waiters>>,
+}
+
+#[derive(Debug, Default)]
+struct Waiters {
+    by_channel: HashMap<String, Vec<(u64, mpsc::UnboundedSender<String>)>>,
+    next_id: u64,
+    closed: bool,
+}
+
+impl RedisBackend {
+    /// A backend on `url` keeping results for `expires` (`None`: forever). Connects on first use.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`](crate::Error::Redis) if the URL is not a valid Redis URL.
+    pub fn open(url: &str, expires: Option<Duration>) -> Result<Self> {
+        Self::with_keys(url, expires, ResultKeys::default())
+    }
+
+    /// Like [`open`](Self::open), with custom key names.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`](crate::Error::Redis) if the URL is not a valid Redis URL.
+    pub fn with_keys(url: &str, expires: Option<Duration>, keys: ResultKeys) -> Result<Self> {
+        Ok(Self {
+            client: redis::Client::open(url)?,
+            url: url.to_owned(),
+            keys,
+            expires,
+            scripts: Scripts::new(),
+            conn: OnceCell::new(),
+            hub: Mutex::new(None),
+        })
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager> {
+        let conn = self
+            .conn
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(5)))
+                    .set_response_timeout(Some(Duration::from_secs(30)));
+                self.client.get_connection_manager_with_config(config).await
+            })
+            .await?;
+        Ok(conn.clone())
+    }
+
+    /// The shared Pub/Sub hub, (re)connected when missing or closed.
+    async fn hub(&self) -> Result<Arc<Hub>> {
+        let mut slot = self.hub.lock().await;
+        if let Some(hub) = slot.as_ref() {
+            if !hub.waiters.lock().expect("waiters lock").closed {
+                return Ok(hub.clone());
+            }
+        }
+        let (sink, mut stream) = self.client.get_async_pubsub().await?.split();
+        let waiters = Arc::new(SyncMutex::new(Waiters::default()));
+        let dispatch_to = waiters.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = stream.next().await {
+                let (Ok(payload), channel) = (msg.get_payload::<String>(), msg.get_channel_name())
+                else {
+                    continue;
+                };
+                let w = dispatch_to.lock().expect("waiters lock");
+                for (_, tx) in w.by_channel.get(channel).into_iter().flatten() {
+                    let _ = tx.send(payload.clone());
+                }
+            }
+            // The connection is gone: waiters fall back to their final read.
+            let mut w = dispatch_to.lock().expect("waiters lock");
+            w.closed = true;
+            w.by_channel.clear();
+        });
+        let hub = Arc::new(Hub {
+            sink: Mutex::new(sink),
+            waiters,
+        });
+        *slot = Some(hub.clone());
+        Ok(hub)
+    }
+}
+
+impl Hub {
+    /// Registers a waiter on `channel`, subscribing (and waiting for Redis to confirm) when it
+    /// is the channel's first.
+    async fn join(&self, channel: &str) -> Result<(u64, mpsc::UnboundedReceiver<String>)> {
+        let mut sink = self.sink.lock().await;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (id, first) = {
+            let mut w = self.waiters.lock().expect("waiters lock");
+            w.next_id += 1;
+            let id = w.next_id;
+            let list = w.by_channel.entry(channel.to_owned()).or_default();
+            list.push((id, tx));
+            (id, list.len() == 1)
+        };
+        if first {
+            sink.subscribe(channel).await?;
+        }
+        Ok((id, rx))
+    }
+
+    /// Removes a waiter, unsubscribing when it was the channel's last.
+    async fn leave(&self, channel: &str, id: u64) {
+        let mut sink = self.sink.lock().await;
+        let last = {
+            let mut w = self.waiters.lock().expect("waiters lock");
+            let Some(list) = w.by_channel.get_mut(channel) else {
+                return;
+            };
+            list.retain(|(i, _)| *i != id);
+            let last = list.is_empty();
+            if last {
+                w.by_channel.remove(channel);
+            }
+            last
+        };
+        if last {
+            let _ = sink.unsubscribe(channel).await;
+        }
+    }
+}
+
+#[async_trait]
+impl ResultBackend for RedisBackend {
+    async fn store(&self, records: &[ResultMeta]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let ttl = self.expires.map_or(0, |d| d.as_secs().max(1));
+        let mut pipe = redis::pipe();
+        for record in records {
+            pipe.invoke_script(
+                self.scripts
+                    .store_result
+                    .key(self.keys.task_meta(&record.task_id))
+                    .arg(record.to_json())
+                    .arg(ttl),
+            )
+            .ignore();
+        }
+        let mut conn = self.conn().await?;
+        let () = pipe.query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn get(&self, task_id: &str) -> Result<Option<ResultMeta>> {
+        let mut conn = self.conn().await?;
+        let text: Option<String> = redis::cmd("GET")
+            .arg(self.keys.task_meta(task_id))
+            .query_async(&mut conn)
+            .await?;
+        text.map(|t| ResultMeta::from_json(&t)).transpose()
+    }
+
+    async fn wait_ready(&self, task_id: &str, timeout: Duration) -> Result<Option<ResultMeta>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let channel = self.keys.task_meta(task_id);
+        let hub = self.hub().await?;
+        // Subscribe first, then read: a record stored in between is caught by one or the other.
+        let (id, mut rx) = hub.join(&channel).await?;
+        let outcome = async {
+            if let Some(meta) = self.get(task_id).await?.filter(|m| m.status.is_ready()) {
+                return Ok(Some(meta));
+            }
+            while let Ok(Some(text)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+                let meta = ResultMeta::from_json(&text)?;
+                if meta.status.is_ready() {
+                    return Ok(Some(meta));
+                }
+            }
+            // Timed out, or the Pub/Sub connection dropped: one last read decides.
+            Ok(self.get(task_id).await?.filter(|m| m.status.is_ready()))
+        }
+        .await;
+        hub.leave(&channel, id).await;
+        outcome
+    }
+
+    async fn forget(&self, task_id: &str) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let _: i64 = redis::cmd("DEL")
+            .arg(self.keys.task_meta(task_id))
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        mask_url(&self.url)
+    }
+}

@@ -1,0 +1,255 @@
+//! An in-process broker with the Redis broker's semantics (`memory://`), for unit tests and
+//! single-process use. Messages are the same kombu envelopes; nothing leaves the process.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use super::{Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted};
+use crate::keys::BrokerKeys;
+use crate::Result;
+
+/// The in-memory broker. Every `memory://<name>` URL in a process names one shared instance,
+/// so a producer and a worker in the same process meet.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> taskq::Result<()> {
+/// use std::time::Duration;
+/// use taskq::broker::{memory::MemoryBroker, Broker, Outgoing};
+/// use taskq::message::NewMessage;
+///
+/// let broker = MemoryBroker::named("doc-example");
+/// let envelope = NewMessage::new("tasks.add", "id-1").encode("celery").unwrap();
+/// broker.publish(&[Outgoing { queue: "celery".into(), priority: 0, envelope }]).await?;
+/// let fetched = broker.fetch(&["celery".into()], 10, Duration::ZERO).await?;
+/// assert_eq!(fetched.deliveries.len(), 1);
+/// broker.ack(&[fetched.deliveries[0].tag.clone()]).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryBroker {
+    name: String,
+    keys: BrokerKeys,
+    state: Mutex<State>,
+    arrived: Notify,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    lists: HashMap<String, VecDeque<Arc<str>>>,
+    unacked: HashMap<String, Delivery>,
+    /// (due time in microseconds, tag) → parked delivery.
+    eta: BTreeMap<(i64, String), Delivery>,
+    dead: VecDeque<DeadLetter>,
+}
+
+impl MemoryBroker {
+    /// The process-wide broker called `name` (`memory://name`; the empty name is `memory://`).
+    pub fn named(name: &str) -> Arc<Self> {
+        static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<MemoryBroker>>>> = OnceLock::new();
+        let mut registry = REGISTRY
+            .get_or_init(Default::default)
+            .lock()
+            .expect("registry lock");
+        registry
+            .entry(name.to_owned())
+            .or_insert_with(|| {
+                Arc::new(MemoryBroker {
+                    name: name.to_owned(),
+                    ..Default::default()
+                })
+            })
+            .clone()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("memory broker lock")
+    }
+
+    /// Number of messages waiting in `queue` (all priorities).
+    pub fn len(&self, queue: &str) -> usize {
+        let state = self.state();
+        self.keys
+            .fetch_order(&[queue.to_owned()])
+            .iter()
+            .map(|(list, _)| state.lists.get(list).map_or(0, VecDeque::len))
+            .sum()
+    }
+
+    /// Whether `queue` has no waiting message.
+    pub fn is_empty(&self, queue: &str) -> bool {
+        self.len(queue) == 0
+    }
+
+    /// Number of fetched, unacknowledged messages.
+    pub fn unacked_len(&self) -> usize {
+        self.state().unacked.len()
+    }
+
+    /// Number of parked ETA messages.
+    pub fn scheduled_len(&self) -> usize {
+        self.state().eta.len()
+    }
+
+    fn take(&self, order: &[(String, String)], max: usize, now: f64) -> Fetched {
+        let mut state = self.state();
+        let mut fetched = Fetched {
+            now,
+            deliveries: Vec::new(),
+        };
+        for (list, queue) in order {
+            while fetched.deliveries.len() < max {
+                let Some(raw) = state.lists.get_mut(list).and_then(VecDeque::pop_back) else {
+                    break;
+                };
+                match delivery_tag(&raw) {
+                    Some(tag) => {
+                        let delivery = Delivery {
+                            tag: tag.clone(),
+                            queue: queue.clone(),
+                            source: list.clone(),
+                            raw,
+                        };
+                        state.unacked.insert(tag, delivery.clone());
+                        fetched.deliveries.push(delivery);
+                    }
+                    None => state.dead.push_front(DeadLetter {
+                        reason: "message has no properties.delivery_tag or is not JSON".to_owned(),
+                        queue: queue.clone(),
+                        payload: raw.to_string(),
+                        time: now,
+                    }),
+                }
+            }
+        }
+        fetched
+    }
+}
+
+fn delivery_tag(raw: &str) -> Option<String> {
+    let envelope: serde_json::Value = serde_json::from_str(raw).ok()?;
+    envelope
+        .get("properties")?
+        .get("delivery_tag")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[async_trait]
+impl Broker for MemoryBroker {
+    async fn publish(&self, messages: &[Outgoing]) -> Result<()> {
+        {
+            let mut state = self.state();
+            for m in messages {
+                let list = self
+                    .keys
+                    .queue_list(&m.queue, super::priority_bucket(m.priority));
+                state
+                    .lists
+                    .entry(list)
+                    .or_default()
+                    .push_front(m.envelope.as_str().into());
+            }
+        }
+        self.arrived.notify_waiters();
+        Ok(())
+    }
+
+    async fn fetch(&self, queues: &[String], max: usize, wait: Duration) -> Result<Fetched> {
+        let order = self.keys.fetch_order(queues);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let arrived = self.arrived.notified();
+            let fetched = self.take(&order, max, crate::unix_now());
+            if !fetched.deliveries.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(fetched);
+            }
+            let _ = tokio::time::timeout_at(deadline, arrived).await;
+        }
+    }
+
+    async fn ack(&self, tags: &[String]) -> Result<()> {
+        let mut state = self.state();
+        for tag in tags {
+            state.unacked.remove(tag);
+        }
+        Ok(())
+    }
+
+    async fn requeue(&self, deliveries: &[Delivery]) -> Result<()> {
+        {
+            let mut state = self.state();
+            for d in deliveries {
+                if state.unacked.remove(&d.tag).is_some() {
+                    state
+                        .lists
+                        .entry(d.source.clone())
+                        .or_default()
+                        .push_back(d.raw.clone());
+                }
+            }
+        }
+        self.arrived.notify_waiters();
+        Ok(())
+    }
+
+    async fn defer(&self, delivery: &Delivery, eta: f64) -> Result<()> {
+        let mut state = self.state();
+        if let Some(d) = state.unacked.remove(&delivery.tag) {
+            state.eta.insert(((eta * 1e6) as i64, d.tag.clone()), d);
+        }
+        Ok(())
+    }
+
+    async fn promote_due(&self, max: usize) -> Result<Promoted> {
+        let now = (crate::unix_now() * 1e6) as i64;
+        let mut moved = 0;
+        let next_due = {
+            let mut state = self.state();
+            while moved < max {
+                let Some(entry) = state.eta.first_entry() else {
+                    break;
+                };
+                if entry.key().0 > now {
+                    break;
+                }
+                let d = entry.remove();
+                state
+                    .lists
+                    .entry(d.source.clone())
+                    .or_default()
+                    .push_back(d.raw);
+                moved += 1;
+            }
+            state.eta.keys().next().map(|(due, _)| *due as f64 / 1e6)
+        };
+        if moved > 0 {
+            self.arrived.notify_waiters();
+        }
+        Ok(Promoted { moved, next_due })
+    }
+
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
+        let mut state = self.state();
+        if state.unacked.remove(&delivery.tag).is_some() {
+            state.dead.push_front(DeadLetter {
+                reason: reason.to_owned(),
+                queue: delivery.queue.clone(),
+                payload: delivery.raw.to_string(),
+                time: crate::unix_now(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>> {
+        Ok(self.state().dead.iter().take(max).cloned().collect())
+    }
+
+    fn describe(&self) -> String {
+        format!("memory://{}", self.name)
+    }
+}

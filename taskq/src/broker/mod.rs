@@ -1,0 +1,143 @@
+//! The broker: where task messages wait until a worker takes them.
+//!
+//! [`Broker`] is the contract; [`redis::RedisBroker`] speaks kombu's Redis layout and
+//! [`memory::MemoryBroker`] gives the same semantics inside one process.
+//!
+//! The life of a message:
+//!
+//! ```text
+//!  publish ──► queue list ──fetch──► unacked ──ack──► (gone; the result is stored first)
+//!                 ▲                   │  │
+//!                 └──── requeue ──────┘  ├──defer──► eta schedule ──promote──► queue list
+//!                                        └──dead_letter──► dead-letter list (with a reason)
+//! ```
+//!
+//! Every arrow is one atomic step in the store: a message is never only in a worker's memory.
+
+pub mod memory;
+pub mod redis;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::Result;
+
+/// A message to publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Queue name, e.g. `celery`.
+    pub queue: String,
+    /// Priority 0–9 (0 first); decides the priority list on Redis.
+    pub priority: u8,
+    /// The encoded kombu envelope.
+    pub envelope: String,
+}
+
+/// A message taken by a worker. It stays in the broker's unacked set until it is acknowledged,
+/// requeued, deferred or dead-lettered.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// kombu's delivery tag (the unacked key).
+    pub tag: String,
+    /// The queue name it came from.
+    pub queue: String,
+    /// The exact list it came from (queue plus priority bucket); requeues go back there.
+    pub source: String,
+    /// The envelope exactly as stored.
+    pub raw: Arc<str>,
+}
+
+/// What one fetch returned.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// The broker's clock at the fetch, in seconds since the Unix epoch. Due times (ETA,
+    /// expiry) are compared with this clock, not the worker's.
+    pub now: f64,
+    /// The messages, highest priority first.
+    pub deliveries: Vec<Delivery>,
+}
+
+/// A broker implementation.
+///
+/// All operations take batches: one round trip serves many messages.
+#[async_trait]
+pub trait Broker: Send + Sync + fmt::Debug + 'static {
+    /// Appends messages to their queues.
+    async fn publish(&self, messages: &[Outgoing]) -> Result<()>;
+
+    /// Moves up to `max` messages from `queues` into the unacked set, in priority order and
+    /// then queue order, waiting up to `wait` for one to arrive when all are empty.
+    async fn fetch(&self, queues: &[String], max: usize, wait: Duration) -> Result<Fetched>;
+
+    /// Removes finished messages from the unacked set.
+    async fn ack(&self, tags: &[String]) -> Result<()>;
+
+    /// Returns unfinished messages to the front of the lists they came from.
+    async fn requeue(&self, deliveries: &[Delivery]) -> Result<()>;
+
+    /// Parks a message whose ETA is not yet due until `eta` (seconds since the Unix epoch, on
+    /// the broker's clock).
+    async fn defer(&self, delivery: &Delivery, eta: f64) -> Result<()>;
+
+    /// Moves parked messages that are due back to the front of their lists. Returns how many
+    /// moved and when the next one is due.
+    async fn promote_due(&self, max: usize) -> Result<Promoted>;
+
+    /// Moves a message that cannot be run to the dead-letter list, with the reason.
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()>;
+
+    /// Reads the dead-letter list, newest first.
+    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>>;
+
+    /// The broker URL with any password masked, for logs and banners.
+    fn describe(&self) -> String;
+}
+
+/// The outcome of [`Broker::promote_due`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Promoted {
+    /// Messages moved back to their queues.
+    pub moved: usize,
+    /// When the next parked message is due (broker clock, seconds since the epoch).
+    pub next_due: Option<f64>,
+}
+
+/// An entry of the dead-letter list.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeadLetter {
+    /// Why the message could not be run.
+    pub reason: String,
+    /// The queue it was taken from.
+    pub queue: String,
+    /// The message exactly as it was stored.
+    pub payload: String,
+    /// When it was dead-lettered, in seconds since the Unix epoch.
+    pub time: f64,
+}
+
+/// Maps a priority 0–9 to kombu's bucket (largest step ≤ priority) for steps `[0, 3, 6, 9]`.
+pub(crate) const PRIORITY_STEPS: [u8; 4] = [0, 3, 6, 9];
+
+pub(crate) fn priority_bucket(priority: u8) -> u8 {
+    let p = priority.min(9);
+    PRIORITY_STEPS
+        .iter()
+        .copied()
+        .filter(|s| *s <= p)
+        .max()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priorities_map_to_kombu_buckets() {
+        let buckets: Vec<u8> = (0..=12).map(priority_bucket).collect();
+        assert_eq!(buckets, [0, 0, 0, 3, 3, 3, 6, 6, 6, 9, 9, 9, 9]);
+    }
+}

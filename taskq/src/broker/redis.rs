@@ -1,0 +1,333 @@
+//! The Redis broker, in kombu's layout: Python Celery producers and workers can share the
+//! same Redis database with taskq.
+//!
+//! Fetching is one Lua script that moves messages from the queue lists straight into kombu's
+//! `unacked` hash and `unacked_index` zset, so a worker killed at any instant leaves every
+//! message in Redis. When all queues are empty, the broker blocks on `BLMOVE list list RIGHT
+//! RIGHT`, which wakes as soon as a list gets a message without taking it (the message stays
+//! where it is), instead of polling.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::future::select_all;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::AsyncConnectionConfig;
+use tokio::sync::{Mutex, OnceCell};
+
+use super::{Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted};
+use crate::config::mask_url;
+use crate::keys::BrokerKeys;
+use crate::scripts::Scripts;
+use crate::Result;
+
+/// How long one blocking wait lasts on the server before it is renewed.
+const WAIT_SLICE_SECS: f64 = 1.0;
+
+/// A broker on a Redis server, compatible with kombu's Redis transport.
+///
+/// ```no_run
+/// # async fn demo() -> taskq::Result<()> {
+/// use taskq::broker::{redis::RedisBroker, Broker};
+///
+/// let broker = RedisBroker::open("redis://127.0.0.1:6379/0")?;
+/// let fetched = broker.fetch(&["celery".to_owned()], 10, std::time::Duration::from_secs(1)).await?;
+/// println!("{} messages", fetched.deliveries.len());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct RedisBroker {
+    client: redis::Client,
+    url: String,
+    keys: BrokerKeys,
+    scripts: Scripts,
+    conn: OnceCell<ConnectionManager>,
+    /// One connection per list being watched, because a blocked connection serves nothing else.
+    watchers: Mutex<Vec<(String, Arc<Mutex<Option<MultiplexedConnection>>>)>>,
+}
+
+impl RedisBroker {
+    /// A broker for `url` (`redis://` or `rediss://`, with user, password and db number) with
+    /// kombu's default key names. Connects on first use.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`](crate::Error::Redis) if the URL is not a valid Redis URL.
+    pub fn open(url: &str) -> Result<Self> {
+        Self::with_keys(url, BrokerKeys::default())
+    }
+
+    /// Like [`open`](Self::open), with custom key names (prefix, priority separator).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`](crate::Error::Redis) if the URL is not a valid Redis URL.
+    pub fn with_keys(url: &str, keys: BrokerKeys) -> Result<Self> {
+        Ok(Self {
+            client: redis::Client::open(url)?,
+            url: url.to_owned(),
+            keys,
+            scripts: Scripts::new(),
+            conn: OnceCell::new(),
+            watchers: Mutex::new(Vec::new()),
+        })
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager> {
+        let conn = self
+            .conn
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(5)))
+                    .set_response_timeout(Some(Duration::from_secs(30)));
+                self.client.get_connection_manager_with_config(config).await
+            })
+            .await?;
+        Ok(conn.clone())
+    }
+
+    /// Waits until one of `lists` has a message or `wait` passes, without taking anything.
+    async fn wait_for_message(&self, lists: &[String], wait: Duration) -> Result<()> {
+        let slice = wait.as_secs_f64().min(WAIT_SLICE_SECS).max(0.01);
+        let watchers = self.watchers_for(lists).await;
+        let waits = watchers.into_iter().map(|(list, slot)| {
+            let client = self.client.clone();
+            Box::pin(async move { watch_list(&client, &slot, &list, slice).await })
+        });
+        let (outcome, _, _) = select_all(waits).await;
+        outcome
+    }
+
+    async fn watchers_for(
+        &self,
+        lists: &[String],
+    ) -> Vec<(String, Arc<Mutex<Option<MultiplexedConnection>>>)> {
+        let mut watchers = self.watchers.lock().await;
+        lists
+            .iter()
+            .map(|list| {
+                if let Some((_, slot)) = watchers.iter().find(|(l, _)| l == list) {
+                    return (list.clone(), slot.clone());
+                }
+                let slot = Arc::new(Mutex::new(None));
+                watchers.push((list.clone(), slot.clone()));
+                (list.clone(), slot)
+            })
+            .collect()
+    }
+
+    fn parse_fetch_reply(reply: Vec<redis::Value>, order: &[(String, String)]) -> Result<Fetched> {
+        let mut items = reply.into_iter();
+        let now: String = from_value(items.next().unwrap_or(redis::Value::Nil))?;
+        let mut fetched = Fetched {
+            now: now.parse().unwrap_or_default(),
+            deliveries: Vec::new(),
+        };
+        while let (Some(index), Some(tag), Some(raw)) = (items.next(), items.next(), items.next()) {
+            let index: usize = from_value(index)?;
+            let (source, queue) = order[index - 1].clone();
+            let raw: String = from_value(raw)?;
+            fetched.deliveries.push(Delivery {
+                tag: from_value(tag)?,
+                queue,
+                source,
+                raw: raw.into(),
+            });
+        }
+        Ok(fetched)
+    }
+}
+
+fn from_value<T: redis::FromRedisValue>(value: redis::Value) -> Result<T> {
+    redis::from_redis_value(value).map_err(|e| redis::RedisError::from(e).into())
+}
+
+/// One blocking wait on `list`, on the list's own connection. If a previous wait is still
+/// blocked there (it was abandoned when another list woke first), this one queues behind it.
+async fn watch_list(
+    client: &redis::Client,
+    slot: &Mutex<Option<MultiplexedConnection>>,
+    list: &str,
+    slice: f64,
+) -> Result<()> {
+    let mut guard = slot.lock().await;
+    if guard.is_none() {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(Duration::from_secs_f64(slice + 5.0)));
+        *guard = Some(
+            client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?,
+        );
+    }
+    let conn = guard.as_mut().expect("connection was just set");
+    // Rotating the list's last element onto itself leaves the list unchanged.
+    let moved: redis::RedisResult<Option<Vec<u8>>> = redis::cmd("BLMOVE")
+        .arg(list)
+        .arg(list)
+        .arg("RIGHT")
+        .arg("RIGHT")
+        .arg(slice)
+        .query_async(conn)
+        .await;
+    if let Err(e) = moved {
+        *guard = None;
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    async fn publish(&self, messages: &[Outgoing]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        for message in messages {
+            let bucket = super::priority_bucket(message.priority);
+            pipe.sadd(
+                self.keys.binding(&message.queue),
+                self.keys.binding_member(&message.queue),
+            )
+            .ignore();
+            pipe.lpush(
+                self.keys.queue_list(&message.queue, bucket),
+                &message.envelope,
+            )
+            .ignore();
+        }
+        let mut conn = self.conn().await?;
+        let () = pipe.query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn fetch(&self, queues: &[String], max: usize, wait: Duration) -> Result<Fetched> {
+        let order = self.keys.fetch_order(queues);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let mut invocation = self.scripts.fetch.prepare_invoke();
+            invocation
+                .key(self.keys.unacked())
+                .key(self.keys.unacked_index())
+                .key(self.keys.dead_letter())
+                .arg(max);
+            for (list, queue) in &order {
+                invocation.key(list).arg(queue);
+            }
+            let mut conn = self.conn().await?;
+            let reply: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
+            let fetched = Self::parse_fetch_reply(reply, &order)?;
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if !fetched.deliveries.is_empty() || remaining.is_zero() {
+                return Ok(fetched);
+            }
+            let lists: Vec<String> = order.iter().map(|(list, _)| list.clone()).collect();
+            self.wait_for_message(&lists, remaining).await?;
+        }
+    }
+
+    async fn ack(&self, tags: &[String]) -> Result<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn().await?;
+        let () = redis::pipe()
+            .atomic()
+            .zrem(self.keys.unacked_index(), tags)
+            .ignore()
+            .hdel(self.keys.unacked(), tags)
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn requeue(&self, deliveries: &[Delivery]) -> Result<()> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.scripts.requeue.prepare_invoke();
+        invocation
+            .key(self.keys.unacked())
+            .key(self.keys.unacked_index());
+        for d in deliveries {
+            invocation.arg(&d.tag).arg(&d.source).arg(&*d.raw);
+        }
+        let mut conn = self.conn().await?;
+        let _moved: usize = invocation.invoke_async(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn defer(&self, delivery: &Delivery, eta: f64) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let _parked: i64 = self
+            .scripts
+            .defer
+            .key(self.keys.unacked())
+            .key(self.keys.unacked_index())
+            .key(self.keys.eta_schedule())
+            .key(self.keys.eta_messages())
+            .arg(&delivery.tag)
+            .arg(eta)
+            .arg(&delivery.source)
+            .arg(&*delivery.raw)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn promote_due(&self, max: usize) -> Result<Promoted> {
+        let mut conn = self.conn().await?;
+        let (moved, next_due): (usize, String) = self
+            .scripts
+            .promote
+            .key(self.keys.eta_schedule())
+            .key(self.keys.eta_messages())
+            .arg(max)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(Promoted {
+            moved,
+            next_due: next_due.parse().ok(),
+        })
+    }
+
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
+        let entry = DeadLetter {
+            reason: reason.to_owned(),
+            queue: delivery.queue.clone(),
+            payload: delivery.raw.to_string(),
+            time: crate::unix_now(),
+        };
+        let mut conn = self.conn().await?;
+        let _moved: i64 = self
+            .scripts
+            .dead_letter
+            .key(self.keys.unacked())
+            .key(self.keys.unacked_index())
+            .key(self.keys.dead_letter())
+            .arg(&delivery.tag)
+            .arg(serde_json::to_string(&entry)?)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>> {
+        let mut conn = self.conn().await?;
+        let entries: Vec<String> = redis::cmd("LRANGE")
+            .arg(self.keys.dead_letter())
+            .arg(0)
+            .arg(max.saturating_sub(1))
+            .query_async(&mut conn)
+            .await?;
+        entries
+            .iter()
+            .map(|e| serde_json::from_str(e).map_err(Into::into))
+            .collect()
+    }
+
+    fn describe(&self) -> String {
+        mask_url(&self.url)
+    }
+}

@@ -1,0 +1,332 @@
+//! The [`Client`]: a broker and a result store, and the way tasks are sent.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::SystemTime;
+
+use serde_json::{Map, Value};
+
+use crate::backend::memory::MemoryBackend;
+use crate::backend::redis::RedisBackend;
+use crate::backend::ResultBackend;
+use crate::broker::memory::MemoryBroker;
+use crate::broker::redis::RedisBroker;
+use crate::broker::{Broker, Outgoing};
+use crate::message::NewMessage;
+use crate::options::Options;
+use crate::result::AsyncResult;
+use crate::task::Task;
+use crate::{Config, Error, Result};
+
+tokio::task_local! {
+    static SCOPED: Client;
+}
+
+/// A connection to a broker and a result store: what `.delay()` sends through and what
+/// [`AsyncResult`] reads from.
+///
+/// `.delay()` and `.apply_async()` use the client of the current [scope](Client::scope), else
+/// the global one ([`set_global`](Client::set_global), or built from the environment on first
+/// use).
+///
+/// ```
+/// # #[tokio::main] async fn main() -> taskq::Result<()> {
+/// use taskq::{Client, Config, Options};
+///
+/// #[taskq::task(name = "tasks.client_doc_add")]
+/// async fn add(x: i64, y: i64) -> i64 { x + y }
+///
+/// let mut config = Config::default();
+/// config.broker_url = "memory://client-doc".into();
+/// config.result_backend = "memory://client-doc".into();
+/// let client = Client::from_config(config)?;
+///
+/// let sent = client.send(&add, (2, 3), Options::new()).await?;
+/// assert_eq!(sent.state().await?, taskq::TaskState::Pending); // no worker is running
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    broker: Arc<dyn Broker>,
+    backend: Arc<dyn ResultBackend>,
+    config: Config,
+}
+
+impl Client {
+    /// A client configured from the environment and `.env` (see [`Config::from_env`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a bad setting or unsupported URL scheme.
+    pub fn from_env() -> Result<Self> {
+        Self::from_config(Config::from_env()?)
+    }
+
+    /// A client for `config`'s broker and result store. Connections open on first use.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an unsupported URL scheme, [`Error::Redis`] for a bad Redis URL.
+    pub fn from_config(config: Config) -> Result<Self> {
+        let broker = open_broker(&config.broker_url)?;
+        let backend = open_backend(&config.result_backend, &config)?;
+        Ok(Self::with_parts(broker, backend, config))
+    }
+
+    /// A client from explicit parts.
+    ///
+    /// ```
+    /// use taskq::{backend::memory::MemoryBackend, broker::memory::MemoryBroker, Client, Config};
+    ///
+    /// let client = Client::with_parts(MemoryBroker::named("parts"), MemoryBackend::named("parts"), Config::default());
+    /// assert_eq!(client.broker().describe(), "memory://parts");
+    /// ```
+    pub fn with_parts(
+        broker: Arc<dyn Broker>,
+        backend: Arc<dyn ResultBackend>,
+        config: Config,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                broker,
+                backend,
+                config,
+            }),
+        }
+    }
+
+    /// The client `.delay()` uses here: the scoped one, else the global one.
+    ///
+    /// # Errors
+    ///
+    /// When no global client is set and the environment's configuration is invalid.
+    pub fn current() -> Result<Self> {
+        if let Ok(client) = SCOPED.try_with(Client::clone) {
+            return Ok(client);
+        }
+        if let Some(client) = global().read().expect("global client lock").clone() {
+            return Ok(client);
+        }
+        let mut slot = global().write().expect("global client lock");
+        if slot.is_none() {
+            *slot = Some(Self::from_env()?);
+        }
+        Ok(slot.clone().expect("just set"))
+    }
+
+    /// Makes this the process-wide default client.
+    ///
+    /// ```
+    /// taskq::Client::from_config(taskq::Config::default()).unwrap().set_global();
+    /// ```
+    pub fn set_global(&self) {
+        *global().write().expect("global client lock") = Some(self.clone());
+    }
+
+    /// Runs `fut` with this client as the default for `.delay()` and `AsyncResult::from_id`,
+    /// whatever the global one is. Workers run each task in their client's scope.
+    pub async fn scope<F: Future>(&self, fut: F) -> F::Output {
+        SCOPED.scope(self.clone(), fut).await
+    }
+
+    /// Sends a call of `task`; returns at once with a handle to its result.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialize`] if an argument does not serialize, [`Error::Redis`] if the
+    /// broker cannot be reached.
+    pub async fn send<T: Task>(
+        &self,
+        _task: &T,
+        args: T::Args,
+        options: Options,
+    ) -> Result<AsyncResult<T::Output>> {
+        let args = match serde_json::to_value(args)? {
+            Value::Array(items) => items,
+            Value::Null => Vec::new(),
+            other => vec![other],
+        };
+        let options = with_task_defaults(options, &T::OPTIONS);
+        let sent = self
+            .send_by_name(T::NAME, args, Map::new(), options)
+            .await?;
+        Ok(sent.typed())
+    }
+
+    /// Sends a call of the task registered as `name` anywhere (in Rust or Python), with
+    /// positional and keyword arguments.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: taskq::Client) -> taskq::Result<()> {
+    /// use serde_json::json;
+    ///
+    /// let result = client
+    ///     .send_by_name("proj.tasks.add", vec![json!(2)], json!({"y": 3}).as_object().unwrap().clone(), taskq::Options::new())
+    ///     .await?;
+    /// let sum: i64 = result.typed::<i64>().get(std::time::Duration::from_secs(10)).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub async fn send_by_name(
+        &self,
+        name: &str,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+        options: Options,
+    ) -> Result<AsyncResult<Value>> {
+        let now = SystemTime::now();
+        let id = options
+            .task_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let queue = options
+            .queue
+            .clone()
+            .unwrap_or_else(|| self.inner.config.default_queue.clone());
+        let ignore_result = options.ignore_result.unwrap_or(false);
+        let mut message = NewMessage::new(name, &id).args(args);
+        message.kwargs = kwargs;
+        message.eta = options.resolved_eta(now);
+        message.expires = options.resolved_expires(now);
+        message.time_limit = (options.time_limit_secs, None);
+        message.priority = options.priority.unwrap_or(0);
+        message.ignore_result = ignore_result;
+        let outgoing = Outgoing {
+            queue,
+            priority: message.priority,
+            envelope: message.encode(&queue_name(&options, &self.inner.config))?,
+        };
+        self.inner
+            .broker
+            .publish(std::slice::from_ref(&outgoing))
+            .await?;
+        tracing::debug!(task = name, id = %id, queue = %outgoing.queue, "task sent");
+        Ok(AsyncResult::new(
+            id,
+            self.inner.backend.clone(),
+            ignore_result,
+        ))
+    }
+
+    /// A handle to the result of task `id`, typed as `T`.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default()).unwrap();
+    /// let result = client.result::<u64>("d3c0c7a8-0000-4000-8000-000000000000");
+    /// assert_eq!(result.id(), "d3c0c7a8-0000-4000-8000-000000000000");
+    /// ```
+    pub fn result<T>(&self, id: impl Into<String>) -> AsyncResult<T> {
+        AsyncResult::new(id.into(), self.inner.backend.clone(), false)
+    }
+
+    /// The broker.
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.inner.broker
+    }
+
+    /// The result store.
+    pub fn backend(&self) -> &Arc<dyn ResultBackend> {
+        &self.inner.backend
+    }
+
+    /// The configuration this client was built from.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+}
+
+fn global() -> &'static RwLock<Option<Client>> {
+    static GLOBAL: OnceLock<RwLock<Option<Client>>> = OnceLock::new();
+    GLOBAL.get_or_init(|| RwLock::new(None))
+}
+
+fn queue_name(options: &Options, config: &Config) -> String {
+    options
+        .queue
+        .clone()
+        .unwrap_or_else(|| config.default_queue.clone())
+}
+
+fn with_task_defaults(mut options: Options, defaults: &crate::TaskOptions) -> Options {
+    if options.queue.is_none() {
+        options.queue = defaults.queue.map(str::to_owned);
+    }
+    if options.time_limit_secs.is_none() {
+        options.time_limit_secs = defaults.time_limit_secs;
+    }
+    if options.ignore_result.is_none() && defaults.ignore_result {
+        options.ignore_result = Some(true);
+    }
+    options
+}
+
+/// Opens the broker named by `url`: `redis://`, `rediss://`, `unix://` or `memory://[name]`.
+///
+/// # Errors
+///
+/// [`Error::Config`] for an unknown scheme.
+pub fn open_broker(url: &str) -> Result<Arc<dyn Broker>> {
+    match scheme(url) {
+        "memory" => Ok(MemoryBroker::named(memory_name(url))),
+        "redis" | "rediss" | "unix" | "redis+unix" => Ok(Arc::new(RedisBroker::open(url)?)),
+        other => Err(Error::Config(format!(
+            "broker URL scheme {other:?} is not supported (use redis://, rediss:// or memory://)"
+        ))),
+    }
+}
+
+/// Opens the result store named by `url`, keeping results as `config` says.
+///
+/// # Errors
+///
+/// [`Error::Config`] for an unknown scheme.
+pub fn open_backend(url: &str, config: &Config) -> Result<Arc<dyn ResultBackend>> {
+    match scheme(url) {
+        "memory" => {
+            let backend = MemoryBackend::named(memory_name(url));
+            backend.set_expires(config.result_expires);
+            Ok(backend)
+        }
+        "redis" | "rediss" | "unix" | "redis+unix" => Ok(Arc::new(RedisBackend::open(url, config.result_expires)?)),
+        other => Err(Error::Config(format!(
+            "result backend URL scheme {other:?} is not supported (use redis://, rediss:// or memory://)"
+        ))),
+    }
+}
+
+fn scheme(url: &str) -> &str {
+    url.split_once("://").map_or(url, |(s, _)| s)
+}
+
+fn memory_name(url: &str) -> &str {
+    url.split_once("://")
+        .map_or("", |(_, rest)| rest.trim_end_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_schemes_are_config_errors() {
+        let err = open_broker("amqp://guest@localhost//")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"amqp\" is not supported"), "{err}");
+        assert!(open_backend("db+sqlite://x", &Config::default()).is_err());
+    }
+
+    #[test]
+    fn memory_urls_name_shared_instances() {
+        assert_eq!(open_broker("memory://a").unwrap().describe(), "memory://a");
+        assert_eq!(open_broker("memory://").unwrap().describe(), "memory://");
+    }
+}

@@ -1,0 +1,263 @@
+//! Configuration from the environment and a `.env` file.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `TASKQ_BROKER_URL` (or `CELERY_BROKER_URL`) | `redis://127.0.0.1:6379/0` | broker: `redis://`, `rediss://`, `memory://` |
+//! | `TASKQ_RESULT_BACKEND` (or `CELERY_RESULT_BACKEND`) | the broker URL | result store, same schemes |
+//! | `TASKQ_RESULT_EXPIRES` | `86400` | seconds results are kept; `0` keeps them forever |
+//! | `TASKQ_DEFAULT_QUEUE` | `celery` | queue for tasks that name none |
+//! | `TASKQ_CONCURRENCY` | number of CPUs | tasks a worker runs at once |
+//! | `TASKQ_QUEUES` | the default queue | comma-separated queues a worker consumes |
+//! | `TASKQ_PREFETCH_MULTIPLIER` | `4` | messages a worker reserves per execution slot |
+//! | `TASKQ_SHUTDOWN_GRACE` | `30` | seconds running tasks get to finish on SIGTERM |
+//! | `TASKQ_TRACK_STARTED` | `false` | store a STARTED state when a task starts |
+
+use std::time::Duration;
+
+use crate::backend::DEFAULT_RESULT_EXPIRES;
+use crate::{Error, Result};
+
+/// The broker URL used when none is configured.
+pub const DEFAULT_BROKER_URL: &str = "redis://127.0.0.1:6379/0";
+
+/// taskq's settings.
+///
+/// ```
+/// use taskq::Config;
+///
+/// let config = Config::from_lookup(|name| match name {
+///     "TASKQ_BROKER_URL" => Some("memory://".into()),
+///     "TASKQ_QUEUES" => Some("celery, reports".into()),
+///     _ => None,
+/// })
+/// .unwrap();
+/// assert_eq!(config.result_backend, "memory://");
+/// assert_eq!(config.queues, ["celery", "reports"]);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Broker URL.
+    pub broker_url: String,
+    /// Whether the broker URL was set explicitly (rather than defaulted).
+    pub broker_url_is_explicit: bool,
+    /// Result store URL.
+    pub result_backend: String,
+    /// How long results are kept; `None` keeps them forever.
+    pub result_expires: Option<Duration>,
+    /// Queue for tasks that name none.
+    pub default_queue: String,
+    /// Tasks a worker runs at once.
+    pub concurrency: usize,
+    /// Queues a worker consumes.
+    pub queues: Vec<String>,
+    /// Messages a worker reserves per execution slot.
+    pub prefetch_multiplier: usize,
+    /// How long running tasks get to finish on shutdown before they are put back.
+    pub shutdown_grace: Duration,
+    /// Whether workers store a STARTED state.
+    pub track_started: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            broker_url: DEFAULT_BROKER_URL.to_owned(),
+            broker_url_is_explicit: false,
+            result_backend: DEFAULT_BROKER_URL.to_owned(),
+            result_expires: Some(DEFAULT_RESULT_EXPIRES),
+            default_queue: "celery".to_owned(),
+            concurrency: default_concurrency(),
+            queues: vec!["celery".to_owned()],
+            prefetch_multiplier: 4,
+            shutdown_grace: Duration::from_secs(30),
+            track_started: false,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the process environment, after loading `.env` from the working directory (or a
+    /// parent) if there is one. Variables already set win over `.env`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when a value does not parse.
+    pub fn from_env() -> Result<Self> {
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (a variable name → its value).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when a value does not parse.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |names: &[&str]| {
+            names.iter().find_map(|n| {
+                lookup(n)
+                    .map(|v| v.trim().to_owned())
+                    .filter(|v| !v.is_empty())
+            })
+        };
+        let mut config = Config::default();
+        if let Some(url) = get(&["TASKQ_BROKER_URL", "CELERY_BROKER_URL"]) {
+            config.broker_url = url;
+            config.broker_url_is_explicit = true;
+        }
+        config.result_backend = get(&["TASKQ_RESULT_BACKEND", "CELERY_RESULT_BACKEND"])
+            .unwrap_or_else(|| config.broker_url.clone());
+        if let Some(secs) = get(&["TASKQ_RESULT_EXPIRES"]) {
+            let secs: u64 = parse("TASKQ_RESULT_EXPIRES", &secs)?;
+            config.result_expires = (secs > 0).then(|| Duration::from_secs(secs));
+        }
+        if let Some(queue) = get(&["TASKQ_DEFAULT_QUEUE"]) {
+            config.default_queue = queue;
+        }
+        config.queues = match get(&["TASKQ_QUEUES"]) {
+            Some(list) => parse_queues(&list)?,
+            None => vec![config.default_queue.clone()],
+        };
+        if let Some(n) = get(&["TASKQ_CONCURRENCY"]) {
+            config.concurrency = parse_positive("TASKQ_CONCURRENCY", &n)?;
+        }
+        if let Some(n) = get(&["TASKQ_PREFETCH_MULTIPLIER"]) {
+            config.prefetch_multiplier = parse_positive("TASKQ_PREFETCH_MULTIPLIER", &n)?;
+        }
+        if let Some(secs) = get(&["TASKQ_SHUTDOWN_GRACE"]) {
+            config.shutdown_grace = Duration::from_secs_f64(parse("TASKQ_SHUTDOWN_GRACE", &secs)?);
+        }
+        if let Some(flag) = get(&["TASKQ_TRACK_STARTED"]) {
+            config.track_started = parse_bool("TASKQ_TRACK_STARTED", &flag)?;
+        }
+        Ok(config)
+    }
+}
+
+fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
+    value
+        .parse()
+        .map_err(|_| Error::Config(format!("{name}={value:?} is not a valid number")))
+}
+
+fn parse_positive(name: &str, value: &str) -> Result<usize> {
+    match parse::<usize>(name, value)? {
+        0 => Err(Error::Config(format!("{name} must be at least 1"))),
+        n => Ok(n),
+    }
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(Error::Config(format!("{name}={value:?} is not a boolean"))),
+    }
+}
+
+fn parse_queues(list: &str) -> Result<Vec<String>> {
+    let queues: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if queues.is_empty() {
+        return Err(Error::Config(format!(
+            "TASKQ_QUEUES={list:?} names no queue"
+        )));
+    }
+    Ok(queues)
+}
+
+fn default_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Hides the password in a URL: `redis://user:secret@host/0` → `redis://user:**@host/0`.
+///
+/// ```
+/// assert_eq!(taskq::config::mask_url("redis://:hunter2@127.0.0.1:6379/0"), "redis://:**@127.0.0.1:6379/0");
+/// assert_eq!(taskq::config::mask_url("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+/// ```
+pub fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
+            format!("{scheme}://{user}:**@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn defaults_match_celery() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.broker_url, DEFAULT_BROKER_URL);
+        assert_eq!(c.result_backend, DEFAULT_BROKER_URL);
+        assert_eq!(c.result_expires, Some(Duration::from_secs(86_400)));
+        assert_eq!(c.queues, ["celery"]);
+        assert!(!c.broker_url_is_explicit);
+    }
+
+    #[test]
+    fn celery_names_are_accepted_and_taskq_names_win() {
+        let c = config(&[
+            ("CELERY_BROKER_URL", "redis://a/1"),
+            ("CELERY_RESULT_BACKEND", "redis://b/2"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.broker_url.as_str(), c.result_backend.as_str()),
+            ("redis://a/1", "redis://b/2")
+        );
+        let c = config(&[
+            ("CELERY_BROKER_URL", "redis://a/1"),
+            ("TASKQ_BROKER_URL", "redis://c/3"),
+        ])
+        .unwrap();
+        assert_eq!(c.broker_url, "redis://c/3");
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let err = config(&[("TASKQ_CONCURRENCY", "lots")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TASKQ_CONCURRENCY=\"lots\""), "{err}");
+        assert!(config(&[("TASKQ_CONCURRENCY", "0")]).is_err());
+        assert!(config(&[("TASKQ_QUEUES", " , ")]).is_err());
+        assert_eq!(
+            config(&[("TASKQ_RESULT_EXPIRES", "0")])
+                .unwrap()
+                .result_expires,
+            None
+        );
+    }
+
+    #[test]
+    fn masks_passwords_with_users() {
+        assert_eq!(
+            mask_url("rediss://app:pw@h:6380/2"),
+            "rediss://app:**@h:6380/2"
+        );
+        assert_eq!(mask_url("memory://"), "memory://");
+    }
+}

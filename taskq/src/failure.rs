@@ -1,0 +1,287 @@
+//! A task's failure: what a worker stores as FAILURE/REVOKED/RETRY and what
+//! [`AsyncResult`](crate::AsyncResult) hands back, in Celery's exception shape
+//! (`exc_type`, `exc_message`, `exc_module`, plus a traceback text).
+
+use std::fmt;
+
+use serde_json::{json, Value};
+
+/// Module written for failures that come from Rust code.
+///
+/// It must not be an importable Python module: Python's result reader then builds an exception
+/// class of the stored name on the fly instead of refusing the result.
+pub const RUST_EXC_MODULE: &str = "taskq.exceptions";
+
+/// Why a task did not succeed.
+///
+/// Built by the worker from a returned `Err`, a panic, a time limit, a revoke or an unknown
+/// name, and read back from the result store by [`AsyncResult`](crate::AsyncResult). Python
+/// Celery reads the same record as an exception of type [`exc_type`](Self::exc_type).
+///
+/// ```
+/// use taskq::TaskFailure;
+///
+/// let failure = TaskFailure::from_error(&std::io::Error::other("disk full"));
+/// assert_eq!(failure.exc_type(), "Error");
+/// assert_eq!(failure.message(), "disk full");
+/// assert!(!failure.is_timeout());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskFailure {
+    exc_type: String,
+    exc_module: String,
+    exc_message: Value,
+    traceback: Option<String>,
+}
+
+impl TaskFailure {
+    /// A failure with an explicit exception type, module and message.
+    ///
+    /// ```
+    /// let f = taskq::TaskFailure::new("ValueError", "builtins", "bad input");
+    /// assert_eq!(f.to_string(), "ValueError: bad input");
+    /// ```
+    pub fn new(exc_type: &str, exc_module: &str, message: impl Into<String>) -> Self {
+        Self {
+            exc_type: exc_type.to_owned(),
+            exc_module: exc_module.to_owned(),
+            exc_message: json!([message.into()]),
+            traceback: None,
+        }
+    }
+
+    /// The failure of a task that returned `Err(error)`: the type is the error's Rust type
+    /// name, the message its `Display`, the traceback its `Debug` (which shows the cause chain
+    /// for `anyhow::Error`).
+    ///
+    /// ```
+    /// let f = taskq::TaskFailure::from_error(&"12x".parse::<u32>().unwrap_err());
+    /// assert_eq!(f.exc_type(), "ParseIntError");
+    /// assert_eq!(f.message(), "invalid digit found in string");
+    /// ```
+    pub fn from_error<E: fmt::Display + fmt::Debug + ?Sized>(error: &E) -> Self {
+        let mut failure = Self::new(
+            short_type_name(std::any::type_name::<E>()),
+            RUST_EXC_MODULE,
+            error.to_string(),
+        );
+        failure.traceback = Some(format!("{error:?}"));
+        failure
+    }
+
+    /// The failure of a task that panicked.
+    ///
+    /// ```
+    /// let f = taskq::TaskFailure::panic("index out of bounds");
+    /// assert!(f.is_panic());
+    /// ```
+    pub fn panic(message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut failure = Self::new("TaskPanic", RUST_EXC_MODULE, message.clone());
+        failure.traceback = Some(format!("task panicked: {message}"));
+        failure
+    }
+
+    /// The failure of a task cancelled at its hard time limit (Celery's `TimeLimitExceeded`).
+    ///
+    /// ```
+    /// let f = taskq::TaskFailure::time_limit_exceeded(2.5);
+    /// assert!(f.is_timeout());
+    /// assert_eq!(f.message(), "2.5");
+    /// ```
+    pub fn time_limit_exceeded(seconds: f64) -> Self {
+        Self {
+            exc_type: "TimeLimitExceeded".to_owned(),
+            exc_module: "billiard.exceptions".to_owned(),
+            exc_message: json!([seconds]),
+            traceback: Some(format!(
+                "TimeLimitExceeded: task exceeded its time limit of {seconds} s"
+            )),
+        }
+    }
+
+    /// The failure stored for a message naming a task no worker has registered.
+    ///
+    /// ```
+    /// assert!(taskq::TaskFailure::not_registered("tasks.nope").is_not_registered());
+    /// ```
+    pub fn not_registered(name: &str) -> Self {
+        Self::new("NotRegistered", "celery.exceptions", name)
+    }
+
+    /// The failure stored for a revoked or expired task (`reason` is `"revoked"` or `"expired"`).
+    ///
+    /// ```
+    /// assert!(taskq::TaskFailure::revoked("expired").is_revoked());
+    /// ```
+    pub fn revoked(reason: &str) -> Self {
+        Self::new("TaskRevokedError", "celery.exceptions", reason)
+    }
+
+    /// Arguments that do not fit the task's signature (Python's `TypeError`).
+    pub fn bad_arguments(message: impl Into<String>) -> Self {
+        Self::new("TypeError", "builtins", message)
+    }
+
+    /// A return value that could not be serialized.
+    pub fn result_not_serializable(error: &serde_json::Error) -> Self {
+        Self::new(
+            "EncodeError",
+            "kombu.exceptions",
+            format!("task result is not serializable: {error}"),
+        )
+    }
+
+    /// Replaces the traceback text.
+    pub fn with_traceback(mut self, traceback: impl Into<String>) -> Self {
+        self.traceback = Some(traceback.into());
+        self
+    }
+
+    /// The exception type name, e.g. `"ValueError"`, `"TimeLimitExceeded"`, `"ReportError"`.
+    pub fn exc_type(&self) -> &str {
+        &self.exc_type
+    }
+
+    /// The exception's module, e.g. `"builtins"` or [`RUST_EXC_MODULE`].
+    pub fn exc_module(&self) -> &str {
+        &self.exc_module
+    }
+
+    /// The message: the exception arguments joined as text.
+    pub fn message(&self) -> String {
+        match &self.exc_message {
+            Value::Array(items) => items.iter().map(text_of).collect::<Vec<_>>().join(", "),
+            other => text_of(other),
+        }
+    }
+
+    /// The traceback text, when the failure has one.
+    pub fn traceback(&self) -> Option<&str> {
+        self.traceback.as_deref()
+    }
+
+    /// Whether the task was cancelled at its time limit.
+    pub fn is_timeout(&self) -> bool {
+        self.exc_type == "TimeLimitExceeded"
+    }
+
+    /// Whether the task was revoked or had expired.
+    pub fn is_revoked(&self) -> bool {
+        self.exc_type == "TaskRevokedError"
+    }
+
+    /// Whether the task panicked.
+    pub fn is_panic(&self) -> bool {
+        self.exc_type == "TaskPanic"
+    }
+
+    /// Whether no worker knew the task's name.
+    pub fn is_not_registered(&self) -> bool {
+        self.exc_type == "NotRegistered"
+    }
+
+    /// The stored `result` object: `{"exc_type", "exc_message", "exc_module"}`.
+    pub(crate) fn to_exception_json(&self) -> Value {
+        json!({
+            "exc_type": self.exc_type,
+            "exc_message": self.exc_message,
+            "exc_module": self.exc_module,
+        })
+    }
+
+    /// Reads a stored exception object; tolerant of the shapes Python writes.
+    pub(crate) fn from_exception_json(result: &Value, traceback: Option<String>) -> Self {
+        let field = |name: &str| result.get(name).and_then(Value::as_str).unwrap_or_default();
+        Self {
+            exc_type: match field("exc_type") {
+                "" => "Exception".to_owned(),
+                t => t.to_owned(),
+            },
+            exc_module: field("exc_module").to_owned(),
+            exc_message: result.get("exc_message").cloned().unwrap_or(Value::Null),
+            traceback,
+        }
+    }
+}
+
+impl fmt::Display for TaskFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.exc_type, self.message())
+    }
+}
+
+impl std::error::Error for TaskFailure {}
+
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `"my_crate::errors::ReportError<u8>"` → `"ReportError"`.
+fn short_type_name(full: &str) -> &str {
+    let without_generics = full.split('<').next().unwrap_or(full);
+    without_generics
+        .rsplit("::")
+        .next()
+        .unwrap_or(without_generics)
+}
+
+/// What a task function may return: `Result<T, E>` (any `E: Display + Debug`, `anyhow::Error`
+/// included) or, through the macro, a plain `T`.
+///
+/// Not implemented by users; `#[task]` uses it to find the success type.
+pub trait TaskReturn: Send + 'static {
+    /// The success value.
+    type Ok;
+    /// Splits the return value into success or failure.
+    fn into_outcome(self) -> Result<Self::Ok, TaskFailure>;
+}
+
+impl<T: Send + 'static, E: fmt::Display + fmt::Debug + Send + 'static> TaskReturn for Result<T, E> {
+    type Ok = T;
+    fn into_outcome(self) -> Result<T, TaskFailure> {
+        self.map_err(|e| TaskFailure::from_error(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_type_names_drop_paths_and_generics() {
+        assert_eq!(short_type_name("a::b::ReportError"), "ReportError");
+        assert_eq!(short_type_name("anyhow::Error"), "Error");
+        assert_eq!(short_type_name("x::Wrapper<y::Z>"), "Wrapper");
+        assert_eq!(short_type_name("Plain"), "Plain");
+    }
+
+    #[test]
+    fn exception_json_round_trips() {
+        let f = TaskFailure::new("ValueError", "builtins", "bad");
+        let back = TaskFailure::from_exception_json(&f.to_exception_json(), None);
+        assert_eq!(back, f);
+    }
+
+    #[test]
+    fn python_exception_shapes_read_back() {
+        let list = json!({"exc_type": "ValueError", "exc_message": ["bad thing", 42], "exc_module": "builtins"});
+        assert_eq!(
+            TaskFailure::from_exception_json(&list, None).message(),
+            "bad thing, 42"
+        );
+        let scalar = json!({"exc_type": "TaskPanic", "exc_message": "boom as str"});
+        assert_eq!(
+            TaskFailure::from_exception_json(&scalar, None).message(),
+            "boom as str"
+        );
+        let untyped = json!({"whatever": 1});
+        assert_eq!(
+            TaskFailure::from_exception_json(&untyped, None).exc_type(),
+            "Exception"
+        );
+    }
+}

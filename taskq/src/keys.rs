@@ -1,0 +1,161 @@
+//! Every Redis key and channel name taskq reads or writes, built here and nowhere else.
+//!
+//! Names follow kombu's Redis transport and Celery's Redis result backend, so Python and Rust
+//! peers sharing one Redis see the same data:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `<queue>`, `<queue>\x06\x163`, `…6`, `…9` | list | messages per priority bucket |
+//! | `unacked` | hash | delivery tag → `[envelope, exchange, routing_key]` |
+//! | `unacked_index` | zset | delivery tag → fetch time |
+//! | `_kombu.binding.<queue>` | set | the queue's binding (declared on publish) |
+//! | `taskq.eta` | zset | delivery tag → due time of a parked ETA message |
+//! | `taskq.eta.messages` | hash | delivery tag → `[list key, envelope]` |
+//! | `taskq.dead_letter` | list | messages that cannot run, with the reason |
+//! | `celery-task-meta-<id>` | string + channel | the result record, also published |
+
+use crate::broker::PRIORITY_STEPS;
+
+/// kombu's default separator between a queue name and its priority bucket.
+pub const DEFAULT_PRIORITY_SEP: &str = "\x06\x16";
+
+/// Key names on the broker side.
+///
+/// ```
+/// use taskq::keys::BrokerKeys;
+///
+/// let keys = BrokerKeys::default();
+/// assert_eq!(keys.queue_list("celery", 0), "celery");
+/// assert_eq!(keys.queue_list("celery", 3), "celery\x06\x163");
+/// assert_eq!(keys.unacked(), "unacked");
+/// ```
+#[derive(Debug, Clone)]
+pub struct BrokerKeys {
+    prefix: String,
+    sep: String,
+}
+
+impl Default for BrokerKeys {
+    fn default() -> Self {
+        Self::new("", DEFAULT_PRIORITY_SEP)
+    }
+}
+
+impl BrokerKeys {
+    /// Keys with kombu's `global_keyprefix` (prepended verbatim) and priority separator.
+    pub fn new(prefix: &str, sep: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            sep: sep.to_owned(),
+        }
+    }
+
+    /// The list holding `queue`'s messages of priority bucket `bucket` (0, 3, 6 or 9).
+    pub fn queue_list(&self, queue: &str, bucket: u8) -> String {
+        if bucket == 0 {
+            format!("{}{queue}", self.prefix)
+        } else {
+            format!("{}{queue}{}{bucket}", self.prefix, self.sep)
+        }
+    }
+
+    /// The lists to pop from, in kombu's order: every queue's bucket 0, then bucket 3, … so
+    /// priority 0 is served first. Each list is paired with its queue name.
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// let order = keys.fetch_order(&["a".into(), "b".into()]);
+    /// assert_eq!(order[..3], [("a".into(), "a".into()), ("b".into(), "b".into()), ("a\x06\x163".into(), "a".into())]);
+    /// assert_eq!(order.len(), 8);
+    /// ```
+    pub fn fetch_order(&self, queues: &[String]) -> Vec<(String, String)> {
+        PRIORITY_STEPS
+            .iter()
+            .flat_map(|bucket| {
+                queues
+                    .iter()
+                    .map(move |q| (self.queue_list(q, *bucket), q.clone()))
+            })
+            .collect()
+    }
+
+    /// kombu's hash of unacknowledged messages.
+    pub fn unacked(&self) -> String {
+        format!("{}unacked", self.prefix)
+    }
+
+    /// kombu's index of unacknowledged messages by fetch time.
+    pub fn unacked_index(&self) -> String {
+        format!("{}unacked_index", self.prefix)
+    }
+
+    /// kombu's binding set of a queue on the default exchange.
+    pub fn binding(&self, queue: &str) -> String {
+        format!("{}_kombu.binding.{queue}", self.prefix)
+    }
+
+    /// The member of [`binding`](Self::binding) for a queue on the default exchange.
+    pub fn binding_member(&self, queue: &str) -> String {
+        format!("{queue}{sep}{sep}{queue}", sep = self.sep)
+    }
+
+    /// Due times of parked ETA messages.
+    pub fn eta_schedule(&self) -> String {
+        format!("{}taskq.eta", self.prefix)
+    }
+
+    /// Parked ETA messages and the list each returns to.
+    pub fn eta_messages(&self) -> String {
+        format!("{}taskq.eta.messages", self.prefix)
+    }
+
+    /// Messages that cannot be run, with the reason.
+    pub fn dead_letter(&self) -> String {
+        format!("{}taskq.dead_letter", self.prefix)
+    }
+}
+
+/// Key names on the result side.
+///
+/// ```
+/// let keys = taskq::keys::ResultKeys::default();
+/// assert_eq!(keys.task_meta("abc"), "celery-task-meta-abc");
+/// assert_eq!(taskq::keys::ResultKeys::new("rpfx").task_meta("abc"), "rpfx_celery-task-meta-abc");
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ResultKeys {
+    prefix: String,
+}
+
+impl ResultKeys {
+    /// Keys with the result backend's `global_keyprefix`: as in Celery, `_` is appended unless
+    /// the prefix already ends in one of `:_-.`.
+    pub fn new(prefix: &str) -> Self {
+        let prefix = match prefix.chars().last() {
+            None => String::new(),
+            Some(':' | '_' | '-' | '.') => prefix.to_owned(),
+            Some(_) => format!("{prefix}_"),
+        };
+        Self { prefix }
+    }
+
+    /// The key (and Pub/Sub channel) of a task's result record.
+    pub fn task_meta(&self, task_id: &str) -> String {
+        format!("{}celery-task-meta-{task_id}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_apply_like_kombu_and_celery() {
+        let b = BrokerKeys::new("bpfx:", DEFAULT_PRIORITY_SEP);
+        assert_eq!(b.queue_list("celery", 9), "bpfx:celery\x06\x169");
+        assert_eq!(b.unacked_index(), "bpfx:unacked_index");
+        assert_eq!(b.binding("celery"), "bpfx:_kombu.binding.celery");
+        assert_eq!(b.binding_member("celery"), "celery\x06\x16\x06\x16celery");
+        assert_eq!(ResultKeys::new("r:").task_meta("x"), "r:celery-task-meta-x");
+    }
+}

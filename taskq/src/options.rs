@@ -1,0 +1,120 @@
+//! Per-call options for [`apply_async`](crate::Client::send): Celery's `apply_async` keywords.
+
+use std::time::{Duration, SystemTime};
+
+/// Options for one call of a task, overriding the task's declared defaults.
+///
+/// ```
+/// use std::time::Duration;
+/// use taskq::Options;
+///
+/// let options = Options::new()
+///     .countdown(Duration::from_secs(10))
+///     .queue("reports")
+///     .priority(3)
+///     .expires(Duration::from_secs(600))
+///     .task_id("9b1c7a0e-0000-4000-8000-000000000001");
+/// assert_eq!(options.get_queue(), Some("reports"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub(crate) task_id: Option<String>,
+    pub(crate) queue: Option<String>,
+    pub(crate) priority: Option<u8>,
+    pub(crate) eta: Option<SystemTime>,
+    pub(crate) countdown: Option<Duration>,
+    pub(crate) expires: Option<Expiry>,
+    pub(crate) time_limit_secs: Option<f64>,
+    pub(crate) ignore_result: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Expiry {
+    After(Duration),
+    At(SystemTime),
+}
+
+impl Options {
+    /// No options: the task's defaults apply.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Uses this task id instead of a fresh UUID (the result is stored under it).
+    pub fn task_id(mut self, id: impl Into<String>) -> Self {
+        self.task_id = Some(id.into());
+        self
+    }
+
+    /// Sends to this queue.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// Message priority 0–9; on Redis, as in Celery, **0 is served first** and 9 last.
+    /// Values above 9 are clamped to 9.
+    pub fn priority(mut self, priority: u8) -> Self {
+        self.priority = Some(priority.min(9));
+        self
+    }
+
+    /// Runs no earlier than `delay` from now.
+    pub fn countdown(mut self, delay: Duration) -> Self {
+        self.countdown = Some(delay);
+        self
+    }
+
+    /// Runs no earlier than `when`.
+    pub fn eta(mut self, when: SystemTime) -> Self {
+        self.eta = Some(when);
+        self
+    }
+
+    /// Discards the task (stored as REVOKED, reason `expired`) if it has not started within
+    /// `after` from now.
+    pub fn expires(mut self, after: Duration) -> Self {
+        self.expires = Some(Expiry::After(after));
+        self
+    }
+
+    /// Like [`expires`](Self::expires), at an absolute time.
+    pub fn expires_at(mut self, when: SystemTime) -> Self {
+        self.expires = Some(Expiry::At(when));
+        self
+    }
+
+    /// Hard time limit in seconds for this call.
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit_secs = Some(limit.as_secs_f64());
+        self
+    }
+
+    /// Stores no result for this call.
+    pub fn ignore_result(mut self, ignore: bool) -> Self {
+        self.ignore_result = Some(ignore);
+        self
+    }
+
+    /// The queue set with [`queue`](Self::queue), if any.
+    pub fn get_queue(&self) -> Option<&str> {
+        self.queue.as_deref()
+    }
+
+    /// The absolute time before which the task must not start, if any.
+    pub(crate) fn resolved_eta(&self, now: SystemTime) -> Option<SystemTime> {
+        match (self.eta, self.countdown) {
+            (Some(eta), _) => Some(eta),
+            (None, Some(delay)) => Some(now + delay),
+            (None, None) => None,
+        }
+    }
+
+    /// The absolute expiry time, if any.
+    pub(crate) fn resolved_expires(&self, now: SystemTime) -> Option<SystemTime> {
+        self.expires.map(|e| match e {
+            Expiry::After(after) => now + after,
+            Expiry::At(at) => at,
+        })
+    }
+}

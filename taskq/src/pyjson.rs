@@ -1,0 +1,162 @@
+//! JSON text in the dialect Python Celery and kombu write and read.
+//!
+//! * Output looks like Python's `json.dumps`: `", "` and `": "` separators and every non-ASCII
+//!   character escaped as `\uXXXX` (`ensure_ascii=True`), so messages and results stored by Rust
+//!   and by Python are byte-for-byte alike.
+//! * Input may carry kombu's tagged values (`{"__type__": "datetime", "__value__": "..."}`);
+//!   [`untag`] turns them into the plain JSON a Rust type deserializes from.
+
+use std::io;
+
+use serde::Serialize;
+use serde_json::ser::Formatter;
+use serde_json::Value;
+
+/// Serializes `value` as Python's `json.dumps` would.
+///
+/// ```
+/// let text = taskq::pyjson::to_string(&serde_json::json!({"a": [1, "é"]})).unwrap();
+/// assert_eq!(text, r#"{"a": [1, "\u00e9"]}"#);
+/// ```
+pub fn to_string<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    let mut out = Vec::with_capacity(256);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
+    value.serialize(&mut ser)?;
+    // The formatter writes ASCII only.
+    Ok(String::from_utf8(out).expect("python-style JSON is ASCII"))
+}
+
+struct PythonFormatter;
+
+impl Formatter for PythonFormatter {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
+    }
+
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        if fragment.is_ascii() {
+            return w.write_all(fragment.as_bytes());
+        }
+        let mut units = [0u16; 2];
+        for ch in fragment.chars() {
+            if ch.is_ascii() {
+                w.write_all(&[ch as u8])?;
+            } else {
+                for unit in ch.encode_utf16(&mut units) {
+                    write!(w, "\\u{unit:04x}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Replaces kombu's tagged values by their plain JSON form, recursively:
+/// `datetime`, `date`, `time`, `decimal` and `bytes` become their string value, `uuid` the
+/// canonical hyphenated string, and `base64` stays the base64 text.
+///
+/// Objects with other keys, or with an unknown `__type__`, are left as they are.
+///
+/// ```
+/// use serde_json::json;
+///
+/// let tagged = json!([{"__type__": "uuid", "__value__": {"hex": "12345678123456781234567812345678"}},
+///                     {"__type__": "decimal", "__value__": "1.5"}]);
+/// assert_eq!(taskq::pyjson::untag(tagged),
+///            json!(["12345678-1234-5678-1234-567812345678", "1.5"]));
+/// ```
+pub fn untag(value: Value) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(items.into_iter().map(untag).collect()),
+        Value::Object(map) => {
+            if map.len() == 2 {
+                if let (Some(Value::String(kind)), Some(inner)) =
+                    (map.get("__type__"), map.get("__value__"))
+                {
+                    if let Some(plain) = untag_one(kind, inner) {
+                        return plain;
+                    }
+                }
+            }
+            Value::Object(map.into_iter().map(|(k, v)| (k, untag(v))).collect())
+        }
+        other => other,
+    }
+}
+
+fn untag_one(kind: &str, inner: &Value) -> Option<Value> {
+    match kind {
+        "datetime" | "date" | "time" | "decimal" | "bytes" | "base64" => Some(inner.clone()),
+        "uuid" => {
+            let hex = inner.get("hex")?.as_str()?;
+            uuid::Uuid::parse_str(hex)
+                .ok()
+                .map(|u| Value::String(u.to_string()))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn separators_match_python() {
+        let v = json!({"args": [2, 3], "kwargs": {}, "embed": {"callbacks": null, "chain": null}});
+        assert_eq!(
+            to_string(&v).unwrap(),
+            r#"{"args": [2, 3], "kwargs": {}, "embed": {"callbacks": null, "chain": null}}"#
+        );
+    }
+
+    #[test]
+    fn non_ascii_is_escaped_like_ensure_ascii() {
+        assert_eq!(
+            to_string("naïve 😀").unwrap(),
+            r#""na\u00efve \ud83d\ude00""#
+        );
+        assert_eq!(to_string("a\"b\\c\n").unwrap(), r#""a\"b\\c\n""#);
+    }
+
+    #[test]
+    fn tagged_values_become_plain() {
+        let v = json!({"when": {"__type__": "datetime", "__value__": "2024-05-01T12:00:00+00:00"},
+                       "raw": {"__type__": "bytes", "__value__": "abc"},
+                       "odd": {"__type__": "frob", "__value__": 1}});
+        assert_eq!(
+            untag(v),
+            json!({"when": "2024-05-01T12:00:00+00:00", "raw": "abc",
+                   "odd": {"__type__": "frob", "__value__": 1}})
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! The link-time task registry: every `#[task]` submits a [`TaskEntry`] through `inventory`,
+//! and workers look tasks up by name here. There is no task list to maintain by hand.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::failure::TaskFailure;
+use crate::task::{BoxFuture, Task, TaskOptions};
+
+/// Decoded call arguments as they arrive on the wire: positional `args` and keyword `kwargs`.
+pub type RawArgs = (Vec<Value>, serde_json::Map<String, Value>);
+
+/// Runs a task from raw wire arguments and returns its result as JSON.
+pub type ErasedRun = fn(RawArgs) -> BoxFuture<Result<Value, TaskFailure>>;
+
+/// One registered task, type-erased so that a worker can run it from a message.
+///
+/// ```
+/// #[taskq::task(name = "tasks.registry_doc")]
+/// async fn registry_doc() {}
+///
+/// let entry = taskq::registry::lookup("tasks.registry_doc").expect("registered at link time");
+/// assert_eq!(entry.name, "tasks.registry_doc");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct TaskEntry {
+    /// The registered name.
+    pub name: &'static str,
+    /// Argument names, in order.
+    pub arg_names: &'static [&'static str],
+    /// Options from the attribute.
+    pub options: TaskOptions,
+    /// The type-erased body.
+    pub run: ErasedRun,
+}
+
+impl TaskEntry {
+    /// The entry of task `T`; `const` so that `inventory::submit!` accepts it.
+    pub const fn of<T: Task>() -> Self {
+        Self {
+            name: T::NAME,
+            arg_names: T::ARG_NAMES,
+            options: T::OPTIONS,
+            run: run_erased::<T>,
+        }
+    }
+}
+
+inventory::collect!(TaskEntry);
+
+fn run_erased<T: Task>(raw: RawArgs) -> BoxFuture<Result<Value, TaskFailure>> {
+    let args = match decode_args::<T::Args>(raw, T::ARG_NAMES) {
+        Ok(args) => args,
+        Err(failure) => return Box::pin(async move { Err(failure) }),
+    };
+    Box::pin(async move {
+        let output = T::run(args).await?;
+        serde_json::to_value(output).map_err(|e| TaskFailure::result_not_serializable(&e))
+    })
+}
+
+/// Merges positional and keyword arguments into the argument tuple, by parameter name.
+fn decode_args<A: serde::de::DeserializeOwned>(
+    (mut args, mut kwargs): RawArgs,
+    names: &[&str],
+) -> Result<A, TaskFailure> {
+    if args.len() > names.len() {
+        return Err(TaskFailure::bad_arguments(format!(
+            "takes {} positional arguments but {} were given",
+            names.len(),
+            args.len()
+        )));
+    }
+    for name in &names[args.len()..] {
+        match kwargs.remove(*name) {
+            Some(value) => args.push(value),
+            None => {
+                return Err(TaskFailure::bad_arguments(format!(
+                    "missing required argument: '{name}'"
+                )))
+            }
+        }
+    }
+    if let Some(unexpected) = kwargs.keys().next() {
+        return Err(TaskFailure::bad_arguments(format!(
+            "got an unexpected keyword argument '{unexpected}'"
+        )));
+    }
+    serde_json::from_value(Value::Array(args))
+        .map_err(|e| TaskFailure::bad_arguments(format!("argument does not decode: {e}")))
+}
+
+/// Looks a task up by its registered name.
+///
+/// ```
+/// assert!(taskq::registry::lookup("no.such.task").is_none());
+/// ```
+pub fn lookup(name: &str) -> Option<&'static TaskEntry> {
+    by_name().get(name).copied()
+}
+
+/// Every registered task, sorted by name (what the worker banner lists).
+///
+/// ```
+/// #[taskq::task(name = "tasks.listed")]
+/// async fn listed() {}
+///
+/// assert!(taskq::registry::all().iter().any(|t| t.name == "tasks.listed"));
+/// ```
+pub fn all() -> Vec<&'static TaskEntry> {
+    let mut entries: Vec<_> = by_name().values().copied().collect();
+    entries.sort_by_key(|e| e.name);
+    entries
+}
+
+fn by_name() -> &'static HashMap<&'static str, &'static TaskEntry> {
+    static INDEX: OnceLock<HashMap<&'static str, &'static TaskEntry>> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut index = HashMap::new();
+        for entry in inventory::iter::<TaskEntry> {
+            if let Some(previous) = index.insert(entry.name, entry) {
+                tracing::warn!(
+                    task = entry.name,
+                    "two tasks are registered under one name; keeping the later one ({:?})",
+                    previous.arg_names
+                );
+            }
+        }
+        index
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn raw(args: Value, kwargs: Value) -> RawArgs {
+        (
+            args.as_array().unwrap().clone(),
+            kwargs.as_object().unwrap().clone(),
+        )
+    }
+
+    #[test]
+    fn positional_arguments_decode_into_the_tuple() {
+        let a: (i64, String) = decode_args(raw(json!([1, "x"]), json!({})), &["n", "s"]).unwrap();
+        assert_eq!(a, (1, "x".to_owned()));
+    }
+
+    #[test]
+    fn keyword_arguments_fill_the_remaining_positions_by_name() {
+        let a: (i64, i64) = decode_args(raw(json!([1]), json!({"y": 2})), &["x", "y"]).unwrap();
+        assert_eq!(a, (1, 2));
+    }
+
+    #[test]
+    fn missing_extra_and_unknown_arguments_are_reported() {
+        let missing = decode_args::<(i64, i64)>(raw(json!([1]), json!({})), &["x", "y"]);
+        assert!(missing
+            .unwrap_err()
+            .message()
+            .contains("missing required argument: 'y'"));
+        let extra = decode_args::<(i64,)>(raw(json!([1, 2]), json!({})), &["x"]);
+        assert!(extra
+            .unwrap_err()
+            .message()
+            .contains("1 positional arguments but 2"));
+        let unknown = decode_args::<(i64,)>(raw(json!([1]), json!({"z": 1})), &["x"]);
+        assert!(unknown.unwrap_err().message().contains("'z'"));
+    }
+
+    #[test]
+    fn wrongly_typed_arguments_are_reported() {
+        let err = decode_args::<(i64,)>(raw(json!(["no"]), json!({})), &["x"]).unwrap_err();
+        assert_eq!(err.exc_type(), "TypeError");
+    }
+}

@@ -1,0 +1,194 @@
+//! [`AsyncResult`]: a handle to a sent task's state and result.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::backend::ResultBackend;
+use crate::failure::TaskFailure;
+use crate::state::{ResultMeta, TaskState};
+use crate::{Client, Error, Result};
+
+/// The result of a task, by id: its state now, or its value once it is ready.
+///
+/// `T` is the task's success type; `AsyncResult<serde_json::Value>` (the default) reads any
+/// task, including Python ones.
+///
+/// ```no_run
+/// # async fn demo() -> taskq::Result<()> {
+/// use std::time::Duration;
+/// use taskq::{AsyncResult, TaskState};
+///
+/// let result: AsyncResult<u64> = AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+/// match result.state().await? {
+///     TaskState::Success => println!("done: {}", result.get(Duration::ZERO).await?),
+///     TaskState::Failure => println!("failed: {:?}", result.failure().await?),
+///     other => println!("still {other}"),
+/// }
+/// # Ok(()) }
+/// ```
+pub struct AsyncResult<T = Value> {
+    id: String,
+    backend: Arc<dyn ResultBackend>,
+    ignored: bool,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for AsyncResult<T> {
+    fn clone(&self) -> Self {
+        Self {
+            id: self.id.clone(),
+            backend: self.backend.clone(),
+            ignored: self.ignored,
+            _type: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for AsyncResult<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncResult")
+            .field("id", &self.id)
+            .field("backend", &self.backend.describe())
+            .finish()
+    }
+}
+
+impl<T> AsyncResult<T> {
+    pub(crate) fn new(id: String, backend: Arc<dyn ResultBackend>, ignored: bool) -> Self {
+        Self {
+            id,
+            backend,
+            ignored,
+            _type: PhantomData,
+        }
+    }
+
+    /// A handle to task `id` on the current client's result store (see [`Client::current`]).
+    ///
+    /// # Errors
+    ///
+    /// When no client is configured and the environment's configuration is invalid.
+    pub fn from_id(id: impl Into<String>) -> Result<Self> {
+        Ok(Client::current()?.result(id))
+    }
+
+    /// The task id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The same handle, reading the result as `U`.
+    pub fn typed<U>(self) -> AsyncResult<U> {
+        AsyncResult::new(self.id, self.backend, self.ignored)
+    }
+
+    /// The whole stored record; a task with none reads as PENDING.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the store cannot be read, [`Error::Malformed`] for a record that
+    /// is not Celery's shape.
+    pub async fn meta(&self) -> Result<ResultMeta> {
+        Ok(self
+            .backend
+            .get(&self.id)
+            .await?
+            .unwrap_or_else(|| ResultMeta::pending(&self.id)))
+    }
+
+    /// The task's state now.
+    ///
+    /// # Errors
+    ///
+    /// As for [`meta`](Self::meta).
+    pub async fn state(&self) -> Result<TaskState> {
+        Ok(self.meta().await?.status)
+    }
+
+    /// Whether the task has finished (SUCCESS, FAILURE or REVOKED).
+    ///
+    /// # Errors
+    ///
+    /// As for [`meta`](Self::meta).
+    pub async fn ready(&self) -> Result<bool> {
+        Ok(self.state().await?.is_ready())
+    }
+
+    /// Whether the task finished with SUCCESS.
+    ///
+    /// # Errors
+    ///
+    /// As for [`meta`](Self::meta).
+    pub async fn successful(&self) -> Result<bool> {
+        Ok(self.state().await? == TaskState::Success)
+    }
+
+    /// Whether the task finished with FAILURE (or was revoked).
+    ///
+    /// # Errors
+    ///
+    /// As for [`meta`](Self::meta).
+    pub async fn failed(&self) -> Result<bool> {
+        Ok(matches!(
+            self.state().await?,
+            TaskState::Failure | TaskState::Revoked
+        ))
+    }
+
+    /// The failure (type, message, traceback) if the task failed, was revoked or is
+    /// waiting to retry.
+    ///
+    /// # Errors
+    ///
+    /// As for [`meta`](Self::meta).
+    pub async fn failure(&self) -> Result<Option<TaskFailure>> {
+        Ok(self.meta().await?.failure_info())
+    }
+
+    /// Deletes the stored result; the task reads as PENDING afterwards.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the store cannot be reached.
+    pub async fn forget(&self) -> Result<()> {
+        self.backend.forget(&self.id).await
+    }
+}
+
+impl<T: DeserializeOwned> AsyncResult<T> {
+    /// Waits up to `timeout` for the task to finish and returns its value.
+    ///
+    /// It subscribes to the task's channel and then reads the stored record, so it wakes the
+    /// moment the worker publishes the result; it never polls.
+    ///
+    /// # Errors
+    ///
+    /// * [`Error::TaskFailed`] when the task failed or was revoked (see
+    ///   [`Error::task_failure`]);
+    /// * [`Error::Timeout`] when it is not finished within `timeout`;
+    /// * [`Error::ResultType`] when the value does not decode as `T`;
+    /// * [`Error::ResultIgnored`] for a call sent with `ignore_result`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops waiting and unsubscribes; the task is unaffected.
+    pub async fn get(&self, timeout: Duration) -> Result<T> {
+        if self.ignored {
+            return Err(Error::ResultIgnored);
+        }
+        let meta = self
+            .backend
+            .wait_ready(&self.id, timeout)
+            .await?
+            .ok_or(Error::Timeout(timeout))?;
+        match meta.failure_info() {
+            Some(failure) => Err(Error::TaskFailed(failure)),
+            None => serde_json::from_value(meta.result).map_err(Error::ResultType),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Every Lua script taskq runs on Redis: each multi-key step of the broker, and result storage. Each runs atomically, so a
+//! message is always in exactly one place: a queue list, `unacked`, the ETA schedule or the
+//! dead-letter list.
+
+use redis::Script;
+
+/// Moves up to N messages from the queue lists into kombu's `unacked` hash and
+/// `unacked_index` zset, in one step. Messages that are not a JSON object with a string
+/// `properties.delivery_tag` cannot be tracked, so they go to the dead-letter list instead.
+///
+/// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` dead-letter list,
+///   `KEYS[4..]` queue lists in fetch order.
+/// * `ARGV[1]` max messages; `ARGV[2..]` the queue name of each list in `KEYS[4..]`.
+/// * Returns `{now, i1, tag1, raw1, i2, tag2, raw2, …}`: the server time (seconds, as a
+///   string) and, per message, the 1-based index of its list in `KEYS[4..]`, its tag and text.
+pub(crate) const FETCH: &str = r#"
+local limit = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = string.format('%d.%06d', t[1], t[2])
+local out = {now}
+local taken = 0
+for i = 4, #KEYS do
+  while taken < limit do
+    local raw = redis.call('RPOP', KEYS[i])
+    if not raw then break end
+    local ok, env = pcall(cjson.decode, raw)
+    local props = ok and type(env) == 'table' and env.properties
+    local tag = type(props) == 'table' and props.delivery_tag
+    if type(tag) ~= 'string' then
+      local reason = ok and 'message has no properties.delivery_tag' or ('message is not JSON: ' .. tostring(env))
+      redis.call('LPUSH', KEYS[3], cjson.encode({reason = reason, queue = ARGV[i - 2], payload = raw, time = tonumber(now)}))
+    else
+      local info = type(props.delivery_info) == 'table' and props.delivery_info or {}
+      local exchange = type(info.exchange) == 'string' and info.exchange or ''
+      local routing_key = type(info.routing_key) == 'string' and info.routing_key or ARGV[i - 2]
+      redis.call('HSET', KEYS[1], tag, '[' .. raw .. ', ' .. cjson.encode(exchange) .. ', ' .. cjson.encode(routing_key) .. ']')
+      redis.call('ZADD', KEYS[2], now, tag)
+      out[#out + 1] = i - 3
+      out[#out + 1] = tag
+      out[#out + 1] = raw
+      taken = taken + 1
+    end
+  end
+end
+return out
+"#;
+
+/// Puts unacked messages back at the front of their lists (the next to be popped), as kombu
+/// restores them. A tag no longer in `unacked` (acked or restored by someone else) is skipped.
+///
+/// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset.
+/// * `ARGV` triples: delivery tag, destination list, envelope text.
+/// * Returns the number of messages put back.
+pub(crate) const REQUEUE: &str = r#"
+local moved = 0
+for i = 1, #ARGV, 3 do
+  if redis.call('HDEL', KEYS[1], ARGV[i]) == 1 then
+    redis.call('ZREM', KEYS[2], ARGV[i])
+    redis.call('RPUSH', ARGV[i + 1], ARGV[i + 2])
+    moved = moved + 1
+  end
+end
+return moved
+"#;
+
+/// Parks an unacked message whose ETA is not due, so that it waits in Redis rather than in a
+/// worker's memory.
+///
+/// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` ETA schedule zset,
+///   `KEYS[4]` ETA messages hash.
+/// * `ARGV[1]` delivery tag, `ARGV[2]` due time (seconds since the epoch), `ARGV[3]` the list
+///   to return to, `ARGV[4]` envelope text.
+/// * Returns 1 if parked, 0 if the tag was no longer unacked.
+pub(crate) const DEFER: &str = r#"
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[4], ARGV[1], cjson.encode({ARGV[3], ARGV[4]}))
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+return 1
+"#;
+
+/// Moves parked messages that are due (by the server clock) to the front of their lists.
+///
+/// * `KEYS[1]` ETA schedule zset, `KEYS[2]` ETA messages hash.
+/// * `ARGV[1]` max messages to move.
+/// * Returns `{moved, next_due}`: the count moved and the due time of the next parked message
+///   as a string (`""` when none is left).
+pub(crate) const PROMOTE: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, tag in ipairs(due) do
+  local parked = redis.call('HGET', KEYS[2], tag)
+  if parked then
+    local entry = cjson.decode(parked)
+    redis.call('RPUSH', entry[1], entry[2])
+    redis.call('HDEL', KEYS[2], tag)
+  end
+  redis.call('ZREM', KEYS[1], tag)
+end
+local next_due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {#due, next_due[2] or ''}
+"#;
+
+/// Moves an unacked message to the dead-letter list with the reason, in one step.
+///
+/// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` dead-letter list.
+/// * `ARGV[1]` delivery tag, `ARGV[2]` the dead-letter entry (JSON with reason and payload).
+/// * Returns 1 if moved, 0 if the tag was no longer unacked.
+pub(crate) const DEAD_LETTER: &str = r#"
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('LPUSH', KEYS[3], ARGV[2])
+return 1
+"#;
+
+/// Stores a result record and publishes it to waiters, unless a SUCCESS is already stored
+/// (a redelivered duplicate must not overwrite a success), as Celery's backend does.
+///
+/// * `KEYS[1]` the `celery-task-meta-<id>` key (also the channel).
+/// * `ARGV[1]` record JSON, `ARGV[2]` expiry in seconds (`0`: keep forever).
+/// * Returns 1 if stored, 0 if an existing SUCCESS was kept.
+pub(crate) const STORE_RESULT: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, meta = pcall(cjson.decode, current)
+  if ok and type(meta) == 'table' and meta.status == 'SUCCESS' then return 0 end
+end
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+  redis.call('SETEX', KEYS[1], ttl, ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+return 1
+"#;
+
+/// The scripts, loaded once (redis-rs sends EVALSHA and falls back to EVAL).
+#[derive(Debug)]
+pub(crate) struct Scripts {
+    pub(crate) store_result: Script,
+    pub(crate) fetch: Script,
+    pub(crate) requeue: Script,
+    pub(crate) defer: Script,
+    pub(crate) promote: Script,
+    pub(crate) dead_letter: Script,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Self {
+        Self {
+            store_result: Script::new(STORE_RESULT),
+            fetch: Script::new(FETCH),
+            requeue: Script::new(REQUEUE),
+            defer: Script::new(DEFER),
+            promote: Script::new(PROMOTE),
+            dead_letter: Script::new(DEAD_LETTER),
+        }
+    }
+}

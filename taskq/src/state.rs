@@ -1,0 +1,311 @@
+//! Task states and the result record stored under `celery-task-meta-<id>`.
+
+use std::fmt;
+
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::failure::TaskFailure;
+use crate::message::format_datetime;
+use crate::pyjson;
+
+/// The state of a task, as Celery names it. Unknown names are kept as [`TaskState::Custom`].
+///
+/// ```
+/// use taskq::TaskState;
+///
+/// assert_eq!("SUCCESS".parse::<TaskState>().unwrap(), TaskState::Success);
+/// assert_eq!(TaskState::from("PROGRESS"), TaskState::Custom("PROGRESS".into()));
+/// assert!(TaskState::Failure.is_ready());
+/// assert!(!TaskState::Retry.is_ready());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TaskState {
+    /// Unknown to the result store: not run yet, or its result expired or was forgotten.
+    Pending,
+    /// Received by a worker (event-only state in Celery).
+    Received,
+    /// Running.
+    Started,
+    /// Finished with a result.
+    Success,
+    /// Finished with an error.
+    Failure,
+    /// Revoked or expired before it ran.
+    Revoked,
+    /// Rejected by a worker.
+    Rejected,
+    /// Failed and waiting to be retried.
+    Retry,
+    /// Its result is ignored.
+    Ignored,
+    /// A state named by the task itself, e.g. `PROGRESS`.
+    Custom(String),
+}
+
+impl TaskState {
+    /// The name stored in Redis.
+    pub fn as_str(&self) -> &str {
+        match self {
+            TaskState::Pending => "PENDING",
+            TaskState::Received => "RECEIVED",
+            TaskState::Started => "STARTED",
+            TaskState::Success => "SUCCESS",
+            TaskState::Failure => "FAILURE",
+            TaskState::Revoked => "REVOKED",
+            TaskState::Rejected => "REJECTED",
+            TaskState::Retry => "RETRY",
+            TaskState::Ignored => "IGNORED",
+            TaskState::Custom(name) => name,
+        }
+    }
+
+    /// Whether the task is finished: SUCCESS, FAILURE or REVOKED (Celery's `READY_STATES`).
+    pub fn is_ready(&self) -> bool {
+        matches!(
+            self,
+            TaskState::Success | TaskState::Failure | TaskState::Revoked
+        )
+    }
+
+    /// Whether the stored `result` is an exception (FAILURE, RETRY, REVOKED).
+    pub fn is_exception(&self) -> bool {
+        matches!(
+            self,
+            TaskState::Failure | TaskState::Retry | TaskState::Revoked
+        )
+    }
+}
+
+impl From<&str> for TaskState {
+    fn from(name: &str) -> Self {
+        match name {
+            "PENDING" => TaskState::Pending,
+            "RECEIVED" => TaskState::Received,
+            "STARTED" => TaskState::Started,
+            "SUCCESS" => TaskState::Success,
+            "FAILURE" => TaskState::Failure,
+            "REVOKED" => TaskState::Revoked,
+            "REJECTED" => TaskState::Rejected,
+            "RETRY" => TaskState::Retry,
+            "IGNORED" => TaskState::Ignored,
+            other => TaskState::Custom(other.to_owned()),
+        }
+    }
+}
+
+impl std::str::FromStr for TaskState {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(TaskState::from(s))
+    }
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One result record, in the layout Celery's Redis backend writes:
+/// `{"status", "result", "traceback", "children", "date_done", ["parent_id",] "task_id"}`.
+///
+/// ```
+/// use taskq::state::ResultMeta;
+///
+/// let meta = ResultMeta::success("id-1", serde_json::json!(5));
+/// let text = meta.to_json();
+/// assert!(text.starts_with(r#"{"status": "SUCCESS", "result": 5, "traceback": null, "children": [], "date_done": "#));
+/// assert!(text.ends_with(r#", "task_id": "id-1"}"#));
+/// assert_eq!(ResultMeta::from_json(&text).unwrap(), meta);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultMeta {
+    /// The task's state.
+    pub status: TaskState,
+    /// The return value (SUCCESS), an exception object (FAILURE, RETRY, REVOKED), or the
+    /// meta of other states.
+    pub result: Value,
+    /// Traceback text of a failure.
+    pub traceback: Option<String>,
+    /// Results of tasks this task sent (kept as stored).
+    pub children: Value,
+    /// When the task finished (ISO-8601), for ready states.
+    pub date_done: Option<String>,
+    /// Parent task id, if the task was sent by another task.
+    pub parent_id: Option<String>,
+    /// Group id, if the task belongs to a group.
+    pub group_id: Option<String>,
+    /// The task id.
+    pub task_id: String,
+}
+
+#[derive(Serialize)]
+struct MetaOut<'a> {
+    status: &'a str,
+    result: &'a Value,
+    traceback: Option<&'a str>,
+    children: &'a Value,
+    date_done: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_id: Option<&'a str>,
+    task_id: &'a str,
+}
+
+impl ResultMeta {
+    fn new(task_id: &str, status: TaskState, result: Value) -> Self {
+        let date_done = status.is_ready().then(|| format_datetime(Utc::now()));
+        Self {
+            status,
+            result,
+            traceback: None,
+            children: Value::Array(Vec::new()),
+            date_done,
+            parent_id: None,
+            group_id: None,
+            task_id: task_id.to_owned(),
+        }
+    }
+
+    /// A SUCCESS record with the return value.
+    pub fn success(task_id: &str, result: Value) -> Self {
+        Self::new(task_id, TaskState::Success, result)
+    }
+
+    /// A FAILURE record (or REVOKED, for revoke failures) with the exception and traceback.
+    pub fn failure(task_id: &str, failure: &TaskFailure) -> Self {
+        let status = if failure.is_revoked() {
+            TaskState::Revoked
+        } else {
+            TaskState::Failure
+        };
+        let mut meta = Self::new(task_id, status, failure.to_exception_json());
+        meta.traceback = failure.traceback().map(str::to_owned);
+        meta
+    }
+
+    /// A STARTED record with the worker's pid and host name, as Celery writes.
+    pub fn started(task_id: &str, hostname: &str) -> Self {
+        let result = serde_json::json!({"pid": std::process::id(), "hostname": hostname});
+        Self::new(task_id, TaskState::Started, result)
+    }
+
+    /// A record of any state, with `meta` as its result (Celery's `update_state`).
+    pub fn custom(task_id: &str, state: TaskState, meta: Value) -> Self {
+        Self::new(task_id, state, meta)
+    }
+
+    /// Sets the parent task id.
+    pub fn with_parent(mut self, parent_id: Option<String>) -> Self {
+        self.parent_id = parent_id;
+        self
+    }
+
+    /// Sets the group id.
+    pub fn with_group(mut self, group_id: Option<String>) -> Self {
+        self.group_id = group_id;
+        self
+    }
+
+    /// The failure in this record, for exception states.
+    pub fn failure_info(&self) -> Option<TaskFailure> {
+        self.status
+            .is_exception()
+            .then(|| TaskFailure::from_exception_json(&self.result, self.traceback.clone()))
+    }
+
+    /// The JSON text stored in Redis and published to waiters.
+    pub fn to_json(&self) -> String {
+        let out = MetaOut {
+            status: self.status.as_str(),
+            result: &self.result,
+            traceback: self.traceback.as_deref(),
+            children: &self.children,
+            date_done: self.date_done.as_deref(),
+            group_id: self.group_id.as_deref(),
+            parent_id: self.parent_id.as_deref(),
+            task_id: &self.task_id,
+        };
+        pyjson::to_string(&out).expect("result meta is plain JSON")
+    }
+
+    /// Reads a stored record, written by taskq or by Python Celery.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`](crate::Error::Malformed) when the text is not a JSON object with a
+    /// string `status`.
+    pub fn from_json(text: &str) -> crate::Result<Self> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| crate::Error::malformed("result", e.to_string()))?;
+        let Value::Object(mut map) = value else {
+            return Err(crate::Error::malformed("result", "not a JSON object"));
+        };
+        let status = match map.get("status") {
+            Some(Value::String(s)) => TaskState::from(s.as_str()),
+            _ => return Err(crate::Error::malformed("result", "no string `status`")),
+        };
+        let mut take_text = |name: &str| match map.remove(name) {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        Ok(Self {
+            traceback: take_text("traceback"),
+            date_done: take_text("date_done"),
+            parent_id: take_text("parent_id"),
+            group_id: take_text("group_id"),
+            task_id: take_text("task_id").unwrap_or_default(),
+            result: pyjson::untag(map.remove("result").unwrap_or(Value::Null)),
+            children: map.remove("children").unwrap_or(Value::Array(Vec::new())),
+            status,
+        })
+    }
+
+    /// The state of a task whose record is absent.
+    pub(crate) fn pending(task_id: &str) -> Self {
+        let mut meta = Self::new(task_id, TaskState::Pending, Value::Null);
+        meta.children = Value::Null;
+        meta
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn failure_records_have_celery_shape() {
+        let meta = ResultMeta::failure("x", &TaskFailure::new("ValueError", "builtins", "bad"));
+        let v: Value = serde_json::from_str(&meta.to_json()).unwrap();
+        assert_eq!(v["status"], "FAILURE");
+        assert_eq!(
+            v["result"],
+            json!({"exc_type": "ValueError", "exc_message": ["bad"], "exc_module": "builtins"})
+        );
+        assert!(v["date_done"].is_string());
+    }
+
+    #[test]
+    fn python_records_read_back() {
+        let text = r#"{"status": "FAILURE", "result": {"exc_type": "ValueError", "exc_message": ["bad thing", 42], "exc_module": "builtins"}, "traceback": "Traceback ...", "children": [], "date_done": "2026-11-21T04:47:50.848476+00:00", "task_id": "b5"}"#;
+        let meta = ResultMeta::from_json(text).unwrap();
+        assert_eq!(meta.status, TaskState::Failure);
+        let failure = meta.failure_info().unwrap();
+        assert_eq!(
+            (failure.exc_type(), failure.message()),
+            ("ValueError", "bad thing, 42".to_owned())
+        );
+        assert_eq!(failure.traceback(), Some("Traceback ..."));
+    }
+
+    #[test]
+    fn started_records_are_not_ready_and_have_no_date() {
+        let meta = ResultMeta::started("x", "host");
+        assert!(meta.date_done.is_none());
+        assert!(meta.to_json().contains(r#""hostname": "host""#));
+    }
+}

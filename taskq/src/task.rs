@@ -1,0 +1,106 @@
+//! The [`Task`] trait that `#[task]` implements, and the per-task options it carries.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::failure::TaskFailure;
+
+/// A boxed, sendable future, as returned by [`Task::run`].
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A task: a named async function whose calls can be sent to workers.
+///
+/// You do not implement this trait by hand: `#[taskq::task]` implements it for the value it
+/// generates next to your function. It is public so that generic code can take any task.
+///
+/// ```
+/// use taskq::Task;
+///
+/// #[taskq::task(name = "tasks.add")]
+/// async fn add(x: i64, y: i64) -> i64 {
+///     x + y
+/// }
+///
+/// fn describe<T: Task>(_task: &T) -> String {
+///     format!("{} takes {:?}", T::NAME, T::ARG_NAMES)
+/// }
+/// assert_eq!(describe(&add), r#"tasks.add takes ["x", "y"]"#);
+/// ```
+pub trait Task: Send + Sync + 'static {
+    /// The arguments as a tuple, in declaration order: `(u64,)` for `fn f(user_id: u64)`.
+    type Args: Serialize + DeserializeOwned + Send + 'static;
+    /// What a successful run returns: `T` for `-> Result<T, E>` or for a plain `-> T`.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+
+    /// The registered name producers and workers agree on, e.g. `"tasks.add"`.
+    const NAME: &'static str;
+    /// The argument names, so that keyword arguments sent by Python map onto positions.
+    const ARG_NAMES: &'static [&'static str];
+    /// The options given in the attribute.
+    const OPTIONS: TaskOptions;
+
+    /// Runs the task body with already-decoded arguments.
+    fn run(args: Self::Args) -> BoxFuture<Result<Self::Output, TaskFailure>>;
+}
+
+/// Options fixed where the task is declared: `#[task(queue = "...", time_limit = 30, ...)]`.
+///
+/// Per-call options ([`crate::Options`]) override them.
+///
+/// ```
+/// use taskq::TaskOptions;
+///
+/// const OPTS: TaskOptions = TaskOptions::new().queue("reports").time_limit_secs(30.0);
+/// assert_eq!(OPTS.queue, Some("reports"));
+/// assert_eq!(OPTS.time_limit_secs, Some(30.0));
+/// assert!(!OPTS.ignore_result);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct TaskOptions {
+    /// Queue the task is sent to when the call names none (default: the client's default queue).
+    pub queue: Option<&'static str>,
+    /// Store no result for this task.
+    pub ignore_result: bool,
+    /// Hard time limit in seconds: a run still going after it is cancelled and stored as
+    /// FAILURE (`TimeLimitExceeded`).
+    pub time_limit_secs: Option<f64>,
+}
+
+impl TaskOptions {
+    /// Options with every field at its default.
+    pub const fn new() -> Self {
+        Self {
+            queue: None,
+            ignore_result: false,
+            time_limit_secs: None,
+        }
+    }
+
+    /// Sets the default queue.
+    pub const fn queue(mut self, queue: &'static str) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
+    /// Sets whether results are stored.
+    pub const fn ignore_result(mut self, ignore: bool) -> Self {
+        self.ignore_result = ignore;
+        self
+    }
+
+    /// Sets the hard time limit in seconds.
+    pub const fn time_limit_secs(mut self, secs: f64) -> Self {
+        self.time_limit_secs = Some(secs);
+        self
+    }
+}
+
+impl Default for TaskOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,107 @@
+//! Finishes jobs in batches: stores their results in one pipeline, then acknowledges,
+//! requeues or dead-letters their messages. A message is acknowledged only after its result
+//! is stored.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+
+use super::Shared;
+use crate::broker::Delivery;
+use crate::state::ResultMeta;
+
+/// Most completions handled in one round.
+const MAX_BATCH: usize = 512;
+
+/// What to do with a finished message.
+#[derive(Debug)]
+pub(super) enum Action {
+    /// Done: remove it from `unacked`.
+    Ack,
+    /// Not run (shutdown): put it back at the front of its queue.
+    Requeue,
+    /// Cannot run: move it to the dead-letter list with the reason.
+    DeadLetter(String),
+}
+
+/// A finished job.
+#[derive(Debug)]
+pub(super) struct Completion {
+    pub(super) delivery: Delivery,
+    pub(super) record: Option<ResultMeta>,
+    pub(super) action: Action,
+    /// Released once the message is settled, so reservations count pending acks too.
+    #[expect(
+        dead_code,
+        reason = "held only to be dropped when the message is settled"
+    )]
+    pub(super) reservation: OwnedSemaphorePermit,
+}
+
+pub(super) async fn run(shared: Arc<Shared>, mut completions: mpsc::UnboundedReceiver<Completion>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while completions.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        settle(&shared, &batch).await;
+        batch.clear();
+    }
+}
+
+async fn settle(shared: &Shared, batch: &[Completion]) {
+    let records: Vec<ResultMeta> = batch.iter().filter_map(|c| c.record.clone()).collect();
+    if !records.is_empty() {
+        retry("store results", || shared.client.backend().store(&records)).await;
+    }
+    let acks: Vec<String> = batch
+        .iter()
+        .filter(|c| matches!(c.action, Action::Ack))
+        .map(|c| c.delivery.tag.clone())
+        .collect();
+    if !acks.is_empty() {
+        retry("acknowledge messages", || shared.client.broker().ack(&acks)).await;
+    }
+    let requeues: Vec<Delivery> = batch
+        .iter()
+        .filter(|c| matches!(c.action, Action::Requeue))
+        .map(|c| c.delivery.clone())
+        .collect();
+    if !requeues.is_empty() {
+        retry("requeue messages", || {
+            shared.client.broker().requeue(&requeues)
+        })
+        .await;
+        tracing::info!(
+            count = requeues.len(),
+            "unfinished messages put back in their queues"
+        );
+    }
+    for c in batch {
+        if let Action::DeadLetter(reason) = &c.action {
+            retry("dead-letter a message", || {
+                shared.client.broker().dead_letter(&c.delivery, reason)
+            })
+            .await;
+            tracing::error!(queue = %c.delivery.queue, %reason, "message moved to the dead-letter list");
+        }
+    }
+}
+
+/// Retries a store operation until it succeeds: the message stays unacknowledged in Redis
+/// meanwhile, so nothing is lost while Redis is away.
+async fn retry<F, Fut>(what: &str, mut op: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::Result<()>>,
+{
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match op().await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not {what}; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

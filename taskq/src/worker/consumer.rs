@@ -1,0 +1,145 @@
+//! Takes messages from the broker in batches, as many as there are free reservation slots,
+//! and decides each one's fate: run it, park it until its ETA, or settle it at once (expired,
+//! unknown task, undecodable).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+
+use super::completer::{Action, Completion};
+use super::{executor, Shared};
+use crate::broker::Delivery;
+use crate::failure::TaskFailure;
+use crate::message::TaskMessage;
+use crate::registry;
+use crate::state::ResultMeta;
+
+/// How long one fetch waits for messages before the loop checks for shutdown again.
+const FETCH_WAIT: Duration = Duration::from_secs(1);
+
+/// Most messages taken in one fetch.
+const MAX_FETCH: usize = 256;
+
+pub(super) async fn run(shared: Arc<Shared>, completions: mpsc::UnboundedSender<Completion>) {
+    let mut backoff = Duration::from_millis(100);
+    while !shared.stopping.is_cancelled() {
+        let Some(reservations) = reserve(&shared).await else {
+            break;
+        };
+        let wanted = reservations.len();
+        match shared
+            .client
+            .broker()
+            .fetch(&shared.settings.queues, wanted, FETCH_WAIT)
+            .await
+        {
+            Ok(fetched) => {
+                backoff = Duration::from_millis(100);
+                let offset_us = ((fetched.now - crate::unix_now()) * 1e6) as i64;
+                shared.clock_offset_us.store(offset_us, Ordering::Relaxed);
+                for (delivery, reservation) in fetched.deliveries.into_iter().zip(reservations) {
+                    dispatch(&shared, &completions, delivery, reservation, fetched.now).await;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot fetch from the broker; retrying in {backoff:?}");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shared.stopping.cancelled() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Waits for at least one free reservation slot and takes up to [`MAX_FETCH`]; `None` on
+/// shutdown.
+async fn reserve(shared: &Shared) -> Option<Vec<OwnedSemaphorePermit>> {
+    let first = tokio::select! {
+        permit = shared.reserved.clone().acquire_owned() => permit.ok()?,
+        () = shared.stopping.cancelled() => return None,
+    };
+    let mut permits = vec![first];
+    while permits.len() < MAX_FETCH {
+        match shared.reserved.clone().try_acquire_owned() {
+            Ok(p) => permits.push(p),
+            Err(_) => break,
+        }
+    }
+    Some(permits)
+}
+
+async fn dispatch(
+    shared: &Arc<Shared>,
+    completions: &mpsc::UnboundedSender<Completion>,
+    delivery: Delivery,
+    reservation: OwnedSemaphorePermit,
+    now: f64,
+) {
+    let settle = |delivery, record, action, reservation| {
+        let _ = completions.send(Completion {
+            delivery,
+            record,
+            action,
+            reservation,
+        });
+    };
+    let message = match TaskMessage::decode(&delivery.raw) {
+        Ok(message) => message,
+        Err(reason) => {
+            return settle(
+                delivery,
+                None,
+                Action::DeadLetter(format!("undecodable message: {reason}")),
+                reservation,
+            )
+        }
+    };
+    if message.expires.is_some_and(|t| timestamp(t) <= now) {
+        tracing::info!(task = %message.task, id = %message.id, "task expired before it could run: revoked");
+        let record = ResultMeta::failure(&message.id, &TaskFailure::revoked("expired"));
+        return settle(delivery, Some(record), Action::Ack, reservation);
+    }
+    if let Some(eta) = message.eta.map(timestamp).filter(|eta| *eta > now) {
+        park(shared, &delivery, eta).await;
+        return; // the reservation is released: the message waits in Redis, not here
+    }
+    let Some(entry) = registry::lookup(&message.task) else {
+        tracing::error!(task = %message.task, id = %message.id, "received a task that is not registered");
+        let record = ResultMeta::failure(&message.id, &TaskFailure::not_registered(&message.task));
+        let reason = format!("task not registered: {}", message.task);
+        return settle(
+            delivery,
+            Some(record),
+            Action::DeadLetter(reason),
+            reservation,
+        );
+    };
+    let job = executor::Job {
+        shared: shared.clone(),
+        entry,
+        message,
+        delivery,
+        reservation,
+        completions: completions.clone(),
+    };
+    shared.jobs.spawn(job.run());
+}
+
+/// Parks a message until its ETA. If parking fails the message stays unacked in Redis (it is
+/// never lost) and is logged.
+async fn park(shared: &Shared, delivery: &Delivery, eta: f64) {
+    match shared.client.broker().defer(delivery, eta).await {
+        Ok(()) => shared.parked.notify_one(),
+        Err(e) => {
+            tracing::error!(error = %e, tag = %delivery.tag, "cannot park an ETA message; it stays unacknowledged")
+        }
+    }
+}
+
+fn timestamp(t: chrono::DateTime<chrono::Utc>) -> f64 {
+    t.timestamp_micros() as f64 / 1e6
+}

@@ -1,0 +1,316 @@
+//! The worker: takes messages from the broker, runs the registered tasks, stores results.
+//!
+//! ```text
+//!            ┌──────────┐ deliveries ┌──────────┐ completions ┌───────────┐
+//!  broker ──►│ consumer │───────────►│   jobs   │────────────►│ completer │──► results, then acks
+//!            └──────────┘            └──────────┘             └───────────┘
+//!                 │ ETA not due: park in Redis        ▲
+//!                 ▼                                    │
+//!            ┌───────────┐  promotes due messages back to their queues
+//!            │ scheduler │
+//!            └───────────┘
+//! ```
+//!
+//! A message is acknowledged only after its result is stored. On SIGINT/SIGTERM the consumer
+//! stops fetching, messages not yet started go back to their queues at once, running tasks get
+//! the grace period to finish, and whatever is still running then is cancelled and put back.
+
+mod banner;
+mod completer;
+mod consumer;
+mod executor;
+mod scheduler;
+
+use std::future::Future;
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::{Client, Config, Result};
+
+/// Worker settings; see [`WorkerBuilder`] for what each means.
+#[derive(Debug, Clone)]
+struct Settings {
+    concurrency: usize,
+    queues: Vec<String>,
+    prefetch_multiplier: usize,
+    shutdown_grace: Duration,
+    track_started: bool,
+    hostname: String,
+    banner: bool,
+}
+
+/// Runs registered tasks from one or more queues.
+///
+/// ```no_run
+/// # async fn demo() -> taskq::Result<()> {
+/// // Configured from TASKQ_* variables and .env; runs until SIGINT or SIGTERM.
+/// taskq::Worker::from_env()?.run().await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Worker {
+    client: Client,
+    settings: Settings,
+    shutdown: CancellationToken,
+}
+
+/// Builds a [`Worker`].
+///
+/// ```
+/// use std::time::Duration;
+/// use taskq::{Client, Config, Worker};
+///
+/// let client = Client::from_config(Config::default()).unwrap();
+/// let worker = Worker::builder(client)
+///     .concurrency(8)
+///     .queues(["celery", "reports"])
+///     .shutdown_grace(Duration::from_secs(10))
+///     .build();
+/// ```
+#[derive(Debug)]
+pub struct WorkerBuilder {
+    client: Client,
+    settings: Settings,
+}
+
+impl WorkerBuilder {
+    /// How many tasks run at once (default: `TASKQ_CONCURRENCY`, else the number of CPUs).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.settings.concurrency = n.max(1);
+        self
+    }
+
+    /// The queues to consume, in order of preference among equal priorities.
+    pub fn queues<I, S>(mut self, queues: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let queues: Vec<String> = queues.into_iter().map(Into::into).collect();
+        if !queues.is_empty() {
+            self.settings.queues = queues;
+        }
+        self
+    }
+
+    /// Messages reserved per execution slot (default 4, as in Celery). Reserved messages stay
+    /// in Redis's `unacked` set, never only in memory.
+    pub fn prefetch_multiplier(mut self, n: usize) -> Self {
+        self.settings.prefetch_multiplier = n.max(1);
+        self
+    }
+
+    /// How long running tasks get to finish after a shutdown signal before they are
+    /// cancelled and put back in their queues.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.settings.shutdown_grace = grace;
+        self
+    }
+
+    /// Store a STARTED state when each task starts (Celery's `task_track_started`).
+    pub fn track_started(mut self, track: bool) -> Self {
+        self.settings.track_started = track;
+        self
+    }
+
+    /// The node name shown in logs and STARTED records (default `taskq@<host name>`).
+    pub fn hostname(mut self, name: impl Into<String>) -> Self {
+        self.settings.hostname = name.into();
+        self
+    }
+
+    /// Whether to print the start-up banner (default: yes).
+    pub fn banner(mut self, show: bool) -> Self {
+        self.settings.banner = show;
+        self
+    }
+
+    /// The worker.
+    pub fn build(self) -> Worker {
+        Worker {
+            client: self.client,
+            settings: self.settings,
+            shutdown: CancellationToken::new(),
+        }
+    }
+}
+
+/// Stops a running worker from elsewhere (another task, a test, an admin endpoint).
+///
+/// ```
+/// # let client = taskq::Client::from_config(taskq::Config::default()).unwrap();
+/// let worker = taskq::Worker::builder(client).build();
+/// let handle = worker.shutdown_handle();
+/// handle.shutdown(); // the worker stops as on SIGTERM
+/// ```
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle(CancellationToken);
+
+impl ShutdownHandle {
+    /// Asks the worker to shut down gracefully.
+    pub fn shutdown(&self) {
+        self.0.cancel();
+    }
+}
+
+impl Worker {
+    /// A builder for a worker on `client`, with settings from the client's configuration.
+    pub fn builder(client: Client) -> WorkerBuilder {
+        let config: &Config = client.config();
+        let settings = Settings {
+            concurrency: config.concurrency,
+            queues: config.queues.clone(),
+            prefetch_multiplier: config.prefetch_multiplier,
+            shutdown_grace: config.shutdown_grace,
+            track_started: config.track_started,
+            hostname: format!("taskq@{}", crate::hostname()),
+            banner: true,
+        };
+        WorkerBuilder { client, settings }
+    }
+
+    /// A worker configured from the environment and `.env` (see [`Config`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`](crate::Error::Config) for a bad setting.
+    pub fn from_env() -> Result<Self> {
+        Ok(Self::builder(Client::from_env()?).build())
+    }
+
+    /// A handle that stops this worker.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.shutdown.clone())
+    }
+
+    /// Runs until SIGINT or SIGTERM (or a [`ShutdownHandle`]), then shuts down gracefully.
+    ///
+    /// # Errors
+    ///
+    /// Only when the signal handlers cannot be installed; broker outages are logged and
+    /// retried, not returned.
+    pub async fn run(self) -> Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Runs until `stop` completes (or a [`ShutdownHandle`] fires), then shuts down gracefully.
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` leaves room for start-up checks.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<()> {
+        if self.settings.banner {
+            println!("{}", banner::render(&self.client, &self.settings));
+        }
+        let shared = Shared::new(self.client, self.settings, self.shutdown.clone());
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let completer = tokio::spawn(completer::run(shared.clone(), done_rx));
+        let scheduler = tokio::spawn(scheduler::run(shared.clone()));
+        tracing::info!(node = %shared.settings.hostname, "worker ready");
+
+        let shutdown = self.shutdown.clone();
+        tokio::select! {
+            () = consumer::run(shared.clone(), done_tx) => {}
+            () = stop => shutdown.cancel(),
+            () = shutdown.cancelled() => {}
+        }
+        shutdown.cancel();
+        tracing::info!("worker shutting down: no new tasks are taken");
+        drain(&shared).await;
+        let _ = scheduler.await;
+        let _ = completer.await;
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+}
+
+/// Waits for running jobs, cancelling (and putting back) what outlives the grace period.
+async fn drain(shared: &Arc<Shared>) {
+    shared.jobs.close();
+    let grace = shared.settings.shutdown_grace;
+    if tokio::time::timeout(grace, shared.jobs.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace = ?grace,
+            "tasks still running after the grace period are cancelled and put back in their queues"
+        );
+        shared.hard_stop.cancel();
+        shared.jobs.wait().await;
+    }
+}
+
+/// State shared by the worker's parts.
+#[derive(Debug)]
+struct Shared {
+    client: Client,
+    settings: Settings,
+    /// Execution slots: at most `concurrency` tasks run at once.
+    running: Arc<Semaphore>,
+    /// Reservation slots: at most `concurrency × prefetch` messages held unfinished.
+    reserved: Arc<Semaphore>,
+    /// Stop fetching and starting tasks.
+    stopping: CancellationToken,
+    /// Cancel running tasks (after the grace period).
+    hard_stop: CancellationToken,
+    /// Every job, so shutdown can wait for them.
+    jobs: TaskTracker,
+    /// Wakes the scheduler when a message was parked.
+    parked: Notify,
+    /// Broker clock minus local clock, in microseconds.
+    clock_offset_us: AtomicI64,
+}
+
+impl Shared {
+    fn new(client: Client, settings: Settings, stopping: CancellationToken) -> Arc<Self> {
+        let reservations = settings.concurrency * settings.prefetch_multiplier;
+        Arc::new(Self {
+            client,
+            running: Arc::new(Semaphore::new(settings.concurrency)),
+            reserved: Arc::new(Semaphore::new(reservations.max(settings.concurrency))),
+            settings,
+            stopping,
+            hard_stop: CancellationToken::new(),
+            jobs: TaskTracker::new(),
+            parked: Notify::new(),
+            clock_offset_us: AtomicI64::new(0),
+        })
+    }
+
+    /// The broker's clock now, estimated from the last fetch.
+    fn broker_now(&self) -> f64 {
+        let offset = self
+            .clock_offset_us
+            .load(std::sync::atomic::Ordering::Relaxed);
+        crate::unix_now() + offset as f64 / 1e6
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
