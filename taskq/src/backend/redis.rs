@@ -182,6 +182,12 @@ impl ResultBackend for RedisBackend {
         }
         let ttl = self.expires.map_or(0, |d| d.as_secs().max(1));
         let mut pipe = redis::pipe();
+        // A pipeline does not retry on NOSCRIPT, so the script is loaded in the same round
+        // trip; this also survives a Redis restart that emptied the script cache.
+        pipe.cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(crate::scripts::STORE_RESULT)
+            .ignore();
         for record in records {
             pipe.invoke_script(
                 self.scripts

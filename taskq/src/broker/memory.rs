@@ -249,6 +249,10 @@ impl Broker for MemoryBroker {
         Ok(self.state().dead.iter().take(max).cloned().collect())
     }
 
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
     fn describe(&self) -> String {
         format!("memory://{}", self.name)
     }

@@ -92,6 +92,9 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// Reads the dead-letter list, newest first.
     async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>>;
 
+    /// Checks that the broker answers.
+    async fn ping(&self) -> Result<()>;
+
     /// The broker URL with any password masked, for logs and banners.
     fn describe(&self) -> String;
 }

@@ -327,6 +327,12 @@ impl Broker for RedisBroker {
             .collect()
     }
 
+    async fn ping(&self) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+
     fn describe(&self) -> String {
         mask_url(&self.url)
     }

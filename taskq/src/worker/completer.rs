@@ -50,7 +50,10 @@ pub(super) async fn run(shared: Arc<Shared>, mut completions: mpsc::UnboundedRec
 async fn settle(shared: &Shared, batch: &[Completion]) {
     let records: Vec<ResultMeta> = batch.iter().filter_map(|c| c.record.clone()).collect();
     if !records.is_empty() {
-        retry("store results", || shared.client.backend().store(&records)).await;
+        retry(shared, "store results", || {
+            shared.client.backend().store(&records)
+        })
+        .await;
     }
     let acks: Vec<String> = batch
         .iter()
@@ -58,7 +61,10 @@ async fn settle(shared: &Shared, batch: &[Completion]) {
         .map(|c| c.delivery.tag.clone())
         .collect();
     if !acks.is_empty() {
-        retry("acknowledge messages", || shared.client.broker().ack(&acks)).await;
+        retry(shared, "acknowledge messages", || {
+            shared.client.broker().ack(&acks)
+        })
+        .await;
     }
     let requeues: Vec<Delivery> = batch
         .iter()
@@ -66,7 +72,7 @@ async fn settle(shared: &Shared, batch: &[Completion]) {
         .map(|c| c.delivery.clone())
         .collect();
     if !requeues.is_empty() {
-        retry("requeue messages", || {
+        retry(shared, "requeue messages", || {
             shared.client.broker().requeue(&requeues)
         })
         .await;
@@ -77,7 +83,7 @@ async fn settle(shared: &Shared, batch: &[Completion]) {
     }
     for c in batch {
         if let Action::DeadLetter(reason) = &c.action {
-            retry("dead-letter a message", || {
+            retry(shared, "dead-letter a message", || {
                 shared.client.broker().dead_letter(&c.delivery, reason)
             })
             .await;
@@ -87,17 +93,28 @@ async fn settle(shared: &Shared, batch: &[Completion]) {
 }
 
 /// Retries a store operation until it succeeds: the message stays unacknowledged in Redis
-/// meanwhile, so nothing is lost while Redis is away.
-async fn retry<F, Fut>(what: &str, mut op: F)
+/// meanwhile, so nothing is lost while Redis is away. Once the worker is shutting down, it
+/// gives up after the grace period: the messages then stay in `unacked` for recovery.
+async fn retry<F, Fut>(shared: &Shared, what: &str, mut op: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = crate::Result<()>>,
 {
     let mut delay = Duration::from_millis(50);
+    let mut shutdown_deadline = None;
     loop {
         match op().await {
             Ok(()) => return,
             Err(e) => {
+                if shared.stopping.is_cancelled() {
+                    let deadline = *shutdown_deadline.get_or_insert_with(|| {
+                        tokio::time::Instant::now() + shared.settings.shutdown_grace
+                    });
+                    if tokio::time::Instant::now() >= deadline {
+                        tracing::error!(error = %e, "could not {what} before shutdown; the messages stay unacknowledged in Redis and will be redelivered");
+                        return;
+                    }
+                }
                 tracing::warn!(error = %e, "could not {what}; retrying in {delay:?}");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));

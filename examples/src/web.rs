@@ -1,0 +1,68 @@
+//! The seeds' web app: every endpoint answers in milliseconds, whatever the task's duration,
+//! because it only sends the task (or reads its state) and returns.
+
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use taskq::{AsyncResult, TaskState};
+
+use crate::tasks::{generate_report, send_push_notification};
+
+/// The app's routes.
+pub fn router() -> Router {
+    Router::new()
+        .route("/push/{device_token}", get(push))
+        .route("/start-report/{user_id}", post(start_report))
+        .route("/task-status/{task_id}", get(task_status))
+}
+
+/// `GET /push/{device_token}`: sends the notification task.
+async fn push(Path(device_token): Path<String>) -> Result<Json<Value>, AppError> {
+    let sent = send_push_notification.delay(device_token).await?;
+    Ok(Json(
+        json!({"message": "Notification sent", "task_id": sent.id()}),
+    ))
+}
+
+/// `POST /start-report/{user_id}`: starts the report task.
+async fn start_report(Path(user_id): Path<u64>) -> Result<Json<Value>, AppError> {
+    let sent = generate_report.delay(user_id).await?;
+    Ok(Json(json!({"task_id": sent.id(), "status": "processing"})))
+}
+
+/// `GET /task-status/{task_id}`: the task's state, with its result or error once finished.
+async fn task_status(Path(task_id): Path<String>) -> Result<Json<Value>, AppError> {
+    let meta = AsyncResult::<Value>::from_id(task_id)?.meta().await?;
+    let body = match meta.status {
+        TaskState::Success => json!({"status": "completed", "result": meta.result}),
+        TaskState::Failure | TaskState::Revoked => {
+            let error = meta
+                .failure_info()
+                .map(|f| f.to_string())
+                .unwrap_or_default();
+            json!({"status": "failed", "error": error})
+        }
+        other => json!({"status": other.as_str()}),
+    };
+    Ok(Json(body))
+}
+
+/// A taskq error as a JSON 503: the broker or result store is unavailable.
+struct AppError(taskq::Error);
+
+impl From<taskq::Error> for AppError {
+    fn from(e: taskq::Error) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self.0, "request failed");
+        let body = Json(json!({"error": self.0.to_string()}));
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    }
+}
