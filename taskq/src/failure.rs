@@ -27,7 +27,10 @@ pub const RUST_EXC_MODULE: &str = "taskq.exceptions";
 /// assert!(!failure.is_timeout());
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct TaskFailure {
+pub struct TaskFailure(Box<Inner>);
+
+#[derive(Debug, Clone, PartialEq)]
+struct Inner {
     exc_type: String,
     exc_module: String,
     exc_message: Value,
@@ -42,12 +45,12 @@ impl TaskFailure {
     /// assert_eq!(f.to_string(), "ValueError: bad input");
     /// ```
     pub fn new(exc_type: &str, exc_module: &str, message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             exc_type: exc_type.to_owned(),
             exc_module: exc_module.to_owned(),
             exc_message: json!([message.into()]),
             traceback: None,
-        }
+        }))
     }
 
     /// The failure of a task that returned `Err(error)`: the type is the error's Rust type
@@ -65,7 +68,7 @@ impl TaskFailure {
             RUST_EXC_MODULE,
             error.to_string(),
         );
-        failure.traceback = Some(format!("{error:?}"));
+        failure.0.traceback = Some(format!("{error:?}"));
         failure
     }
 
@@ -78,7 +81,7 @@ impl TaskFailure {
     pub fn panic(message: impl Into<String>) -> Self {
         let message = message.into();
         let mut failure = Self::new("TaskPanic", RUST_EXC_MODULE, message.clone());
-        failure.traceback = Some(format!("task panicked: {message}"));
+        failure.0.traceback = Some(format!("task panicked: {message}"));
         failure
     }
 
@@ -90,14 +93,14 @@ impl TaskFailure {
     /// assert_eq!(f.message(), "2.5");
     /// ```
     pub fn time_limit_exceeded(seconds: f64) -> Self {
-        Self {
+        Self(Box::new(Inner {
             exc_type: "TimeLimitExceeded".to_owned(),
             exc_module: "billiard.exceptions".to_owned(),
             exc_message: json!([seconds]),
             traceback: Some(format!(
                 "TimeLimitExceeded: task exceeded its time limit of {seconds} s"
             )),
-        }
+        }))
     }
 
     /// The failure stored for a message naming a task no worker has registered.
@@ -134,23 +137,23 @@ impl TaskFailure {
 
     /// Replaces the traceback text.
     pub fn with_traceback(mut self, traceback: impl Into<String>) -> Self {
-        self.traceback = Some(traceback.into());
+        self.0.traceback = Some(traceback.into());
         self
     }
 
     /// The exception type name, e.g. `"ValueError"`, `"TimeLimitExceeded"`, `"ReportError"`.
     pub fn exc_type(&self) -> &str {
-        &self.exc_type
+        &self.0.exc_type
     }
 
     /// The exception's module, e.g. `"builtins"` or [`RUST_EXC_MODULE`].
     pub fn exc_module(&self) -> &str {
-        &self.exc_module
+        &self.0.exc_module
     }
 
     /// The message: the exception arguments joined as text.
     pub fn message(&self) -> String {
-        match &self.exc_message {
+        match &self.0.exc_message {
             Value::Array(items) => items.iter().map(text_of).collect::<Vec<_>>().join(", "),
             other => text_of(other),
         }
@@ -158,42 +161,42 @@ impl TaskFailure {
 
     /// The traceback text, when the failure has one.
     pub fn traceback(&self) -> Option<&str> {
-        self.traceback.as_deref()
+        self.0.traceback.as_deref()
     }
 
     /// Whether the task was cancelled at its time limit.
     pub fn is_timeout(&self) -> bool {
-        self.exc_type == "TimeLimitExceeded"
+        self.0.exc_type == "TimeLimitExceeded"
     }
 
     /// Whether the task was revoked or had expired.
     pub fn is_revoked(&self) -> bool {
-        self.exc_type == "TaskRevokedError"
+        self.0.exc_type == "TaskRevokedError"
     }
 
     /// Whether the task panicked.
     pub fn is_panic(&self) -> bool {
-        self.exc_type == "TaskPanic"
+        self.0.exc_type == "TaskPanic"
     }
 
     /// Whether no worker knew the task's name.
     pub fn is_not_registered(&self) -> bool {
-        self.exc_type == "NotRegistered"
+        self.0.exc_type == "NotRegistered"
     }
 
     /// The stored `result` object: `{"exc_type", "exc_message", "exc_module"}`.
     pub(crate) fn to_exception_json(&self) -> Value {
         json!({
-            "exc_type": self.exc_type,
-            "exc_message": self.exc_message,
-            "exc_module": self.exc_module,
+            "exc_type": self.0.exc_type,
+            "exc_message": self.0.exc_message,
+            "exc_module": self.0.exc_module,
         })
     }
 
     /// Reads a stored exception object; tolerant of the shapes Python writes.
     pub(crate) fn from_exception_json(result: &Value, traceback: Option<String>) -> Self {
         let field = |name: &str| result.get(name).and_then(Value::as_str).unwrap_or_default();
-        Self {
+        Self(Box::new(Inner {
             exc_type: match field("exc_type") {
                 "" => "Exception".to_owned(),
                 t => t.to_owned(),
@@ -201,13 +204,13 @@ impl TaskFailure {
             exc_module: field("exc_module").to_owned(),
             exc_message: result.get("exc_message").cloned().unwrap_or(Value::Null),
             traceback,
-        }
+        }))
     }
 }
 
 impl fmt::Display for TaskFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.exc_type, self.message())
+        write!(f, "{}: {}", self.0.exc_type, self.message())
     }
 }
 

@@ -32,7 +32,7 @@
 //! # }
 //! ```
 //!
-//! The modules, one concept each: [`task`] (the trait `#[task]` implements), [`registry`]
+//! The modules, one concept each: [`task`](mod@task) (the trait `#[task]` implements), [`registry`]
 //! (link-time task registry), [`message`] (the wire format), [`broker`] and [`backend`]
 //! (Redis and in-memory implementations), [`result`] ([`AsyncResult`]), [`worker`],
 //! [`config`], [`keys`] (every Redis key name).

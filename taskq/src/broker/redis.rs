@@ -25,6 +25,9 @@ use crate::Result;
 /// How long one blocking wait lasts on the server before it is renewed.
 const WAIT_SLICE_SECS: f64 = 1.0;
 
+/// The connection a list watcher blocks on; `None` until first used or after an error.
+type WatcherSlot = Arc<Mutex<Option<MultiplexedConnection>>>;
+
 /// A broker on a Redis server, compatible with kombu's Redis transport.
 ///
 /// ```no_run
@@ -44,7 +47,7 @@ pub struct RedisBroker {
     scripts: Scripts,
     conn: OnceCell<ConnectionManager>,
     /// One connection per list being watched, because a blocked connection serves nothing else.
-    watchers: Mutex<Vec<(String, Arc<Mutex<Option<MultiplexedConnection>>>)>>,
+    watchers: Mutex<Vec<(String, WatcherSlot)>>,
 }
 
 impl RedisBroker {
@@ -89,7 +92,7 @@ impl RedisBroker {
 
     /// Waits until one of `lists` has a message or `wait` passes, without taking anything.
     async fn wait_for_message(&self, lists: &[String], wait: Duration) -> Result<()> {
-        let slice = wait.as_secs_f64().min(WAIT_SLICE_SECS).max(0.01);
+        let slice = wait.as_secs_f64().clamp(0.01, WAIT_SLICE_SECS);
         let watchers = self.watchers_for(lists).await;
         let waits = watchers.into_iter().map(|(list, slot)| {
             let client = self.client.clone();
