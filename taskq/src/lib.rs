@@ -48,6 +48,7 @@ pub mod backend;
 pub mod broker;
 pub mod client;
 pub mod config;
+mod connection;
 mod error;
 mod failure;
 pub mod keys;

@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::ResultBackend;
+use crate::connection::named_instance;
 use crate::state::{ResultMeta, TaskState};
 use crate::Result;
 
@@ -36,20 +37,11 @@ impl MemoryBackend {
     /// The process-wide store called `name`.
     pub fn named(name: &str) -> Arc<Self> {
         static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<MemoryBackend>>>> = OnceLock::new();
-        let mut registry = REGISTRY
-            .get_or_init(Default::default)
-            .lock()
-            .expect("registry lock");
-        registry
-            .entry(name.to_owned())
-            .or_insert_with(|| {
-                Arc::new(MemoryBackend {
-                    name: name.to_owned(),
-                    expires: Mutex::new(Some(super::DEFAULT_RESULT_EXPIRES)),
-                    ..Default::default()
-                })
-            })
-            .clone()
+        named_instance(&REGISTRY, name, || MemoryBackend {
+            name: name.to_owned(),
+            expires: Mutex::new(Some(super::DEFAULT_RESULT_EXPIRES)),
+            ..Default::default()
+        })
     }
 
     /// Sets how long records are kept (`None`: forever).

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
-use tokio::sync::{mpsc, Mutex, OnceCell};
+use redis::aio::{ConnectionManager, PubSubSink};
+use tokio::sync::{mpsc, Mutex};
 
 use super::ResultBackend;
 use crate::config::mask_url;
+use crate::connection::LazyConnection;
 use crate::keys::ResultKeys;
 use crate::scripts::Scripts;
 use crate::state::ResultMeta;
@@ -33,12 +34,11 @@ use crate::Result;
 /// ```
 #[derive(Debug)]
 pub struct RedisBackend {
-    client: redis::Client,
     url: String,
     keys: ResultKeys,
     expires: Option<Duration>,
     scripts: Scripts,
-    conn: OnceCell<ConnectionManager>,
+    conn: LazyConnection,
     hub: Mutex<Option<Arc<Hub>>>,
 }
 
@@ -74,27 +74,17 @@ impl RedisBackend {
     /// [`Error::Redis`](crate::Error::Redis) if the URL is not a valid Redis URL.
     pub fn with_keys(url: &str, expires: Option<Duration>, keys: ResultKeys) -> Result<Self> {
         Ok(Self {
-            client: redis::Client::open(url)?,
+            conn: LazyConnection::new(url)?,
             url: url.to_owned(),
             keys,
             expires,
             scripts: Scripts::new(),
-            conn: OnceCell::new(),
             hub: Mutex::new(None),
         })
     }
 
     async fn conn(&self) -> Result<ConnectionManager> {
-        let conn = self
-            .conn
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(5)))
-                    .set_response_timeout(Some(Duration::from_secs(30)));
-                self.client.get_connection_manager_with_config(config).await
-            })
-            .await?;
-        Ok(conn.clone())
+        self.conn.get().await
     }
 
     /// The shared Pub/Sub hub, (re)connected when missing or closed.
@@ -105,7 +95,7 @@ impl RedisBackend {
                 return Ok(hub.clone());
             }
         }
-        let (sink, mut stream) = self.client.get_async_pubsub().await?.split();
+        let (sink, mut stream) = self.conn.client().get_async_pubsub().await?.split();
         let waiters = Arc::new(SyncMutex::new(Waiters::default()));
         let dispatch_to = waiters.clone();
         tokio::spawn(async move {

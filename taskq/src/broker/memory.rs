@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::{Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted};
+use crate::connection::named_instance;
 use crate::keys::BrokerKeys;
 use crate::Result;
 
@@ -50,19 +51,10 @@ impl MemoryBroker {
     /// The process-wide broker called `name` (`memory://name`; the empty name is `memory://`).
     pub fn named(name: &str) -> Arc<Self> {
         static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<MemoryBroker>>>> = OnceLock::new();
-        let mut registry = REGISTRY
-            .get_or_init(Default::default)
-            .lock()
-            .expect("registry lock");
-        registry
-            .entry(name.to_owned())
-            .or_insert_with(|| {
-                Arc::new(MemoryBroker {
-                    name: name.to_owned(),
-                    ..Default::default()
-                })
-            })
-            .clone()
+        named_instance(&REGISTRY, name, || MemoryBroker {
+            name: name.to_owned(),
+            ..Default::default()
+        })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {

@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::future::select_all;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::AsyncConnectionConfig;
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::Mutex;
 
 use super::{Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted};
 use crate::config::mask_url;
+use crate::connection::LazyConnection;
 use crate::keys::BrokerKeys;
 use crate::scripts::Scripts;
 use crate::Result;
@@ -41,11 +42,10 @@ type WatcherSlot = Arc<Mutex<Option<MultiplexedConnection>>>;
 /// ```
 #[derive(Debug)]
 pub struct RedisBroker {
-    client: redis::Client,
     url: String,
     keys: BrokerKeys,
     scripts: Scripts,
-    conn: OnceCell<ConnectionManager>,
+    conn: LazyConnection,
     /// One connection per list being watched, because a blocked connection serves nothing else.
     watchers: Mutex<Vec<(String, WatcherSlot)>>,
 }
@@ -68,26 +68,16 @@ impl RedisBroker {
     /// [`Error::Redis`](crate::Error::Redis) if the URL is not a valid Redis URL.
     pub fn with_keys(url: &str, keys: BrokerKeys) -> Result<Self> {
         Ok(Self {
-            client: redis::Client::open(url)?,
+            conn: LazyConnection::new(url)?,
             url: url.to_owned(),
             keys,
             scripts: Scripts::new(),
-            conn: OnceCell::new(),
             watchers: Mutex::new(Vec::new()),
         })
     }
 
     async fn conn(&self) -> Result<ConnectionManager> {
-        let conn = self
-            .conn
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(5)))
-                    .set_response_timeout(Some(Duration::from_secs(30)));
-                self.client.get_connection_manager_with_config(config).await
-            })
-            .await?;
-        Ok(conn.clone())
+        self.conn.get().await
     }
 
     /// Waits until one of `lists` has a message or `wait` passes, without taking anything.
@@ -95,7 +85,7 @@ impl RedisBroker {
         let slice = wait.as_secs_f64().clamp(0.01, WAIT_SLICE_SECS);
         let watchers = self.watchers_for(lists).await;
         let waits = watchers.into_iter().map(|(list, slot)| {
-            let client = self.client.clone();
+            let client = self.conn.client().clone();
             Box::pin(async move { watch_list(&client, &slot, &list, slice).await })
         });
         let (outcome, _, _) = select_all(waits).await;
