@@ -33,12 +33,11 @@ async fn main() -> anyhow::Result<()> {
     let worker = embedded.then(|| {
         let worker = Worker::builder(client.clone()).build();
         let stop = worker.shutdown_handle();
-        (tokio::spawn(worker.run()), stop)
+        (tokio::spawn(worker.run_until(std::future::pending())), stop)
     });
+    // One signal (SIGINT or SIGTERM) stops the server, then the embedded worker.
     axum::serve(listener, taskq_examples::web::router())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(taskq::worker::shutdown_signal())
         .await?;
     if let Some((running, stop)) = worker {
         stop.shutdown();

@@ -292,7 +292,19 @@ impl Shared {
     }
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGINT (Ctrl-C) or SIGTERM: what [`Worker::run`] waits for. Useful to stop
+/// a web server and an embedded worker on the same signal.
+///
+/// ```no_run
+/// # async fn demo(worker: taskq::Worker) -> taskq::Result<()> {
+/// let stop = worker.shutdown_handle();
+/// let running = tokio::spawn(worker.run_until(std::future::pending()));
+/// taskq::worker::shutdown_signal().await; // e.g. as axum's graceful shutdown
+/// stop.shutdown();
+/// running.await.expect("worker task")?;
+/// # Ok(()) }
+/// ```
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
