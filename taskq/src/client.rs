@@ -63,6 +63,12 @@ impl Client {
     /// # Errors
     ///
     /// [`Error::Config`] for a bad setting or unsupported URL scheme.
+    ///
+    /// ```no_run
+    /// // TASKQ_BROKER_URL=redis://127.0.0.1:6379/0 in the environment or .env
+    /// let client = taskq::Client::from_env()?;
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn from_env() -> Result<Self> {
         Self::from_config(Config::from_env()?)
     }
@@ -72,6 +78,13 @@ impl Client {
     /// # Errors
     ///
     /// [`Error::Config`] for an unsupported URL scheme, [`Error::Redis`] for a bad Redis URL.
+    ///
+    /// ```
+    /// let mut config = taskq::Config::default();
+    /// config.broker_url = "memory://".into();
+    /// let client = taskq::Client::from_config(config)?;
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn from_config(config: Config) -> Result<Self> {
         let broker = open_broker(&config.broker_url)?;
         let backend = open_backend(&config.result_backend, &config)?;
@@ -105,6 +118,12 @@ impl Client {
     /// # Errors
     ///
     /// When no global client is set and the environment's configuration is invalid.
+    ///
+    /// ```no_run
+    /// let client = taskq::Client::current()?;
+    /// println!("sending through {}", client.broker().describe());
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn current() -> Result<Self> {
         if let Ok(client) = SCOPED.try_with(Client::clone) {
             return Ok(client);
@@ -130,6 +149,20 @@ impl Client {
 
     /// Runs `fut` with this client as the default for `.delay()` and `AsyncResult::from_id`,
     /// whatever the global one is. Workers run each task in their client's scope.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> taskq::Result<()> {
+    /// #[taskq::task(name = "tasks.scope_doc")]
+    /// async fn ping() {}
+    ///
+    /// let mut config = taskq::Config::default();
+    /// config.broker_url = "memory://scope-doc".into();
+    /// config.result_backend = "memory://scope-doc".into();
+    /// let client = taskq::Client::from_config(config)?;
+    /// let sent = client.scope(async { ping.delay().await }).await?;
+    /// assert_eq!(client.broker().describe(), "memory://scope-doc");
+    /// # let _ = sent; Ok(()) }
+    /// ```
     pub async fn scope<F: Future>(&self, fut: F) -> F::Output {
         SCOPED.scope(self.clone(), fut).await
     }
@@ -140,6 +173,16 @@ impl Client {
     ///
     /// [`Error::Serialize`] if an argument does not serialize, [`Error::Redis`] if the
     /// broker cannot be reached.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: taskq::Client) -> taskq::Result<()> {
+    /// #[taskq::task(name = "tasks.add")]
+    /// async fn add(x: i64, y: i64) -> i64 { x + y }
+    ///
+    /// let sum = client.send(&add, (2, 3), taskq::Options::new().queue("math")).await?;
+    /// assert_eq!(sum.get(std::time::Duration::from_secs(10)).await?, 5);
+    /// # Ok(()) }
+    /// ```
     pub async fn send<T: Task>(
         &self,
         _task: &T,
@@ -228,16 +271,34 @@ impl Client {
     }
 
     /// The broker.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// assert_eq!(client.broker().describe(), "redis://127.0.0.1:6379/0");
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.inner.broker
     }
 
     /// The result store.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// println!("results in {}", client.backend().describe());
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn backend(&self) -> &Arc<dyn ResultBackend> {
         &self.inner.backend
     }
 
     /// The configuration this client was built from.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// assert_eq!(client.config().default_queue, "celery");
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
@@ -273,6 +334,12 @@ fn with_task_defaults(mut options: Options, defaults: &crate::TaskOptions) -> Op
 /// # Errors
 ///
 /// [`Error::Config`] for an unknown scheme.
+///
+/// ```
+/// let broker = taskq::client::open_broker("memory://docs")?;
+/// assert_eq!(broker.describe(), "memory://docs");
+/// # Ok::<(), taskq::Error>(())
+/// ```
 pub fn open_broker(url: &str) -> Result<Arc<dyn Broker>> {
     match scheme(url) {
         "memory" => Ok(MemoryBroker::named(memory_name(url))),
@@ -288,6 +355,12 @@ pub fn open_broker(url: &str) -> Result<Arc<dyn Broker>> {
 /// # Errors
 ///
 /// [`Error::Config`] for an unknown scheme.
+///
+/// ```
+/// let backend = taskq::client::open_backend("memory://docs", &taskq::Config::default())?;
+/// assert_eq!(backend.describe(), "memory://docs");
+/// # Ok::<(), taskq::Error>(())
+/// ```
 pub fn open_backend(url: &str, config: &Config) -> Result<Arc<dyn ResultBackend>> {
     match scheme(url) {
         "memory" => {

@@ -18,6 +18,10 @@ use crate::backend::DEFAULT_RESULT_EXPIRES;
 use crate::{Error, Result};
 
 /// The broker URL used when none is configured.
+///
+/// ```
+/// assert_eq!(taskq::Config::default().broker_url, taskq::config::DEFAULT_BROKER_URL);
+/// ```
 pub const DEFAULT_BROKER_URL: &str = "redis://127.0.0.1:6379/0";
 
 /// taskq's settings.
@@ -83,6 +87,12 @@ impl Config {
     /// # Errors
     ///
     /// [`Error::Config`] when a value does not parse.
+    ///
+    /// ```no_run
+    /// let config = taskq::Config::from_env()?;
+    /// println!("broker: {}", taskq::config::mask_url(&config.broker_url));
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn from_env() -> Result<Self> {
         let _ = dotenvy::dotenv();
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -93,6 +103,12 @@ impl Config {
     /// # Errors
     ///
     /// [`Error::Config`] when a value does not parse.
+    ///
+    /// ```
+    /// let config = taskq::Config::from_lookup(|name| (name == "TASKQ_CONCURRENCY").then(|| "8".to_owned()))?;
+    /// assert_eq!(config.concurrency, 8);
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let get = |names: &[&str]| {
             names.iter().find_map(|n| {

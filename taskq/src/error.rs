@@ -81,4 +81,10 @@ impl Error {
 }
 
 /// `Result` with taskq's [`Error`] as the default error type.
+///
+/// ```
+/// fn parse_queue(name: &str) -> taskq::Result<String> {
+///     Ok(name.to_owned())
+/// }
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -10,6 +10,11 @@ use serde_json::{json, Value};
 ///
 /// It must not be an importable Python module: Python's result reader then builds an exception
 /// class of the stored name on the fly instead of refusing the result.
+///
+/// ```
+/// let failure = taskq::TaskFailure::from_error(&std::fmt::Error);
+/// assert_eq!(failure.exc_module(), taskq::RUST_EXC_MODULE);
+/// ```
 pub const RUST_EXC_MODULE: &str = "taskq.exceptions";
 
 /// Why a task did not succeed.
@@ -122,11 +127,20 @@ impl TaskFailure {
     }
 
     /// Arguments that do not fit the task's signature (Python's `TypeError`).
+    ///
+    /// ```
+    /// assert_eq!(taskq::TaskFailure::bad_arguments("missing x").exc_type(), "TypeError");
+    /// ```
     pub fn bad_arguments(message: impl Into<String>) -> Self {
         Self::new("TypeError", "builtins", message)
     }
 
     /// A return value that could not be serialized.
+    ///
+    /// ```
+    /// let error = serde_json::from_str::<u8>("x").unwrap_err();
+    /// assert_eq!(taskq::TaskFailure::result_not_serializable(&error).exc_type(), "EncodeError");
+    /// ```
     pub fn result_not_serializable(error: &serde_json::Error) -> Self {
         Self::new(
             "EncodeError",
@@ -136,22 +150,43 @@ impl TaskFailure {
     }
 
     /// Replaces the traceback text.
+    ///
+    /// ```
+    /// let failure = taskq::TaskFailure::new("ValueError", "builtins", "bad input");
+    /// let failure = failure.with_traceback("at step 3");
+    /// assert_eq!(failure.traceback(), Some("at step 3"));
+    /// ```
     pub fn with_traceback(mut self, traceback: impl Into<String>) -> Self {
         self.0.traceback = Some(traceback.into());
         self
     }
 
     /// The exception type name, e.g. `"ValueError"`, `"TimeLimitExceeded"`, `"ReportError"`.
+    ///
+    /// ```
+    /// let failure = taskq::TaskFailure::new("ValueError", "builtins", "bad input");
+    /// assert_eq!(failure.exc_type(), "ValueError");
+    /// ```
     pub fn exc_type(&self) -> &str {
         &self.0.exc_type
     }
 
     /// The exception's module, e.g. `"builtins"` or [`RUST_EXC_MODULE`].
+    ///
+    /// ```
+    /// let failure = taskq::TaskFailure::new("ValueError", "builtins", "bad input");
+    /// assert_eq!(failure.exc_module(), "builtins");
+    /// ```
     pub fn exc_module(&self) -> &str {
         &self.0.exc_module
     }
 
     /// The message: the exception arguments joined as text.
+    ///
+    /// ```
+    /// let failure = taskq::TaskFailure::new("ValueError", "builtins", "bad input");
+    /// assert_eq!(failure.message(), "bad input");
+    /// ```
     pub fn message(&self) -> String {
         match &self.0.exc_message {
             Value::Array(items) => items.iter().map(text_of).collect::<Vec<_>>().join(", "),
@@ -160,26 +195,47 @@ impl TaskFailure {
     }
 
     /// The traceback text, when the failure has one.
+    ///
+    /// ```
+    /// let failure = taskq::TaskFailure::new("ValueError", "builtins", "bad input");
+    /// assert_eq!(failure.traceback(), None);
+    /// ```
     pub fn traceback(&self) -> Option<&str> {
         self.0.traceback.as_deref()
     }
 
     /// Whether the task was cancelled at its time limit.
+    ///
+    /// ```
+    /// assert!(taskq::TaskFailure::time_limit_exceeded(1.0).is_timeout());
+    /// ```
     pub fn is_timeout(&self) -> bool {
         self.0.exc_type == "TimeLimitExceeded"
     }
 
     /// Whether the task was revoked or had expired.
+    ///
+    /// ```
+    /// assert!(taskq::TaskFailure::revoked("revoked").is_revoked());
+    /// ```
     pub fn is_revoked(&self) -> bool {
         self.0.exc_type == "TaskRevokedError"
     }
 
     /// Whether the task panicked.
+    ///
+    /// ```
+    /// assert!(taskq::TaskFailure::panic("oops").is_panic());
+    /// ```
     pub fn is_panic(&self) -> bool {
         self.0.exc_type == "TaskPanic"
     }
 
     /// Whether no worker knew the task's name.
+    ///
+    /// ```
+    /// assert!(taskq::TaskFailure::not_registered("x").is_not_registered());
+    /// ```
     pub fn is_not_registered(&self) -> bool {
         self.0.exc_type == "NotRegistered"
     }
@@ -236,6 +292,15 @@ fn short_type_name(full: &str) -> &str {
 /// included) or, through the macro, a plain `T`.
 ///
 /// Not implemented by users; `#[task]` uses it to find the success type.
+///
+/// ```
+/// use taskq::TaskReturn;
+///
+/// let ok: Result<u8, std::fmt::Error> = Ok(1);
+/// assert_eq!(ok.into_outcome().unwrap(), 1);
+/// let err: Result<u8, std::fmt::Error> = Err(std::fmt::Error);
+/// assert_eq!(err.into_outcome().unwrap_err().exc_type(), "Error");
+/// ```
 pub trait TaskReturn: Send + 'static {
     /// The success value.
     type Ok;

@@ -17,6 +17,10 @@
 use crate::broker::PRIORITY_STEPS;
 
 /// kombu's default separator between a queue name and its priority bucket.
+///
+/// ```
+/// assert_eq!(taskq::keys::DEFAULT_PRIORITY_SEP, "\x06\x16");
+/// ```
 pub const DEFAULT_PRIORITY_SEP: &str = "\x06\x16";
 
 /// Key names on the broker side.
@@ -43,6 +47,11 @@ impl Default for BrokerKeys {
 
 impl BrokerKeys {
     /// Keys with kombu's `global_keyprefix` (prepended verbatim) and priority separator.
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::new("app1:", taskq::keys::DEFAULT_PRIORITY_SEP);
+    /// assert_eq!(keys.unacked(), "app1:unacked");
+    /// ```
     pub fn new(prefix: &str, sep: &str) -> Self {
         Self {
             prefix: prefix.to_owned(),
@@ -51,6 +60,11 @@ impl BrokerKeys {
     }
 
     /// The list holding `queue`'s messages of priority bucket `bucket` (0, 3, 6 or 9).
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// assert_eq!(keys.queue_list("reports", 6), "reports\x06\x166");
+    /// ```
     pub fn queue_list(&self, queue: &str, bucket: u8) -> String {
         if bucket == 0 {
             format!("{}{queue}", self.prefix)
@@ -80,36 +94,71 @@ impl BrokerKeys {
     }
 
     /// kombu's hash of unacknowledged messages.
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// assert_eq!(keys.unacked(), "unacked");
+    /// ```
     pub fn unacked(&self) -> String {
         format!("{}unacked", self.prefix)
     }
 
     /// kombu's index of unacknowledged messages by fetch time.
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// assert_eq!(keys.unacked_index(), "unacked_index");
+    /// ```
     pub fn unacked_index(&self) -> String {
         format!("{}unacked_index", self.prefix)
     }
 
     /// kombu's binding set of a queue on the default exchange.
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// assert_eq!(keys.binding("celery"), "_kombu.binding.celery");
+    /// ```
     pub fn binding(&self, queue: &str) -> String {
         format!("{}_kombu.binding.{queue}", self.prefix)
     }
 
     /// The member of [`binding`](Self::binding) for a queue on the default exchange.
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// assert_eq!(keys.binding_member("celery"), "celery\x06\x16\x06\x16celery");
+    /// ```
     pub fn binding_member(&self, queue: &str) -> String {
         format!("{queue}{sep}{sep}{queue}", sep = self.sep)
     }
 
     /// Due times of parked ETA messages.
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// assert_eq!(keys.eta_schedule(), "taskq.eta");
+    /// ```
     pub fn eta_schedule(&self) -> String {
         format!("{}taskq.eta", self.prefix)
     }
 
     /// Parked ETA messages and the list each returns to.
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// assert_eq!(keys.eta_messages(), "taskq.eta.messages");
+    /// ```
     pub fn eta_messages(&self) -> String {
         format!("{}taskq.eta.messages", self.prefix)
     }
 
     /// Messages that cannot be run, with the reason.
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// assert_eq!(keys.dead_letter(), "taskq.dead_letter");
+    /// ```
     pub fn dead_letter(&self) -> String {
         format!("{}taskq.dead_letter", self.prefix)
     }

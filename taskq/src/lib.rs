@@ -77,6 +77,12 @@ pub use worker::{ShutdownHandle, Worker, WorkerBuilder};
 pub use taskq_macros::task;
 
 /// The traits, for `use taskq::prelude::*`.
+///
+/// ```
+/// use taskq::prelude::*;
+///
+/// fn name_of<T: Task>(_: &T) -> &'static str { T::NAME }
+/// ```
 pub mod prelude {
     pub use crate::backend::ResultBackend;
     pub use crate::broker::Broker;

@@ -22,6 +22,10 @@ use serde_json::{json, Map, Value};
 use crate::pyjson;
 
 /// Content type of JSON-serialized messages and results.
+///
+/// ```
+/// assert_eq!(taskq::message::CONTENT_TYPE_JSON, "application/json");
+/// ```
 pub const CONTENT_TYPE_JSON: &str = "application/json";
 
 /// A task call about to be published.
@@ -250,6 +254,11 @@ impl TaskMessage {
     /// Returns the reason when the text is not a task message taskq can run: not JSON, missing
     /// headers or properties, a content type other than JSON, compression, a body that is not
     /// `[args, kwargs, embed]`.
+    ///
+    /// ```
+    /// let err = taskq::message::TaskMessage::decode("not json").unwrap_err();
+    /// assert!(err.starts_with("envelope is not JSON"));
+    /// ```
     pub fn decode(raw: &str) -> Result<Self, String> {
         let envelope: Value =
             serde_json::from_str(raw).map_err(|e| format!("envelope is not JSON: {e}"))?;
@@ -307,6 +316,15 @@ impl TaskMessage {
     }
 
     /// The time limit to enforce: the hard one, else the soft one.
+    ///
+    /// ```
+    /// use taskq::message::{NewMessage, TaskMessage};
+    ///
+    /// let mut msg = NewMessage::new("tasks.slow", "id-2");
+    /// msg.time_limit = (Some(30.0), None);
+    /// let decoded = TaskMessage::decode(&msg.encode("celery").unwrap()).unwrap();
+    /// assert_eq!(decoded.time_limit(), Some(30.0));
+    /// ```
     pub fn time_limit(&self) -> Option<f64> {
         self.hard_time_limit
             .or(self.soft_time_limit)

@@ -36,17 +36,31 @@ pub(crate) enum Expiry {
 
 impl Options {
     /// No options: the task's defaults apply.
+    ///
+    /// ```
+    /// let options = taskq::Options::new();
+    /// assert_eq!(options.get_queue(), None);
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Uses this task id instead of a fresh UUID (the result is stored under it).
+    ///
+    /// ```
+    /// let options = taskq::Options::new().task_id("report-42");
+    /// ```
     pub fn task_id(mut self, id: impl Into<String>) -> Self {
         self.task_id = Some(id.into());
         self
     }
 
     /// Sends to this queue.
+    ///
+    /// ```
+    /// let options = taskq::Options::new().queue("reports");
+    /// assert_eq!(options.get_queue(), Some("reports"));
+    /// ```
     pub fn queue(mut self, queue: impl Into<String>) -> Self {
         self.queue = Some(queue.into());
         self
@@ -54,18 +68,33 @@ impl Options {
 
     /// Message priority 0–9; on Redis, as in Celery, **0 is served first** and 9 last.
     /// Values above 9 are clamped to 9.
+    ///
+    /// ```
+    /// // Served before the default priority 0? No: 0 is first on Redis; 9 is last.
+    /// let background = taskq::Options::new().priority(9);
+    /// ```
     pub fn priority(mut self, priority: u8) -> Self {
         self.priority = Some(priority.min(9));
         self
     }
 
     /// Runs no earlier than `delay` from now.
+    ///
+    /// ```
+    /// let in_ten_seconds = taskq::Options::new().countdown(std::time::Duration::from_secs(10));
+    /// ```
     pub fn countdown(mut self, delay: Duration) -> Self {
         self.countdown = Some(delay);
         self
     }
 
     /// Runs no earlier than `when`.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// let at = taskq::Options::new().eta(SystemTime::now() + Duration::from_secs(3600));
+    /// ```
     pub fn eta(mut self, when: SystemTime) -> Self {
         self.eta = Some(when);
         self
@@ -73,30 +102,52 @@ impl Options {
 
     /// Discards the task (stored as REVOKED, reason `expired`) if it has not started within
     /// `after` from now.
+    ///
+    /// ```
+    /// let fresh_only = taskq::Options::new().expires(std::time::Duration::from_secs(60));
+    /// ```
     pub fn expires(mut self, after: Duration) -> Self {
         self.expires = Some(Expiry::After(after));
         self
     }
 
     /// Like [`expires`](Self::expires), at an absolute time.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// let until = taskq::Options::new().expires_at(SystemTime::now() + Duration::from_secs(60));
+    /// ```
     pub fn expires_at(mut self, when: SystemTime) -> Self {
         self.expires = Some(Expiry::At(when));
         self
     }
 
     /// Hard time limit in seconds for this call.
+    ///
+    /// ```
+    /// let quick = taskq::Options::new().time_limit(std::time::Duration::from_secs(5));
+    /// ```
     pub fn time_limit(mut self, limit: Duration) -> Self {
         self.time_limit_secs = Some(limit.as_secs_f64());
         self
     }
 
     /// Stores no result for this call.
+    ///
+    /// ```
+    /// let fire_and_forget = taskq::Options::new().ignore_result(true);
+    /// ```
     pub fn ignore_result(mut self, ignore: bool) -> Self {
         self.ignore_result = Some(ignore);
         self
     }
 
     /// The queue set with [`queue`](Self::queue), if any.
+    ///
+    /// ```
+    /// assert_eq!(taskq::Options::new().queue("q").get_queue(), Some("q"));
+    /// ```
     pub fn get_queue(&self) -> Option<&str> {
         self.queue.as_deref()
     }

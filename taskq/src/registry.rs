@@ -10,9 +10,20 @@ use crate::failure::TaskFailure;
 use crate::task::{BoxFuture, Task, TaskOptions};
 
 /// Decoded call arguments as they arrive on the wire: positional `args` and keyword `kwargs`.
+///
+/// ```
+/// let raw: taskq::registry::RawArgs = (vec![serde_json::json!(1)], serde_json::Map::new());
+/// ```
 pub type RawArgs = (Vec<Value>, serde_json::Map<String, Value>);
 
 /// Runs a task from raw wire arguments and returns its result as JSON.
+///
+/// ```
+/// #[taskq::task(name = "tasks.erased_doc")]
+/// async fn erased_doc() {}
+///
+/// let run: taskq::registry::ErasedRun = taskq::registry::lookup("tasks.erased_doc").unwrap().run;
+/// ```
 pub type ErasedRun = fn(RawArgs) -> BoxFuture<Result<Value, TaskFailure>>;
 
 /// One registered task, type-erased so that a worker can run it from a message.
@@ -38,6 +49,14 @@ pub struct TaskEntry {
 
 impl TaskEntry {
     /// The entry of task `T`; `const` so that `inventory::submit!` accepts it.
+    ///
+    /// ```
+    /// #[taskq::task(name = "tasks.entry_doc")]
+    /// async fn entry_doc(x: u8) -> u8 { x }
+    ///
+    /// const ENTRY: taskq::registry::TaskEntry = taskq::registry::TaskEntry::of::<entry_doc>();
+    /// assert_eq!(ENTRY.arg_names, ["x"]);
+    /// ```
     pub const fn of<T: Task>() -> Self {
         Self {
             name: T::NAME,

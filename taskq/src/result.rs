@@ -73,16 +73,37 @@ impl<T> AsyncResult<T> {
     /// # Errors
     ///
     /// When no client is configured and the environment's configuration is invalid.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// let result: taskq::AsyncResult<u64> = taskq::AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+    /// println!("{}", result.state().await?);
+    /// # Ok(()) }
+    /// ```
     pub fn from_id(id: impl Into<String>) -> Result<Self> {
         Ok(Client::current()?.result(id))
     }
 
     /// The task id.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// let result: taskq::AsyncResult<u64> = taskq::AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+    /// assert_eq!(result.id(), "9b1c7a0e-0000-4000-8000-000000000001");
+    /// # Ok(()) }
+    /// ```
     pub fn id(&self) -> &str {
         &self.id
     }
 
     /// The same handle, reading the result as `U`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// let result: taskq::AsyncResult<u64> = taskq::AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+    /// let untyped: taskq::AsyncResult<serde_json::Value> = result.typed();
+    /// # Ok(()) }
+    /// ```
     pub fn typed<U>(self) -> AsyncResult<U> {
         AsyncResult::new(self.id, self.backend, self.ignored)
     }
@@ -93,6 +114,14 @@ impl<T> AsyncResult<T> {
     ///
     /// [`Error::Redis`] when the store cannot be read, [`Error::Malformed`] for a record that
     /// is not Celery's shape.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// let result: taskq::AsyncResult<u64> = taskq::AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+    /// let meta = result.meta().await?;
+    /// println!("{} at {:?}", meta.status, meta.date_done);
+    /// # Ok(()) }
+    /// ```
     pub async fn meta(&self) -> Result<ResultMeta> {
         Ok(self
             .backend
@@ -106,6 +135,15 @@ impl<T> AsyncResult<T> {
     /// # Errors
     ///
     /// As for [`meta`](Self::meta).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// let result: taskq::AsyncResult<u64> = taskq::AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+    /// if result.state().await? == taskq::TaskState::Started {
+    ///     println!("running");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn state(&self) -> Result<TaskState> {
         Ok(self.meta().await?.status)
     }
@@ -115,6 +153,15 @@ impl<T> AsyncResult<T> {
     /// # Errors
     ///
     /// As for [`meta`](Self::meta).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// let result: taskq::AsyncResult<u64> = taskq::AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+    /// if result.ready().await? {
+    ///     println!("finished");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn ready(&self) -> Result<bool> {
         Ok(self.state().await?.is_ready())
     }
@@ -124,6 +171,13 @@ impl<T> AsyncResult<T> {
     /// # Errors
     ///
     /// As for [`meta`](Self::meta).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// let result: taskq::AsyncResult<u64> = taskq::AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+    /// assert!(result.successful().await? || !result.ready().await?);
+    /// # Ok(()) }
+    /// ```
     pub async fn successful(&self) -> Result<bool> {
         Ok(self.state().await? == TaskState::Success)
     }
@@ -133,6 +187,15 @@ impl<T> AsyncResult<T> {
     /// # Errors
     ///
     /// As for [`meta`](Self::meta).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// let result: taskq::AsyncResult<u64> = taskq::AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+    /// if result.failed().await? {
+    ///     eprintln!("{:?}", result.failure().await?);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn failed(&self) -> Result<bool> {
         Ok(matches!(
             self.state().await?,
@@ -146,6 +209,15 @@ impl<T> AsyncResult<T> {
     /// # Errors
     ///
     /// As for [`meta`](Self::meta).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// let result: taskq::AsyncResult<u64> = taskq::AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+    /// if let Some(failure) = result.failure().await? {
+    ///     eprintln!("{}: {}\n{}", failure.exc_type(), failure.message(), failure.traceback().unwrap_or(""));
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn failure(&self) -> Result<Option<TaskFailure>> {
         Ok(self.meta().await?.failure_info())
     }
@@ -155,6 +227,14 @@ impl<T> AsyncResult<T> {
     /// # Errors
     ///
     /// [`Error::Redis`] when the store cannot be reached.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// let result: taskq::AsyncResult<u64> = taskq::AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+    /// result.forget().await?;
+    /// assert_eq!(result.state().await?, taskq::TaskState::Pending);
+    /// # Ok(()) }
+    /// ```
     pub async fn forget(&self) -> Result<()> {
         self.backend.forget(&self.id).await
     }
@@ -177,6 +257,17 @@ impl<T: DeserializeOwned> AsyncResult<T> {
     /// # Cancel safety
     ///
     /// Dropping the future stops waiting and unsubscribes; the task is unaffected.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// let result: taskq::AsyncResult<u64> = taskq::AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+    /// match result.get(std::time::Duration::from_secs(30)).await {
+    ///     Ok(value) => println!("{value}"),
+    ///     Err(taskq::Error::TaskFailed(failure)) => eprintln!("failed: {failure}"),
+    ///     Err(other) => return Err(other),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn get(&self, timeout: Duration) -> Result<T> {
         if self.ignored {
             return Err(Error::ResultIgnored);

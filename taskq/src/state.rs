@@ -46,6 +46,10 @@ pub enum TaskState {
 
 impl TaskState {
     /// The name stored in Redis.
+    ///
+    /// ```
+    /// assert_eq!(taskq::TaskState::Revoked.as_str(), "REVOKED");
+    /// ```
     pub fn as_str(&self) -> &str {
         match self {
             TaskState::Pending => "PENDING",
@@ -70,6 +74,11 @@ impl TaskState {
     }
 
     /// Whether the stored `result` is an exception (FAILURE, RETRY, REVOKED).
+    ///
+    /// ```
+    /// assert!(taskq::TaskState::Retry.is_exception());
+    /// assert!(!taskq::TaskState::Success.is_exception());
+    /// ```
     pub fn is_exception(&self) -> bool {
         matches!(
             self,
@@ -171,11 +180,24 @@ impl ResultMeta {
     }
 
     /// A SUCCESS record with the return value.
+    ///
+    /// ```
+    /// use taskq::state::ResultMeta;
+    ///
+    /// assert_eq!(ResultMeta::success("id", 5.into()).status, taskq::TaskState::Success);
+    /// ```
     pub fn success(task_id: &str, result: Value) -> Self {
         Self::new(task_id, TaskState::Success, result)
     }
 
     /// A FAILURE record (or REVOKED, for revoke failures) with the exception and traceback.
+    ///
+    /// ```
+    /// use taskq::state::ResultMeta;
+    ///
+    /// let meta = ResultMeta::failure("id", &taskq::TaskFailure::panic("boom"));
+    /// assert_eq!(meta.status, taskq::TaskState::Failure);
+    /// ```
     pub fn failure(task_id: &str, failure: &TaskFailure) -> Self {
         let status = if failure.is_revoked() {
             TaskState::Revoked
@@ -188,29 +210,63 @@ impl ResultMeta {
     }
 
     /// A STARTED record with the worker's pid and host name, as Celery writes.
+    ///
+    /// ```
+    /// use taskq::state::ResultMeta;
+    ///
+    /// assert!(ResultMeta::started("id", "taskq@host").date_done.is_none());
+    /// ```
     pub fn started(task_id: &str, hostname: &str) -> Self {
         let result = serde_json::json!({"pid": std::process::id(), "hostname": hostname});
         Self::new(task_id, TaskState::Started, result)
     }
 
     /// A record of any state, with `meta` as its result (Celery's `update_state`).
+    ///
+    /// ```
+    /// use taskq::state::ResultMeta;
+    ///
+    /// let meta = ResultMeta::custom("id", "PROGRESS".into(), serde_json::json!({"done": 3}));
+    /// assert_eq!(meta.status.as_str(), "PROGRESS");
+    /// ```
     pub fn custom(task_id: &str, state: TaskState, meta: Value) -> Self {
         Self::new(task_id, state, meta)
     }
 
     /// Sets the parent task id.
+    ///
+    /// ```
+    /// use taskq::state::ResultMeta;
+    ///
+    /// let meta = ResultMeta::success("id", 1.into()).with_parent(Some("parent-id".into()));
+    /// assert!(meta.to_json().contains(r#""parent_id": "parent-id""#));
+    /// ```
     pub fn with_parent(mut self, parent_id: Option<String>) -> Self {
         self.parent_id = parent_id;
         self
     }
 
     /// Sets the group id.
+    ///
+    /// ```
+    /// use taskq::state::ResultMeta;
+    ///
+    /// let meta = ResultMeta::success("id", 1.into()).with_group(Some("g1".into()));
+    /// assert!(meta.to_json().contains(r#""group_id": "g1""#));
+    /// ```
     pub fn with_group(mut self, group_id: Option<String>) -> Self {
         self.group_id = group_id;
         self
     }
 
     /// The failure in this record, for exception states.
+    ///
+    /// ```
+    /// use taskq::state::ResultMeta;
+    ///
+    /// let meta = ResultMeta::failure("id", &taskq::TaskFailure::revoked("expired"));
+    /// assert!(meta.failure_info().unwrap().is_revoked());
+    /// ```
     pub fn failure_info(&self) -> Option<TaskFailure> {
         self.status
             .is_exception()
@@ -218,6 +274,12 @@ impl ResultMeta {
     }
 
     /// The JSON text stored in Redis and published to waiters.
+    ///
+    /// ```
+    /// use taskq::state::ResultMeta;
+    ///
+    /// assert!(ResultMeta::success("id", 5.into()).to_json().starts_with(r#"{"status": "SUCCESS", "result": 5"#));
+    /// ```
     pub fn to_json(&self) -> String {
         let out = MetaOut {
             status: self.status.as_str(),
@@ -238,6 +300,14 @@ impl ResultMeta {
     ///
     /// [`Error::Malformed`](crate::Error::Malformed) when the text is not a JSON object with a
     /// string `status`.
+    ///
+    /// ```
+    /// use taskq::state::ResultMeta;
+    ///
+    /// let meta = ResultMeta::from_json(r#"{"status": "SUCCESS", "result": 42, "task_id": "x"}"#)?;
+    /// assert_eq!(meta.result, 42);
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn from_json(text: &str) -> crate::Result<Self> {
         let value: Value = serde_json::from_str(text)
             .map_err(|e| crate::Error::malformed("result", e.to_string()))?;

@@ -9,6 +9,10 @@ use serde::Serialize;
 use crate::failure::TaskFailure;
 
 /// A boxed, sendable future, as returned by [`Task::run`].
+///
+/// ```
+/// let fut: taskq::task::BoxFuture<u8> = Box::pin(async { 1 });
+/// ```
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// A task: a named async function whose calls can be sent to workers.
@@ -72,6 +76,10 @@ pub struct TaskOptions {
 
 impl TaskOptions {
     /// Options with every field at its default.
+    ///
+    /// ```
+    /// assert_eq!(taskq::TaskOptions::new(), taskq::TaskOptions::default());
+    /// ```
     pub const fn new() -> Self {
         Self {
             queue: None,
@@ -81,18 +89,30 @@ impl TaskOptions {
     }
 
     /// Sets the default queue.
+    ///
+    /// ```
+    /// assert_eq!(taskq::TaskOptions::new().queue("q").queue, Some("q"));
+    /// ```
     pub const fn queue(mut self, queue: &'static str) -> Self {
         self.queue = Some(queue);
         self
     }
 
     /// Sets whether results are stored.
+    ///
+    /// ```
+    /// assert!(taskq::TaskOptions::new().ignore_result(true).ignore_result);
+    /// ```
     pub const fn ignore_result(mut self, ignore: bool) -> Self {
         self.ignore_result = ignore;
         self
     }
 
     /// Sets the hard time limit in seconds.
+    ///
+    /// ```
+    /// assert_eq!(taskq::TaskOptions::new().time_limit_secs(2.0).time_limit_secs, Some(2.0));
+    /// ```
     pub const fn time_limit_secs(mut self, secs: f64) -> Self {
         self.time_limit_secs = Some(secs);
         self

@@ -35,6 +35,12 @@ pub struct MemoryBackend {
 
 impl MemoryBackend {
     /// The process-wide store called `name`.
+    ///
+    /// ```
+    /// let a = taskq::backend::memory::MemoryBackend::named("shared");
+    /// let b = taskq::backend::memory::MemoryBackend::named("shared");
+    /// assert!(std::sync::Arc::ptr_eq(&a, &b));
+    /// ```
     pub fn named(name: &str) -> Arc<Self> {
         static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<MemoryBackend>>>> = OnceLock::new();
         named_instance(&REGISTRY, name, || MemoryBackend {
@@ -45,6 +51,10 @@ impl MemoryBackend {
     }
 
     /// Sets how long records are kept (`None`: forever).
+    ///
+    /// ```
+    /// taskq::backend::memory::MemoryBackend::named("short").set_expires(Some(std::time::Duration::from_secs(60)));
+    /// ```
     pub fn set_expires(&self, expires: Option<Duration>) {
         *self.expires.lock().expect("expires lock") = expires;
     }

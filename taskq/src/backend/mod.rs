@@ -16,9 +16,25 @@ use crate::state::ResultMeta;
 use crate::Result;
 
 /// How long results are kept by default: one day, as in Celery.
+///
+/// ```
+/// assert_eq!(taskq::backend::DEFAULT_RESULT_EXPIRES.as_secs(), 86_400);
+/// ```
 pub const DEFAULT_RESULT_EXPIRES: Duration = Duration::from_secs(86_400);
 
 /// A result store implementation.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> taskq::Result<()> {
+/// use taskq::backend::{memory::MemoryBackend, ResultBackend};
+/// use taskq::state::ResultMeta;
+///
+/// let backend = MemoryBackend::named("trait-doc");
+/// backend.store(&[ResultMeta::success("id-1", 7.into())]).await?;
+/// let meta = backend.wait_ready("id-1", std::time::Duration::from_secs(1)).await?.unwrap();
+/// assert_eq!(meta.result, 7);
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait ResultBackend: Send + Sync + fmt::Debug + 'static {
     /// Stores records and wakes their waiters. A stored SUCCESS is never overwritten.

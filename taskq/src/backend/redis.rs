@@ -63,6 +63,11 @@ impl RedisBackend {
     /// # Errors
     ///
     /// [`Error::Redis`](crate::Error::Redis) if the URL is not a valid Redis URL.
+    ///
+    /// ```
+    /// let backend = taskq::backend::redis::RedisBackend::open("redis://127.0.0.1:6379/1", None)?;
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn open(url: &str, expires: Option<Duration>) -> Result<Self> {
         Self::with_keys(url, expires, ResultKeys::default())
     }
@@ -72,6 +77,13 @@ impl RedisBackend {
     /// # Errors
     ///
     /// [`Error::Redis`](crate::Error::Redis) if the URL is not a valid Redis URL.
+    ///
+    /// ```
+    /// use taskq::keys::ResultKeys;
+    ///
+    /// let backend = taskq::backend::redis::RedisBackend::with_keys("redis://127.0.0.1/1", None, ResultKeys::new("app1"))?;
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn with_keys(url: &str, expires: Option<Duration>, keys: ResultKeys) -> Result<Self> {
         Ok(Self {
             conn: LazyConnection::new(url)?,

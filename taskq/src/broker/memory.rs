@@ -49,6 +49,11 @@ struct State {
 
 impl MemoryBroker {
     /// The process-wide broker called `name` (`memory://name`; the empty name is `memory://`).
+    ///
+    /// ```
+    /// let a = taskq::broker::memory::MemoryBroker::named("x");
+    /// assert!(std::sync::Arc::ptr_eq(&a, &taskq::broker::memory::MemoryBroker::named("x")));
+    /// ```
     pub fn named(name: &str) -> Arc<Self> {
         static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<MemoryBroker>>>> = OnceLock::new();
         named_instance(&REGISTRY, name, || MemoryBroker {
@@ -62,6 +67,11 @@ impl MemoryBroker {
     }
 
     /// Number of messages waiting in `queue` (all priorities).
+    ///
+    /// ```
+    /// let broker = taskq::broker::memory::MemoryBroker::named("len-doc");
+    /// assert_eq!(broker.len("celery"), 0);
+    /// ```
     pub fn len(&self, queue: &str) -> usize {
         let state = self.state();
         self.keys
@@ -72,16 +82,31 @@ impl MemoryBroker {
     }
 
     /// Whether `queue` has no waiting message.
+    ///
+    /// ```
+    /// let broker = taskq::broker::memory::MemoryBroker::named("len-doc");
+    /// assert!(broker.is_empty("celery"));
+    /// ```
     pub fn is_empty(&self, queue: &str) -> bool {
         self.len(queue) == 0
     }
 
     /// Number of fetched, unacknowledged messages.
+    ///
+    /// ```
+    /// let broker = taskq::broker::memory::MemoryBroker::named("len-doc");
+    /// assert_eq!(broker.unacked_len(), 0);
+    /// ```
     pub fn unacked_len(&self) -> usize {
         self.state().unacked.len()
     }
 
     /// Number of parked ETA messages.
+    ///
+    /// ```
+    /// let broker = taskq::broker::memory::MemoryBroker::named("len-doc");
+    /// assert_eq!(broker.scheduled_len(), 0);
+    /// ```
     pub fn scheduled_len(&self) -> usize {
         self.state().eta.len()
     }

@@ -26,6 +26,16 @@ use async_trait::async_trait;
 use crate::Result;
 
 /// A message to publish.
+///
+/// ```
+/// use taskq::{broker::Outgoing, message::NewMessage};
+///
+/// let outgoing = Outgoing {
+///     queue: "celery".into(),
+///     priority: 0,
+///     envelope: NewMessage::new("tasks.add", "id-1").encode("celery").unwrap(),
+/// };
+/// ```
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     /// Queue name, e.g. `celery`.
@@ -38,6 +48,18 @@ pub struct Outgoing {
 
 /// A message taken by a worker. It stays in the broker's unacked set until it is acknowledged,
 /// requeued, deferred or dead-lettered.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> taskq::Result<()> {
+/// use taskq::broker::{memory::MemoryBroker, Broker, Outgoing};
+///
+/// let broker = MemoryBroker::named("delivery-doc");
+/// let envelope = taskq::message::NewMessage::new("t", "id").encode("celery").unwrap();
+/// broker.publish(&[Outgoing { queue: "celery".into(), priority: 0, envelope }]).await?;
+/// let delivery = broker.fetch(&["celery".into()], 1, std::time::Duration::ZERO).await?.deliveries.remove(0);
+/// assert_eq!((delivery.queue.as_str(), delivery.source.as_str()), ("celery", "celery"));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Delivery {
     /// kombu's delivery tag (the unacked key).
@@ -51,6 +73,15 @@ pub struct Delivery {
 }
 
 /// What one fetch returned.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> taskq::Result<()> {
+/// use taskq::broker::{memory::MemoryBroker, Broker};
+///
+/// let fetched = MemoryBroker::named("fetched-doc").fetch(&["celery".into()], 10, std::time::Duration::ZERO).await?;
+/// assert!(fetched.deliveries.is_empty() && fetched.now > 0.0);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Default)]
 pub struct Fetched {
     /// The broker's clock at the fetch, in seconds since the Unix epoch. Due times (ETA,
@@ -63,6 +94,16 @@ pub struct Fetched {
 /// A broker implementation.
 ///
 /// All operations take batches: one round trip serves many messages.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> taskq::Result<()> {
+/// use taskq::broker::{memory::MemoryBroker, Broker};
+///
+/// let broker = MemoryBroker::named("trait-doc");
+/// broker.ping().await?;
+/// assert!(broker.dead_letters(10).await?.is_empty());
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// Appends messages to their queues.
@@ -100,6 +141,15 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
 }
 
 /// The outcome of [`Broker::promote_due`].
+///
+/// ```
+/// # #[tokio::main] async fn main() -> taskq::Result<()> {
+/// use taskq::broker::{memory::MemoryBroker, Broker};
+///
+/// let promoted = MemoryBroker::named("promoted-doc").promote_due(100).await?;
+/// assert_eq!((promoted.moved, promoted.next_due), (0, None));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Promoted {
     /// Messages moved back to their queues.
@@ -109,6 +159,13 @@ pub struct Promoted {
 }
 
 /// An entry of the dead-letter list.
+///
+/// ```
+/// let entry: taskq::broker::DeadLetter = serde_json::from_str(
+///     r#"{"reason": "message is not JSON", "queue": "celery", "payload": "oops", "time": 1.5}"#,
+/// ).unwrap();
+/// assert_eq!(entry.queue, "celery");
+/// ```
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeadLetter {
     /// Why the message could not be run.

@@ -57,6 +57,13 @@ impl RedisBroker {
     /// # Errors
     ///
     /// [`Error::Redis`](crate::Error::Redis) if the URL is not a valid Redis URL.
+    ///
+    /// ```
+    /// let broker = taskq::broker::redis::RedisBroker::open("redis://:secret@127.0.0.1:6379/0")?;
+    /// use taskq::broker::Broker;
+    /// assert_eq!(broker.describe(), "redis://:**@127.0.0.1:6379/0");
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn open(url: &str) -> Result<Self> {
         Self::with_keys(url, BrokerKeys::default())
     }
@@ -66,6 +73,13 @@ impl RedisBroker {
     /// # Errors
     ///
     /// [`Error::Redis`](crate::Error::Redis) if the URL is not a valid Redis URL.
+    ///
+    /// ```
+    /// use taskq::keys::{BrokerKeys, DEFAULT_PRIORITY_SEP};
+    ///
+    /// let broker = taskq::broker::redis::RedisBroker::with_keys("redis://127.0.0.1/0", BrokerKeys::new("app1:", DEFAULT_PRIORITY_SEP))?;
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn with_keys(url: &str, keys: BrokerKeys) -> Result<Self> {
         Ok(Self {
             conn: LazyConnection::new(url)?,

@@ -80,12 +80,24 @@ pub struct WorkerBuilder {
 
 impl WorkerBuilder {
     /// How many tasks run at once (default: `TASKQ_CONCURRENCY`, else the number of CPUs).
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).concurrency(32).build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn concurrency(mut self, n: usize) -> Self {
         self.settings.concurrency = n.max(1);
         self
     }
 
     /// The queues to consume, in order of preference among equal priorities.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).queues(["emails", "reports"]).build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn queues<I, S>(mut self, queues: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -100,6 +112,12 @@ impl WorkerBuilder {
 
     /// Messages reserved per execution slot (default 4, as in Celery). Reserved messages stay
     /// in Redis's `unacked` set, never only in memory.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).prefetch_multiplier(1).build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn prefetch_multiplier(mut self, n: usize) -> Self {
         self.settings.prefetch_multiplier = n.max(1);
         self
@@ -107,30 +125,60 @@ impl WorkerBuilder {
 
     /// How long running tasks get to finish after a shutdown signal before they are
     /// cancelled and put back in their queues.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).shutdown_grace(std::time::Duration::from_secs(5)).build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.settings.shutdown_grace = grace;
         self
     }
 
     /// Store a STARTED state when each task starts (Celery's `task_track_started`).
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).track_started(true).build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn track_started(mut self, track: bool) -> Self {
         self.settings.track_started = track;
         self
     }
 
     /// The node name shown in logs and STARTED records (default `taskq@<host name>`).
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).hostname("reports@host-7").build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn hostname(mut self, name: impl Into<String>) -> Self {
         self.settings.hostname = name.into();
         self
     }
 
     /// Whether to print the start-up banner (default: yes).
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).banner(false).build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn banner(mut self, show: bool) -> Self {
         self.settings.banner = show;
         self
     }
 
     /// The worker.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker: taskq::Worker = taskq::Worker::builder(client).build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn build(self) -> Worker {
         Worker {
             client: self.client,
@@ -153,6 +201,13 @@ pub struct ShutdownHandle(CancellationToken);
 
 impl ShutdownHandle {
     /// Asks the worker to shut down gracefully.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).build();
+    /// worker.shutdown_handle().shutdown();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn shutdown(&self) {
         self.0.cancel();
     }
@@ -160,6 +215,12 @@ impl ShutdownHandle {
 
 impl Worker {
     /// A builder for a worker on `client`, with settings from the client's configuration.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).concurrency(4).build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn builder(client: Client) -> WorkerBuilder {
         let config: &Config = client.config();
         let settings = Settings {
@@ -179,11 +240,24 @@ impl Worker {
     /// # Errors
     ///
     /// [`Error::Config`](crate::Error::Config) for a bad setting.
+    ///
+    /// ```no_run
+    /// let worker = taskq::Worker::from_env()?;
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn from_env() -> Result<Self> {
         Ok(Self::builder(Client::from_env()?).build())
     }
 
     /// A handle that stops this worker.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).build();
+    /// let handle = worker.shutdown_handle();
+    /// std::thread::spawn(move || handle.shutdown());
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle(self.shutdown.clone())
     }
@@ -194,6 +268,12 @@ impl Worker {
     ///
     /// Only when the signal handlers cannot be installed; broker outages are logged and
     /// retried, not returned.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// taskq::Worker::from_env()?.run().await
+    /// # }
+    /// ```
     pub async fn run(self) -> Result<()> {
         self.run_until(shutdown_signal()).await
     }
@@ -203,6 +283,17 @@ impl Worker {
     /// # Errors
     ///
     /// None today; the `Result` leaves room for start-up checks.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> taskq::Result<()> {
+    /// let mut config = taskq::Config::default();
+    /// config.broker_url = "memory://run-until-doc".into();
+    /// config.result_backend = "memory://run-until-doc".into();
+    /// let worker = taskq::Worker::builder(taskq::Client::from_config(config)?).banner(false).build();
+    /// // Stops after 100 ms, as it would on SIGTERM.
+    /// worker.run_until(tokio::time::sleep(std::time::Duration::from_millis(100))).await
+    /// # }
+    /// ```
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<()> {
         if self.settings.banner {
             println!("{}", banner::render(&self.client, &self.settings));
