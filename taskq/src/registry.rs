@@ -107,7 +107,13 @@ fn decode_args<A: serde::de::DeserializeOwned>(
             "got an unexpected keyword argument '{unexpected}'"
         )));
     }
-    serde_json::from_value(Value::Array(args))
+    // A task without arguments has `()` as its tuple, which serde reads from null, not `[]`.
+    let tuple = if names.is_empty() {
+        Value::Null
+    } else {
+        Value::Array(args)
+    };
+    serde_json::from_value(tuple)
         .map_err(|e| TaskFailure::bad_arguments(format!("argument does not decode: {e}")))
 }
 
@@ -189,6 +195,13 @@ mod tests {
             .contains("1 positional arguments but 2"));
         let unknown = decode_args::<(i64,)>(raw(json!([1]), json!({"z": 1})), &["x"]);
         assert!(unknown.unwrap_err().message().contains("'z'"));
+    }
+
+    #[test]
+    fn tasks_without_arguments_decode_an_empty_call() {
+        let unit: () = decode_args(raw(json!([]), json!({})), &[]).unwrap();
+        assert_eq!(unit, ());
+        assert!(decode_args::<()>(raw(json!([1]), json!({})), &[]).is_err());
     }
 
     #[test]

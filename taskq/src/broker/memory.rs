@@ -25,7 +25,7 @@ use crate::Result;
 /// let broker = MemoryBroker::named("doc-example");
 /// let envelope = NewMessage::new("tasks.add", "id-1").encode("celery").unwrap();
 /// broker.publish(&[Outgoing { queue: "celery".into(), priority: 0, envelope }]).await?;
-/// let fetched = broker.fetch(&["celery".into()], 10, Duration::ZERO).await?;
+/// let fetched = broker.fetch(&["celery".into()], 10).await?;
 /// assert_eq!(fetched.deliveries.len(), 1);
 /// broker.ack(&[fetched.deliveries[0].tag.clone()]).await?;
 /// # Ok(()) }
@@ -175,17 +175,21 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
-    async fn fetch(&self, queues: &[String], max: usize, wait: Duration) -> Result<Fetched> {
+    async fn fetch(&self, queues: &[String], max: usize) -> Result<Fetched> {
         let order = self.keys.fetch_order(queues);
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let arrived = self.arrived.notified();
-            let fetched = self.take(&order, max, crate::unix_now());
-            if !fetched.deliveries.is_empty() || tokio::time::Instant::now() >= deadline {
-                return Ok(fetched);
-            }
-            let _ = tokio::time::timeout_at(deadline, arrived).await;
+        Ok(self.take(&order, max, crate::unix_now()))
+    }
+
+    async fn wait_for_messages(&self, queues: &[String], timeout: Duration) -> Result<()> {
+        // Register interest before looking, so a publish in between is not missed.
+        let arrived = self.arrived.notified();
+        tokio::pin!(arrived);
+        arrived.as_mut().enable();
+        if queues.iter().any(|q| !self.is_empty(q)) {
+            return Ok(());
         }
+        let _ = tokio::time::timeout(timeout, arrived).await;
+        Ok(())
     }
 
     async fn ack(&self, tags: &[String]) -> Result<()> {

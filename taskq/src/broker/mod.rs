@@ -56,7 +56,7 @@ pub struct Outgoing {
 /// let broker = MemoryBroker::named("delivery-doc");
 /// let envelope = taskq::message::NewMessage::new("t", "id").encode("celery").unwrap();
 /// broker.publish(&[Outgoing { queue: "celery".into(), priority: 0, envelope }]).await?;
-/// let delivery = broker.fetch(&["celery".into()], 1, std::time::Duration::ZERO).await?.deliveries.remove(0);
+/// let delivery = broker.fetch(&["celery".into()], 1).await?.deliveries.remove(0);
 /// assert_eq!((delivery.queue.as_str(), delivery.source.as_str()), ("celery", "celery"));
 /// # Ok(()) }
 /// ```
@@ -78,7 +78,7 @@ pub struct Delivery {
 /// # #[tokio::main] async fn main() -> taskq::Result<()> {
 /// use taskq::broker::{memory::MemoryBroker, Broker};
 ///
-/// let fetched = MemoryBroker::named("fetched-doc").fetch(&["celery".into()], 10, std::time::Duration::ZERO).await?;
+/// let fetched = MemoryBroker::named("fetched-doc").fetch(&["celery".into()], 10).await?;
 /// assert!(fetched.deliveries.is_empty() && fetched.now > 0.0);
 /// # Ok(()) }
 /// ```
@@ -110,8 +110,21 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     async fn publish(&self, messages: &[Outgoing]) -> Result<()>;
 
     /// Moves up to `max` messages from `queues` into the unacked set, in priority order and
-    /// then queue order, waiting up to `wait` for one to arrive when all are empty.
-    async fn fetch(&self, queues: &[String], max: usize, wait: Duration) -> Result<Fetched>;
+    /// then queue order. Never waits: the batch is empty when the queues are.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe: dropping the future after the store has moved messages leaves them
+    /// unacked with nobody holding them. Let it finish.
+    async fn fetch(&self, queues: &[String], max: usize) -> Result<Fetched>;
+
+    /// Waits until one of `queues` has a message, or `timeout` passes. Takes nothing, so a
+    /// fetch must follow; it may also wake without a message (another worker was faster).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it moves no message.
+    async fn wait_for_messages(&self, queues: &[String], timeout: Duration) -> Result<()>;
 
     /// Removes finished messages from the unacked set.
     async fn ack(&self, tags: &[String]) -> Result<()>;

@@ -36,7 +36,7 @@ type WatcherSlot = Arc<Mutex<Option<MultiplexedConnection>>>;
 /// use taskq::broker::{redis::RedisBroker, Broker};
 ///
 /// let broker = RedisBroker::open("redis://127.0.0.1:6379/0")?;
-/// let fetched = broker.fetch(&["celery".to_owned()], 10, std::time::Duration::from_secs(1)).await?;
+/// let fetched = broker.fetch(&["celery".to_owned()], 10).await?;
 /// println!("{} messages", fetched.deliveries.len());
 /// # Ok(()) }
 /// ```
@@ -208,29 +208,30 @@ impl Broker for RedisBroker {
         Ok(())
     }
 
-    async fn fetch(&self, queues: &[String], max: usize, wait: Duration) -> Result<Fetched> {
+    async fn fetch(&self, queues: &[String], max: usize) -> Result<Fetched> {
         let order = self.keys.fetch_order(queues);
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let mut invocation = self.scripts.fetch.prepare_invoke();
-            invocation
-                .key(self.keys.unacked())
-                .key(self.keys.unacked_index())
-                .key(self.keys.dead_letter())
-                .arg(max);
-            for (list, queue) in &order {
-                invocation.key(list).arg(queue);
-            }
-            let mut conn = self.conn().await?;
-            let reply: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
-            let fetched = Self::parse_fetch_reply(reply, &order)?;
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if !fetched.deliveries.is_empty() || remaining.is_zero() {
-                return Ok(fetched);
-            }
-            let lists: Vec<String> = order.iter().map(|(list, _)| list.clone()).collect();
-            self.wait_for_message(&lists, remaining).await?;
+        let mut invocation = self.scripts.fetch.prepare_invoke();
+        invocation
+            .key(self.keys.unacked())
+            .key(self.keys.unacked_index())
+            .key(self.keys.dead_letter())
+            .arg(max);
+        for (list, queue) in &order {
+            invocation.key(list).arg(queue);
         }
+        let mut conn = self.conn().await?;
+        let reply: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
+        Self::parse_fetch_reply(reply, &order)
+    }
+
+    async fn wait_for_messages(&self, queues: &[String], timeout: Duration) -> Result<()> {
+        let lists: Vec<String> = self
+            .keys
+            .fetch_order(queues)
+            .into_iter()
+            .map(|(list, _)| list)
+            .collect();
+        self.wait_for_message(&lists, timeout).await
     }
 
     async fn ack(&self, tags: &[String]) -> Result<()> {

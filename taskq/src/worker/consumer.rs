@@ -1,6 +1,6 @@
 //! Takes messages from the broker in batches, as many as there are free reservation slots,
-//! and decides each one's fate: run it, park it until its ETA, or settle it at once (expired,
-//! unknown task, undecodable).
+//! and decides each one's fate: run it (handed in order to the dispatcher), park it until its
+//! ETA, or settle it at once (expired, unknown task, undecodable).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,43 +16,61 @@ use crate::message::TaskMessage;
 use crate::registry;
 use crate::state::ResultMeta;
 
-/// How long one fetch waits for messages before the loop checks for shutdown again.
+/// How long one wait for messages lasts before it is renewed.
 const FETCH_WAIT: Duration = Duration::from_secs(1);
 
 /// Most messages taken in one fetch.
 const MAX_FETCH: usize = 256;
 
-pub(super) async fn run(shared: Arc<Shared>, completions: mpsc::UnboundedSender<Completion>) {
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    completions: mpsc::UnboundedSender<Completion>,
+    ready: mpsc::UnboundedSender<executor::Job>,
+) {
+    let queues = &shared.settings.queues;
+    let broker = shared.client.broker();
     let mut backoff = Duration::from_millis(100);
-    while !shared.stopping.is_cancelled() {
-        let Some(reservations) = reserve(&shared).await else {
-            break;
-        };
-        let wanted = reservations.len();
-        match shared
-            .client
-            .broker()
-            .fetch(&shared.settings.queues, wanted, FETCH_WAIT)
-            .await
-        {
+    while let Some(reservations) = reserve(&shared).await {
+        // Never cancelled: once Redis has moved messages to `unacked`, they must be handed on.
+        match broker.fetch(queues, reservations.len()).await {
+            Ok(fetched) if fetched.deliveries.is_empty() => {
+                drop(reservations);
+                let waited = tokio::select! {
+                    waited = broker.wait_for_messages(queues, FETCH_WAIT) => waited,
+                    () = shared.stopping.cancelled() => Ok(()),
+                };
+                if let Err(e) = waited {
+                    pause_after_error(&shared, &e, &mut backoff).await;
+                }
+            }
             Ok(fetched) => {
                 backoff = Duration::from_millis(100);
                 let offset_us = ((fetched.now - crate::unix_now()) * 1e6) as i64;
                 shared.clock_offset_us.store(offset_us, Ordering::Relaxed);
                 for (delivery, reservation) in fetched.deliveries.into_iter().zip(reservations) {
-                    dispatch(&shared, &completions, delivery, reservation, fetched.now).await;
+                    dispatch(
+                        &shared,
+                        &completions,
+                        &ready,
+                        delivery,
+                        reservation,
+                        fetched.now,
+                    )
+                    .await;
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot fetch from the broker; retrying in {backoff:?}");
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    () = shared.stopping.cancelled() => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
+            Err(e) => pause_after_error(&shared, &e, &mut backoff).await,
         }
     }
+}
+
+async fn pause_after_error(shared: &Shared, error: &crate::Error, backoff: &mut Duration) {
+    tracing::error!(error = %error, "cannot fetch from the broker; retrying in {backoff:?}");
+    tokio::select! {
+        () = tokio::time::sleep(*backoff) => {}
+        () = shared.stopping.cancelled() => {}
+    }
+    *backoff = (*backoff * 2).min(Duration::from_secs(5));
 }
 
 /// Waits for at least one free reservation slot and takes up to [`MAX_FETCH`]; `None` on
@@ -75,6 +93,7 @@ async fn reserve(shared: &Shared) -> Option<Vec<OwnedSemaphorePermit>> {
 async fn dispatch(
     shared: &Arc<Shared>,
     completions: &mpsc::UnboundedSender<Completion>,
+    ready: &mpsc::UnboundedSender<executor::Job>,
     delivery: Delivery,
     reservation: OwnedSemaphorePermit,
     now: f64,
@@ -126,7 +145,10 @@ async fn dispatch(
         reservation,
         completions: completions.clone(),
     };
-    shared.jobs.spawn(job.run());
+    // In fetch order, so priorities and FIFO order hold; the dispatcher starts them.
+    if let Err(mpsc::error::SendError(job)) = ready.send(job) {
+        job.requeue();
+    }
 }
 
 /// Parks a message until its ETA. If parking fails the message stays unacked in Redis (it is

@@ -1,5 +1,5 @@
-//! Runs one task: waits for an execution slot, runs the body in its own tokio task (so a
-//! panic is caught and a time limit can cancel it), and reports the outcome.
+//! Runs one task in its execution slot: the body runs in its own tokio task (so a panic is
+//! caught and a time limit can cancel it), and the outcome goes to the completer.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,15 +25,8 @@ pub(super) struct Job {
 }
 
 impl Job {
-    pub(super) async fn run(self) {
-        let slot = tokio::select! {
-            biased;
-            slot = self.shared.running.clone().acquire_owned() => slot.ok(),
-            () = self.shared.stopping.cancelled() => None,
-        };
-        let Some(_slot) = slot else {
-            return self.finish(None, Action::Requeue); // reserved but never started
-        };
+    /// Runs the task in the execution slot the dispatcher gave it.
+    pub(super) async fn run(self, _slot: OwnedSemaphorePermit) {
         let (name, id) = (self.entry.name, self.message.id.clone());
         tracing::info!("Task {name}[{id}] received");
         if self.shared.settings.track_started {
@@ -85,6 +78,11 @@ impl Job {
         if let Err(e) = self.shared.client.backend().store(&[record]).await {
             tracing::warn!(error = %e, id = %self.message.id, "cannot store the STARTED state");
         }
+    }
+
+    /// Puts the message back unstarted (shutdown before it got a slot).
+    pub(super) fn requeue(self) {
+        self.finish(None, Action::Requeue);
     }
 
     fn finish(self, record: Option<ResultMeta>, action: Action) {

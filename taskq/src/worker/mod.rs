@@ -18,6 +18,7 @@
 mod banner;
 mod completer;
 mod consumer;
+mod dispatcher;
 mod executor;
 mod scheduler;
 
@@ -300,18 +301,23 @@ impl Worker {
         }
         let shared = Shared::new(self.client, self.settings, self.shutdown.clone());
         let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = mpsc::unbounded_channel();
         let completer = tokio::spawn(completer::run(shared.clone(), done_rx));
         let scheduler = tokio::spawn(scheduler::run(shared.clone()));
+        let dispatcher = tokio::spawn(dispatcher::run(shared.clone(), ready_rx));
+        let consumer = tokio::spawn(consumer::run(shared.clone(), done_tx, ready_tx));
         tracing::info!(node = %shared.settings.hostname, "worker ready");
 
-        let shutdown = self.shutdown.clone();
         tokio::select! {
-            () = consumer::run(shared.clone(), done_tx) => {}
-            () = stop => shutdown.cancel(),
-            () = shutdown.cancelled() => {}
+            () = stop => {}
+            () = self.shutdown.cancelled() => {}
         }
-        shutdown.cancel();
+        self.shutdown.cancel();
         tracing::info!("worker shutting down: no new tasks are taken");
+        // The consumer finishes a fetch in flight and hands its messages on; the dispatcher
+        // then puts back whatever never started; running jobs get the grace period.
+        let _ = consumer.await;
+        let _ = dispatcher.await;
         drain(&shared).await;
         let _ = scheduler.await;
         let _ = completer.await;

@@ -1,0 +1,459 @@
+//! The attribute's options: `#[task(name = "...", queue = "...", ignore_result, time_limit = 30,
+//! crate = "...")]`.
+//!
+//! Parsing is lenient where it can be: a misspelt key, a repeated key or a bad value is
+//! recorded as an error and parsing goes on, so that every mistake in the attribute is reported
+//! at once and the valid options still take effect. Only broken syntax (a missing `,` or `=`)
+//! stops it.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream, Parser};
+use syn::spanned::Spanned;
+use syn::{Error, Ident, Lit, LitBool, LitStr, Path, Token};
+
+use crate::validate::Errors;
+
+/// The option keys, as custom keywords (`crate` is a real keyword: `Token![crate]`).
+pub(crate) mod kw {
+    syn::custom_keyword!(name);
+    syn::custom_keyword!(queue);
+    syn::custom_keyword!(ignore_result);
+    syn::custom_keyword!(time_limit);
+}
+
+/// Every accepted key, in the order the documentation lists them.
+pub(crate) const KEYS: [&str; 5] = ["name", "queue", "ignore_result", "time_limit", "crate"];
+
+/// The parsed options; `None` for an option that was not given (or was given wrongly).
+#[derive(Default)]
+pub(crate) struct TaskArgs {
+    /// `name = "..."`: the registered task name.
+    pub name: Option<LitStr>,
+    /// `queue = "..."`: the default queue.
+    pub queue: Option<LitStr>,
+    /// `ignore_result` or `ignore_result = true|false`.
+    pub ignore_result: Option<LitBool>,
+    /// `time_limit = 30` or `time_limit = 2.5`, in seconds.
+    pub time_limit: Option<TimeLimit>,
+    /// `crate = "path::to::taskq"`: where the runtime is, for code that renames or re-exports it.
+    pub krate: Option<Path>,
+}
+
+/// A validated `time_limit`: a positive, finite number of seconds.
+pub(crate) struct TimeLimit {
+    /// The value in seconds.
+    pub secs: f64,
+    /// Where the literal was written.
+    pub span: Span,
+}
+
+impl Parse for TaskArgs {
+    /// Strict parsing: any mistake is an error.
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let (args, errors) = Self::parse_lenient(input)?;
+        errors.finish()?;
+        Ok(args)
+    }
+}
+
+impl TaskArgs {
+    /// Parses every option, keeping the valid ones, and returns the mistakes next to them.
+    ///
+    /// Fails outright only on broken syntax.
+    pub(crate) fn parse_lenient(input: ParseStream<'_>) -> syn::Result<(Self, Errors)> {
+        let mut args = Self::default();
+        let mut errors = Errors::default();
+        while !input.is_empty() {
+            let lookahead = input.lookahead1();
+            if lookahead.peek(kw::name) {
+                let key: kw::name = input.parse()?;
+                let value = parse_value(input, "name", key.span)?;
+                let lit = value.and_then(|v| errors.keep(string_value("name", &v)));
+                set(&mut args.name, lit, "name", key.span, &mut errors);
+            } else if lookahead.peek(kw::queue) {
+                let key: kw::queue = input.parse()?;
+                let value = parse_value(input, "queue", key.span)?;
+                let lit = value.and_then(|v| errors.keep(string_value("queue", &v)));
+                set(&mut args.queue, lit, "queue", key.span, &mut errors);
+            } else if lookahead.peek(kw::ignore_result) {
+                let key: kw::ignore_result = input.parse()?;
+                let flag = if input.peek(Token![=]) {
+                    let value = parse_value(input, "ignore_result", key.span)?;
+                    value.and_then(|v| errors.keep(bool_value(&v)))
+                } else {
+                    Some(LitBool::new(true, key.span))
+                };
+                set(
+                    &mut args.ignore_result,
+                    flag,
+                    "ignore_result",
+                    key.span,
+                    &mut errors,
+                );
+            } else if lookahead.peek(kw::time_limit) {
+                let key: kw::time_limit = input.parse()?;
+                let value = parse_value(input, "time_limit", key.span)?;
+                let limit = value.and_then(|v| errors.keep(time_limit_value(&v)));
+                set(
+                    &mut args.time_limit,
+                    limit,
+                    "time_limit",
+                    key.span,
+                    &mut errors,
+                );
+            } else if lookahead.peek(Token![crate]) {
+                let key: Token![crate] = input.parse()?;
+                let value = parse_value(input, "crate", key.span)?;
+                let path = value.and_then(|v| errors.keep(crate_value(&v)));
+                set(&mut args.krate, path, "crate", key.span, &mut errors);
+            } else if input.peek(Ident::peek_any) {
+                let key = Ident::parse_any(input)?;
+                errors.push(unknown_key(&key));
+                if input.peek(Token![=]) {
+                    parse_value(input, "", key.span())?;
+                }
+            } else {
+                return Err(lookahead.error());
+            }
+            if input.is_empty() {
+                break;
+            }
+            input.parse::<Token![,]>()?;
+        }
+        Ok((args, errors))
+    }
+}
+
+/// Stores an option's value; a second occurrence of a key is an error at that occurrence.
+fn set<T>(slot: &mut Option<T>, value: Option<T>, key: &str, at: Span, errors: &mut Errors) {
+    if slot.is_some() {
+        errors.push(Error::new(
+            at,
+            format!("duplicate option `{key}`: each option may be given only once"),
+        ));
+    } else {
+        *slot = value;
+    }
+}
+
+/// Parses `= <tokens up to the next top-level comma>`; `None` if the value is missing, which is
+/// recorded as an error at the key.
+fn parse_value(input: ParseStream<'_>, key: &str, at: Span) -> syn::Result<Option<TokenStream>> {
+    if !input.peek(Token![=]) {
+        if input.is_empty() || input.peek(Token![,]) {
+            return Err(Error::new(
+                at,
+                format!("option `{key}` needs a value: `{key} = ...`"),
+            ));
+        }
+        // Let syn say what it expected instead of what is there.
+        input.parse::<Token![=]>()?;
+    }
+    let eq: Token![=] = input.parse()?;
+    let mut value = TokenStream::new();
+    while !input.is_empty() && !input.peek(Token![,]) {
+        value.extend([input.parse::<TokenTree>()?]);
+    }
+    if value.is_empty() {
+        return Err(Error::new(
+            eq.span,
+            format!("option `{key}` is missing its value after `=`"),
+        ));
+    }
+    Ok(Some(value))
+}
+
+/// The error for a key that is not an option, with a suggestion when one is close.
+fn unknown_key(key: &Ident) -> Error {
+    let given = key.unraw().to_string();
+    let accepted = KEYS.map(|k| format!("`{k}`")).join(", ");
+    let message = match suggestion(&given) {
+        Some(close) => format!(
+            "unknown `#[task]` option `{given}`: did you mean `{close}`? \
+             Accepted options are: {accepted}"
+        ),
+        None => format!("unknown `#[task]` option `{given}`; accepted options are: {accepted}"),
+    };
+    Error::new(key.span(), message)
+}
+
+/// A key the user probably meant, if any.
+fn suggestion(given: &str) -> Option<&'static str> {
+    const ALIASES: [(&str, &str); 6] = [
+        ("timeout", "time_limit"),
+        ("time_limit_secs", "time_limit"),
+        ("timelimit", "time_limit"),
+        ("queue_name", "queue"),
+        ("task_name", "name"),
+        ("krate", "crate"),
+    ];
+    if let Some((_, key)) = ALIASES.iter().find(|(alias, _)| *alias == given) {
+        return Some(key);
+    }
+    KEYS.into_iter()
+        .map(|key| (edit_distance(given, key), key))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, key)| key)
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// Parses `value` as exactly one `T`: `Ok(None)` if it does not start with a `T`, an error if
+/// something follows the `T` (most likely a forgotten `,`).
+fn exactly<T: Parse>(value: &TokenStream) -> syn::Result<Option<T>> {
+    let parser = |input: ParseStream<'_>| {
+        if input.fork().parse::<T>().is_err() {
+            input.parse::<TokenStream>()?;
+            return Ok(None);
+        }
+        let parsed: T = input.parse()?;
+        if !input.is_empty() {
+            return Err(input.error("expected `,` before the next option"));
+        }
+        Ok(Some(parsed))
+    };
+    parser.parse2(value.clone())
+}
+
+/// `name = "..."` / `queue = "..."`: a non-empty string literal.
+pub(crate) fn string_value(key: &str, value: &TokenStream) -> syn::Result<LitStr> {
+    let example = if key == "queue" {
+        "reports"
+    } else {
+        "tasks.add"
+    };
+    let Some(lit) = exactly::<LitStr>(value)? else {
+        return Err(Error::new_spanned(
+            value,
+            format!("option `{key}` must be a string literal, e.g. `{key} = \"{example}\"`"),
+        ));
+    };
+    if lit.value().trim().is_empty() {
+        return Err(Error::new(
+            lit.span(),
+            format!("option `{key}` must not be empty"),
+        ));
+    }
+    Ok(lit)
+}
+
+/// `ignore_result = true|false`.
+pub(crate) fn bool_value(value: &TokenStream) -> syn::Result<LitBool> {
+    exactly::<LitBool>(value)?.ok_or_else(|| {
+        Error::new_spanned(
+            value,
+            "option `ignore_result` takes `true` or `false` (or no value, meaning `true`)",
+        )
+    })
+}
+
+/// `time_limit = 30` / `time_limit = 2.5`: a positive, finite number of seconds.
+pub(crate) fn time_limit_value(value: &TokenStream) -> syn::Result<TimeLimit> {
+    const EXPECTED: &str = "option `time_limit` must be a positive number of seconds, \
+                            e.g. `time_limit = 30` or `time_limit = 2.5`";
+    let secs = match exactly::<Lit>(value)? {
+        Some(Lit::Int(int)) => int.base10_parse::<f64>(),
+        Some(Lit::Float(float)) => float.base10_parse::<f64>(),
+        _ => return Err(Error::new_spanned(value, EXPECTED)),
+    }
+    .map_err(|_| Error::new_spanned(value, EXPECTED))?;
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(Error::new_spanned(value, EXPECTED));
+    }
+    Ok(TimeLimit {
+        secs,
+        span: value.span(),
+    })
+}
+
+/// `crate = "path::to::taskq"` (a bare path is accepted as well).
+pub(crate) fn crate_value(value: &TokenStream) -> syn::Result<Path> {
+    const EXPECTED: &str = "option `crate` must be the path of the taskq crate as a string, \
+                            e.g. `crate = \"::my_app::taskq\"`";
+    if let Some(lit) = exactly::<LitStr>(value)? {
+        return lit
+            .parse::<Path>()
+            .map_err(|_| Error::new(lit.span(), EXPECTED));
+    }
+    exactly::<Path>(value)?.ok_or_else(|| Error::new_spanned(value, EXPECTED))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn parse(tokens: TokenStream) -> syn::Result<TaskArgs> {
+        syn::parse2(tokens)
+    }
+
+    fn error(tokens: TokenStream) -> String {
+        match parse(tokens) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e
+                .into_iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(" | "),
+        }
+    }
+
+    #[test]
+    fn no_options_is_all_defaults() {
+        let args = parse(quote!()).unwrap();
+        assert!(args.name.is_none() && args.queue.is_none() && args.krate.is_none());
+        assert!(args.ignore_result.is_none() && args.time_limit.is_none());
+    }
+
+    #[test]
+    fn every_option_parses() {
+        let args = parse(quote! {
+            name = "tasks.add",
+            queue = "math",
+            ignore_result,
+            time_limit = 2.5,
+            crate = "::my_app::taskq",
+        })
+        .unwrap();
+        assert_eq!(args.name.unwrap().value(), "tasks.add");
+        assert_eq!(args.queue.unwrap().value(), "math");
+        assert!(args.ignore_result.unwrap().value);
+        assert_eq!(args.time_limit.unwrap().secs, 2.5);
+        let path = args.krate.unwrap();
+        assert_eq!(
+            quote! { #path }.to_string(),
+            quote! { ::my_app::taskq }.to_string()
+        );
+    }
+
+    #[test]
+    fn ignore_result_takes_an_optional_bool() {
+        let args = parse(quote! { ignore_result = false }).unwrap();
+        assert!(!args.ignore_result.unwrap().value);
+        let args = parse(quote! { ignore_result = true }).unwrap();
+        assert!(args.ignore_result.unwrap().value);
+        assert!(error(quote! { ignore_result = 1 }).contains("takes `true` or `false`"));
+    }
+
+    #[test]
+    fn time_limit_accepts_integers_and_floats() {
+        let secs = |tokens| parse(tokens).unwrap().time_limit.unwrap().secs;
+        assert_eq!(secs(quote! { time_limit = 30 }), 30.0);
+        assert_eq!(secs(quote! { time_limit = 30u64 }), 30.0);
+        assert_eq!(secs(quote! { time_limit = 0.5 }), 0.5);
+    }
+
+    #[test]
+    fn time_limit_must_be_a_positive_number() {
+        for bad in [
+            quote! { time_limit = 0 },
+            quote! { time_limit = -3 },
+            quote! { time_limit = "30" },
+            quote! { time_limit = 0.0 },
+            quote! { time_limit = 1e999 },
+            quote! { time_limit = secs },
+        ] {
+            let message = error(bad);
+            assert!(
+                message.contains("must be a positive number of seconds"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_crate_path_can_also_be_written_bare() {
+        let path = parse(quote! { crate = my_app::taskq }).unwrap().krate;
+        let path = path.unwrap();
+        assert_eq!(
+            quote! { #path }.to_string(),
+            quote! { my_app::taskq }.to_string()
+        );
+        assert!(error(quote! { crate = "not a path" }).contains("path of the taskq crate"));
+    }
+
+    #[test]
+    fn names_and_queues_must_be_non_empty_strings() {
+        assert_eq!(
+            error(quote! { name = tasks.add }),
+            "option `name` must be a string literal, e.g. `name = \"tasks.add\"`"
+        );
+        assert!(error(quote! { queue = 5 }).contains("option `queue` must be a string literal"));
+        assert_eq!(
+            error(quote! { name = "" }),
+            "option `name` must not be empty"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_list_the_accepted_ones() {
+        assert_eq!(
+            error(quote! { retries = 3 }),
+            "unknown `#[task]` option `retries`; accepted options are: \
+             `name`, `queue`, `ignore_result`, `time_limit`, `crate`"
+        );
+        assert!(error(quote! { qeue = "x" }).starts_with(
+            "unknown `#[task]` option `qeue`: did you mean `queue`? Accepted options are: `name`,"
+        ));
+        assert!(error(quote! { timeout = 3 }).contains("did you mean `time_limit`?"));
+        assert!(!error(quote! { bind }).contains("did you mean"));
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported_at_the_second_occurrence() {
+        let tokens = quote! { queue = "a", queue = "b" };
+        let err = parse(tokens).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "duplicate option `queue`: each option may be given only once"
+        );
+    }
+
+    #[test]
+    fn every_mistake_is_reported_and_valid_options_are_kept() {
+        let parser = |input: ParseStream<'_>| TaskArgs::parse_lenient(input);
+        let (args, errors) = syn::parse::Parser::parse2(
+            parser,
+            quote! { name = 1, queue = "q", timeout = 3, queue = "again", time_limit = 0 },
+        )
+        .unwrap();
+        assert_eq!(args.queue.unwrap().value(), "q");
+        assert!(args.name.is_none() && args.time_limit.is_none());
+        assert_eq!(errors.finish().unwrap_err().into_iter().count(), 4);
+    }
+
+    #[test]
+    fn broken_syntax_is_an_error() {
+        assert!(error(quote! { name "x" }).contains("expected `=`"));
+        assert!(error(quote! { name }).contains("option `name` needs a value"));
+        assert!(error(quote! { name = }).contains("missing its value"));
+        assert!(error(quote! { queue = "a" name = "b" }).contains("expected `,`"));
+        assert!(error(quote! { "x" }).contains("expected one of"));
+    }
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("queue", "queue"), 0);
+        assert_eq!(edit_distance("qeue", "queue"), 1);
+        assert_eq!(edit_distance("nmae", "name"), 2);
+        assert_eq!(edit_distance("", "crate"), 5);
+    }
+}

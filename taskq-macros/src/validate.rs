@@ -1,0 +1,514 @@
+//! What a `#[task]` function may look like, checked on its syntax.
+//!
+//! Every problem found is reported, each at the tokens it is about. What syntax cannot tell
+//! (whether a type is serializable) is left to rustc, through the checks `expand` generates.
+
+use syn::visit::{self, Visit};
+use syn::{
+    Error, FnArg, GenericParam, ItemFn, Lifetime, Pat, ReturnType, Signature, TypeImplTrait,
+    TypeReference,
+};
+
+use crate::expand::{output_shape, OutputShape};
+
+/// Errors collected on the way, reported together.
+#[derive(Default)]
+pub(crate) struct Errors(Option<Error>);
+
+impl Errors {
+    /// Adds an error.
+    pub(crate) fn push(&mut self, error: Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    /// Adds the error of `result`, if any, and returns its value otherwise.
+    pub(crate) fn keep<T>(&mut self, result: syn::Result<T>) -> Option<T> {
+        result.map_err(|e| self.push(e)).ok()
+    }
+
+    /// Adds every error of `other`.
+    pub(crate) fn extend(&mut self, other: Errors) {
+        if let Some(error) = other.0 {
+            self.push(error);
+        }
+    }
+
+    /// `Ok` if nothing was added, else every error, combined.
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+/// Checks the function's signature; reports every problem, not just the first.
+pub(crate) fn validate(func: &ItemFn) -> syn::Result<()> {
+    let mut errors = Errors::default();
+    let sig = &func.sig;
+    check_qualifiers(sig, &mut errors);
+    check_generics(sig, &mut errors);
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => errors.push(Error::new_spanned(
+                receiver,
+                "`#[task]` functions cannot take `self`: a task is a free `async fn` that \
+                 workers call by name with its arguments only",
+            )),
+            FnArg::Typed(arg) => {
+                for attr in &arg.attrs {
+                    if attr.path().is_ident("cfg") || attr.path().is_ident("cfg_attr") {
+                        errors.push(Error::new_spanned(
+                            attr,
+                            "task arguments cannot be conditional: the argument list is the \
+                             task's signature on the wire",
+                        ));
+                    }
+                }
+                check_pattern(&arg.pat, &mut errors);
+                let mut finder = Borrows::new(Position::Argument);
+                // A lifetime parameter is reported once, at the generics, not at every use.
+                finder.declared = sig
+                    .generics
+                    .lifetimes()
+                    .map(|l| l.lifetime.clone())
+                    .collect();
+                finder.visit_type(&arg.ty);
+                errors.extend(finder.errors);
+            }
+        }
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(Error::new_spanned(
+            variadic,
+            "`#[task]` functions cannot be variadic",
+        ));
+    }
+    check_output(&sig.output, &mut errors);
+    errors.finish()
+}
+
+/// `async` is required; `const`, `unsafe` and `extern` are refused.
+fn check_qualifiers(sig: &Signature, errors: &mut Errors) {
+    if let Some(constness) = &sig.constness {
+        errors.push(Error::new_spanned(
+            constness,
+            "`#[task]` functions cannot be `const fn`",
+        ));
+    }
+    if sig.asyncness.is_none() {
+        errors.push(Error::new(
+            sig.fn_token.span,
+            "`#[task]` functions must be `async fn`: write `async fn` here",
+        ));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        errors.push(Error::new_spanned(
+            unsafety,
+            "`#[task]` functions cannot be `unsafe`: workers call them with arguments taken \
+             from the wire and cannot uphold a safety contract",
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(Error::new_spanned(
+            abi,
+            "`#[task]` functions cannot have an `extern` ABI",
+        ));
+    }
+}
+
+/// Type, lifetime and const parameters, and where clauses, are refused.
+fn check_generics(sig: &Signature, errors: &mut Errors) {
+    let generics = &sig.generics;
+    if let Some(param) = generics.params.first() {
+        let kind = match param {
+            GenericParam::Type(_) => {
+                "a worker decodes each call into one concrete set of argument types, so type \
+                 parameters are not allowed; use concrete types (an enum can stand for \
+                 several)"
+            }
+            GenericParam::Lifetime(_) => {
+                "task arguments are decoded into owned values, so lifetime parameters are not \
+                 allowed; take owned types (`String`, `Vec<T>`) instead of borrowed ones"
+            }
+            GenericParam::Const(_) => {
+                "a worker calls the task by name alone, so const parameters are not allowed; \
+                 pass the value as an argument instead"
+            }
+        };
+        errors.push(Error::new_spanned(
+            generics,
+            format!("`#[task]` functions cannot be generic: {kind}"),
+        ));
+    } else if let Some(where_clause) = &generics.where_clause {
+        errors.push(Error::new_spanned(
+            where_clause,
+            "`#[task]` functions cannot be generic: remove the `where` clause",
+        ));
+    }
+}
+
+/// Arguments must be plain names: the names are the task's keyword-argument names.
+fn check_pattern(pat: &Pat, errors: &mut Errors) {
+    let message = match pat {
+        Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none() => return,
+        Pat::Wild(_) => {
+            "task arguments need a name, since callers may pass them by keyword: write \
+             `_name: Type` to leave one unused"
+        }
+        _ => {
+            "task arguments must be plain names (`user_id: u64`), since callers may pass them by \
+             keyword; destructure inside the body instead"
+        }
+    };
+    errors.push(Error::new_spanned(pat, message));
+}
+
+/// The return type must be owned and nameable.
+fn check_output(output: &ReturnType, errors: &mut Errors) {
+    let ReturnType::Type(_, ty) = output else {
+        return;
+    };
+    let mut impl_traits = Borrows::new(Position::ImplTraitOnly);
+    impl_traits.visit_type(ty);
+    if impl_traits.errors.0.is_some() {
+        errors.extend(impl_traits.errors);
+        return;
+    }
+    let value = match output_shape(output) {
+        OutputShape::Unit => return,
+        OutputShape::Plain(ty) => ty,
+        // Only `T` must be owned: `E` may well be `&'static str`.
+        OutputShape::Result { ok: Some(ok), .. } => ok,
+        OutputShape::Result { ok: None, .. } => return,
+    };
+    let mut borrows = Borrows::new(Position::Output);
+    borrows.visit_type(value);
+    errors.extend(borrows.errors);
+}
+
+/// Where a type is written, which decides what it may contain.
+#[derive(Clone, Copy, PartialEq)]
+enum Position {
+    Argument,
+    Output,
+    /// Only `impl Trait` is looked for.
+    ImplTraitOnly,
+}
+
+/// Finds references, non-`'static` lifetimes and `impl Trait` in a type.
+///
+/// Does not look inside function-pointer types or `Fn(..)` sugar, where references are about
+/// the function's own parameters.
+struct Borrows {
+    position: Position,
+    /// Lifetime parameters of the function, already reported as generics.
+    declared: Vec<Lifetime>,
+    errors: Errors,
+}
+
+impl Borrows {
+    fn new(position: Position) -> Self {
+        Self {
+            position,
+            declared: Vec::new(),
+            errors: Errors::default(),
+        }
+    }
+}
+
+impl<'ast> Visit<'ast> for Borrows {
+    fn visit_type_reference(&mut self, reference: &'ast TypeReference) {
+        let message = match self.position {
+            Position::Argument => {
+                "task arguments are sent over the wire and decoded into owned values: take an \
+                 owned type (`String` instead of `&str`, `Vec<T>` instead of `&[T]`)"
+            }
+            Position::Output => {
+                "a task's result is serialized and sent back to the caller: return an owned \
+                 type (`String` instead of `&str`, `Vec<T>` instead of `&[T]`)"
+            }
+            Position::ImplTraitOnly => return visit::visit_type_reference(self, reference),
+        };
+        self.errors.push(Error::new_spanned(reference, message));
+    }
+
+    fn visit_type_impl_trait(&mut self, impl_trait: &'ast TypeImplTrait) {
+        let message = match self.position {
+            Position::Argument => {
+                "`impl Trait` cannot be a task argument: a worker decodes each argument into \
+                 one concrete type, so name the type"
+            }
+            Position::Output | Position::ImplTraitOnly => {
+                "`#[task]` functions cannot return `impl Trait`: the result type must be named, \
+                 so that callers can decode it from `AsyncResult<T>`"
+            }
+        };
+        self.errors.push(Error::new_spanned(impl_trait, message));
+    }
+
+    fn visit_lifetime(&mut self, lifetime: &'ast Lifetime) {
+        if lifetime.ident == "static"
+            || self.position == Position::ImplTraitOnly
+            || self.declared.contains(lifetime)
+        {
+            return;
+        }
+        self.errors.push(Error::new(
+            lifetime.span(),
+            format!(
+                "task {} cannot borrow (lifetime `{lifetime}`): values are serialized across \
+                 processes, so use owned data or `'static`",
+                if self.position == Position::Argument {
+                    "arguments"
+                } else {
+                    "results"
+                }
+            ),
+        ));
+    }
+
+    fn visit_type_bare_fn(&mut self, _: &'ast syn::TypeBareFn) {}
+
+    fn visit_parenthesized_generic_arguments(
+        &mut self,
+        _: &'ast syn::ParenthesizedGenericArguments,
+    ) {
+    }
+
+    fn visit_bound_lifetimes(&mut self, _: &'ast syn::BoundLifetimes) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse_quote;
+
+    fn errors(func: ItemFn) -> Vec<String> {
+        match validate(&func) {
+            Ok(()) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    fn single_error(func: ItemFn) -> String {
+        let errors = errors(func);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        errors.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn ordinary_task_functions_pass() {
+        let ok: [ItemFn; 8] = [
+            parse_quote!(
+                async fn f() {}
+            ),
+            parse_quote!(
+                pub async fn f(x: u64, y: String) -> Result<Vec<u8>, Error> {
+                    todo!()
+                }
+            ),
+            parse_quote!(
+                async fn f(mut x: u64) -> u64 {
+                    x += 1;
+                    x
+                }
+            ),
+            parse_quote!(
+                async fn f(r#type: String) -> anyhow::Result<()> {
+                    Ok(())
+                }
+            ),
+            parse_quote!(
+                async fn f(s: Cow<'static, str>) -> Result<u8, &'static str> {
+                    Ok(1)
+                }
+            ),
+            parse_quote!(
+                async fn f(_unused: u8) -> () {}
+            ),
+            parse_quote!(
+                async fn f(x: Box<dyn Fn(&str) + Send>) {}
+            ),
+            parse_quote!(
+                async fn f(x: fn(&str) -> &str) {}
+            ),
+        ];
+        for func in ok {
+            assert_eq!(
+                errors(func.clone()),
+                Vec::<String>::new(),
+                "{}",
+                quote::quote!(#func)
+            );
+        }
+    }
+
+    #[test]
+    fn functions_must_be_async() {
+        assert!(single_error(parse_quote!(
+            fn f() {}
+        ))
+        .starts_with("`#[task]` functions must be `async fn`"));
+    }
+
+    #[test]
+    fn generics_are_refused() {
+        let message = single_error(parse_quote!(
+            async fn f<T: Serialize>(x: T) {}
+        ));
+        assert!(
+            message.starts_with("`#[task]` functions cannot be generic: "),
+            "{message}"
+        );
+        assert!(message.contains("type parameters"));
+        let message = single_error(parse_quote!(
+            async fn f<'a>(s: Cow<'a, str>) {}
+        ));
+        assert!(message.contains("lifetime parameters are not allowed"));
+        let message = single_error(parse_quote!(
+            async fn f<const N: usize>() {}
+        ));
+        assert!(message.contains("const parameters are not allowed"));
+        let message = single_error(parse_quote!(
+            async fn f()
+            where
+                u8: Copy,
+            {
+            }
+        ));
+        assert!(message.contains("remove the `where` clause"));
+    }
+
+    #[test]
+    fn receivers_are_refused() {
+        let message = single_error(parse_quote!(
+            async fn f(&self, x: u8) {}
+        ));
+        assert!(message.starts_with("`#[task]` functions cannot take `self`"));
+    }
+
+    #[test]
+    fn arguments_must_be_plain_names() {
+        let message = single_error(parse_quote!(
+            async fn f((a, b): (u8, u8)) {}
+        ));
+        assert!(message.starts_with("task arguments must be plain names"));
+        let message = single_error(parse_quote!(
+            async fn f(_: u8) {}
+        ));
+        assert!(message.starts_with("task arguments need a name"));
+        let message = single_error(parse_quote!(
+            async fn f(ref x: u8) {}
+        ));
+        assert!(message.starts_with("task arguments must be plain names"));
+    }
+
+    #[test]
+    fn borrowed_arguments_are_refused() {
+        let message = single_error(parse_quote!(
+            async fn f(name: &str) {}
+        ));
+        assert!(
+            message.starts_with("task arguments are sent over the wire"),
+            "{message}"
+        );
+        let message = single_error(parse_quote!(
+            async fn f(names: Vec<&'static str>) {}
+        ));
+        assert!(
+            message.starts_with("task arguments are sent over the wire"),
+            "{message}"
+        );
+        let message = single_error(parse_quote!(
+            async fn f(name: Cow<'_, str>) {}
+        ));
+        assert!(
+            message.contains("cannot borrow (lifetime `'_`)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn impl_trait_arguments_are_refused() {
+        let message = single_error(parse_quote!(
+            async fn f(x: impl Serialize) {}
+        ));
+        assert!(message.starts_with("`impl Trait` cannot be a task argument"));
+        let message = single_error(parse_quote!(
+            async fn f(x: Vec<impl Serialize>) {}
+        ));
+        assert!(message.starts_with("`impl Trait` cannot be a task argument"));
+    }
+
+    #[test]
+    fn borrowed_or_opaque_results_are_refused() {
+        for func in [
+            parse_quote!(
+                async fn f() -> &'static str {
+                    ""
+                }
+            ),
+            parse_quote!(
+                async fn f() -> Result<&'static str, Error> {
+                    Ok("")
+                }
+            ),
+            parse_quote!(
+                async fn f() -> &'static Result<u8, Error> {
+                    todo!()
+                }
+            ),
+        ] {
+            let message = single_error(func);
+            assert!(
+                message.starts_with("a task's result is serialized"),
+                "{message}"
+            );
+        }
+        let message = single_error(parse_quote!(
+            async fn f() -> impl Serialize {
+                1
+            }
+        ));
+        assert!(message.starts_with("`#[task]` functions cannot return `impl Trait`"));
+        let message = single_error(parse_quote!(
+            async fn f() -> Result<impl Serialize, E> {}
+        ));
+        assert!(message.starts_with("`#[task]` functions cannot return `impl Trait`"));
+    }
+
+    #[test]
+    fn qualifiers_are_refused() {
+        let message = single_error(parse_quote!(
+            async unsafe fn f() {}
+        ));
+        assert!(message.starts_with("`#[task]` functions cannot be `unsafe`"));
+        let message = single_error(parse_quote!(
+            async extern "C" fn f() {}
+        ));
+        assert!(message.starts_with("`#[task]` functions cannot have an `extern` ABI"));
+        let errors = errors(parse_quote!(
+            const fn f() {}
+        ));
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0], "`#[task]` functions cannot be `const fn`");
+        assert!(errors[1].starts_with("`#[task]` functions must be `async fn`"));
+    }
+
+    #[test]
+    fn conditional_arguments_are_refused() {
+        let message = single_error(parse_quote!(
+            async fn f(#[cfg(test)] x: u8) {}
+        ));
+        assert!(message.starts_with("task arguments cannot be conditional"));
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let errors = errors(parse_quote!(
+            fn f<T>(&self, (a, b): (u8, u8), c: &str, d: impl Clone) -> &'static str {}
+        ));
+        assert_eq!(errors.len(), 7, "{errors:#?}");
+    }
+}

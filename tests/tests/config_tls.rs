@@ -1,0 +1,154 @@
+//! `rediss://` URLs: tasks run over TLS with Celery's URL parameters (`ssl_ca_certs`,
+//! `ssl_cert_reqs`), certificates are verified by default, and ACL credentials are checked.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use taskq::{Client, Config, Options, Worker};
+use taskq_tests::{free_port, RedisServer};
+
+#[taskq::task(name = "test.tls_add")]
+async fn tls_add(x: i64, y: i64) -> i64 {
+    x + y
+}
+
+/// A CA and a server certificate for 127.0.0.1, written as PEM files into `dir`.
+struct Certs {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn make_certs(dir: &Path) -> Certs {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "taskq test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let write = |name: &str, pem: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    Certs {
+        ca: write("ca.pem", ca_cert.pem()),
+        cert: write("server.pem", cert.pem()),
+        key: write("server.key", key.serialize_pem()),
+    }
+}
+
+/// A redis-server that also listens with TLS on the returned port, with an ACL user
+/// `app` / `s3cret` and the default user disabled on the TLS side too.
+fn tls_server(certs: &Certs) -> (RedisServer, u16) {
+    let tls_port = free_port().to_string();
+    let server = RedisServer::start_with(&[
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        certs.cert.to_str().unwrap(),
+        "--tls-key-file",
+        certs.key.to_str().unwrap(),
+        "--tls-ca-cert-file",
+        certs.ca.to_str().unwrap(),
+        "--tls-auth-clients",
+        "no",
+        "--user",
+        "app",
+        "on",
+        ">s3cret",
+        "~*",
+        "&*",
+        "+@all",
+    ]);
+    (server, tls_port.parse().unwrap())
+}
+
+fn client_for(url: &str) -> Client {
+    let mut config = Config::default();
+    config.broker_url = url.to_owned();
+    config.result_backend = url.to_owned();
+    Client::from_config(config).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_run_over_tls_with_a_private_ca_and_acl_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_certs(dir.path());
+    let (_server, tls_port) = tls_server(&certs);
+    let url = format!(
+        "rediss://app:s3cret@127.0.0.1:{tls_port}/0?ssl_cert_reqs=CERT_REQUIRED&ssl_ca_certs={}",
+        certs.ca.display()
+    );
+    let client = client_for(&url);
+    assert!(
+        !client.broker().describe().contains("s3cret"),
+        "password must be masked"
+    );
+
+    let worker = Worker::builder(client.clone())
+        .banner(false)
+        .concurrency(2)
+        .build();
+    let stop = worker.shutdown_handle();
+    let running = tokio::spawn(worker.run_until(std::future::pending()));
+    let sum = client
+        .send(&tls_add, (20, 22), Options::new())
+        .await
+        .unwrap();
+    assert_eq!(sum.get(Duration::from_secs(10)).await.unwrap(), 42);
+    stop.shutdown();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_is_refused_unless_verification_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_certs(dir.path());
+    let (_server, tls_port) = tls_server(&certs);
+
+    // The system roots do not know the test CA: the connection fails closed.
+    let untrusted = client_for(&format!("rediss://app:s3cret@127.0.0.1:{tls_port}/0"));
+    let err = tokio::time::timeout(Duration::from_secs(10), untrusted.broker().ping())
+        .await
+        .expect("a refused certificate fails fast")
+        .unwrap_err();
+    let text = err.to_string().to_lowercase();
+    assert!(
+        text.contains("certificate") || text.contains("unknownissuer"),
+        "{err}"
+    );
+
+    // Celery's ssl_cert_reqs=CERT_NONE turns verification off, on request only.
+    let unverified = client_for(&format!(
+        "rediss://app:s3cret@127.0.0.1:{tls_port}/0?ssl_cert_reqs=CERT_NONE"
+    ));
+    unverified.broker().ping().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_certs(dir.path());
+    let (_server, tls_port) = tls_server(&certs);
+    let client = client_for(&format!(
+        "rediss://app:wrong@127.0.0.1:{tls_port}/0?ssl_ca_certs={}",
+        certs.ca.display()
+    ));
+    let err = client.broker().ping().await.unwrap_err().to_string();
+    assert!(
+        err.to_lowercase().contains("authentication failed"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("wrong@"),
+        "the error must not echo the URL with its password: {err}"
+    );
+}

@@ -1,0 +1,524 @@
+//! How a worker handles tasks and messages that go wrong: panics, time limits, unknown task
+//! names, undecodable messages and badly typed arguments. The worker must store the failure,
+//! dead-letter what cannot run, leave nothing in `unacked`, and keep working.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+use taskq::{Client, Config, Error, Options, ShutdownHandle, TaskState, Worker};
+use taskq_tests::{redis_cmd, wait_until, RedisServer};
+use tokio::task::JoinHandle;
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+fn client(server: &RedisServer) -> Client {
+    let mut config = Config::default();
+    config.broker_url = server.url();
+    config.result_backend = server.url_db(1);
+    config.concurrency = 1;
+    config.queues = vec!["celery".to_owned()];
+    Client::from_config(config).expect("client config is valid")
+}
+
+struct Running {
+    stop: ShutdownHandle,
+    handle: JoinHandle<taskq::Result<()>>,
+}
+
+fn start_worker(client: &Client, concurrency: usize) -> Running {
+    let worker = Worker::builder(client.clone())
+        .banner(false)
+        .concurrency(concurrency)
+        .queues(["celery"])
+        .shutdown_grace(Duration::from_millis(500))
+        .build();
+    let stop = worker.shutdown_handle();
+    let handle = tokio::spawn(worker.run_until(std::future::pending()));
+    Running { stop, handle }
+}
+
+impl Running {
+    fn is_alive(&self) -> bool {
+        !self.handle.is_finished()
+    }
+
+    async fn stop(self) {
+        self.stop.shutdown();
+        tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("the worker stops within 10 s of shutdown")
+            .expect("the worker task does not panic")
+            .expect("the worker returns Ok");
+    }
+}
+
+async fn eventually<F, Fut>(timeout: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn query<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> T {
+    redis::from_redis_value(redis_cmd(url, args))
+        .unwrap_or_else(|e| panic!("unexpected reply to {args:?}: {e}"))
+}
+
+/// Nothing is left in kombu's unacked hash or its index.
+fn assert_nothing_unacked(server: &RedisServer) {
+    assert_eq!(query::<i64>(&server.url(), &["HLEN", "unacked"]), 0);
+    assert_eq!(query::<i64>(&server.url(), &["ZCARD", "unacked_index"]), 0);
+}
+
+fn wait_nothing_unacked(server: &RedisServer) {
+    let url = server.url();
+    wait_until(WAIT, "unacked to be empty", || {
+        query::<i64>(&url, &["HLEN", "unacked"]) == 0
+    });
+    assert_nothing_unacked(server);
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------
+// Tasks
+// ---------------------------------------------------------------------------
+
+#[taskq::task(name = "test.failures.boom")]
+async fn boom(message: String) -> u32 {
+    if !message.is_empty() {
+        panic!("{message}");
+    }
+    0
+}
+
+#[taskq::task(name = "test.failures.add")]
+async fn add(x: i64, y: i64) -> i64 {
+    x + y
+}
+
+/// When each limited task started, by test.
+static LIMITED_STARTED: Mutex<Vec<(&'static str, Instant)>> = Mutex::new(Vec::new());
+static LIMITED_FINISHED: AtomicBool = AtomicBool::new(false);
+
+fn started_at(tag: &str) -> Option<Instant> {
+    LIMITED_STARTED
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(t, _)| *t == tag)
+        .map(|(_, at)| *at)
+}
+
+#[taskq::task(name = "test.failures.limited", time_limit = 1)]
+async fn limited(secs: u64) -> u64 {
+    LIMITED_STARTED
+        .lock()
+        .unwrap()
+        .push(("attribute", Instant::now()));
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    LIMITED_FINISHED.store(true, Ordering::SeqCst);
+    secs
+}
+
+#[taskq::task(name = "test.failures.sleeper")]
+async fn sleeper(secs: u64) -> u64 {
+    LIMITED_STARTED
+        .lock()
+        .unwrap()
+        .push(("option", Instant::now()));
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    LIMITED_FINISHED.store(true, Ordering::SeqCst);
+    secs
+}
+
+// ---------------------------------------------------------------------------
+// Panics
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_is_a_failure_and_the_worker_keeps_going() {
+    let server = RedisServer::start();
+    let client = client(&server);
+    let worker = start_worker(&client, 1);
+
+    let sent = client
+        .send(
+            &boom,
+            ("the flux capacitor broke".to_owned(),),
+            Options::new(),
+        )
+        .await
+        .unwrap();
+    let err = sent.get(WAIT).await.expect_err("the task panics");
+    let failure = err.task_failure().expect("a task failure");
+    assert_eq!(failure.exc_type(), "TaskPanic");
+    assert!(failure.is_panic());
+    assert_eq!(failure.exc_module(), taskq::RUST_EXC_MODULE);
+    assert_eq!(failure.message(), "the flux capacitor broke");
+    assert!(failure
+        .traceback()
+        .is_some_and(|t| t.contains("the flux capacitor broke")));
+    assert_eq!(sent.state().await.unwrap(), TaskState::Failure);
+
+    // The single execution slot is free again: the next tasks run.
+    let next = client.send(&add, (2, 3), Options::new()).await.unwrap();
+    assert_eq!(next.get(WAIT).await.expect("add succeeds"), 5);
+    let again = client
+        .send(&boom, (String::new(),), Options::new())
+        .await
+        .unwrap();
+    assert_eq!(again.get(WAIT).await.expect("no panic this time"), 0);
+    assert!(worker.is_alive());
+    wait_nothing_unacked(&server);
+    worker.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Time limits
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_limit_attribute_cancels_the_task() {
+    let server = RedisServer::start();
+    let client = client(&server);
+
+    let sent = client.send(&limited, (30,), Options::new()).await.unwrap();
+    // The attribute's limit travels in the message's timelimit header.
+    let raw: Vec<String> = query(&server.url(), &["LRANGE", "celery", "0", "-1"]);
+    assert_eq!(raw.len(), 1);
+    let envelope: Value = serde_json::from_str(&raw[0]).unwrap();
+    assert_eq!(envelope["headers"]["timelimit"], json!([1.0, null]));
+
+    let worker = start_worker(&client, 1);
+
+    let err = sent.get(WAIT).await.expect_err("the task is cancelled");
+    let done = Instant::now();
+    let failure = err.task_failure().expect("a task failure");
+    assert_eq!(failure.exc_type(), "TimeLimitExceeded");
+    assert_eq!(failure.exc_module(), "billiard.exceptions");
+    assert!(failure.is_timeout());
+    let ran = done - started_at("attribute").expect("the task started");
+    assert!(
+        ran >= Duration::from_millis(950) && ran < Duration::from_millis(1500),
+        "stored {ran:?} after the task started"
+    );
+    assert_eq!(sent.state().await.unwrap(), TaskState::Failure);
+    assert!(!LIMITED_FINISHED.load(Ordering::SeqCst));
+    wait_nothing_unacked(&server);
+
+    // The slot is free again.
+    let next = client.send(&add, (1, 1), Options::new()).await.unwrap();
+    assert_eq!(next.get(WAIT).await.unwrap(), 2);
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_limit_option_cancels_the_task() {
+    let server = RedisServer::start();
+    let client = client(&server);
+    let worker = start_worker(&client, 1);
+
+    let sent = client
+        .send(
+            &sleeper,
+            (30,),
+            Options::new().time_limit(Duration::from_millis(500)),
+        )
+        .await
+        .unwrap();
+    let err = sent.get(WAIT).await.expect_err("the task is cancelled");
+    let done = Instant::now();
+    let failure = err.task_failure().expect("a task failure");
+    assert_eq!(failure.exc_type(), "TimeLimitExceeded");
+    assert!(failure.is_timeout());
+    assert_eq!(failure.message(), "0.5");
+    let ran = done - started_at("option").expect("the task started");
+    assert!(
+        ran >= Duration::from_millis(450) && ran < Duration::from_millis(1000),
+        "stored {ran:?} after the task started"
+    );
+    assert!(!LIMITED_FINISHED.load(Ordering::SeqCst));
+    wait_nothing_unacked(&server);
+    worker.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Unknown task names
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_task_is_not_registered_and_dead_lettered() {
+    let server = RedisServer::start();
+    let client = client(&server);
+
+    let sent = client
+        .send_by_name("test.nope", vec![json!(1)], Map::new(), Options::new())
+        .await
+        .unwrap();
+    let raw: Vec<String> = query(&server.url(), &["LRANGE", "celery", "0", "-1"]);
+    assert_eq!(raw.len(), 1);
+    let original = raw[0].clone();
+
+    let worker = start_worker(&client, 1);
+    let err = sent.get(WAIT).await.expect_err("nobody knows test.nope");
+    let failure = err.task_failure().expect("a task failure");
+    assert_eq!(failure.exc_type(), "NotRegistered");
+    assert_eq!(failure.exc_module(), "celery.exceptions");
+    assert_eq!(failure.message(), "test.nope");
+    assert!(failure.is_not_registered());
+    // Stored under the message's own id.
+    let stored: String = query(
+        &server.url_db(1),
+        &["GET", &format!("celery-task-meta-{}", sent.id())],
+    );
+    let stored: Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(stored["status"], "FAILURE");
+    assert_eq!(stored["task_id"], sent.id());
+
+    let url = server.url();
+    wait_until(WAIT, "the message to be dead-lettered", || {
+        query::<i64>(&url, &["LLEN", "taskq.dead_letter"]) == 1
+    });
+    let dead = client.broker().dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].reason.contains("not registered"), "{:?}", dead[0]);
+    assert!(dead[0].reason.contains("test.nope"), "{:?}", dead[0]);
+    assert_eq!(dead[0].queue, "celery");
+    assert_eq!(dead[0].payload, original);
+    assert_nothing_unacked(&server);
+    assert_eq!(query::<i64>(&server.url(), &["LLEN", "celery"]), 0);
+    assert!(worker.is_alive());
+    worker.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Malformed messages
+// ---------------------------------------------------------------------------
+
+fn b64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// The five bad messages, each with a word its dead-letter reason must contain.
+fn bad_messages() -> Vec<(String, &'static str)> {
+    let good_body =
+        b64(r#"[[1, 2], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]"#);
+    let envelope = |body: &str, content_type: &str, tag: &str, id: &str| {
+        json!({
+            "body": body,
+            "content-encoding": "utf-8",
+            "content-type": content_type,
+            "headers": {"lang": "py", "task": "test.failures.add", "id": id},
+            "properties": {
+                "correlation_id": id,
+                "delivery_info": {"exchange": "", "routing_key": "celery"},
+                "priority": 0,
+                "body_encoding": "base64",
+                "delivery_tag": tag,
+            },
+        })
+    };
+    let mut no_tag = envelope(&good_body, "application/json", "x", "bad-2");
+    no_tag["properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("delivery_tag");
+    vec![
+        ("this is { not JSON at all".to_owned(), "JSON"),
+        (no_tag.to_string(), "delivery_tag"),
+        (
+            envelope(&good_body, "application/x-msgpack", "tag-bad-3", "bad-3").to_string(),
+            "msgpack",
+        ),
+        (
+            envelope(
+                &b64("[[1, 2], {}]"),
+                "application/json",
+                "tag-bad-4",
+                "bad-4",
+            )
+            .to_string(),
+            "elements",
+        ),
+        (
+            envelope(
+                "%%% not base64 %%%",
+                "application/json",
+                "tag-bad-5",
+                "bad-5",
+            )
+            .to_string(),
+            "base64",
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_are_dead_lettered_and_good_ones_run() {
+    let server = RedisServer::start();
+    let client = client(&server);
+    let bad = bad_messages();
+
+    // 20 good messages with the 5 bad ones in between.
+    let mut good = Vec::new();
+    for i in 0..20i64 {
+        good.push(client.send(&add, (i, 100), Options::new()).await.unwrap());
+        if i % 4 == 1 {
+            let (raw, _) = &bad[(i / 4) as usize];
+            let pushed: i64 = query(&server.url(), &["LPUSH", "celery", raw]);
+            assert!(pushed > 0);
+        }
+    }
+    assert_eq!(query::<i64>(&server.url(), &["LLEN", "celery"]), 25);
+
+    let worker = start_worker(&client, 2);
+    for (i, sent) in good.iter().enumerate() {
+        let sum = sent
+            .get(WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("good task {i} failed: {e}"));
+        assert_eq!(sum, i as i64 + 100);
+    }
+    let url = server.url();
+    wait_until(WAIT, "five dead letters", || {
+        query::<i64>(&url, &["LLEN", "taskq.dead_letter"]) >= 5
+    });
+    wait_nothing_unacked(&server);
+    assert_eq!(query::<i64>(&server.url(), &["LLEN", "celery"]), 0);
+
+    let dead = client.broker().dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 5, "{dead:#?}");
+    let payloads: HashSet<&str> = dead.iter().map(|d| d.payload.as_str()).collect();
+    let expected: HashSet<&str> = bad.iter().map(|(raw, _)| raw.as_str()).collect();
+    assert_eq!(payloads, expected);
+    for (raw, word) in &bad {
+        let entry = dead.iter().find(|d| d.payload == *raw).unwrap();
+        assert!(
+            entry.reason.contains(word),
+            "reason for {raw:?} should mention {word:?}: {:?}",
+            entry.reason
+        );
+        assert_eq!(entry.queue, "celery");
+        assert!(entry.time > 1.0e9, "{entry:?}");
+    }
+    // None of the bad messages produced a result record.
+    for id in ["bad-2", "bad-3", "bad-4", "bad-5"] {
+        assert_eq!(
+            query::<i64>(
+                &server.url_db(1),
+                &["EXISTS", &format!("celery-task-meta-{id}")]
+            ),
+            0,
+            "{id}"
+        );
+    }
+
+    // Still alive and working.
+    assert!(worker.is_alive());
+    let after = client.send(&add, (40, 2), Options::new()).await.unwrap();
+    assert_eq!(after.get(WAIT).await.unwrap(), 42);
+    worker.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Badly typed arguments
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_argument_types_are_a_type_error() {
+    let server = RedisServer::start();
+    let client = client(&server);
+    let worker = start_worker(&client, 1);
+
+    let sent = client
+        .send_by_name(
+            "test.failures.add",
+            vec![json!("two"), json!(3)],
+            Map::new(),
+            Options::new(),
+        )
+        .await
+        .unwrap();
+    let err = sent.get(WAIT).await.expect_err("a string is not an i64");
+    assert!(matches!(err, Error::TaskFailed(_)));
+    let failure = err.task_failure().unwrap();
+    assert_eq!(failure.exc_type(), "TypeError");
+    assert_eq!(failure.exc_module(), "builtins");
+    assert!(failure.message().contains("does not decode"), "{failure}");
+
+    // Too few arguments, and an unknown keyword.
+    let missing = client
+        .send_by_name(
+            "test.failures.add",
+            vec![json!(1)],
+            Map::new(),
+            Options::new(),
+        )
+        .await
+        .unwrap();
+    let failure = missing.get(WAIT).await.unwrap_err();
+    let failure = failure.task_failure().unwrap();
+    assert_eq!(failure.exc_type(), "TypeError");
+    assert!(failure.message().contains("'y'"), "{failure}");
+
+    // Keyword arguments map onto positions by name.
+    let by_keyword = client
+        .send_by_name(
+            "test.failures.add",
+            vec![json!(1)],
+            json!({"y": 41}).as_object().unwrap().clone(),
+            Options::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_keyword.get(WAIT).await.unwrap(), json!(42));
+    wait_nothing_unacked(&server);
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_stored_before_the_message_is_acked() {
+    // A worker that fails tasks in a row must not lose any: every failure is stored and
+    // every message acked.
+    let server = RedisServer::start();
+    let client = client(&server);
+    let worker = start_worker(&client, 2);
+    let mut sent = Vec::new();
+    for i in 0..10 {
+        sent.push(
+            client
+                .send(&boom, (format!("panic {i}"),), Options::new())
+                .await
+                .unwrap(),
+        );
+    }
+    for (i, s) in sent.iter().enumerate() {
+        let err = s.get(WAIT).await.unwrap_err();
+        assert_eq!(err.task_failure().unwrap().message(), format!("panic {i}"));
+    }
+    wait_nothing_unacked(&server);
+    eventually(WAIT, "the worker to stay up", || async {
+        worker.is_alive()
+    })
+    .await;
+    worker.stop().await;
+}

@@ -1,0 +1,29 @@
+// Every option at once.
+
+use taskq::Task;
+
+#[taskq::task(
+    name = "tasks.resize",
+    queue = "images",
+    ignore_result,
+    time_limit = 2.5,
+    crate = "::taskq"
+)]
+pub async fn resize(r#type: String, width: u32) -> Result<(), String> {
+    let _ = (r#type, width);
+    Ok(())
+}
+
+#[taskq::task(ignore_result = false, time_limit = 30)]
+pub async fn thumbnail() {}
+
+const _: () = assert!(resize::OPTIONS.ignore_result);
+
+fn main() {
+    assert_eq!(resize::NAME, "tasks.resize");
+    assert_eq!(resize::ARG_NAMES, ["type", "width"]);
+    assert_eq!(resize::OPTIONS.queue, Some("images"));
+    assert_eq!(resize::OPTIONS.time_limit_secs, Some(2.5));
+    assert!(!thumbnail::OPTIONS.ignore_result);
+    assert_eq!(thumbnail::OPTIONS.time_limit_secs, Some(30.0));
+}
