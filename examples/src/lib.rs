@@ -7,6 +7,11 @@ pub mod tasks;
 pub mod web;
 
 /// Logs to stderr, `info` by default, `RUST_LOG` to change.
+///
+/// ```
+/// taskq_examples::init_tracing();
+/// tracing::info!("visible with RUST_LOG=info (the default)");
+/// ```
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -7,9 +7,18 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// File the push notification task appends to, in the working directory.
+///
+/// ```
+/// assert_eq!(taskq_examples::tasks::NOTIFICATION_LOG, "notification.log");
+/// ```
 pub const NOTIFICATION_LOG: &str = "notification.log";
 
 /// The simulated duration of a slow call: `default_ms`, or `TASKQ_EXAMPLE_DELAY_MS`.
+///
+/// ```
+/// // 10 s unless TASKQ_EXAMPLE_DELAY_MS says otherwise.
+/// let delay = taskq_examples::tasks::simulated_delay(10_000);
+/// ```
 pub fn simulated_delay(default_ms: u64) -> Duration {
     let ms = std::env::var("TASKQ_EXAMPLE_DELAY_MS")
         .ok()
@@ -19,6 +28,13 @@ pub fn simulated_delay(default_ms: u64) -> Duration {
 }
 
 /// Sends a push notification (simulated: waits 10 s), then records it in `notification.log`.
+///
+/// ```no_run
+/// # async fn demo() -> taskq::Result<()> {
+/// let sent = taskq_examples::tasks::send_push_notification.delay("device-1".to_owned()).await?;
+/// println!("task {}", sent.id());
+/// # Ok(()) }
+/// ```
 #[taskq::task(name = "tasks.send_push_notification")]
 pub async fn send_push_notification(device_token: String) -> anyhow::Result<()> {
     tokio::time::sleep(simulated_delay(10_000)).await;
@@ -35,6 +51,11 @@ pub async fn send_push_notification(device_token: String) -> anyhow::Result<()> 
 }
 
 /// A generated report.
+///
+/// ```
+/// let report = taskq_examples::tasks::Report { user_id: 1, status: "completed".into(), report_id: "r-1".into() };
+/// assert_eq!(serde_json::to_value(&report).unwrap()["status"], "completed");
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// Whose report it is.
@@ -46,6 +67,14 @@ pub struct Report {
 }
 
 /// Generates a report for a user (simulated: waits 5 s).
+///
+/// ```
+/// # #[tokio::main] async fn main() -> anyhow::Result<()> {
+/// std::env::set_var("TASKQ_EXAMPLE_DELAY_MS", "0");
+/// let report = taskq_examples::tasks::generate_report.call(42).await?;
+/// assert_eq!((report.user_id, report.status.as_str()), (42, "completed"));
+/// # Ok(()) }
+/// ```
 #[taskq::task(name = "tasks.generate_report")]
 pub async fn generate_report(user_id: u64) -> anyhow::Result<Report> {
     tokio::time::sleep(simulated_delay(5_000)).await;
@@ -57,6 +86,12 @@ pub async fn generate_report(user_id: u64) -> anyhow::Result<Report> {
 }
 
 /// Adds two numbers: the smallest task there is.
+///
+/// ```
+/// # #[tokio::main] async fn main() {
+/// assert_eq!(taskq_examples::tasks::add.call(2, 3).await, 5);
+/// # }
+/// ```
 #[taskq::task(name = "tasks.add")]
 pub async fn add(x: i64, y: i64) -> i64 {
     x + y

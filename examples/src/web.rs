@@ -12,6 +12,13 @@ use taskq::{AsyncResult, TaskState};
 use crate::tasks::{generate_report, send_push_notification};
 
 /// The app's routes.
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+/// axum::serve(listener, taskq_examples::web::router()).await
+/// # }
+/// ```
 pub fn router() -> Router {
     Router::new()
         .route("/push/{device_token}", get(push))
