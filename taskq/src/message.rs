@@ -572,6 +572,16 @@ mod tests {
     }
 
     #[test]
+    fn integers_beyond_64_bits_survive_decoding_and_encoding() {
+        let raw = r#"{"body": "[[1000000000000000000000000000000, -12345678901234567890123], {}, null]", "content-type": "application/json", "headers": {"task": "t", "id": "i"}, "properties": {"delivery_tag": "d"}}"#;
+        let msg = TaskMessage::decode(raw).unwrap();
+        assert_eq!(
+            pyjson::to_string(&msg.args).unwrap(),
+            "[1000000000000000000000000000000, -12345678901234567890123]"
+        );
+    }
+
+    #[test]
     fn rejections_say_why() {
         let cases = [
             ("not json", "envelope is not JSON"),
