@@ -8,55 +8,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use serde_json::{json, Value};
 use taskq::state::ResultMeta;
-use taskq::{Client, Config, Options, ShutdownHandle, TaskFailure, TaskState, Worker};
-use taskq_tests::{redis_cmd, wait_until, RedisServer};
-use tokio::task::JoinHandle;
+use taskq::{Options, TaskFailure, TaskState};
+use taskq_tests::worker::{client, meta_key, query, RunningWorker};
+use taskq_tests::{wait_until, RedisServer};
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
 
-fn client(server: &RedisServer) -> Client {
-    let mut config = Config::default();
-    config.broker_url = server.url();
-    config.result_backend = server.url_db(1);
-    config.concurrency = 1;
-    config.queues = vec!["celery".to_owned()];
-    Client::from_config(config).expect("client config is valid")
-}
-
-struct Running {
-    stop: ShutdownHandle,
-    handle: JoinHandle<taskq::Result<()>>,
-}
-
-fn start_worker(client: &Client) -> Running {
-    let worker = Worker::builder(client.clone())
-        .banner(false)
-        .concurrency(1)
-        .queues(["celery"])
-        .shutdown_grace(Duration::from_secs(1))
-        .build();
-    let stop = worker.shutdown_handle();
-    let handle = tokio::spawn(worker.run_until(std::future::pending()));
-    Running { stop, handle }
-}
-
-impl Running {
-    async fn stop(self) {
-        self.stop.shutdown();
-        tokio::time::timeout(Duration::from_secs(10), self.handle)
-            .await
-            .expect("the worker stops within 10 s of shutdown")
-            .expect("the worker task does not panic")
-            .expect("the worker returns Ok");
-    }
-}
-
-fn query<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> T {
-    redis::from_redis_value(redis_cmd(url, args))
-        .unwrap_or_else(|e| panic!("unexpected reply to {args:?}: {e}"))
-}
+/// This file's workers get 1 s to finish their tasks on shutdown.
+const GRACE: Duration = Duration::from_secs(1);
 
 fn list(server: &RedisServer, key: &str) -> Vec<String> {
     query(&server.url(), &["LRANGE", key, "0", "-1"])
@@ -168,7 +129,7 @@ const SPEC_ENVELOPE: &str = concat!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envelope_is_celery_protocol_2_byte_for_byte() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, |_| {});
     let sent = client
         .send(&add, (2, 3), Options::new().task_id(SPEC_ID))
         .await
@@ -255,7 +216,7 @@ async fn envelope_is_celery_protocol_2_byte_for_byte() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_send_gets_a_fresh_delivery_tag() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, |_| {});
     for _ in 0..3 {
         client
             .send(&add, (1, 1), Options::new().task_id(SPEC_ID))
@@ -279,7 +240,7 @@ async fn every_send_gets_a_fresh_delivery_tag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn priorities_map_to_kombu_priority_lists() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, |_| {});
     let cases: [(u8, &str); 6] = [
         (0, "celery"),
         (3, "celery\x06\x163"),
@@ -328,7 +289,7 @@ async fn priorities_map_to_kombu_priority_lists() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn named_queues_get_their_own_list_and_binding() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, |_| {});
     let by_option = client
         .send(&add, (1, 2), Options::new().queue("reports"))
         .await
@@ -375,7 +336,7 @@ async fn named_queues_get_their_own_list_and_binding() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_moves_to_unacked_and_ack_removes() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, |_| {});
     client.send(&add, (2, 3), Options::new()).await.unwrap();
     let raw = list(&server, "celery").remove(0);
 
@@ -436,7 +397,7 @@ async fn fetch_moves_to_unacked_and_ack_removes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requeue_puts_the_message_back_at_the_front() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, |_| {});
     for i in 0..3 {
         client
             .send(&add, (i, 0), Options::new().priority(4))
@@ -479,13 +440,13 @@ async fn requeue_puts_the_message_back_at_the_front() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn success_record_is_celerys_text() {
     let server = RedisServer::start();
-    let client = client(&server);
-    let worker = start_worker(&client);
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(GRACE));
     let sent = client.send(&add, (2, 3), Options::new()).await.unwrap();
     assert_eq!(sent.get(WAIT).await.unwrap(), 5);
     worker.stop().await;
 
-    let key = format!("celery-task-meta-{}", sent.id());
+    let key = meta_key(sent.id());
     let stored: String = query(&server.url_db(1), &["GET", &key]);
     assert_eq!(
         with_date_masked(&stored),
@@ -503,14 +464,14 @@ async fn success_record_is_celerys_text() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failure_record_is_celerys_text() {
     let server = RedisServer::start();
-    let client = client(&server);
-    let worker = start_worker(&client);
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(GRACE));
     let sent = client.send(&fail, (3,), Options::new()).await.unwrap();
     let err = sent.get(WAIT).await.unwrap_err();
     assert_eq!(err.task_failure().unwrap().exc_type(), "WireError");
     worker.stop().await;
 
-    let key = format!("celery-task-meta-{}", sent.id());
+    let key = meta_key(sent.id());
     let stored: String = query(&server.url_db(1), &["GET", &key]);
     assert_eq!(
         with_date_masked(&stored),
@@ -529,9 +490,9 @@ async fn failure_record_is_celerys_text() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_are_published_on_their_channel() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, |_| {});
     let id = uuid::Uuid::new_v4().to_string();
-    let channel = format!("celery-task-meta-{id}");
+    let channel = meta_key(&id);
 
     // A plain Redis subscriber, as Python's AsyncResult.get() is.
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -563,7 +524,7 @@ async fn results_are_published_on_their_channel() {
         },
     );
 
-    let worker = start_worker(&client);
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(GRACE));
     let sent = client
         .send(&add, (20, 22), Options::new().task_id(id.as_str()))
         .await
@@ -583,10 +544,10 @@ async fn results_are_published_on_their_channel() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stored_success_is_never_overwritten() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, |_| {});
     let backend = client.backend();
     let id = uuid::Uuid::new_v4().to_string();
-    let key = format!("celery-task-meta-{id}");
+    let key = meta_key(&id);
 
     backend
         .store(&[ResultMeta::success(&id, json!(5))])
@@ -632,7 +593,7 @@ async fn a_stored_success_is_never_overwritten() {
 async fn python_written_records_read_back() {
     // Records exactly as Python Celery writes them (spec §5.3) are read by AsyncResult.
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, |_| {});
     let ok_id = "50fa43b2-aac0-4e52-9593-92b6f7515f02";
     let failed_id = "b588f618-684e-4441-81e3-859cd7422b65";
     let ok = format!(
@@ -641,26 +602,8 @@ async fn python_written_records_read_back() {
     let failed = format!(
         r#"{{"status": "FAILURE", "result": {{"exc_type": "ValueError", "exc_message": ["bad thing", 42], "exc_module": "builtins"}}, "traceback": "Traceback (most recent call last):\nValueError: ('bad thing', 42)\n", "children": [], "date_done": "2026-11-21T04:47:50.848476+00:00", "task_id": "{failed_id}"}}"#
     );
-    let _: () = redis::cmd("SET")
-        .arg(format!("celery-task-meta-{ok_id}"))
-        .arg(&ok)
-        .query(
-            &mut redis::Client::open(server.url_db(1))
-                .unwrap()
-                .get_connection()
-                .unwrap(),
-        )
-        .unwrap();
-    let _: () = redis::cmd("SET")
-        .arg(format!("celery-task-meta-{failed_id}"))
-        .arg(&failed)
-        .query(
-            &mut redis::Client::open(server.url_db(1))
-                .unwrap()
-                .get_connection()
-                .unwrap(),
-        )
-        .unwrap();
+    let _: () = query(&server.url_db(1), &["SET", &meta_key(ok_id), &ok]);
+    let _: () = query(&server.url_db(1), &["SET", &meta_key(failed_id), &failed]);
 
     assert_eq!(
         client

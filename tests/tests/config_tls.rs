@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use taskq::{Client, Config, Options, Worker};
+use taskq::{Client, Config, Options};
+use taskq_tests::worker::RunningWorker;
 use taskq_tests::{free_port, RedisServer};
 
 #[taskq::task(name = "test.tls_add")]
@@ -71,6 +72,8 @@ fn tls_server(certs: &Certs) -> (RedisServer, u16) {
     (server, tls_port.parse().unwrap())
 }
 
+/// A client with broker and results at `url`, everything else [`Config::default`] (unlike
+/// `taskq_tests::worker::client`, which is for plain `redis://` on a `RedisServer`).
 fn client_for(url: &str) -> Client {
     let mut config = Config::default();
     config.broker_url = url.to_owned();
@@ -93,19 +96,13 @@ async fn tasks_run_over_tls_with_a_private_ca_and_acl_user() {
         "password must be masked"
     );
 
-    let worker = Worker::builder(client.clone())
-        .banner(false)
-        .concurrency(2)
-        .build();
-    let stop = worker.shutdown_handle();
-    let running = tokio::spawn(worker.run_until(std::future::pending()));
+    let worker = RunningWorker::start(&client, |b| b.concurrency(2));
     let sum = client
         .send(&tls_add, (20, 22), Options::new())
         .await
         .unwrap();
     assert_eq!(sum.get(Duration::from_secs(10)).await.unwrap(), 42);
-    stop.shutdown();
-    running.await.unwrap().unwrap();
+    worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{json, Value};
+use taskq_tests::worker::{assert_nothing_unacked, meta_key, query};
 use taskq_tests::{example_binary, file_tail, free_port, port_is_open, ChildGuard, RedisServer};
 use tempfile::TempDir;
 
@@ -352,15 +353,6 @@ fn task_id_of(body: &Value) -> String {
 // Redis
 // ---------------------------------------------------------------------------
 
-fn redis_int(server: &RedisServer, args: &[&str]) -> i64 {
-    let mut cmd = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        cmd.arg(*arg);
-    }
-    cmd.query(&mut server.connection())
-        .unwrap_or_else(|e| panic!("redis command {args:?} failed: {e}"))
-}
-
 /// A hand-made Celery protocol-2 message, the minimal envelope kombu's Redis transport
 /// accepts, for task `task` with id `id` and positional `args`.
 fn celery_message(task: &str, id: &str, args: Value) -> String {
@@ -459,8 +451,8 @@ fn web_and_worker_on_redis_run_push_and_report() {
         "the broker queues to be empty",
         Duration::from_secs(5),
         |_| {
-            redis_int(&server, &["LLEN", "celery"]) == 0
-                && redis_int(&server, &["HLEN", "unacked"]) == 0
+            query::<i64>(&server.url(), &["LLEN", "celery"]) == 0
+                && query::<i64>(&server.url(), &["HLEN", "unacked"]) == 0
         },
     );
 
@@ -507,8 +499,8 @@ fn failed_task_reads_as_failed_with_its_error() {
         "the message to leave celery and unacked",
         Duration::from_secs(5),
         |_| {
-            redis_int(&server, &["LLEN", "celery"]) == 0
-                && redis_int(&server, &["HLEN", "unacked"]) == 0
+            query::<i64>(&server.url(), &["LLEN", "celery"]) == 0
+                && query::<i64>(&server.url(), &["HLEN", "unacked"]) == 0
         },
     );
     http.check_timings(MAX_REQUEST_TIME);
@@ -584,8 +576,8 @@ fn worker_banner_and_sigterm_puts_running_task_back() {
         &celery_message("tasks.send_push_notification", &id, json!(["tok-term"])),
     );
     worker.wait_for_log(&format!("[{id}] received"));
-    assert_eq!(redis_int(&server, &["LLEN", "celery"]), 0);
-    assert_eq!(redis_int(&server, &["HLEN", "unacked"]), 1);
+    assert_eq!(query::<i64>(&server.url(), &["LLEN", "celery"]), 0);
+    assert_eq!(query::<i64>(&server.url(), &["HLEN", "unacked"]), 1);
 
     let (status, took) = worker.stop_with("TERM", Duration::from_secs(4));
     println!("worker exited {took:?} after SIGTERM (grace 1 s): {status}");
@@ -596,9 +588,8 @@ fn worker_banner_and_sigterm_puts_running_task_back() {
     );
 
     // The unfinished message is back in its queue, not in unacked, and has no result.
-    assert_eq!(redis_int(&server, &["LLEN", "celery"]), 1);
-    assert_eq!(redis_int(&server, &["HLEN", "unacked"]), 0);
-    assert_eq!(redis_int(&server, &["ZCARD", "unacked_index"]), 0);
+    assert_eq!(query::<i64>(&server.url(), &["LLEN", "celery"]), 1);
+    assert_nothing_unacked(&server);
     let back: String = redis::cmd("LINDEX")
         .arg("celery")
         .arg(0)
@@ -607,7 +598,7 @@ fn worker_banner_and_sigterm_puts_running_task_back() {
     let back: Value = serde_json::from_str(&back).expect("the requeued message is not JSON");
     assert_eq!(back["headers"]["id"], id.as_str(), "{back}");
     assert_eq!(
-        redis_int(&server, &["EXISTS", &format!("celery-task-meta-{id}")]),
+        query::<i64>(&server.url(), &["EXISTS", &meta_key(&id)]),
         0,
         "a result was stored for the interrupted task"
     );

@@ -3,98 +3,25 @@
 //! dead-letter what cannot run, leave nothing in `unacked`, and keep working.
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
-use taskq::{Client, Config, Error, Options, ShutdownHandle, TaskState, Worker};
-use taskq_tests::{redis_cmd, wait_until, RedisServer};
-use tokio::task::JoinHandle;
+use taskq::{Error, Options, TaskState};
+use taskq_tests::worker::{
+    assert_nothing_unacked, client, eventually, meta_key, query, wait_nothing_unacked,
+    RunningWorker,
+};
+use taskq_tests::{wait_until, RedisServer};
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
 
-fn client(server: &RedisServer) -> Client {
-    let mut config = Config::default();
-    config.broker_url = server.url();
-    config.result_backend = server.url_db(1);
-    config.concurrency = 1;
-    config.queues = vec!["celery".to_owned()];
-    Client::from_config(config).expect("client config is valid")
-}
-
-struct Running {
-    stop: ShutdownHandle,
-    handle: JoinHandle<taskq::Result<()>>,
-}
-
-fn start_worker(client: &Client, concurrency: usize) -> Running {
-    let worker = Worker::builder(client.clone())
-        .banner(false)
-        .concurrency(concurrency)
-        .queues(["celery"])
-        .shutdown_grace(Duration::from_millis(500))
-        .build();
-    let stop = worker.shutdown_handle();
-    let handle = tokio::spawn(worker.run_until(std::future::pending()));
-    Running { stop, handle }
-}
-
-impl Running {
-    fn is_alive(&self) -> bool {
-        !self.handle.is_finished()
-    }
-
-    async fn stop(self) {
-        self.stop.shutdown();
-        tokio::time::timeout(Duration::from_secs(10), self.handle)
-            .await
-            .expect("the worker stops within 10 s of shutdown")
-            .expect("the worker task does not panic")
-            .expect("the worker returns Ok");
-    }
-}
-
-async fn eventually<F, Fut>(timeout: Duration, what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if condition().await {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn query<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> T {
-    redis::from_redis_value(redis_cmd(url, args))
-        .unwrap_or_else(|e| panic!("unexpected reply to {args:?}: {e}"))
-}
-
-/// Nothing is left in kombu's unacked hash or its index.
-fn assert_nothing_unacked(server: &RedisServer) {
-    assert_eq!(query::<i64>(&server.url(), &["HLEN", "unacked"]), 0);
-    assert_eq!(query::<i64>(&server.url(), &["ZCARD", "unacked_index"]), 0);
-}
-
-fn wait_nothing_unacked(server: &RedisServer) {
-    let url = server.url();
-    wait_until(WAIT, "unacked to be empty", || {
-        query::<i64>(&url, &["HLEN", "unacked"]) == 0
-    });
-    assert_nothing_unacked(server);
-}
+/// This file's workers get 500 ms to finish their tasks on shutdown.
+const GRACE: Duration = Duration::from_millis(500);
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -157,8 +84,8 @@ async fn sleeper(secs: u64) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_is_a_failure_and_the_worker_keeps_going() {
     let server = RedisServer::start();
-    let client = client(&server);
-    let worker = start_worker(&client, 1);
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.concurrency(1).shutdown_grace(GRACE));
 
     let sent = client
         .send(
@@ -188,7 +115,7 @@ async fn a_panic_is_a_failure_and_the_worker_keeps_going() {
         .unwrap();
     assert_eq!(again.get(WAIT).await.expect("no panic this time"), 0);
     assert!(worker.is_alive());
-    wait_nothing_unacked(&server);
+    wait_nothing_unacked(&server, WAIT);
     worker.stop().await;
 }
 
@@ -199,7 +126,7 @@ async fn a_panic_is_a_failure_and_the_worker_keeps_going() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn time_limit_attribute_cancels_the_task() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, |_| {});
 
     let sent = client.send(&limited, (30,), Options::new()).await.unwrap();
     // The attribute's limit travels in the message's timelimit header.
@@ -208,7 +135,7 @@ async fn time_limit_attribute_cancels_the_task() {
     let envelope: Value = serde_json::from_str(&raw[0]).unwrap();
     assert_eq!(envelope["headers"]["timelimit"], json!([1.0, null]));
 
-    let worker = start_worker(&client, 1);
+    let worker = RunningWorker::start(&client, |b| b.concurrency(1).shutdown_grace(GRACE));
 
     let err = sent.get(WAIT).await.expect_err("the task is cancelled");
     let done = Instant::now();
@@ -223,7 +150,7 @@ async fn time_limit_attribute_cancels_the_task() {
     );
     assert_eq!(sent.state().await.unwrap(), TaskState::Failure);
     assert!(!LIMITED_FINISHED.load(Ordering::SeqCst));
-    wait_nothing_unacked(&server);
+    wait_nothing_unacked(&server, WAIT);
 
     // The slot is free again.
     let next = client.send(&add, (1, 1), Options::new()).await.unwrap();
@@ -234,8 +161,8 @@ async fn time_limit_attribute_cancels_the_task() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn time_limit_option_cancels_the_task() {
     let server = RedisServer::start();
-    let client = client(&server);
-    let worker = start_worker(&client, 1);
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.concurrency(1).shutdown_grace(GRACE));
 
     let sent = client
         .send(
@@ -257,7 +184,7 @@ async fn time_limit_option_cancels_the_task() {
         "stored {ran:?} after the task started"
     );
     assert!(!LIMITED_FINISHED.load(Ordering::SeqCst));
-    wait_nothing_unacked(&server);
+    wait_nothing_unacked(&server, WAIT);
     worker.stop().await;
 }
 
@@ -268,7 +195,7 @@ async fn time_limit_option_cancels_the_task() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_task_is_not_registered_and_dead_lettered() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, |_| {});
 
     let sent = client
         .send_by_name("test.nope", vec![json!(1)], Map::new(), Options::new())
@@ -278,7 +205,7 @@ async fn unknown_task_is_not_registered_and_dead_lettered() {
     assert_eq!(raw.len(), 1);
     let original = raw[0].clone();
 
-    let worker = start_worker(&client, 1);
+    let worker = RunningWorker::start(&client, |b| b.concurrency(1).shutdown_grace(GRACE));
     let err = sent.get(WAIT).await.expect_err("nobody knows test.nope");
     let failure = err.task_failure().expect("a task failure");
     assert_eq!(failure.exc_type(), "NotRegistered");
@@ -286,10 +213,7 @@ async fn unknown_task_is_not_registered_and_dead_lettered() {
     assert_eq!(failure.message(), "test.nope");
     assert!(failure.is_not_registered());
     // Stored under the message's own id.
-    let stored: String = query(
-        &server.url_db(1),
-        &["GET", &format!("celery-task-meta-{}", sent.id())],
-    );
+    let stored: String = query(&server.url_db(1), &["GET", &meta_key(sent.id())]);
     let stored: Value = serde_json::from_str(&stored).unwrap();
     assert_eq!(stored["status"], "FAILURE");
     assert_eq!(stored["task_id"], sent.id());
@@ -375,7 +299,7 @@ fn bad_messages() -> Vec<(String, &'static str)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_messages_are_dead_lettered_and_good_ones_run() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, |_| {});
     let bad = bad_messages();
 
     // 20 good messages with the 5 bad ones in between.
@@ -390,7 +314,7 @@ async fn malformed_messages_are_dead_lettered_and_good_ones_run() {
     }
     assert_eq!(query::<i64>(&server.url(), &["LLEN", "celery"]), 25);
 
-    let worker = start_worker(&client, 2);
+    let worker = RunningWorker::start(&client, |b| b.concurrency(2).shutdown_grace(GRACE));
     for (i, sent) in good.iter().enumerate() {
         let sum = sent
             .get(WAIT)
@@ -402,7 +326,7 @@ async fn malformed_messages_are_dead_lettered_and_good_ones_run() {
     wait_until(WAIT, "five dead letters", || {
         query::<i64>(&url, &["LLEN", "taskq.dead_letter"]) >= 5
     });
-    wait_nothing_unacked(&server);
+    wait_nothing_unacked(&server, WAIT);
     assert_eq!(query::<i64>(&server.url(), &["LLEN", "celery"]), 0);
 
     let dead = client.broker().dead_letters(10).await.unwrap();
@@ -423,10 +347,7 @@ async fn malformed_messages_are_dead_lettered_and_good_ones_run() {
     // None of the bad messages produced a result record.
     for id in ["bad-2", "bad-3", "bad-4", "bad-5"] {
         assert_eq!(
-            query::<i64>(
-                &server.url_db(1),
-                &["EXISTS", &format!("celery-task-meta-{id}")]
-            ),
+            query::<i64>(&server.url_db(1), &["EXISTS", &meta_key(id)]),
             0,
             "{id}"
         );
@@ -446,8 +367,8 @@ async fn malformed_messages_are_dead_lettered_and_good_ones_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_argument_types_are_a_type_error() {
     let server = RedisServer::start();
-    let client = client(&server);
-    let worker = start_worker(&client, 1);
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.concurrency(1).shutdown_grace(GRACE));
 
     let sent = client
         .send_by_name(
@@ -491,7 +412,7 @@ async fn wrong_argument_types_are_a_type_error() {
         .await
         .unwrap();
     assert_eq!(by_keyword.get(WAIT).await.unwrap(), json!(42));
-    wait_nothing_unacked(&server);
+    wait_nothing_unacked(&server, WAIT);
     worker.stop().await;
 }
 
@@ -500,8 +421,8 @@ async fn failures_are_stored_before_the_message_is_acked() {
     // A worker that fails tasks in a row must not lose any: every failure is stored and
     // every message acked.
     let server = RedisServer::start();
-    let client = client(&server);
-    let worker = start_worker(&client, 2);
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.concurrency(2).shutdown_grace(GRACE));
     let mut sent = Vec::new();
     for i in 0..10 {
         sent.push(
@@ -515,7 +436,7 @@ async fn failures_are_stored_before_the_message_is_acked() {
         let err = s.get(WAIT).await.unwrap_err();
         assert_eq!(err.task_failure().unwrap().message(), format!("panic {i}"));
     }
-    wait_nothing_unacked(&server);
+    wait_nothing_unacked(&server, WAIT);
     eventually(WAIT, "the worker to stay up", || async {
         worker.is_alive()
     })

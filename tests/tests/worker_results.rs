@@ -2,94 +2,26 @@
 //! task may have, the states an `AsyncResult` reports, waiting, forgetting, ignored results,
 //! STARTED tracking and result expiry. Every test runs against its own `redis-server`.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use taskq::{Client, Config, Error, Options, ShutdownHandle, TaskState, Worker};
-use taskq_tests::{redis_cmd, RedisServer};
-use tokio::task::JoinHandle;
+use taskq::{Config, Error, Options, TaskState};
+use taskq_tests::worker::{client, eventually, meta_key, query, RunningWorker};
+use taskq_tests::RedisServer;
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// A client on `server`: broker in db 0, results in db 1.
-fn client_with(server: &RedisServer, edit: impl FnOnce(&mut Config)) -> Client {
-    let mut config = Config::default();
-    config.broker_url = server.url();
-    config.result_backend = server.url_db(1);
+/// This file's clients: two execution slots (inherited by their workers).
+fn two_slots(config: &mut Config) {
     config.concurrency = 2;
-    config.queues = vec!["celery".to_owned()];
-    edit(&mut config);
-    Client::from_config(config).expect("client config is valid")
 }
 
-fn client(server: &RedisServer) -> Client {
-    client_with(server, |_| {})
-}
-
-/// A worker running in this process.
-struct Running {
-    stop: ShutdownHandle,
-    handle: JoinHandle<taskq::Result<()>>,
-}
-
-fn start_worker(
-    client: &Client,
-    configure: impl FnOnce(taskq::WorkerBuilder) -> taskq::WorkerBuilder,
-) -> Running {
-    let builder = Worker::builder(client.clone())
-        .banner(false)
-        .concurrency(2)
-        .queues(["celery"])
-        .shutdown_grace(Duration::from_secs(2));
-    let worker = configure(builder).build();
-    let stop = worker.shutdown_handle();
-    let handle = tokio::spawn(worker.run_until(std::future::pending()));
-    Running { stop, handle }
-}
-
-impl Running {
-    async fn stop(self) {
-        self.stop.shutdown();
-        tokio::time::timeout(Duration::from_secs(10), self.handle)
-            .await
-            .expect("the worker stops within 10 s of shutdown")
-            .expect("the worker task does not panic")
-            .expect("the worker returns Ok");
-    }
-}
-
-/// Polls the async `condition` every 20 ms until it is true; panics after `timeout`.
-async fn eventually<F, Fut>(timeout: Duration, what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if condition().await {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn query<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> T {
-    redis::from_redis_value(redis_cmd(url, args))
-        .unwrap_or_else(|e| panic!("unexpected reply to {args:?}: {e}"))
-}
-
-fn meta_key(id: &str) -> String {
-    format!("celery-task-meta-{id}")
-}
+/// This file's workers get 2 s to finish their tasks on shutdown.
+const GRACE: Duration = Duration::from_secs(2);
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -197,7 +129,7 @@ async fn untracked(x: i64) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ok_struct_result_round_trips_and_states_follow() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, two_slots);
 
     let sent = client
         .scope(async { build_report.delay(42, 12).await })
@@ -210,7 +142,7 @@ async fn ok_struct_result_round_trips_and_states_follow() {
     assert!(!sent.failed().await.unwrap());
     assert_eq!(sent.failure().await.unwrap(), None);
 
-    let worker = start_worker(&client, |b| b);
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(GRACE));
     let report = sent.get(WAIT).await.expect("the task succeeds");
     assert_eq!(
         report,
@@ -238,8 +170,8 @@ async fn ok_struct_result_round_trips_and_states_follow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_error_is_a_failure_with_the_rust_type_name() {
     let server = RedisServer::start();
-    let client = client(&server);
-    let worker = start_worker(&client, |b| b);
+    let client = client(&server, two_slots);
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(GRACE));
 
     let sent = client
         .send(&build_report, (1, 0), Options::new())
@@ -265,8 +197,8 @@ async fn custom_error_is_a_failure_with_the_rust_type_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anyhow_error_keeps_its_context_and_cause_chain() {
     let server = RedisServer::start();
-    let client = client(&server);
-    let worker = start_worker(&client, |b| b);
+    let client = client(&server, two_slots);
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(GRACE));
 
     let sent = client
         .scope(async { archive.delay("/var/data".to_owned()).await })
@@ -290,8 +222,8 @@ async fn anyhow_error_keeps_its_context_and_cause_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_and_unit_returns_succeed() {
     let server = RedisServer::start();
-    let client = client(&server);
-    let worker = start_worker(&client, |b| b);
+    let client = client(&server, two_slots);
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(GRACE));
 
     let doubled = client
         .scope(async { double.delay(21).await })
@@ -311,7 +243,7 @@ async fn plain_and_unit_returns_succeed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn task_without_arguments_runs() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, two_slots);
 
     let sent = client
         .scope(async { ping.delay().await })
@@ -322,7 +254,7 @@ async fn task_without_arguments_runs() {
     let envelope: Value = serde_json::from_str(&raw[0]).unwrap();
     assert_eq!(envelope["headers"]["argsrepr"], "()");
 
-    let worker = start_worker(&client, |b| b);
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(GRACE));
     let result = sent.get(WAIT).await;
     worker.stop().await;
     assert_eq!(
@@ -339,7 +271,7 @@ async fn task_without_arguments_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_times_out_when_no_worker_runs() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, two_slots);
     let sent = client.send(&double, (1,), Options::new()).await.unwrap();
 
     let timeout = Duration::from_millis(700);
@@ -360,8 +292,8 @@ async fn get_times_out_when_no_worker_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_wakes_as_soon_as_the_result_is_stored() {
     let server = RedisServer::start();
-    let client = client(&server);
-    let worker = start_worker(&client, |b| b);
+    let client = client(&server, two_slots);
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(GRACE));
 
     let started = Instant::now();
     let sent = client
@@ -386,8 +318,8 @@ async fn get_wakes_as_soon_as_the_result_is_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_read_by_id_and_forget_makes_them_pending() {
     let server = RedisServer::start();
-    let client = client(&server);
-    let worker = start_worker(&client, |b| b);
+    let client = client(&server, two_slots);
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(GRACE));
 
     let sent = client.send(&double, (50,), Options::new()).await.unwrap();
     assert_eq!(sent.get(WAIT).await.unwrap(), 100);
@@ -429,7 +361,7 @@ async fn results_read_by_id_and_forget_makes_them_pending() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ignore_result_attribute_stores_nothing() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, two_slots);
 
     let sent = client
         .scope(async { ignored_attr.delay(1).await })
@@ -444,7 +376,7 @@ async fn ignore_result_attribute_stores_nothing() {
     let envelope: Value = serde_json::from_str(&raw[0]).unwrap();
     assert_eq!(envelope["headers"]["ignore_result"], json!(true));
 
-    let worker = start_worker(&client, |b| b);
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(GRACE));
     eventually(WAIT, "the ignored task to run", || async {
         IGNORED_RUNS.load(Ordering::SeqCst) >= 1
     })
@@ -469,8 +401,8 @@ async fn ignore_result_attribute_stores_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ignore_result_option_stores_nothing() {
     let server = RedisServer::start();
-    let client = client(&server);
-    let worker = start_worker(&client, |b| b);
+    let client = client(&server, two_slots);
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(GRACE));
 
     let sent = client
         .send(&ignored_option, (1,), Options::new().ignore_result(true))
@@ -513,8 +445,12 @@ async fn ignore_result_option_stores_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn track_started_reports_started_while_running() {
     let server = RedisServer::start();
-    let client = client(&server);
-    let worker = start_worker(&client, |b| b.track_started(true).hostname("itest@results"));
+    let client = client(&server, two_slots);
+    let worker = RunningWorker::start(&client, |b| {
+        b.shutdown_grace(GRACE)
+            .track_started(true)
+            .hostname("itest@results")
+    });
 
     let sent = client.send(&tracked, (9,), Options::new()).await.unwrap();
     eventually(Duration::from_secs(5), "state STARTED", || async {
@@ -543,8 +479,8 @@ async fn track_started_reports_started_while_running() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_track_started_a_running_task_reads_pending() {
     let server = RedisServer::start();
-    let client = client(&server);
-    let worker = start_worker(&client, |b| b);
+    let client = client(&server, two_slots);
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(GRACE));
 
     let sent = client.send(&untracked, (4,), Options::new()).await.unwrap();
     eventually(WAIT, "the task to start", || async {
@@ -563,8 +499,11 @@ async fn without_track_started_a_running_task_reads_pending() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_expire_after_result_expires() {
     let server = RedisServer::start();
-    let client = client_with(&server, |c| c.result_expires = Some(Duration::from_secs(2)));
-    let worker = start_worker(&client, |b| b);
+    let client = client(&server, |c| {
+        two_slots(c);
+        c.result_expires = Some(Duration::from_secs(2));
+    });
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(GRACE));
 
     let sent = client.send(&double, (3,), Options::new()).await.unwrap();
     assert_eq!(sent.get(WAIT).await.unwrap(), 6);
@@ -592,8 +531,8 @@ async fn results_expire_after_result_expires() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_are_kept_a_day_by_default() {
     let server = RedisServer::start();
-    let client = client(&server);
-    let worker = start_worker(&client, |b| b);
+    let client = client(&server, two_slots);
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(GRACE));
     let sent = client.send(&double, (8,), Options::new()).await.unwrap();
     assert_eq!(sent.get(WAIT).await.unwrap(), 16);
     let ttl: i64 = query(&server.url_db(1), &["TTL", &meta_key(sent.id())]);

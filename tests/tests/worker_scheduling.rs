@@ -5,59 +5,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use taskq::{Client, Config, Error, Options, ShutdownHandle, TaskState, Worker};
-use taskq_tests::{redis_cmd, wait_until, RedisServer};
-use tokio::task::JoinHandle;
+use taskq::{Client, Error, Options, TaskState};
+use taskq_tests::worker::{client, query, RunningWorker};
+use taskq_tests::{wait_until, RedisServer};
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
 
-fn client(server: &RedisServer) -> Client {
-    let mut config = Config::default();
-    config.broker_url = server.url();
-    config.result_backend = server.url_db(1);
-    config.concurrency = 1;
-    config.queues = vec!["celery".to_owned()];
-    Client::from_config(config).expect("client config is valid")
-}
-
-struct Running {
-    stop: ShutdownHandle,
-    handle: JoinHandle<taskq::Result<()>>,
-}
-
-fn start_worker(
-    client: &Client,
-    queues: &[&str],
-    configure: impl FnOnce(taskq::WorkerBuilder) -> taskq::WorkerBuilder,
-) -> Running {
-    let builder = Worker::builder(client.clone())
-        .banner(false)
-        .concurrency(1)
-        .queues(queues.iter().copied())
-        .shutdown_grace(Duration::from_secs(1));
-    let worker = configure(builder).build();
-    let stop = worker.shutdown_handle();
-    let handle = tokio::spawn(worker.run_until(std::future::pending()));
-    Running { stop, handle }
-}
-
-impl Running {
-    async fn stop(self) {
-        self.stop.shutdown();
-        tokio::time::timeout(Duration::from_secs(10), self.handle)
-            .await
-            .expect("the worker stops within 10 s of shutdown")
-            .expect("the worker task does not panic")
-            .expect("the worker returns Ok");
-    }
-}
-
-fn query<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> T {
-    redis::from_redis_value(redis_cmd(url, args))
-        .unwrap_or_else(|e| panic!("unexpected reply to {args:?}: {e}"))
-}
+/// This file's workers get 1 s to finish their tasks on shutdown.
+const GRACE: Duration = Duration::from_secs(1);
 
 fn llen(server: &RedisServer, key: &str) -> i64 {
     query(&server.url(), &["LLEN", key])
@@ -128,11 +85,11 @@ fn priorities_in_run_order(key: &str) -> Vec<u32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lower_priority_numbers_run_first() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, |_| {});
     let key = "priorities-default-prefetch";
     let sent = send_mixed_priorities(&client, key).await;
 
-    let worker = start_worker(&client, &["celery"], |b| b);
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(GRACE));
     for s in &sent {
         s.get(WAIT).await.expect("every task succeeds");
     }
@@ -148,11 +105,11 @@ async fn lower_priority_numbers_run_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lower_priority_numbers_run_first_without_prefetch() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, |_| {});
     let key = "priorities-no-prefetch";
     let sent = send_mixed_priorities(&client, key).await;
 
-    let worker = start_worker(&client, &["celery"], |b| b.prefetch_multiplier(1));
+    let worker = RunningWorker::start(&client, |b| b.prefetch_multiplier(1).shutdown_grace(GRACE));
     for s in &sent {
         s.get(WAIT).await.expect("every task succeeds");
     }
@@ -169,8 +126,8 @@ async fn lower_priority_numbers_run_first_without_prefetch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_consumes_only_its_queues() {
     let server = RedisServer::start();
-    let client = client(&server);
-    let worker = start_worker(&client, &["reports"], |b| b);
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.queues(["reports"]).shutdown_grace(GRACE));
 
     let elsewhere = client
         .send(
@@ -213,8 +170,8 @@ async fn a_worker_consumes_only_its_queues() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_on_several_queues_runs_them_all() {
     let server = RedisServer::start();
-    let client = client(&server);
-    let worker = start_worker(&client, &["a", "b"], |b| b);
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.queues(["a", "b"]).shutdown_grace(GRACE));
 
     let mut sent = Vec::new();
     for (i, queue) in ["a", "b", "a", "b", "c"].iter().enumerate() {
@@ -246,8 +203,8 @@ async fn a_worker_on_several_queues_runs_them_all() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn countdown_waits_in_redis_then_runs() {
     let server = RedisServer::start();
-    let client = client(&server);
-    let worker = start_worker(&client, &["celery"], |b| b);
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(GRACE));
 
     let countdown = Duration::from_millis(1500);
     let sent_at = Instant::now();
@@ -306,9 +263,9 @@ async fn countdown_waits_in_redis_then_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eta_messages_do_not_block_other_tasks() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, |_| {});
     // One slot and one reservation: a parked message must not hold either.
-    let worker = start_worker(&client, &["celery"], |b| b.prefetch_multiplier(1));
+    let worker = RunningWorker::start(&client, |b| b.prefetch_multiplier(1).shutdown_grace(GRACE));
 
     let later = client
         .send(
@@ -347,7 +304,7 @@ async fn eta_messages_do_not_block_other_tasks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_tasks_are_revoked_without_running() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, |_| {});
     let sent = client
         .send(
             &expiring,
@@ -365,7 +322,7 @@ async fn expired_tasks_are_revoked_without_running() {
 
     // Let it expire while no worker runs.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let worker = start_worker(&client, &["celery"], |b| b);
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(GRACE));
     let err = sent.get(WAIT).await.expect_err("an expired task fails");
     let failure = err.task_failure().expect("a task failure");
     assert!(failure.is_revoked());

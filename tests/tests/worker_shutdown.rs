@@ -2,88 +2,19 @@
 //! `unacked`), running tasks get their grace period, and the worker exits promptly.
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use taskq::{Client, Config, Options, ShutdownHandle, TaskState, Worker};
-use taskq_tests::{redis_cmd, RedisServer};
-use tokio::task::JoinHandle;
+use taskq::{Options, TaskState};
+use taskq_tests::worker::{assert_nothing_unacked, client, eventually, query, RunningWorker};
+use taskq_tests::RedisServer;
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
 
-fn client(server: &RedisServer) -> Client {
-    let mut config = Config::default();
-    config.broker_url = server.url();
-    config.result_backend = server.url_db(1);
-    config.concurrency = 1;
-    config.queues = vec!["celery".to_owned()];
-    Client::from_config(config).expect("client config is valid")
-}
-
-struct Running {
-    stop: ShutdownHandle,
-    handle: JoinHandle<taskq::Result<()>>,
-}
-
-fn start_worker(client: &Client, grace: Duration) -> Running {
-    let worker = Worker::builder(client.clone())
-        .banner(false)
-        .concurrency(1)
-        .queues(["celery"])
-        .shutdown_grace(grace)
-        .build();
-    let stop = worker.shutdown_handle();
-    let handle = tokio::spawn(worker.run_until(std::future::pending()));
-    Running { stop, handle }
-}
-
-impl Running {
-    /// Shuts the worker down and returns how long it took to exit.
-    async fn stop(self) -> Duration {
-        let asked = Instant::now();
-        self.stop.shutdown();
-        tokio::time::timeout(Duration::from_secs(10), self.handle)
-            .await
-            .expect("the worker stops within 10 s of shutdown")
-            .expect("the worker task does not panic")
-            .expect("the worker returns Ok");
-        asked.elapsed()
-    }
-}
-
-async fn eventually<F, Fut>(timeout: Duration, what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if condition().await {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn query<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> T {
-    redis::from_redis_value(redis_cmd(url, args))
-        .unwrap_or_else(|e| panic!("unexpected reply to {args:?}: {e}"))
-}
-
 fn queue_contents(server: &RedisServer) -> Vec<String> {
     query(&server.url(), &["LRANGE", "celery", "0", "-1"])
-}
-
-fn assert_nothing_unacked(server: &RedisServer) {
-    assert_eq!(query::<i64>(&server.url(), &["HLEN", "unacked"]), 0);
-    assert_eq!(query::<i64>(&server.url(), &["ZCARD", "unacked_index"]), 0);
 }
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -131,7 +62,7 @@ async fn quick(n: u32) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_puts_unfinished_messages_back() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, |_| {});
     let mut sent = Vec::new();
     for n in 0..6 {
         sent.push(client.send(&long, (n,), Options::new()).await.unwrap());
@@ -139,7 +70,7 @@ async fn shutdown_puts_unfinished_messages_back() {
     let originals: HashSet<String> = queue_contents(&server).into_iter().collect();
     assert_eq!(originals.len(), 6);
 
-    let worker = start_worker(&client, Duration::from_millis(500));
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(Duration::from_millis(500)));
     eventually(WAIT, "a long task to be running", || async {
         LONG_STARTS.load(Ordering::SeqCst) >= 1
     })
@@ -177,7 +108,7 @@ async fn shutdown_puts_unfinished_messages_back() {
 
     // A second worker runs all six.
     LONG_FAST.store(true, Ordering::SeqCst);
-    let worker = start_worker(&client, Duration::from_millis(500));
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(Duration::from_millis(500)));
     for (n, s) in sent.iter().enumerate() {
         assert_eq!(s.get(WAIT).await.unwrap(), n as u32);
     }
@@ -191,13 +122,13 @@ async fn shutdown_puts_unfinished_messages_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_lets_the_running_task_finish() {
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, |_| {});
     let mut sent = Vec::new();
     for n in 0..4 {
         sent.push(client.send(&brief, (n,), Options::new()).await.unwrap());
     }
 
-    let worker = start_worker(&client, Duration::from_secs(5));
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(Duration::from_secs(5)));
     eventually(WAIT, "a brief task to be running", || async {
         BRIEF_STARTS.load(Ordering::SeqCst) >= 1
     })
@@ -232,8 +163,8 @@ async fn graceful_shutdown_lets_the_running_task_finish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_worker_stops_promptly() {
     let server = RedisServer::start();
-    let client = client(&server);
-    let worker = start_worker(&client, Duration::from_secs(5));
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(Duration::from_secs(5)));
     let sent = client.send(&quick, (1,), Options::new()).await.unwrap();
     assert_eq!(sent.get(WAIT).await.unwrap(), 1);
 
@@ -249,7 +180,7 @@ async fn an_idle_worker_stops_promptly() {
     // A message sent after the worker stopped stays queued for the next one.
     let later = client.send(&quick, (2,), Options::new()).await.unwrap();
     assert_eq!(query::<i64>(&server.url(), &["LLEN", "celery"]), 1);
-    let worker = start_worker(&client, Duration::from_secs(5));
+    let worker = RunningWorker::start(&client, |b| b.shutdown_grace(Duration::from_secs(5)));
     assert_eq!(later.get(WAIT).await.unwrap(), 2);
     worker.stop().await;
 }
@@ -269,18 +200,14 @@ async fn shutdown_at_any_moment_strands_nothing_in_unacked() {
     // `unacked` (taskq has no visibility-timeout recovery of its own, so such a message would
     // not run again).
     let server = RedisServer::start();
-    let client = client(&server);
+    let client = client(&server, |_| {});
     let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     for round in 0..25u32 {
-        let worker = Worker::builder(client.clone())
-            .banner(false)
-            .concurrency(16)
-            .prefetch_multiplier(1)
-            .queues(["celery"])
-            .shutdown_grace(Duration::from_secs(2))
-            .build();
-        let stop = worker.shutdown_handle();
-        let handle = tokio::spawn(worker.run_until(std::future::pending()));
+        let worker = RunningWorker::start(&client, |b| {
+            b.concurrency(16)
+                .prefetch_multiplier(1)
+                .shutdown_grace(Duration::from_secs(2))
+        });
         // A producer feeding the queue while the worker runs and stops.
         let producing = std::sync::Arc::new(AtomicBool::new(true));
         let producer = {
@@ -304,12 +231,7 @@ async fn shutdown_at_any_moment_strands_nothing_in_unacked() {
         .await;
         // Vary the moment of the shutdown a little from round to round.
         tokio::time::sleep(Duration::from_micros(u64::from(round % 5) * 700)).await;
-        stop.shutdown();
-        tokio::time::timeout(WAIT, handle)
-            .await
-            .expect("the worker stops")
-            .unwrap()
-            .unwrap();
+        worker.stop().await;
         producing.store(false, Ordering::SeqCst);
         producer.await.unwrap();
         let unacked: i64 = query(&server.url(), &["HLEN", "unacked"]);

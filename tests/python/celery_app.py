@@ -1,0 +1,59 @@
+"""The Python side of taskq's interop tests: a Celery app whose tasks a taskq producer sends
+to a real `celery worker`, and a driver that sends tasks from Python to taskq workers.
+
+The broker and result URLs come from BROKER_URL and RESULT_BACKEND (both redis:// URLs of a
+redis-server the Rust test started).
+"""
+import datetime
+import decimal
+import os
+import time
+import uuid
+
+from celery import Celery
+
+app = Celery(
+    "interop",
+    broker=os.environ["BROKER_URL"],
+    backend=os.environ.get("RESULT_BACKEND", os.environ["BROKER_URL"]),
+)
+app.conf.update(
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+    worker_prefetch_multiplier=1,
+)
+
+
+@app.task(name="py.add")
+def add(x, y):
+    return x + y
+
+
+@app.task(name="py.echo")
+def echo(*args, **kwargs):
+    """Returns what it was given, to compare JSON shapes after the round trip."""
+    return {"args": list(args), "kwargs": kwargs}
+
+
+@app.task(name="py.boom")
+def boom(message):
+    raise ValueError(message, 42)
+
+
+@app.task(name="py.typed_values")
+def typed_values():
+    """Returns values kombu encodes as tagged objects."""
+    return {
+        "datetime": datetime.datetime(2024, 5, 1, 12, 0, 0, tzinfo=datetime.timezone.utc),
+        "date": datetime.date(2024, 1, 2),
+        "time": datetime.time(3, 4, 5),
+        "decimal": decimal.Decimal("1.5"),
+        "uuid": uuid.UUID("12345678123456781234567812345678"),
+        "bytes": b"abc",
+    }
+
+
+@app.task(name="py.sleep")
+def sleep(seconds):
+    time.sleep(seconds)
+    return seconds
