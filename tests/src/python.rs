@@ -136,7 +136,8 @@ impl PythonEnv {
             .collect()
     }
 
-    /// Starts `celery worker` (solo pool) on `queues`, logging to `log`, and waits until it
+    /// Starts `celery worker` (prefork pool, 2 processes, so time limits apply) on `queues`,
+    /// logging to `log`, and waits until it
     /// is ready.
     ///
     /// # Panics
@@ -159,7 +160,9 @@ impl PythonEnv {
                     "celery_app",
                     "worker",
                     "-P",
-                    "solo",
+                    "prefork",
+                    "-c",
+                    "2",
                     "-l",
                     "INFO",
                 ])
