@@ -11,6 +11,7 @@
 //! | `TASKQ_PREFETCH_MULTIPLIER` | `4` | messages a worker reserves per execution slot |
 //! | `TASKQ_SHUTDOWN_GRACE` | `30` | seconds running tasks get to finish on SIGTERM |
 //! | `TASKQ_TRACK_STARTED` | `false` | store a STARTED state when a task starts |
+//! | `TASKQ_UNKNOWN_TASK_RETRIES` | `3` | times a worker puts back a task it does not know (another worker may) before failing it |
 
 use std::time::Duration;
 
@@ -61,6 +62,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Whether workers store a STARTED state.
     pub track_started: bool,
+    /// How many times a worker puts back a task it does not know, with backoff, before it
+    /// stores FAILURE (`NotRegistered`) and dead-letters the message.
+    pub unknown_task_retries: u32,
 }
 
 impl Default for Config {
@@ -76,6 +80,7 @@ impl Default for Config {
             prefetch_multiplier: 4,
             shutdown_grace: Duration::from_secs(30),
             track_started: false,
+            unknown_task_retries: 3,
         }
     }
 }
@@ -143,6 +148,9 @@ impl Config {
         }
         if let Some(secs) = get(&["TASKQ_SHUTDOWN_GRACE"]) {
             config.shutdown_grace = Duration::from_secs_f64(parse("TASKQ_SHUTDOWN_GRACE", &secs)?);
+        }
+        if let Some(n) = get(&["TASKQ_UNKNOWN_TASK_RETRIES"]) {
+            config.unknown_task_retries = parse("TASKQ_UNKNOWN_TASK_RETRIES", &n)?;
         }
         if let Some(flag) = get(&["TASKQ_TRACK_STARTED"]) {
             config.track_started = parse_bool("TASKQ_TRACK_STARTED", &flag)?;

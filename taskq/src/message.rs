@@ -21,6 +21,25 @@ use serde_json::{json, Map, Value};
 
 use crate::pyjson;
 
+/// Header counting how many workers put a message back because they did not know its task.
+/// Python Celery ignores headers it does not know.
+pub const UNKNOWN_ATTEMPTS_HEADER: &str = "taskq_unknown_attempts";
+
+/// Returns `raw` with header `name` set to `value`, everything else unchanged in meaning.
+///
+/// # Errors
+///
+/// When `raw` is not a JSON object with a `headers` object.
+pub(crate) fn with_header(raw: &str, name: &str, value: Value) -> Result<String, String> {
+    let mut envelope: Value = serde_json::from_str(raw).map_err(|e| e.to_string())?;
+    let headers = envelope
+        .get_mut("headers")
+        .and_then(Value::as_object_mut)
+        .ok_or("envelope has no headers object")?;
+    headers.insert(name.to_owned(), value);
+    pyjson::to_string(&envelope).map_err(|e| e.to_string())
+}
+
 /// Content type of JSON-serialized messages and results.
 ///
 /// ```
@@ -244,6 +263,8 @@ pub struct TaskMessage {
     pub routing_key: String,
     /// Priority 0–9.
     pub priority: u8,
+    /// How many workers have put this message back because they did not know its task.
+    pub unknown_attempts: u32,
 }
 
 impl TaskMessage {
@@ -312,6 +333,10 @@ impl TaskMessage {
                 .and_then(Value::as_u64)
                 .unwrap_or(0)
                 .min(9) as u8,
+            unknown_attempts: meta
+                .get(UNKNOWN_ATTEMPTS_HEADER)
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as u32,
         }
     }
 
@@ -579,6 +604,17 @@ mod tests {
             pyjson::to_string(&msg.args).unwrap(),
             "[1000000000000000000000000000000, -12345678901234567890123]"
         );
+    }
+
+    #[test]
+    fn headers_can_be_set_on_a_stored_envelope() {
+        let raw = NewMessage::new("tasks.add", "id-1")
+            .encode("celery")
+            .unwrap();
+        let changed = with_header(&raw, UNKNOWN_ATTEMPTS_HEADER, json!(2)).unwrap();
+        let msg = TaskMessage::decode(&changed).unwrap();
+        assert_eq!((msg.unknown_attempts, msg.id.as_str()), (2, "id-1"));
+        assert_eq!(TaskMessage::decode(&raw).unwrap().unknown_attempts, 0);
     }
 
     #[test]

@@ -26,8 +26,8 @@ def main():
     sent = []
     for call in calls:
         options = dict(call.get("options") or {})
-        for key in ("eta",):
-            if key in options:
+        for key in ("eta", "expires"):
+            if isinstance(options.get(key), str):
                 options[key] = datetime.datetime.fromisoformat(options[key])
         result = app.send_task(call["task"], args=call.get("args") or [], kwargs=call.get("kwargs") or {}, **options)
         sent.append((call, result))

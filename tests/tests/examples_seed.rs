@@ -475,7 +475,9 @@ fn web_and_worker_on_redis_run_push_and_report() {
 fn failed_task_reads_as_failed_with_its_error() {
     let server = RedisServer::start();
     let dir = work_dir();
-    let env = redis_env(&server.url(), 300);
+    let mut env = redis_env(&server.url(), 300);
+    // No other worker will ever know tasks.nope: fail it at once rather than after retries.
+    env.push(("TASKQ_UNKNOWN_TASK_RETRIES", "0".to_owned()));
     let mut worker = start_worker(dir.path(), &env);
     let (_web, port) = start_web(dir.path(), env);
     let mut http = Http::new(port);

@@ -92,8 +92,12 @@ async fn drive_all(calls: Value, queues: &[&str], check: impl Fn(&str, &[Value],
             .unwrap();
         let server = RedisServer::start();
         let client = client(&server, |_| {});
-        let worker =
-            RunningWorker::start(&client, |b| b.concurrency(4).queues(queues.iter().copied()));
+        let worker = RunningWorker::start(&client, |b| {
+            // No other worker runs: unknown tasks fail at once, not after being offered around.
+            b.concurrency(4)
+                .queues(queues.iter().copied())
+                .unknown_task_retries(0)
+        });
         let (broker, backend) = (server.url(), server.url_db(1));
         let calls = calls.clone();
         let py = python.clone();
@@ -247,11 +251,12 @@ print(json.dumps(r.get(timeout=20)))
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn countdown_eta_expires_queues_and_ignore_result() {
     let eta = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let expired = chrono::Utc::now() - chrono::Duration::seconds(5);
     let calls = json!([
         {"task": "interop.now", "options": {"countdown": 1}},
         {"task": "interop.now", "options": {"eta": eta.to_rfc3339()}},
         {"task": "interop.add", "args": [1, 1], "options": {"queue": "rust-only", "priority": 9}},
-        {"task": "interop.add", "args": [2, 2], "options": {"expires": 0.001}, "timeout": 10},
+        {"task": "interop.add", "args": [2, 2], "options": {"expires": expired.to_rfc3339()}, "timeout": 10},
     ]);
     let sent_at = unix_now();
     drive_all(calls, &["celery", "rust-only"], |version, results, _| {

@@ -297,3 +297,48 @@ async fn countdown_eta_expires_and_ignore_result_are_honoured_by_python() {
         assert_eq!(stored, None, "Celery {v}: ignore_result stored a result");
     }
 }
+
+/// A Rust task, routed to its own queue so that Python workers never see it.
+#[taskq::task(name = "rs.mul", queue = "rust")]
+async fn mul(x: i64, y: i64) -> i64 {
+    x * y
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_fleet_splits_work_by_queue() {
+    for fleet in fleets().await {
+        let v = &fleet.version;
+        // Python workers consume `celery` and `pyq`; the taskq worker consumes `rust`.
+        let rust_worker = taskq_tests::worker::RunningWorker::start(&fleet.client, |b| {
+            b.concurrency(4).queues(["rust"])
+        });
+        let mut python_calls = Vec::new();
+        let mut rust_calls = Vec::new();
+        for i in 0..10i64 {
+            python_calls
+                .push(call(&fleet, "py.add", json!([i, 1]), json!({}), Options::new()).await);
+            rust_calls.push(
+                fleet
+                    .client
+                    .send(&mul, (i, 3), Options::new())
+                    .await
+                    .unwrap(),
+            );
+        }
+        for (i, (py, rs)) in python_calls.iter().zip(&rust_calls).enumerate() {
+            let i = i as i64;
+            assert_eq!(
+                py.get(WAIT).await.unwrap(),
+                json!(i + 1),
+                "Celery {v}: py.add {i}"
+            );
+            assert_eq!(rs.get(WAIT).await.unwrap(), i * 3, "Celery {v}: rs.mul {i}");
+        }
+        let dead: i64 = query(&fleet.server.url(), &["LLEN", "taskq.dead_letter"]);
+        assert_eq!(
+            dead, 0,
+            "Celery {v}: nothing is dead-lettered when work is routed"
+        );
+        rust_worker.stop().await;
+    }
+}

@@ -205,7 +205,11 @@ async fn unknown_task_is_not_registered_and_dead_lettered() {
     assert_eq!(raw.len(), 1);
     let original = raw[0].clone();
 
-    let worker = RunningWorker::start(&client, |b| b.concurrency(1).shutdown_grace(GRACE));
+    let worker = RunningWorker::start(&client, |b| {
+        b.concurrency(1)
+            .shutdown_grace(GRACE)
+            .unknown_task_retries(0)
+    });
     let err = sent.get(WAIT).await.expect_err("nobody knows test.nope");
     let failure = err.task_failure().expect("a task failure");
     assert_eq!(failure.exc_type(), "NotRegistered");
@@ -231,6 +235,52 @@ async fn unknown_task_is_not_registered_and_dead_lettered() {
     assert_nothing_unacked(&server);
     assert_eq!(query::<i64>(&server.url(), &["LLEN", "celery"]), 0);
     assert!(worker.is_alive());
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_task_is_put_back_with_backoff_before_it_fails() {
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    let sent = client
+        .send_by_name("test.nope.later", vec![], Map::new(), Options::new())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let worker = RunningWorker::start(&client, |b| b.unknown_task_retries(2));
+
+    // First it waits in Redis, marked with the attempt, for another worker to take it.
+    let url = server.url();
+    wait_until(WAIT, "the message to be parked", || {
+        query::<i64>(&url, &["ZCARD", "taskq.eta"]) == 1
+    });
+    let parked: Vec<String> = query(&url, &["HVALS", "taskq.eta.messages"]);
+    assert!(
+        parked[0].contains(r#"\"taskq_unknown_attempts\": 1"#),
+        "{parked:?}"
+    );
+    assert_eq!(sent.state().await.unwrap(), taskq::TaskState::Pending);
+
+    // After 1 s and 2 s of backoff, nobody took it: NotRegistered and the dead-letter list.
+    let err = sent
+        .get(WAIT)
+        .await
+        .expect_err("nobody knows test.nope.later");
+    assert!(err.task_failure().unwrap().is_not_registered(), "{err}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "failed after {:?}",
+        started.elapsed()
+    );
+    wait_until(WAIT, "the message to be dead-lettered", || {
+        query::<i64>(&url, &["LLEN", "taskq.dead_letter"]) == 1
+    });
+    let dead = client.broker().dead_letters(1).await.unwrap();
+    assert!(
+        dead[0].payload.contains(r#""taskq_unknown_attempts": 2"#),
+        "{dead:?}"
+    );
+    assert_nothing_unacked(&server);
     worker.stop().await;
 }
 

@@ -12,7 +12,7 @@ use super::completer::{Action, Completion};
 use super::{executor, Shared};
 use crate::broker::Delivery;
 use crate::failure::TaskFailure;
-use crate::message::TaskMessage;
+use crate::message::{with_header, TaskMessage, UNKNOWN_ATTEMPTS_HEADER};
 use crate::registry;
 use crate::state::ResultMeta;
 
@@ -127,15 +127,7 @@ async fn dispatch(
         return; // the reservation is released: the message waits in Redis, not here
     }
     let Some(entry) = registry::lookup(&message.task) else {
-        tracing::error!(task = %message.task, id = %message.id, "received a task that is not registered");
-        let record = ResultMeta::failure(&message.id, &TaskFailure::not_registered(&message.task));
-        let reason = format!("task not registered: {}", message.task);
-        return settle(
-            delivery,
-            Some(record),
-            Action::DeadLetter(reason),
-            reservation,
-        );
+        return unknown_task(shared, delivery, reservation, &message, now, settle).await;
     };
     let job = executor::Job {
         shared: shared.clone(),
@@ -149,6 +141,45 @@ async fn dispatch(
     if let Err(mpsc::error::SendError(job)) = ready.send(job) {
         job.requeue();
     }
+}
+
+/// A task this worker does not know: another worker (Python, or a newer deploy) may. It is
+/// put back with backoff a few times, then failed as `NotRegistered` and dead-lettered.
+async fn unknown_task(
+    shared: &Shared,
+    delivery: Delivery,
+    reservation: OwnedSemaphorePermit,
+    message: &TaskMessage,
+    now: f64,
+    settle: impl FnOnce(Delivery, Option<ResultMeta>, Action, OwnedSemaphorePermit),
+) {
+    let attempt = message.unknown_attempts;
+    if attempt < shared.settings.unknown_task_retries {
+        let marked = with_header(&delivery.raw, UNKNOWN_ATTEMPTS_HEADER, (attempt + 1).into());
+        if let Ok(raw) = marked {
+            let delay = f64::from(1u32 << attempt.min(10));
+            tracing::warn!(
+                task = %message.task, id = %message.id,
+                "task not registered here; put back for another worker, retry {} of {} in {delay} s",
+                attempt + 1, shared.settings.unknown_task_retries
+            );
+            drop(reservation);
+            let delivery = Delivery {
+                raw: raw.into(),
+                ..delivery
+            };
+            return park(shared, &delivery, now + delay).await;
+        }
+    }
+    tracing::error!(task = %message.task, id = %message.id, "received a task that is not registered");
+    let record = ResultMeta::failure(&message.id, &TaskFailure::not_registered(&message.task));
+    let reason = format!("task not registered: {}", message.task);
+    settle(
+        delivery,
+        Some(record),
+        Action::DeadLetter(reason),
+        reservation,
+    );
 }
 
 /// Parks a message until its ETA. If parking fails the message stays unacked in Redis (it is

@@ -41,6 +41,7 @@ struct Settings {
     prefetch_multiplier: usize,
     shutdown_grace: Duration,
     track_started: bool,
+    unknown_task_retries: u32,
     hostname: String,
     banner: bool,
 }
@@ -149,6 +150,20 @@ impl WorkerBuilder {
         self
     }
 
+    /// How many times to put back a task this worker does not know, with backoff (1 s, 2 s,
+    /// 4 s, ...), so that another worker that knows it can take it; after that it is stored as
+    /// FAILURE (`NotRegistered`) and dead-lettered. `0` fails it at once.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).unknown_task_retries(0).build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
+    pub fn unknown_task_retries(mut self, retries: u32) -> Self {
+        self.settings.unknown_task_retries = retries;
+        self
+    }
+
     /// The node name shown in logs and STARTED records (default `taskq@<host name>`).
     ///
     /// ```
@@ -230,6 +245,7 @@ impl Worker {
             prefetch_multiplier: config.prefetch_multiplier,
             shutdown_grace: config.shutdown_grace,
             track_started: config.track_started,
+            unknown_task_retries: config.unknown_task_retries,
             hostname: format!("taskq@{}", crate::hostname()),
             banner: true,
         };
