@@ -464,7 +464,7 @@ fn decode_body(
         }
         _ => body.to_owned(),
     };
-    serde_json::from_str(&text).map_err(|e| format!("body is not JSON: {e}"))
+    pyjson::from_str(&text).map_err(|e| format!("body is not JSON: {e}"))
 }
 
 /// Formats a time as Celery does: `2026-11-21T04:48:05.294171+00:00`.

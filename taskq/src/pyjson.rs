@@ -71,6 +71,63 @@ impl Formatter for PythonFormatter {
     }
 }
 
+/// Parses JSON text as Python writes it: also accepts the `NaN`, `Infinity` and `-Infinity`
+/// that `json.dumps` emits for such floats. Infinities become `±1e999` (which decode as
+/// `f64::INFINITY` and keep their text), and `NaN`, which no JSON number can hold, becomes
+/// `null`.
+///
+/// ```
+/// let v = taskq::pyjson::from_str(r#"[1.5, Infinity, -Infinity, NaN, "NaN"]"#).unwrap();
+/// let inf: f64 = serde_json::from_value(v[1].clone()).unwrap();
+/// assert!(inf.is_infinite() && inf > 0.0);
+/// assert_eq!((v[3].clone(), v[4].clone()), (serde_json::Value::Null, "NaN".into()));
+/// ```
+///
+/// # Errors
+///
+/// When the text is not JSON even with those literals allowed.
+pub fn from_str(text: &str) -> serde_json::Result<Value> {
+    match serde_json::from_str(text) {
+        Ok(value) => Ok(value),
+        Err(error) => match replace_python_literals(text) {
+            Some(fixed) => serde_json::from_str(&fixed),
+            None => Err(error),
+        },
+    }
+}
+
+/// Rewrites `NaN` / `Infinity` / `-Infinity` outside strings; `None` when there are none.
+fn replace_python_literals(text: &str) -> Option<String> {
+    const LITERALS: [(&str, &str); 3] = [
+        ("-Infinity", "-1e999"),
+        ("Infinity", "1e999"),
+        ("NaN", "null"),
+    ];
+    let mut out = String::with_capacity(text.len() + 16);
+    let (mut in_string, mut escaped, mut changed) = (false, false, false);
+    let mut rest = text;
+    while let Some(ch) = rest.chars().next() {
+        if !in_string {
+            if let Some((literal, replacement)) = LITERALS.iter().find(|(l, _)| rest.starts_with(l))
+            {
+                out.push_str(replacement);
+                rest = &rest[literal.len()..];
+                changed = true;
+                continue;
+            }
+        }
+        match ch {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            _ => {}
+        }
+        out.push(ch);
+        rest = &rest[ch.len_utf8()..];
+    }
+    changed.then_some(out)
+}
+
 /// Python's `", "` between items of arrays and objects.
 fn item_separator<W: ?Sized + io::Write>(w: &mut W, first: bool) -> io::Result<()> {
     if first {
@@ -147,6 +204,18 @@ mod tests {
             r#""na\u00efve \ud83d\ude00""#
         );
         assert_eq!(to_string("a\"b\\c\n").unwrap(), r#""a\"b\\c\n""#);
+    }
+
+    #[test]
+    fn python_float_literals_parse_outside_strings_only() {
+        let v =
+            from_str(r#"{"a": NaN, "b": [-Infinity], "c": "Infinity \"NaN\"", "d": 2}"#).unwrap();
+        assert_eq!(v["a"], Value::Null);
+        let neg: f64 = serde_json::from_value(v["b"][0].clone()).unwrap();
+        assert_eq!(neg, f64::NEG_INFINITY);
+        assert_eq!(v["c"], r#"Infinity "NaN""#);
+        assert_eq!(v["d"], 2);
+        assert!(from_str("{nope}").is_err());
     }
 
     #[test]

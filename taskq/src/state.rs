@@ -309,8 +309,8 @@ impl ResultMeta {
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn from_json(text: &str) -> crate::Result<Self> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| crate::Error::malformed("result", e.to_string()))?;
+        let value: Value =
+            pyjson::from_str(text).map_err(|e| crate::Error::malformed("result", e.to_string()))?;
         let Value::Object(mut map) = value else {
             return Err(crate::Error::malformed("result", "not a JSON object"));
         };

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use taskq_tests::python::{PythonEnv, CELERY_LINES};
-use taskq_tests::worker::{client, RunningWorker};
+use taskq_tests::python::{CeleryLine, PythonEnv, CELERY_LINES};
+use taskq_tests::worker::{client, eventually, meta_key, query, RunningWorker};
 use taskq_tests::RedisServer;
 
 #[taskq::task(name = "interop.add")]
@@ -84,28 +84,63 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
+/// For one Celery line: its Python environment, a private redis-server and a taskq worker on
+/// `queues`.
+struct Setup {
+    python: PythonEnv,
+    server: RedisServer,
+    worker: RunningWorker,
+}
+
+async fn setup(line: CeleryLine, queues: &[&str]) -> Setup {
+    let python = tokio::task::spawn_blocking(move || PythonEnv::get(line))
+        .await
+        .unwrap();
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| {
+        // No other worker runs: unknown tasks fail at once, not after being offered around.
+        b.concurrency(4)
+            .queues(queues.iter().copied())
+            .unknown_task_retries(0)
+    });
+    Setup {
+        python,
+        server,
+        worker,
+    }
+}
+
+impl Setup {
+    /// Runs a Python script with the Celery app on this setup's Redis; returns its stdout.
+    fn run_python(&self, script: &str) -> String {
+        let out = self
+            .python
+            .command(&self.server.url(), &self.server.url_db(1))
+            .args(["-c", script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
 /// Runs `calls` through Python's driver for every Celery line, with a taskq worker running.
 async fn drive_all(calls: Value, queues: &[&str], check: impl Fn(&str, &[Value], &RedisServer)) {
     for line in CELERY_LINES {
-        let python = tokio::task::spawn_blocking(move || PythonEnv::get(line))
-            .await
-            .unwrap();
-        let server = RedisServer::start();
-        let client = client(&server, |_| {});
-        let worker = RunningWorker::start(&client, |b| {
-            // No other worker runs: unknown tasks fail at once, not after being offered around.
-            b.concurrency(4)
-                .queues(queues.iter().copied())
-                .unknown_task_retries(0)
-        });
-        let (broker, backend) = (server.url(), server.url_db(1));
+        let setup = setup(line, queues).await;
+        let (broker, backend) = (setup.server.url(), setup.server.url_db(1));
         let calls = calls.clone();
-        let py = python.clone();
+        let py = setup.python.clone();
         let results = tokio::task::spawn_blocking(move || py.drive(&broker, &backend, &calls))
             .await
             .unwrap();
-        check(&python.celery_version(), &results, &server);
-        worker.stop().await;
+        check(&setup.python.celery_version(), &results, &setup.server);
+        setup.worker.stop().await;
     }
 }
 
@@ -211,12 +246,7 @@ async fn kombu_tagged_values_arrive_as_rust_types() {
     // Python sends real datetime/date/time/Decimal/UUID/bytes objects, which kombu tags; the
     // driver takes JSON only, so a small inline script sends them.
     for line in CELERY_LINES {
-        let python = tokio::task::spawn_blocking(move || PythonEnv::get(line))
-            .await
-            .unwrap();
-        let server = RedisServer::start();
-        let client = client(&server, |_| {});
-        let worker = RunningWorker::start(&client, |b| b.concurrency(4));
+        let setup = setup(line, &["celery"]).await;
         let script = r#"
 import datetime, decimal, json, uuid
 from celery_app import app
@@ -226,25 +256,25 @@ r = app.send_task("interop.typed", args=[
     uuid.UUID("12345678123456781234567812345678"), b"abc"])
 print(json.dumps(r.get(timeout=20)))
 "#;
-        let out = python
-            .command(&server.url(), &server.url_db(1))
-            .args(["-c", script])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let got: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let version = python.celery_version();
+        let out = setup.run_python(script);
+        let got: Value = serde_json::from_str(&out).unwrap();
+        let version = setup.python.celery_version();
         assert_eq!(
             got,
             json!({"when": "2024-05-01T12:00:00Z", "day": "2024-01-02", "at": "03:04:05",
                    "amount": "1.5", "id": "12345678-1234-5678-1234-567812345678", "raw": "abc"}),
             "Celery {version}"
         );
-        worker.stop().await;
+        // Python writes float infinities and NaN as bare literals; infinities survive the
+        // round trip, NaN (which JSON numbers cannot hold) comes back as None.
+        let floats = setup.run_python(
+            "import json\nfrom celery_app import app\nr = app.send_task('interop.echo', args=[[float('inf'), -float('inf'), float('nan'), 0.5]])\nprint(json.dumps(r.get(timeout=20)))",
+        );
+        assert_eq!(
+            floats, "[Infinity, -Infinity, null, 0.5]",
+            "Celery {version}"
+        );
+        setup.worker.stop().await;
     }
 }
 
@@ -289,59 +319,26 @@ async fn countdown_eta_expires_queues_and_ignore_result() {
     .await;
     // ignore_result: the worker runs the task and stores nothing.
     for line in CELERY_LINES {
-        let python = tokio::task::spawn_blocking(move || PythonEnv::get(line))
-            .await
-            .unwrap();
-        let server = RedisServer::start();
-        let client = client(&server, |_| {});
-        let worker = RunningWorker::start(&client, |b| b.concurrency(4));
-        let script = r#"
-from celery_app import app
-r = app.send_task("interop.add", args=[3, 4], ignore_result=True)
-print(r.id)
-"#;
-        let out = python
-            .command(&server.url(), &server.url_db(1))
-            .args(["-c", script])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let setup = setup(line, &["celery"]).await;
+        let id = setup.run_python(
+            "from celery_app import app\nprint(app.send_task('interop.add', args=[3, 4], ignore_result=True).id)",
         );
-        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        let mut conn = redis::Client::open(server.url())
-            .unwrap()
-            .get_connection()
-            .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let unacked: i64 = redis::cmd("HLEN").arg("unacked").query(&mut conn).unwrap();
-            let waiting: i64 = redis::cmd("LLEN").arg("celery").query(&mut conn).unwrap();
-            if unacked == 0 && waiting == 0 {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the task was not consumed"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let mut results = redis::Client::open(server.url_db(1))
-            .unwrap()
-            .get_connection()
-            .unwrap();
-        let stored: Option<String> = redis::cmd("GET")
-            .arg(format!("celery-task-meta-{id}"))
-            .query(&mut results)
-            .unwrap();
+        let url = setup.server.url();
+        eventually(
+            Duration::from_secs(10),
+            "the task to be consumed",
+            || async {
+                query::<i64>(&url, &["HLEN", "unacked"]) == 0
+                    && query::<i64>(&url, &["LLEN", "celery"]) == 0
+            },
+        )
+        .await;
+        let stored: Option<String> = query(&setup.server.url_db(1), &["GET", &meta_key(&id)]);
+        let version = setup.python.celery_version();
         assert_eq!(
-            stored,
-            None,
-            "Celery {}: ignore_result stored a result",
-            python.celery_version()
+            stored, None,
+            "Celery {version}: ignore_result stored a result"
         );
-        worker.stop().await;
+        setup.worker.stop().await;
     }
 }
