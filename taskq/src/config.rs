@@ -11,6 +11,7 @@
 //! | `TASKQ_PREFETCH_MULTIPLIER` | `4` | messages a worker reserves per execution slot |
 //! | `TASKQ_SHUTDOWN_GRACE` | `30` | seconds running tasks get to finish on SIGTERM |
 //! | `TASKQ_TRACK_STARTED` | `false` | store a STARTED state when a task starts |
+//! | `TASKQ_SEND_EVENTS` | `false` | publish Celery events (`celeryev`) for Flower and `celery events` (Celery's `-E`) |
 //! | `TASKQ_UNKNOWN_TASK_RETRIES` | `3` | times a worker puts back a task it does not know (another worker may) before failing it |
 
 use std::time::Duration;
@@ -62,6 +63,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Whether workers store a STARTED state.
     pub track_started: bool,
+    /// Whether workers publish Celery events (`celeryev`).
+    pub send_events: bool,
     /// How many times a worker puts back a task it does not know, with backoff, before it
     /// stores FAILURE (`NotRegistered`) and dead-letters the message.
     pub unknown_task_retries: u32,
@@ -80,6 +83,7 @@ impl Default for Config {
             prefetch_multiplier: 4,
             shutdown_grace: Duration::from_secs(30),
             track_started: false,
+            send_events: false,
             unknown_task_retries: 3,
         }
     }
@@ -154,6 +158,9 @@ impl Config {
         }
         if let Some(flag) = get(&["TASKQ_TRACK_STARTED"]) {
             config.track_started = parse_bool("TASKQ_TRACK_STARTED", &flag)?;
+        }
+        if let Some(flag) = get(&["TASKQ_SEND_EVENTS"]) {
+            config.send_events = parse_bool("TASKQ_SEND_EVENTS", &flag)?;
         }
         Ok(config)
     }

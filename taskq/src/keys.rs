@@ -13,6 +13,8 @@
 //! | `taskq.eta.messages` | hash | delivery tag → `[list key, envelope]` |
 //! | `taskq.dead_letter` | list | messages that cannot run, with the reason |
 //! | `celery-task-meta-<id>` | string + channel | the result record, also published |
+//! | `_kombu.binding.<exchange>` | set | `routing_key\x06\x16pattern\x06\x16queue` of a direct exchange (e.g. `reply.celery.pidbox`) |
+//! | `/<db>.<exchange>[/<routing_key>]` | Pub/Sub channel | fanout exchanges: `celery.pidbox` (remote control), `celeryev` (events) |
 
 use crate::broker::PRIORITY_STEPS;
 
@@ -133,6 +135,60 @@ impl BrokerKeys {
         format!("{queue}{sep}{sep}{queue}", sep = self.sep)
     }
 
+    /// kombu's binding table of a (direct) exchange, e.g. `reply.celery.pidbox`: a set of
+    /// `routing_key\x06\x16pattern\x06\x16queue` members.
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::new("p:", taskq::keys::DEFAULT_PRIORITY_SEP);
+    /// assert_eq!(keys.exchange_binding("reply.celery.pidbox"), "p:_kombu.binding.reply.celery.pidbox");
+    /// ```
+    pub fn exchange_binding(&self, exchange: &str) -> String {
+        format!("{}_kombu.binding.{exchange}", self.prefix)
+    }
+
+    /// Splits a member of [`exchange_binding`](Self::exchange_binding) into
+    /// `(routing_key, pattern, queue)`; `None` when it does not have three parts.
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// assert_eq!(keys.split_binding_member("oid\x06\x16\x06\x16oid.reply.celery.pidbox"),
+    ///            Some(("oid", "", "oid.reply.celery.pidbox")));
+    /// ```
+    pub fn split_binding_member<'a>(&self, member: &'a str) -> Option<(&'a str, &'a str, &'a str)> {
+        let mut parts = member.splitn(3, self.sep.as_str());
+        Some((parts.next()?, parts.next()?, parts.next()?))
+    }
+
+    /// kombu's Pub/Sub channel of a fanout exchange in database `db`:
+    /// `/<db>.<exchange>` when the routing key is empty, else `/<db>.<exchange>/<routing_key>`.
+    /// Channels are not per database in Redis, hence the db number in the name.
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// assert_eq!(keys.fanout_channel(0, "celery.pidbox", ""), "/0.celery.pidbox");
+    /// assert_eq!(keys.fanout_channel(2, "celeryev", "task.multi"), "/2.celeryev/task.multi");
+    /// ```
+    pub fn fanout_channel(&self, db: i64, exchange: &str, routing_key: &str) -> String {
+        if routing_key.is_empty() {
+            format!("{}/{db}.{exchange}", self.prefix)
+        } else {
+            format!("{}/{db}.{exchange}/{routing_key}", self.prefix)
+        }
+    }
+
+    /// The patterns that receive everything published on a fanout exchange: the channel
+    /// without routing key and every channel with one.
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// assert_eq!(keys.fanout_patterns(0, "celeryev"), ["/0.celeryev", "/0.celeryev/*"]);
+    /// ```
+    pub fn fanout_patterns(&self, db: i64, exchange: &str) -> [String; 2] {
+        let channel = self.fanout_channel(db, exchange, "");
+        let with_key = format!("{channel}/*");
+        [channel, with_key]
+    }
+
     /// Due times of parked ETA messages.
     ///
     /// ```
@@ -206,5 +262,11 @@ mod tests {
         assert_eq!(b.binding("celery"), "bpfx:_kombu.binding.celery");
         assert_eq!(b.binding_member("celery"), "celery\x06\x16\x06\x16celery");
         assert_eq!(ResultKeys::new("r:").task_meta("x"), "r:celery-task-meta-x");
+        // kombu prefixes Pub/Sub channels too ([verified] bpfx:/2.celeryev/worker.heartbeat).
+        assert_eq!(
+            b.fanout_channel(2, "celeryev", "worker.heartbeat"),
+            "bpfx:/2.celeryev/worker.heartbeat"
+        );
+        assert_eq!(b.exchange_binding("x"), "bpfx:_kombu.binding.x");
     }
 }

@@ -255,6 +255,8 @@ pub struct TaskMessage {
     pub ignore_result: Option<bool>,
     /// Parent task id.
     pub parent_id: Option<String>,
+    /// Id of the first task of the workflow.
+    pub root_id: Option<String>,
     /// Group id, when the task belongs to a group.
     pub group: Option<String>,
     /// The kombu delivery tag.
@@ -281,11 +283,8 @@ impl TaskMessage {
     /// assert!(err.starts_with("envelope is not JSON"));
     /// ```
     pub fn decode(raw: &str) -> Result<Self, String> {
-        let envelope: Value =
-            serde_json::from_str(raw).map_err(|e| format!("envelope is not JSON: {e}"))?;
-        let envelope = envelope
-            .as_object()
-            .ok_or("envelope is not a JSON object")?;
+        let envelope = parse_envelope(raw)?;
+        let envelope = &envelope;
         let headers = object_field(envelope, "headers")?;
         let properties = object_field(envelope, "properties")?;
         check_content_type(envelope, headers)?;
@@ -325,6 +324,7 @@ impl TaskMessage {
             soft_time_limit: limit(1),
             ignore_result: meta.get("ignore_result").and_then(Value::as_bool),
             parent_id: text(meta.get("parent_id")),
+            root_id: text(meta.get("root_id")),
             group: text(meta.get("group")).or_else(|| text(meta.get("taskset"))),
             delivery_tag: text(properties.get("delivery_tag")).unwrap_or_default(),
             routing_key: text(info.and_then(|i| i.get("routing_key"))).unwrap_or_default(),
@@ -410,6 +410,14 @@ fn args_and_kwargs(args: Value, kwargs: Value) -> Result<(Vec<Value>, Map<String
     Ok((args, kwargs))
 }
 
+/// The envelope as a JSON object, or why it is not one.
+fn parse_envelope(raw: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str(raw).map_err(|e| format!("envelope is not JSON: {e}"))? {
+        Value::Object(map) => Ok(map),
+        _ => Err("envelope is not a JSON object".to_owned()),
+    }
+}
+
 fn object_field<'a>(
     map: &'a Map<String, Value>,
     name: &str,
@@ -467,6 +475,135 @@ fn decode_body(
     pyjson::from_str(&text).map_err(|e| format!("body is not JSON: {e}"))
 }
 
+/// Any kombu message with a JSON body: remote-control commands and replies (`celery.pidbox`,
+/// `reply.celery.pidbox`) and events (`celeryev`), as they travel on Redis.
+///
+/// ```
+/// use serde_json::json;
+/// use taskq::message::KombuMessage;
+///
+/// let msg = KombuMessage::new("celeryev", "worker.heartbeat", json!({"type": "worker-heartbeat"}))
+///     .header("hostname", json!("taskq@host"));
+/// let raw = msg.encode().unwrap();
+/// let back = KombuMessage::decode(&raw).unwrap();
+/// assert_eq!(back.body["type"], "worker-heartbeat");
+/// assert_eq!((back.exchange.as_str(), back.routing_key.as_str()), ("celeryev", "worker.heartbeat"));
+/// assert_eq!(back.headers["hostname"], "taskq@host");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct KombuMessage {
+    /// The decoded JSON body.
+    pub body: Value,
+    /// Message headers (`ticket`, `clock`, `expires`, `hostname`, ...).
+    pub headers: Map<String, Value>,
+    /// `properties.delivery_info.exchange`.
+    pub exchange: String,
+    /// `properties.delivery_info.routing_key`.
+    pub routing_key: String,
+    /// 2 persistent, 1 transient (events, replies).
+    pub delivery_mode: u8,
+}
+
+impl KombuMessage {
+    /// A message for `exchange` with `routing_key`, no headers, transient delivery.
+    ///
+    /// ```
+    /// let msg = taskq::message::KombuMessage::new("celeryev", "task.multi", serde_json::json!([]));
+    /// assert_eq!(msg.delivery_mode, 1);
+    /// ```
+    pub fn new(exchange: &str, routing_key: &str, body: Value) -> Self {
+        Self {
+            body,
+            headers: Map::new(),
+            exchange: exchange.to_owned(),
+            routing_key: routing_key.to_owned(),
+            delivery_mode: 1,
+        }
+    }
+
+    /// Sets header `name`.
+    ///
+    /// ```
+    /// let msg = taskq::message::KombuMessage::new("reply.celery.pidbox", "oid", serde_json::json!({}))
+    ///     .header("ticket", "t-1".into());
+    /// assert_eq!(msg.headers["ticket"], "t-1");
+    /// ```
+    pub fn header(mut self, name: &str, value: Value) -> Self {
+        self.headers.insert(name.to_owned(), value);
+        self
+    }
+
+    /// Encodes the envelope as kombu writes it: base64 JSON body, a fresh delivery tag.
+    ///
+    /// # Errors
+    ///
+    /// Fails only if the body cannot be serialized.
+    ///
+    /// ```
+    /// let raw = taskq::message::KombuMessage::new("celery.pidbox", "", serde_json::json!({"method": "ping"}))
+    ///     .encode()
+    ///     .unwrap();
+    /// assert!(raw.contains(r#""delivery_info": {"exchange": "celery.pidbox", "routing_key": ""}"#));
+    /// ```
+    pub fn encode(&self) -> serde_json::Result<String> {
+        let body = pyjson::to_string(&self.body)?;
+        let envelope = json!({
+            "body": base64::engine::general_purpose::STANDARD.encode(body),
+            "content-encoding": "utf-8",
+            "content-type": CONTENT_TYPE_JSON,
+            "headers": self.headers,
+            "properties": {
+                "delivery_mode": self.delivery_mode,
+                "delivery_info": {"exchange": self.exchange, "routing_key": self.routing_key},
+                "priority": 0,
+                "body_encoding": "base64",
+                "delivery_tag": uuid::Uuid::new_v4().to_string(),
+            },
+        });
+        pyjson::to_string(&envelope)
+    }
+
+    /// Decodes an envelope with a JSON body.
+    ///
+    /// # Errors
+    ///
+    /// The reason, when the text is not such an envelope.
+    ///
+    /// ```
+    /// assert!(taskq::message::KombuMessage::decode("{}").is_err());
+    /// ```
+    pub fn decode(raw: &str) -> Result<Self, String> {
+        let envelope = parse_envelope(raw)?;
+        let envelope = &envelope;
+        let headers = envelope
+            .get("headers")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let properties = object_field(envelope, "properties")?;
+        check_content_type(envelope, &headers)?;
+        let body = decode_body(envelope, properties)?;
+        let info = properties.get("delivery_info");
+        let text = |name: &str| {
+            info.and_then(|i| i.get(name))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Ok(Self {
+            body,
+            exchange: text("exchange"),
+            routing_key: text("routing_key"),
+            delivery_mode: properties
+                .get("delivery_mode")
+                .and_then(Value::as_u64)
+                .unwrap_or(1) as u8,
+            headers,
+        })
+    }
+}
+
 /// Formats a time as Celery does: `2026-11-21T04:48:05.294171+00:00`.
 pub(crate) fn format_time(time: SystemTime) -> String {
     format_datetime(DateTime::<Utc>::from(time))
@@ -510,7 +647,7 @@ fn process_oid() -> &'static str {
 }
 
 /// Python's `repr()` of the argument tuple, for logs and monitors: `(2, 3)`, `('a',)`.
-fn args_repr(args: &[Value]) -> String {
+pub(crate) fn args_repr(args: &[Value]) -> String {
     let items: Vec<String> = args.iter().map(py_repr).collect();
     match items.len() {
         1 => format!("({},)", items[0]),
@@ -519,7 +656,7 @@ fn args_repr(args: &[Value]) -> String {
 }
 
 /// Python's `repr()` of a JSON value.
-fn py_repr(value: &Value) -> String {
+pub(crate) fn py_repr(value: &Value) -> String {
     match value {
         Value::Null => "None".to_owned(),
         Value::Bool(true) => "True".to_owned(),

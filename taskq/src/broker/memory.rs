@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::Notify;
+use tokio::sync::{broadcast, mpsc, Notify};
 
-use super::{Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted};
+use super::{Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, Subscription};
 use crate::connection::named_instance;
 use crate::keys::BrokerKeys;
 use crate::Result;
@@ -45,6 +45,10 @@ struct State {
     /// (due time in microseconds, tag) → parked delivery.
     eta: BTreeMap<(i64, String), Delivery>,
     dead: VecDeque<DeadLetter>,
+    /// Fanout exchange → its subscribers.
+    fanout: HashMap<String, broadcast::Sender<String>>,
+    /// Direct exchange → `(routing key, queue)` bindings.
+    bindings: HashMap<String, Vec<(String, String)>>,
 }
 
 impl MemoryBroker {
@@ -109,6 +113,35 @@ impl MemoryBroker {
     /// ```
     pub fn scheduled_len(&self) -> usize {
         self.state().eta.len()
+    }
+
+    /// Binds `queue` to the direct exchange `exchange` with `routing_key`, so that
+    /// [`publish_direct`](Broker::publish_direct) delivers there (kombu's `queue_bind`).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> taskq::Result<()> {
+    /// use taskq::broker::{memory::MemoryBroker, Broker};
+    ///
+    /// let broker = MemoryBroker::named("bind-doc");
+    /// broker.bind("reply.celery.pidbox", "oid", "oid.reply.celery.pidbox");
+    /// assert_eq!(broker.publish_direct("reply.celery.pidbox", "oid", "{}").await?, 1);
+    /// assert_eq!(broker.len("oid.reply.celery.pidbox"), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn bind(&self, exchange: &str, routing_key: &str, queue: &str) {
+        self.state()
+            .bindings
+            .entry(exchange.to_owned())
+            .or_default()
+            .push((routing_key.to_owned(), queue.to_owned()));
+    }
+
+    fn fanout_sender(&self, exchange: &str) -> broadcast::Sender<String> {
+        self.state()
+            .fanout
+            .entry(exchange.to_owned())
+            .or_insert_with(|| broadcast::channel(super::SUBSCRIPTION_BUFFER).0)
+            .clone()
     }
 
     fn take(&self, order: &[(String, String)], max: usize, now: f64) -> Fetched {
@@ -276,5 +309,60 @@ impl Broker for MemoryBroker {
 
     fn describe(&self) -> String {
         format!("memory://{}", self.name)
+    }
+
+    async fn broadcast(&self, exchange: &str, _routing_key: &str, envelope: &str) -> Result<()> {
+        // No subscriber is not an error: fanout messages are fire-and-forget.
+        let _ = self.fanout_sender(exchange).send(envelope.to_owned());
+        Ok(())
+    }
+
+    async fn subscribe_broadcast(&self, exchange: &str) -> Result<Subscription> {
+        let mut source = self.fanout_sender(exchange).subscribe();
+        let (tx, rx) = mpsc::channel(super::SUBSCRIPTION_BUFFER);
+        let feeder = tokio::spawn(async move {
+            loop {
+                match source.recv().await {
+                    Ok(envelope) => {
+                        if tx.send(envelope).await.is_err() {
+                            return;
+                        }
+                    }
+                    // A slow reader loses messages, as with Redis Pub/Sub.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Subscription::new(rx, feeder.abort_handle()))
+    }
+
+    async fn publish_direct(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        envelope: &str,
+    ) -> Result<usize> {
+        let delivered = {
+            let mut state = self.state();
+            let queues: Vec<String> = state
+                .bindings
+                .get(exchange)
+                .into_iter()
+                .flatten()
+                .filter(|(key, _)| key == routing_key)
+                .map(|(_, queue)| self.keys.queue_list(queue, 0))
+                .collect();
+            for list in &queues {
+                state
+                    .lists
+                    .entry(list.clone())
+                    .or_default()
+                    .push_front(envelope.into());
+            }
+            queues.len()
+        };
+        self.arrived.notify_waiters();
+        Ok(delivered)
     }
 }

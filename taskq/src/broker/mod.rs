@@ -13,8 +13,14 @@
 //! ```
 //!
 //! Every arrow is one atomic step in the store: a message is never only in a worker's memory.
+//!
+//! Besides task queues, a broker carries kombu's two other kinds of exchange, used by remote
+//! control and events: fanout exchanges ([`Broker::broadcast`], [`Broker::subscribe_broadcast`];
+//! Redis Pub/Sub, fire-and-forget) and direct exchanges routed through a binding table
+//! ([`Broker::publish_direct`]; how remote-control replies reach the asking client).
 
 pub mod memory;
+mod pubsub;
 pub mod redis;
 
 use std::fmt;
@@ -22,8 +28,66 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 
 use crate::Result;
+
+/// Envelopes arriving on a fanout exchange, from [`Broker::subscribe_broadcast`]. Dropping it
+/// ends the subscription.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> taskq::Result<()> {
+/// use taskq::broker::{memory::MemoryBroker, Broker};
+///
+/// let broker = MemoryBroker::named("subscription-doc");
+/// let mut sub = broker.subscribe_broadcast("celery.pidbox").await?;
+/// broker.broadcast("celery.pidbox", "", "{}").await?;
+/// assert_eq!(sub.recv().await.as_deref(), Some("{}"));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Subscription {
+    messages: mpsc::Receiver<String>,
+    /// The task feeding `messages`, stopped when the subscription is dropped.
+    feeder: AbortHandle,
+}
+
+impl Subscription {
+    /// A subscription reading `messages`, fed by the task `feeder`.
+    pub(crate) fn new(messages: mpsc::Receiver<String>, feeder: AbortHandle) -> Self {
+        Self { messages, feeder }
+    }
+
+    /// The next envelope; `None` once the subscription has ended for good.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> taskq::Result<()> {
+    /// use taskq::broker::{memory::MemoryBroker, Broker};
+    ///
+    /// let broker = MemoryBroker::named("recv-doc");
+    /// let mut sub = broker.subscribe_broadcast("celeryev").await?;
+    /// broker.broadcast("celeryev", "worker.heartbeat", "hb").await?;
+    /// assert_eq!(sub.recv().await.as_deref(), Some("hb"));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: an envelope is never lost by dropping the future.
+    pub async fn recv(&mut self) -> Option<String> {
+        self.messages.recv().await
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.feeder.abort();
+    }
+}
+
+/// How many envelopes a subscription buffers before the feeder waits for the reader.
+pub(crate) const SUBSCRIPTION_BUFFER: usize = 1024;
 
 /// A message to publish.
 ///
@@ -148,6 +212,25 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
 
     /// Checks that the broker answers.
     async fn ping(&self) -> Result<()>;
+
+    /// Publishes `envelope` on the fanout exchange `exchange` (kombu: Redis `PUBLISH` on
+    /// `/<db>.<exchange>[/<routing_key>]`). Nobody subscribed: it is lost, as in kombu.
+    async fn broadcast(&self, exchange: &str, routing_key: &str, envelope: &str) -> Result<()>;
+
+    /// Receives everything published on the fanout exchange `exchange`, whatever the routing
+    /// key. Returns once subscribed; the subscription survives reconnections (messages sent
+    /// while disconnected are lost, as with kombu).
+    async fn subscribe_broadcast(&self, exchange: &str) -> Result<Subscription>;
+
+    /// Routes `envelope` through the direct exchange `exchange`: appended to every queue bound
+    /// with exactly `routing_key` (kombu's `_kombu.binding.<exchange>` table). Returns how many
+    /// queues got it.
+    async fn publish_direct(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        envelope: &str,
+    ) -> Result<usize>;
 
     /// The broker URL with any password masked, for logs and banners.
     fn describe(&self) -> String;

@@ -16,7 +16,7 @@ use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::AsyncConnectionConfig;
 use tokio::sync::Mutex;
 
-use super::{Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted};
+use super::{Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, Subscription};
 use crate::config::mask_url;
 use crate::connection::LazyConnection;
 use crate::keys::BrokerKeys;
@@ -44,6 +44,8 @@ type WatcherSlot = Arc<Mutex<Option<MultiplexedConnection>>>;
 pub struct RedisBroker {
     url: String,
     keys: BrokerKeys,
+    /// The database number, part of kombu's Pub/Sub channel names.
+    db: i64,
     scripts: Scripts,
     conn: LazyConnection,
     /// One connection per list being watched, because a blocked connection serves nothing else.
@@ -81,8 +83,10 @@ impl RedisBroker {
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn with_keys(url: &str, keys: BrokerKeys) -> Result<Self> {
+        let conn = LazyConnection::new(url)?;
         Ok(Self {
-            conn: LazyConnection::new(url)?,
+            db: conn.client().get_connection_info().redis_settings().db(),
+            conn,
             url: url.to_owned(),
             keys,
             scripts: Scripts::new(),
@@ -343,5 +347,50 @@ impl Broker for RedisBroker {
 
     fn describe(&self) -> String {
         mask_url(&self.url)
+    }
+
+    async fn broadcast(&self, exchange: &str, routing_key: &str, envelope: &str) -> Result<()> {
+        let channel = self.keys.fanout_channel(self.db, exchange, routing_key);
+        let mut conn = self.conn().await?;
+        let _receivers: i64 = redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(envelope)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn subscribe_broadcast(&self, exchange: &str) -> Result<Subscription> {
+        let patterns = self.keys.fanout_patterns(self.db, exchange).to_vec();
+        super::pubsub::subscribe(self.conn.client().clone(), patterns).await
+    }
+
+    async fn publish_direct(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        envelope: &str,
+    ) -> Result<usize> {
+        let mut conn = self.conn().await?;
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.exchange_binding(exchange))
+            .query_async(&mut conn)
+            .await?;
+        let queues: Vec<&str> = members
+            .iter()
+            .filter_map(|m| self.keys.split_binding_member(m))
+            .filter(|(key, _, _)| *key == routing_key)
+            .map(|(_, _, queue)| queue)
+            .collect();
+        if queues.is_empty() {
+            return Ok(0);
+        }
+        let mut pipe = redis::pipe();
+        for queue in &queues {
+            pipe.lpush(self.keys.queue_list(queue, 0), envelope)
+                .ignore();
+        }
+        let () = pipe.query_async(&mut conn).await?;
+        Ok(queues.len())
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::completer::{Action, Completion};
-use super::{executor, Shared};
+use super::{events, executor, Shared};
 use crate::broker::Delivery;
 use crate::failure::TaskFailure;
 use crate::message::{with_header, TaskMessage, UNKNOWN_ATTEMPTS_HEADER};
@@ -129,6 +129,9 @@ async fn dispatch(
     let Some(entry) = registry::lookup(&message.task) else {
         return unknown_task(shared, delivery, reservation, &message, now, settle).await;
     };
+    events::task(shared, "task-received", &message.id, || {
+        events::received_fields(&message)
+    });
     let job = executor::Job {
         shared: shared.clone(),
         entry,
@@ -137,6 +140,10 @@ async fn dispatch(
         reservation,
         completions: completions.clone(),
     };
+    if shared.revoked.contains(&job.message.id) {
+        // Revoked by remote control, e.g. while its ETA was pending.
+        return job.discard_revoked();
+    }
     // In fetch order, so priorities and FIFO order hold; the dispatcher starts them.
     if let Err(mpsc::error::SendError(job)) = ready.send(job) {
         job.requeue();

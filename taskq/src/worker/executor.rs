@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinError;
 
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
 use super::completer::{Action, Completion};
-use super::Shared;
+use super::{events, Shared};
 use crate::broker::Delivery;
 use crate::failure::TaskFailure;
 use crate::message::TaskMessage;
@@ -28,26 +31,25 @@ impl Job {
     /// Runs the task in the execution slot the dispatcher gave it.
     pub(super) async fn run(self, _slot: OwnedSemaphorePermit) {
         let (name, id) = (self.entry.name, self.message.id.clone());
+        if self.shared.revoked.contains(&id) {
+            // Revoked while it waited for a slot.
+            return self.discard_revoked();
+        }
         tracing::info!("Task {name}[{id}] received");
+        let abort = self.shared.tasks.start(name, &self.message);
+        events::task(&self.shared, "task-started", &id, || json!({}));
         if self.shared.settings.track_started {
             self.store_started().await;
         }
         let started = Instant::now();
-        let Some(outcome) = self.execute().await else {
+        let outcome = self.execute(&abort).await;
+        self.shared.tasks.finish(&id);
+        let Some(outcome) = outcome else {
             tracing::warn!("Task {name}[{id}] cancelled by shutdown; put back in its queue");
             return self.finish(None, Action::Requeue);
         };
         let secs = started.elapsed().as_secs_f64();
-        let record = match outcome {
-            Ok(value) => {
-                tracing::info!("Task {name}[{id}] succeeded in {secs:.6}s: {value}");
-                ResultMeta::success(&id, value)
-            }
-            Err(failure) => {
-                tracing::error!("Task {name}[{id}] failed in {secs:.6}s: {failure}");
-                ResultMeta::failure(&id, &failure)
-            }
-        };
+        let record = self.record(outcome, secs);
         let record = record
             .with_parent(self.message.parent_id.clone())
             .with_group(self.message.group.clone());
@@ -55,8 +57,63 @@ impl Job {
         self.finish(keep.then_some(record), Action::Ack);
     }
 
-    /// Runs the body under the time limit; `None` if shutdown cancelled it.
-    async fn execute(&self) -> Option<Result<serde_json::Value, TaskFailure>> {
+    /// The result record of a finished run, logged and announced as an event.
+    fn record(&self, outcome: Result<serde_json::Value, TaskFailure>, secs: f64) -> ResultMeta {
+        let (name, id) = (self.entry.name, self.message.id.as_str());
+        match outcome {
+            Ok(value) => {
+                tracing::info!("Task {name}[{id}] succeeded in {secs:.6}s: {value}");
+                events::task(
+                    &self.shared,
+                    "task-succeeded",
+                    id,
+                    || json!({"result": events::result_repr(&value), "runtime": secs}),
+                );
+                ResultMeta::success(id, value)
+            }
+            Err(failure) if failure.is_revoked() => {
+                tracing::warn!("Task {name}[{id}] terminated (revoked) after {secs:.6}s");
+                events::task(
+                    &self.shared,
+                    "task-revoked",
+                    id,
+                    || json!({"terminated": true, "signum": 15, "expired": false}),
+                );
+                ResultMeta::failure(id, &failure)
+            }
+            Err(failure) => {
+                tracing::error!("Task {name}[{id}] failed in {secs:.6}s: {failure}");
+                events::task(
+                    &self.shared,
+                    "task-failed",
+                    id,
+                    || json!({"exception": exception_repr(&failure), "traceback": failure.traceback()}),
+                );
+                ResultMeta::failure(id, &failure)
+            }
+        }
+    }
+
+    /// Settles a task revoked before it started: REVOKED "revoked", acknowledged.
+    pub(super) fn discard_revoked(self) {
+        let id = &self.message.id;
+        tracing::info!("Discarding revoked task: {}[{id}]", self.entry.name);
+        events::task(
+            &self.shared,
+            "task-revoked",
+            id,
+            || json!({"terminated": false, "signum": null, "expired": false}),
+        );
+        let record = ResultMeta::failure(id, &TaskFailure::revoked("revoked"));
+        self.finish(Some(record), Action::Ack);
+    }
+
+    /// Runs the body under the time limit; `None` if shutdown cancelled it, REVOKED
+    /// "terminated" if `abort` fired.
+    async fn execute(
+        &self,
+        abort: &CancellationToken,
+    ) -> Option<Result<serde_json::Value, TaskFailure>> {
         let args = (self.message.args.clone(), self.message.kwargs.clone());
         let body = (self.entry.run)(args);
         let client = self.shared.client.clone();
@@ -67,6 +124,7 @@ impl Job {
             .or(self.entry.options.time_limit_secs);
         let outcome = tokio::select! {
             joined = with_limit(&mut handle, limit) => Some(joined),
+            () = abort.cancelled() => Some(Err(TaskFailure::revoked("terminated"))),
             () = self.shared.hard_stop.cancelled() => None,
         };
         handle.abort();
@@ -93,6 +151,12 @@ impl Job {
             reservation: self.reservation,
         });
     }
+}
+
+/// Python's `repr()` of the exception, as `task-failed` carries it: `ValueError('bad')`.
+fn exception_repr(failure: &TaskFailure) -> String {
+    let message = crate::message::py_repr(&serde_json::Value::String(failure.message()));
+    format!("{}({message})", failure.exc_type())
 }
 
 async fn with_limit(

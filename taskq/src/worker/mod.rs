@@ -11,6 +11,10 @@
 //!            └───────────┘
 //! ```
 //!
+//! Beside them, [`control`](self) answers Celery's remote control (`celery inspect`,
+//! `celery control revoke`) on the `celery.pidbox` fanout exchange, and, when enabled, the
+//! events loop publishes Celery events (`celeryev`) for monitors such as Flower.
+//!
 //! A message is acknowledged only after its result is stored. On SIGINT/SIGTERM the consumer
 //! stops fetching, messages not yet started go back to their queues at once, running tasks get
 //! the grace period to finish, and whatever is still running then is cancelled and put back.
@@ -18,14 +22,18 @@
 mod banner;
 mod completer;
 mod consumer;
+mod control;
 mod dispatcher;
+mod events;
 mod executor;
+mod revoked;
+mod running;
 mod scheduler;
 
 use std::future::Future;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -44,6 +52,7 @@ struct Settings {
     unknown_task_retries: u32,
     hostname: String,
     banner: bool,
+    send_events: bool,
 }
 
 /// Runs registered tasks from one or more queues.
@@ -188,6 +197,20 @@ impl WorkerBuilder {
         self
     }
 
+    /// Publish Celery task events for monitors such as Flower and `celery events` (Celery's
+    /// `-E`; default: `TASKQ_SEND_EVENTS`, else off). Worker heartbeats are sent while events
+    /// are on; the `enable_events` / `disable_events` remote-control commands switch them too.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).send_events(true).build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
+    pub fn send_events(mut self, send: bool) -> Self {
+        self.settings.send_events = send;
+        self
+    }
+
     /// The worker.
     ///
     /// ```
@@ -248,6 +271,7 @@ impl Worker {
             unknown_task_retries: config.unknown_task_retries,
             hostname: format!("taskq@{}", crate::hostname()),
             banner: true,
+            send_events: config.send_events,
         };
         WorkerBuilder { client, settings }
     }
@@ -315,7 +339,14 @@ impl Worker {
         if self.settings.banner {
             println!("{}", banner::render(&self.client, &self.settings));
         }
-        let shared = Shared::new(self.client, self.settings, self.shutdown.clone());
+        let (shared, event_queue) = Shared::new(self.client, self.settings, self.shutdown.clone());
+        let events_stop = CancellationToken::new();
+        let events = tokio::spawn(events::run(
+            shared.clone(),
+            event_queue,
+            events_stop.clone(),
+        ));
+        let control = tokio::spawn(control::run(shared.clone()));
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = mpsc::unbounded_channel();
         let completer = tokio::spawn(completer::run(shared.clone(), done_rx));
@@ -337,6 +368,11 @@ impl Worker {
         drain(&shared).await;
         let _ = scheduler.await;
         let _ = completer.await;
+        let _ = control.await;
+        // Last, so the events of tasks that finished during the drain go out before
+        // `worker-offline`.
+        events_stop.cancel();
+        let _ = events.await;
         tracing::info!("worker stopped");
         Ok(())
     }
@@ -378,12 +414,30 @@ struct Shared {
     parked: Notify,
     /// Broker clock minus local clock, in microseconds.
     clock_offset_us: AtomicI64,
+    /// Tasks running now, and counts of finished ones.
+    tasks: running::Running,
+    /// Ids revoked by remote control.
+    revoked: revoked::RevokedSet,
+    /// Celery events switch and queue.
+    events: events::Events,
+    /// Lamport clock shared with Celery nodes through events and remote control.
+    clock: AtomicU64,
+    /// When the worker started, for `stats`' uptime.
+    started: Instant,
 }
 
 impl Shared {
-    fn new(client: Client, settings: Settings, stopping: CancellationToken) -> Arc<Self> {
+    fn new(
+        client: Client,
+        settings: Settings,
+        stopping: CancellationToken,
+    ) -> (
+        Arc<Self>,
+        mpsc::UnboundedReceiver<serde_json::Map<String, serde_json::Value>>,
+    ) {
         let reservations = settings.concurrency * settings.prefetch_multiplier;
-        Arc::new(Self {
+        let (events, event_queue) = events::Events::new(settings.send_events);
+        let shared = Arc::new(Self {
             client,
             running: Arc::new(Semaphore::new(settings.concurrency)),
             reserved: Arc::new(Semaphore::new(reservations.max(settings.concurrency))),
@@ -393,14 +447,28 @@ impl Shared {
             jobs: TaskTracker::new(),
             parked: Notify::new(),
             clock_offset_us: AtomicI64::new(0),
-        })
+            tasks: running::Running::default(),
+            revoked: revoked::RevokedSet::default(),
+            events,
+            clock: AtomicU64::new(0),
+            started: Instant::now(),
+        });
+        (shared, event_queue)
+    }
+
+    /// Advances the Lamport clock for an event or reply and returns the new value.
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Moves the Lamport clock past a value another node sent.
+    fn adjust_clock(&self, other: u64) {
+        self.clock.fetch_max(other + 1, Ordering::Relaxed);
     }
 
     /// The broker's clock now, estimated from the last fetch.
     fn broker_now(&self) -> f64 {
-        let offset = self
-            .clock_offset_us
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let offset = self.clock_offset_us.load(Ordering::Relaxed);
         crate::unix_now() + offset as f64 / 1e6
     }
 }

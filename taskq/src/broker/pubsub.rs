@@ -1,0 +1,84 @@
+//! The Redis side of a fanout subscription: a dedicated Pub/Sub connection that
+//! `PSUBSCRIBE`s kombu's channel patterns and feeds a [`Subscription`], reconnecting when
+//! the connection drops.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::{Subscription, SUBSCRIPTION_BUFFER};
+use crate::Result;
+
+/// Longest pause between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Subscribes to `patterns` on a new connection of `client`, then keeps feeding the returned
+/// subscription from a background task.
+///
+/// # Errors
+///
+/// When the first connection or `PSUBSCRIBE` fails: the caller learns at once that Redis is
+/// away; later drops are retried in the background.
+pub(super) async fn subscribe(
+    client: redis::Client,
+    patterns: Vec<String>,
+) -> Result<Subscription> {
+    let pubsub = connect(&client, &patterns).await?;
+    let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
+    let feeder = tokio::spawn(feed(client, patterns, pubsub, tx));
+    Ok(Subscription::new(rx, feeder.abort_handle()))
+}
+
+async fn connect(client: &redis::Client, patterns: &[String]) -> Result<redis::aio::PubSub> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.psubscribe(patterns).await?;
+    Ok(pubsub)
+}
+
+/// Forwards payloads until the subscription is dropped; reconnects with backoff on a drop.
+async fn feed(
+    client: redis::Client,
+    patterns: Vec<String>,
+    mut pubsub: redis::aio::PubSub,
+    tx: mpsc::Sender<String>,
+) {
+    loop {
+        {
+            let mut messages = pubsub.on_message();
+            while let Some(msg) = messages.next().await {
+                let Ok(payload) = msg.get_payload::<String>() else {
+                    continue;
+                };
+                if tx.send(payload).await.is_err() {
+                    return;
+                }
+            }
+        }
+        tracing::warn!(?patterns, "Pub/Sub connection lost; resubscribing");
+        pubsub = match reconnect(&client, &patterns, &tx).await {
+            Some(p) => p,
+            None => return,
+        };
+    }
+}
+
+/// Retries until subscribed again; `None` if the reader went away meanwhile.
+async fn reconnect(
+    client: &redis::Client,
+    patterns: &[String],
+    tx: &mpsc::Sender<String>,
+) -> Option<redis::aio::PubSub> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if tx.is_closed() {
+            return None;
+        }
+        match connect(client, patterns).await {
+            Ok(p) => return Some(p),
+            Err(e) => tracing::warn!(error = %e, "cannot resubscribe; retrying in {backoff:?}"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,272 @@
+//! Remote control: answers Celery's `celery inspect …` / `celery control …` and
+//! `app.control.*` calls, sent on the `celery.pidbox` fanout exchange.
+//!
+//! A command is `{"method", "arguments", "destination", "reply_to", "ticket"}`; when it asks
+//! for a reply, the answer `{<node name>: <reply>}` goes through the direct exchange
+//! `reply.celery.pidbox` to the caller's reply queue, with the `ticket` header the caller
+//! matches replies by.
+//!
+//! Supported: `ping`, `registered`, `active`, `stats`, `revoke`, `revoked`, `scheduled` and
+//! `reserved` (always empty: taskq parks ETA tasks in Redis and starts reserved ones at once),
+//! `active_queues`, `conf`, `clock`, `enable_events`, `disable_events`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::Shared;
+use crate::broker::Subscription;
+use crate::message::KombuMessage;
+use crate::registry;
+
+/// The mailbox exchange (Celery's `control_exchange` `celery` + `.pidbox`).
+pub(super) const EXCHANGE: &str = "celery.pidbox";
+
+/// Where replies go (direct exchange, bound per caller).
+pub(super) const REPLY_EXCHANGE: &str = "reply.celery.pidbox";
+
+pub(super) async fn run(shared: Arc<Shared>) {
+    while let Some(mut subscription) = subscribe(&shared).await {
+        loop {
+            let raw = tokio::select! {
+                raw = subscription.recv() => raw,
+                () = shared.stopping.cancelled() => return,
+            };
+            match raw {
+                Some(raw) => handle(&shared, &raw).await,
+                None => break,
+            }
+        }
+    }
+}
+
+/// Subscribes to the mailbox, retrying while Redis is away; `None` on shutdown.
+async fn subscribe(shared: &Shared) -> Option<Subscription> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let attempt = tokio::select! {
+            s = shared.client.broker().subscribe_broadcast(EXCHANGE) => s,
+            () = shared.stopping.cancelled() => return None,
+        };
+        match attempt {
+            Ok(s) => return Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot subscribe to remote control; retrying in {backoff:?}")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shared.stopping.cancelled() => return None,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn handle(shared: &Shared, raw: &str) {
+    let message = match KombuMessage::decode(raw) {
+        Ok(m) => m,
+        Err(reason) => return tracing::warn!(%reason, "ignoring an undecodable control message"),
+    };
+    if let Some(clock) = message.headers.get("clock").and_then(Value::as_u64) {
+        shared.adjust_clock(clock);
+    }
+    // `expires: 0` (a cast without timeout, e.g. `AsyncResult.revoke`) means "never".
+    let expired = message
+        .headers
+        .get("expires")
+        .and_then(Value::as_f64)
+        .is_some_and(|t| t > 0.0 && t < crate::unix_now());
+    let body = &message.body;
+    if expired || !addressed_to(body, &shared.settings.hostname) {
+        return;
+    }
+    let method = body.get("method").and_then(Value::as_str).unwrap_or("");
+    let arguments = body.get("arguments").cloned().unwrap_or(Value::Null);
+    tracing::debug!(%method, "remote control command");
+    let reply = dispatch(shared, method, &arguments);
+    if let (Some(reply_to), Some(ticket)) = (body.get("reply_to"), body.get("ticket")) {
+        send_reply(shared, reply_to, ticket, reply).await;
+    }
+}
+
+/// Whether the command is for this node: no destination means every node.
+fn addressed_to(body: &Value, hostname: &str) -> bool {
+    match body.get("destination") {
+        Some(Value::Array(nodes)) => nodes.iter().any(|n| n.as_str() == Some(hostname)),
+        _ => true,
+    }
+}
+
+fn dispatch(shared: &Shared, method: &str, arguments: &Value) -> Value {
+    match method {
+        "ping" => json!({"ok": "pong"}),
+        "registered" => json!(registry::all().iter().map(|e| e.name).collect::<Vec<_>>()),
+        "active" => json!(shared.tasks.active(&shared.settings.hostname)),
+        "stats" => stats(shared),
+        "revoke" => revoke(shared, arguments),
+        "revoked" => json!(shared.revoked.ids()),
+        "scheduled" | "reserved" => json!([]),
+        "active_queues" => active_queues(shared),
+        "conf" => json!({}),
+        "clock" => json!({"clock": shared.tick()}),
+        "enable_events" => toggle_events(shared, true),
+        "disable_events" => toggle_events(shared, false),
+        other => json!({"error": format!("No such command: {other}")}),
+    }
+}
+
+/// Remembers the ids as revoked (they are discarded when fetched) and, with `terminate`,
+/// aborts those running now; they end REVOKED "terminated".
+fn revoke(shared: &Shared, arguments: &Value) -> Value {
+    let ids: Vec<String> = match arguments.get("task_id") {
+        Some(Value::String(id)) => vec![id.clone()],
+        Some(Value::Array(ids)) => ids
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => return json!({"error": "revoke needs task_id"}),
+    };
+    let terminate = arguments.get("terminate").and_then(Value::as_bool) == Some(true);
+    for id in &ids {
+        shared.revoked.add(id);
+        if terminate && shared.tasks.terminate(id) {
+            tracing::info!(%id, "terminating task (revoked)");
+        }
+    }
+    tracing::info!(ids = ?ids, terminate, "tasks flagged as revoked");
+    json!({"ok": format!("tasks {} flagged as revoked", ids.join(", "))})
+}
+
+fn stats(shared: &Shared) -> Value {
+    let settings = &shared.settings;
+    json!({
+        "total": shared.tasks.totals(),
+        "pid": std::process::id(),
+        "clock": shared.tick().to_string(),
+        "uptime": shared.started.elapsed().as_secs(),
+        "pool": {
+            "implementation": "taskq:tokio",
+            "max-concurrency": settings.concurrency,
+            "processes": [std::process::id()],
+            "max-tasks-per-child": "N/A",
+            "put-guarded-by-semaphore": false,
+            "timeouts": [0, 0],
+        },
+        "broker": broker_info(&shared.client.config().broker_url),
+        "prefetch_count": settings.concurrency * settings.prefetch_multiplier,
+        "rusage": {},
+        "sw_ident": "taskq",
+        "sw_ver": env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// The broker connection as Celery's `stats` describes it (no password).
+fn broker_info(url: &str) -> Value {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
+    let rest = rest.split('?').next().unwrap_or_default();
+    let (authority, db) = rest.split_once('/').unwrap_or((rest, "0"));
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, "6379"));
+    json!({
+        "hostname": host,
+        "userid": null,
+        "virtual_host": if db.is_empty() { "0" } else { db },
+        "port": port.parse::<u16>().ok(),
+        "insist": false,
+        "ssl": scheme == "rediss",
+        "transport": scheme,
+        "connect_timeout": 4,
+        "transport_options": {},
+        "login_method": null,
+        "uri_prefix": null,
+        "heartbeat": 120.0,
+        "failover_strategy": "round-robin",
+        "alternates": [],
+    })
+}
+
+fn active_queues(shared: &Shared) -> Value {
+    let queues: Vec<Value> = shared
+        .settings
+        .queues
+        .iter()
+        .map(|q| {
+            json!({
+                "name": q,
+                "exchange": {"name": q, "type": "direct", "arguments": null, "durable": true,
+                             "passive": false, "auto_delete": false, "delivery_mode": null, "no_declare": false},
+                "routing_key": q,
+                "queue_arguments": null, "binding_arguments": null, "consumer_arguments": null,
+                "durable": true, "exclusive": false, "auto_delete": false, "no_ack": false,
+                "alias": null, "bindings": [], "no_declare": null, "expires": null,
+                "message_ttl": null, "max_length": null, "max_length_bytes": null, "max_priority": null,
+            })
+        })
+        .collect();
+    json!(queues)
+}
+
+fn toggle_events(shared: &Shared, on: bool) -> Value {
+    let was = shared.events.set_enabled(on);
+    let word = if on { "enabled" } else { "disabled" };
+    if was == on {
+        json!({"ok": format!("task events already {word}")})
+    } else {
+        json!({"ok": format!("task events {word}")})
+    }
+}
+
+async fn send_reply(shared: &Shared, reply_to: &Value, ticket: &Value, reply: Value) {
+    let exchange = reply_to
+        .get("exchange")
+        .and_then(Value::as_str)
+        .unwrap_or(REPLY_EXCHANGE);
+    let Some(routing_key) = reply_to.get("routing_key").and_then(Value::as_str) else {
+        return;
+    };
+    let body = json!({ shared.settings.hostname.clone(): reply });
+    let message = KombuMessage::new(exchange, routing_key, body)
+        .header("ticket", ticket.clone())
+        .header("clock", json!(shared.tick()));
+    let Ok(envelope) = message.encode() else {
+        return;
+    };
+    let sent = shared
+        .client
+        .broker()
+        .publish_direct(exchange, routing_key, &envelope)
+        .await;
+    match sent {
+        Ok(0) => tracing::debug!(%routing_key, "nobody waits for this reply (no binding)"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot send a remote-control reply"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_select_nodes() {
+        assert!(addressed_to(&json!({"destination": null}), "taskq@h"));
+        assert!(addressed_to(
+            &json!({"destination": ["a@h", "taskq@h"]}),
+            "taskq@h"
+        ));
+        assert!(!addressed_to(&json!({"destination": ["a@h"]}), "taskq@h"));
+    }
+
+    #[test]
+    fn broker_info_names_host_port_and_db() {
+        let info = broker_info("redis://:pw@10.0.0.5:6390/3");
+        assert_eq!(
+            (info["hostname"].as_str(), info["port"].as_u64()),
+            (Some("10.0.0.5"), Some(6390))
+        );
+        assert_eq!(info["virtual_host"], "3");
+        assert_eq!(info["transport"], "redis");
+    }
+}

@@ -1,0 +1,128 @@
+//! The tasks running right now (for `inspect active` and `revoke --terminate`) and the count
+//! of finished tasks per name (for `inspect stats`). One mutex insert when a task starts and
+//! one remove when it ends: cheap enough for the hot path.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::message::TaskMessage;
+
+/// A running task, as `inspect active` shows it.
+#[derive(Debug)]
+struct RunningTask {
+    name: &'static str,
+    args: Vec<Value>,
+    kwargs: Map<String, Value>,
+    time_start: f64,
+    routing_key: String,
+    priority: u8,
+    /// Cancelled by `revoke(terminate=True)`.
+    abort: CancellationToken,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Running {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    tasks: HashMap<String, RunningTask>,
+    totals: BTreeMap<&'static str, u64>,
+    processed: u64,
+}
+
+impl Running {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("running tasks lock")
+    }
+
+    /// Records that `message` started as task `name`; the token aborts it.
+    pub(super) fn start(&self, name: &'static str, message: &TaskMessage) -> CancellationToken {
+        let abort = CancellationToken::new();
+        let task = RunningTask {
+            name,
+            args: message.args.clone(),
+            kwargs: message.kwargs.clone(),
+            time_start: crate::unix_now(),
+            routing_key: message.routing_key.clone(),
+            priority: message.priority,
+            abort: abort.clone(),
+        };
+        self.lock().tasks.insert(message.id.clone(), task);
+        abort
+    }
+
+    /// Records that task `id` ended (whatever the outcome).
+    pub(super) fn finish(&self, id: &str) {
+        let mut inner = self.lock();
+        if let Some(task) = inner.tasks.remove(id) {
+            *inner.totals.entry(task.name).or_default() += 1;
+            inner.processed += 1;
+        }
+    }
+
+    /// Aborts task `id` if it runs here; whether it did.
+    pub(super) fn terminate(&self, id: &str) -> bool {
+        match self.lock().tasks.get(id) {
+            Some(task) => {
+                task.abort.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// How many tasks run now.
+    pub(super) fn active_count(&self) -> usize {
+        self.lock().tasks.len()
+    }
+
+    /// How many tasks finished since the worker started.
+    pub(super) fn processed(&self) -> u64 {
+        self.lock().processed
+    }
+
+    /// Finished tasks per name, as `inspect stats` shows them in `total`.
+    pub(super) fn totals(&self) -> Value {
+        let inner = self.lock();
+        Value::Object(
+            inner
+                .totals
+                .iter()
+                .map(|(name, n)| ((*name).to_owned(), json!(n)))
+                .collect(),
+        )
+    }
+
+    /// Celery's `Request.info()` of every running task, for `inspect active`.
+    pub(super) fn active(&self, hostname: &str) -> Vec<Value> {
+        let inner = self.lock();
+        inner
+            .tasks
+            .iter()
+            .map(|(id, t)| {
+                json!({
+                    "id": id,
+                    "name": t.name,
+                    "args": t.args,
+                    "kwargs": t.kwargs,
+                    "type": t.name,
+                    "hostname": hostname,
+                    "time_start": t.time_start,
+                    "acknowledged": false,
+                    "delivery_info": {
+                        "exchange": "",
+                        "routing_key": t.routing_key,
+                        "priority": t.priority,
+                        "redelivered": false,
+                    },
+                    "worker_pid": std::process::id(),
+                })
+            })
+            .collect()
+    }
+}
