@@ -10,7 +10,7 @@ use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::spanned::Spanned;
-use syn::{Error, Ident, Lit, LitBool, LitStr, Path, Token};
+use syn::{Error, Ident, Lit, LitBool, LitInt, LitStr, Path, Token};
 
 use crate::validate::Errors;
 
@@ -20,10 +20,20 @@ pub(crate) mod kw {
     syn::custom_keyword!(queue);
     syn::custom_keyword!(ignore_result);
     syn::custom_keyword!(time_limit);
+    syn::custom_keyword!(max_retries);
+    syn::custom_keyword!(retry_backoff);
 }
 
 /// Every accepted key, in the order the documentation lists them.
-pub(crate) const KEYS: [&str; 5] = ["name", "queue", "ignore_result", "time_limit", "crate"];
+pub(crate) const KEYS: [&str; 7] = [
+    "name",
+    "queue",
+    "ignore_result",
+    "time_limit",
+    "max_retries",
+    "retry_backoff",
+    "crate",
+];
 
 /// The parsed options; `None` for an option that was not given (or was given wrongly).
 #[derive(Default)]
@@ -35,13 +45,17 @@ pub(crate) struct TaskArgs {
     /// `ignore_result` or `ignore_result = true|false`.
     pub ignore_result: Option<LitBool>,
     /// `time_limit = 30` or `time_limit = 2.5`, in seconds.
-    pub time_limit: Option<TimeLimit>,
+    pub time_limit: Option<Seconds>,
+    /// `max_retries = 3`: how many times a failed run is retried.
+    pub max_retries: Option<LitInt>,
+    /// `retry_backoff = 2` or `retry_backoff = 0.5`: the first retry delay, in seconds.
+    pub retry_backoff: Option<Seconds>,
     /// `crate = "path::to::taskq"`: where the runtime is, for code that renames or re-exports it.
     pub krate: Option<Path>,
 }
 
-/// A validated `time_limit`: a positive, finite number of seconds.
-pub(crate) struct TimeLimit {
+/// A validated number of seconds (`time_limit`, `retry_backoff`): positive and finite.
+pub(crate) struct Seconds {
     /// The value in seconds.
     pub secs: f64,
     /// Where the literal was written.
@@ -94,11 +108,33 @@ impl TaskArgs {
             } else if lookahead.peek(kw::time_limit) {
                 let key: kw::time_limit = input.parse()?;
                 let value = parse_value(input, "time_limit", key.span)?;
-                let limit = value.and_then(|v| errors.keep(time_limit_value(&v)));
+                let limit = value.and_then(|v| errors.keep(seconds_value("time_limit", &v)));
                 set(
                     &mut args.time_limit,
                     limit,
                     "time_limit",
+                    key.span,
+                    &mut errors,
+                );
+            } else if lookahead.peek(kw::max_retries) {
+                let key: kw::max_retries = input.parse()?;
+                let value = parse_value(input, "max_retries", key.span)?;
+                let count = value.and_then(|v| errors.keep(count_value("max_retries", &v)));
+                set(
+                    &mut args.max_retries,
+                    count,
+                    "max_retries",
+                    key.span,
+                    &mut errors,
+                );
+            } else if lookahead.peek(kw::retry_backoff) {
+                let key: kw::retry_backoff = input.parse()?;
+                let value = parse_value(input, "retry_backoff", key.span)?;
+                let delay = value.and_then(|v| errors.keep(seconds_value("retry_backoff", &v)));
+                set(
+                    &mut args.retry_backoff,
+                    delay,
+                    "retry_backoff",
                     key.span,
                     &mut errors,
                 );
@@ -180,7 +216,10 @@ fn unknown_key(key: &Ident) -> Error {
 
 /// A key the user probably meant, if any.
 fn suggestion(given: &str) -> Option<&'static str> {
-    const ALIASES: [(&str, &str); 6] = [
+    const ALIASES: [(&str, &str); 9] = [
+        ("retries", "max_retries"),
+        ("backoff", "retry_backoff"),
+        ("retry_delay", "retry_backoff"),
         ("timeout", "time_limit"),
         ("time_limit_secs", "time_limit"),
         ("timelimit", "time_limit"),
@@ -265,23 +304,34 @@ pub(crate) fn bool_value(value: &TokenStream) -> syn::Result<LitBool> {
     })
 }
 
-/// `time_limit = 30` / `time_limit = 2.5`: a positive, finite number of seconds.
-pub(crate) fn time_limit_value(value: &TokenStream) -> syn::Result<TimeLimit> {
-    const EXPECTED: &str = "option `time_limit` must be a positive number of seconds, \
-                            e.g. `time_limit = 30` or `time_limit = 2.5`";
+/// `time_limit = 30` / `retry_backoff = 2.5`: a positive, finite number of seconds.
+pub(crate) fn seconds_value(option: &str, value: &TokenStream) -> syn::Result<Seconds> {
+    let expected = format!(
+        "option `{option}` must be a positive number of seconds, \
+         e.g. `{option} = 30` or `{option} = 2.5`"
+    );
     let secs = match exactly::<Lit>(value)? {
         Some(Lit::Int(int)) => int.base10_parse::<f64>(),
         Some(Lit::Float(float)) => float.base10_parse::<f64>(),
-        _ => return Err(Error::new_spanned(value, EXPECTED)),
+        _ => return Err(Error::new_spanned(value, expected)),
     }
-    .map_err(|_| Error::new_spanned(value, EXPECTED))?;
+    .map_err(|_| Error::new_spanned(value, &expected))?;
     if !(secs.is_finite() && secs > 0.0) {
-        return Err(Error::new_spanned(value, EXPECTED));
+        return Err(Error::new_spanned(value, expected));
     }
-    Ok(TimeLimit {
+    Ok(Seconds {
         secs,
         span: value.span(),
     })
+}
+
+/// `max_retries = 3`: a whole number from 0 up.
+pub(crate) fn count_value(option: &str, value: &TokenStream) -> syn::Result<LitInt> {
+    let expected = format!("option `{option}` must be a whole number, e.g. `{option} = 3`");
+    match exactly::<Lit>(value)? {
+        Some(Lit::Int(int)) if int.base10_parse::<u32>().is_ok() => Ok(int),
+        _ => Err(Error::new_spanned(value, expected)),
+    }
 }
 
 /// `crate = "path::to::taskq"` (a bare path is accepted as well).
@@ -404,12 +454,23 @@ mod tests {
     }
 
     #[test]
+    fn retry_options_parse_and_reject_bad_values() {
+        let args = parse(quote! { max_retries = 5, retry_backoff = 0.25 }).unwrap();
+        assert_eq!(args.max_retries.unwrap().base10_digits(), "5");
+        assert_eq!(args.retry_backoff.unwrap().secs, 0.25);
+        assert!(error(quote! { max_retries = -1 }).contains("must be a whole number"));
+        assert!(error(quote! { max_retries = 2.5 }).contains("must be a whole number"));
+        assert!(error(quote! { retry_backoff = 0 }).contains("positive number of seconds"));
+    }
+
+    #[test]
     fn unknown_keys_list_the_accepted_ones() {
         assert_eq!(
-            error(quote! { retries = 3 }),
-            "unknown `#[task]` option `retries`; accepted options are: \
-             `name`, `queue`, `ignore_result`, `time_limit`, `crate`"
+            error(quote! { rate_limit = 3 }),
+            "unknown `#[task]` option `rate_limit`; accepted options are: \
+             `name`, `queue`, `ignore_result`, `time_limit`, `max_retries`, `retry_backoff`, `crate`"
         );
+        assert!(error(quote! { retries = 3 }).contains("did you mean `max_retries`?"));
         assert!(error(quote! { qeue = "x" }).starts_with(
             "unknown `#[task]` option `qeue`: did you mean `queue`? Accepted options are: `name`,"
         ));

@@ -227,6 +227,14 @@ fn generate(options: &TaskArgs, func: &ItemFn) -> TokenStream {
         secs.set_span(limit.span);
         task_options.extend(quote!(.time_limit_secs(#secs)));
     }
+    if let Some(retries) = &options.max_retries {
+        task_options.extend(quote!(.max_retries(#retries)));
+    }
+    if let Some(backoff) = &options.retry_backoff {
+        let mut secs = Literal::f64_suffixed(backoff.secs);
+        secs.set_span(backoff.span);
+        task_options.extend(quote!(.retry_backoff_secs(#secs)));
+    }
 
     let inputs = &func.sig.inputs;
     let output = &func.sig.output;

@@ -79,6 +79,8 @@
 //! | `queue = "reports"` | the queue calls go to when they name none | the client's default queue |
 //! | `ignore_result` or `ignore_result = true` | store no result | `false` |
 //! | `time_limit = 30` or `time_limit = 2.5` | hard time limit in seconds; a run still going is cancelled and fails with `TimeLimitExceeded` | none |
+//! | `max_retries = 3` | how many times a run that returned `Err` or panicked runs again (time limits, revokes and bad arguments are not retried) | `0` |
+//! | `retry_backoff = 1` or `retry_backoff = 0.5` | the first retry's delay in seconds; it doubles for each next retry (up to 600 s), with jitter between half and all of it | `1` |
 //! | `crate = "my_app::taskq"` | where the runtime crate is, when it is renamed or re-exported | `::taskq` |
 //!
 //! Per-call `taskq::Options` (`.queue(..)`, `.time_limit(..)`, `.ignore_result(..)`) override

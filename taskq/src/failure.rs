@@ -240,6 +240,12 @@ impl TaskFailure {
         self.0.exc_type == "NotRegistered"
     }
 
+    /// Whether the task's own code failed (returned `Err` or panicked), as opposed to taskq
+    /// stopping it (time limit, revoke, bad arguments, unknown name): only those are retried.
+    pub(crate) fn raised_by_task(&self) -> bool {
+        self.0.exc_module == RUST_EXC_MODULE && self.0.exc_type != "TaskCancelled"
+    }
+
     /// The stored `result` object: `{"exc_type", "exc_message", "exc_module"}`.
     pub(crate) fn to_exception_json(&self) -> Value {
         json!({

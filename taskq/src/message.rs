@@ -40,6 +40,39 @@ pub(crate) fn with_header(raw: &str, name: &str, value: Value) -> Result<String,
     pyjson::to_string(&envelope).map_err(|e| e.to_string())
 }
 
+/// The envelope of a failed task's next attempt, as Celery's `Task.retry` builds it: the same
+/// id, arguments and options, `retries` + 1, the new `eta`, the task itself as `parent_id`,
+/// and a fresh delivery tag.
+///
+/// # Errors
+///
+/// When `raw` is not an envelope with headers and properties.
+pub(crate) fn retry_envelope(
+    raw: &str,
+    retries: u32,
+    eta: f64,
+    task_id: &str,
+) -> Result<String, String> {
+    let mut envelope = parse_envelope(raw)?;
+    let eta = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(eta.max(0.0));
+    let headers = envelope
+        .get_mut("headers")
+        .and_then(Value::as_object_mut)
+        .ok_or("envelope has no headers object")?;
+    headers.insert("retries".to_owned(), retries.into());
+    headers.insert("eta".to_owned(), format_time(eta).into());
+    headers.insert("parent_id".to_owned(), task_id.into());
+    let properties = envelope
+        .get_mut("properties")
+        .and_then(Value::as_object_mut)
+        .ok_or("envelope has no properties object")?;
+    properties.insert(
+        "delivery_tag".to_owned(),
+        uuid::Uuid::new_v4().to_string().into(),
+    );
+    pyjson::to_string(&envelope).map_err(|e| e.to_string())
+}
+
 /// Content type of JSON-serialized messages and results.
 ///
 /// ```
@@ -752,6 +785,29 @@ mod tests {
         let msg = TaskMessage::decode(&changed).unwrap();
         assert_eq!((msg.unknown_attempts, msg.id.as_str()), (2, "id-1"));
         assert_eq!(TaskMessage::decode(&raw).unwrap().unknown_attempts, 0);
+    }
+
+    #[test]
+    fn retry_envelopes_keep_the_call_and_count_the_retry() {
+        let raw = NewMessage::new("tasks.add", "id-1")
+            .args(vec![1.into()])
+            .encode("celery")
+            .unwrap();
+        let retried = retry_envelope(&raw, 2, 1_800_000_000.5, "id-1").unwrap();
+        let (before, after) = (
+            TaskMessage::decode(&raw).unwrap(),
+            TaskMessage::decode(&retried).unwrap(),
+        );
+        assert_eq!(
+            (after.id.as_str(), after.args.clone(), after.retries),
+            ("id-1", before.args, 2)
+        );
+        assert_eq!(after.parent_id.as_deref(), Some("id-1"));
+        assert_eq!(
+            format_datetime(after.eta.unwrap()),
+            "2027-01-15T08:00:00.500000+00:00"
+        );
+        assert_ne!(after.delivery_tag, before.delivery_tag);
     }
 
     #[test]

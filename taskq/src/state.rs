@@ -209,6 +209,19 @@ impl ResultMeta {
         meta
     }
 
+    /// A RETRY record: the failure that will be retried, not ready yet.
+    ///
+    /// ```
+    /// let meta = taskq::state::ResultMeta::retry("id", &taskq::TaskFailure::panic("flaky"));
+    /// assert_eq!(meta.status, taskq::TaskState::Retry);
+    /// assert!(meta.date_done.is_none());
+    /// ```
+    pub fn retry(task_id: &str, failure: &TaskFailure) -> Self {
+        let mut meta = Self::new(task_id, TaskState::Retry, failure.to_exception_json());
+        meta.traceback = failure.traceback().map(str::to_owned);
+        meta
+    }
+
     /// A STARTED record with the worker's pid and host name, as Celery writes.
     ///
     /// ```

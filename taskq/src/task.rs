@@ -72,7 +72,16 @@ pub struct TaskOptions {
     /// Hard time limit in seconds: a run still going after it is cancelled and stored as
     /// FAILURE (`TimeLimitExceeded`).
     pub time_limit_secs: Option<f64>,
+    /// How many times a run that returned `Err` or panicked is retried (default 0: never).
+    pub max_retries: u32,
+    /// The first retry's delay in seconds; each next retry doubles it, up to
+    /// [`RETRY_BACKOFF_MAX_SECS`], and a random jitter picks a delay between half and all of
+    /// that, so that retries of many tasks spread out but none comes back at once.
+    pub retry_backoff_secs: f64,
 }
+
+/// The longest delay between two retries, in seconds (Celery's `retry_backoff_max`).
+pub const RETRY_BACKOFF_MAX_SECS: f64 = 600.0;
 
 impl TaskOptions {
     /// Options with every field at its default.
@@ -85,6 +94,8 @@ impl TaskOptions {
             queue: None,
             ignore_result: false,
             time_limit_secs: None,
+            max_retries: 0,
+            retry_backoff_secs: 1.0,
         }
     }
 
@@ -105,6 +116,26 @@ impl TaskOptions {
     /// ```
     pub const fn ignore_result(mut self, ignore: bool) -> Self {
         self.ignore_result = ignore;
+        self
+    }
+
+    /// Sets how many times a failed run is retried.
+    ///
+    /// ```
+    /// assert_eq!(taskq::TaskOptions::new().max_retries(3).max_retries, 3);
+    /// ```
+    pub const fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// Sets the first retry's delay in seconds.
+    ///
+    /// ```
+    /// assert_eq!(taskq::TaskOptions::new().retry_backoff_secs(0.5).retry_backoff_secs, 0.5);
+    /// ```
+    pub const fn retry_backoff_secs(mut self, secs: f64) -> Self {
+        self.retry_backoff_secs = secs;
         self
     }
 

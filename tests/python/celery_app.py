@@ -57,3 +57,11 @@ def typed_values():
 def sleep(seconds):
     time.sleep(seconds)
     return seconds
+
+
+@app.task(name="py.flaky", bind=True, max_retries=3)
+def flaky(self, succeed_after):
+    """Retries itself until it has been retried `succeed_after` times; returns the retries count."""
+    if self.request.retries < succeed_after:
+        raise self.retry(countdown=0.2)
+    return self.request.retries

@@ -63,6 +63,18 @@ async fn typed(
     }
 }
 
+/// Fails every other run: each call fails once, is retried by taskq, then succeeds.
+#[taskq::task(name = "interop.flaky", max_retries = 2, retry_backoff = 0.05)]
+async fn flaky() -> Result<u32, PaymentDeclined> {
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    if run % 2 == 1 {
+        Err(PaymentDeclined(format!("run {run}")))
+    } else {
+        Ok(run)
+    }
+}
+
 #[taskq::task(name = "interop.sleep_ms")]
 async fn sleep_ms(ms: u64) -> u64 {
     tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -160,11 +172,15 @@ async fn arguments_results_and_json_shapes_round_trip() {
         {"task": "interop.add", "kwargs": {"x": 10, "y": 5}},
         {"task": "interop.add", "args": [1], "kwargs": {"y": 41}},
         {"task": "interop.echo", "args": [shapes]},
+        {"task": "interop.flaky"},
     ]);
     drive_all(calls, &["celery"], |version, results, _| {
         assert_eq!(results[0]["result"], 5, "Celery {version}: {results:?}");
         assert_eq!(results[1]["result"], 15, "Celery {version}");
         assert_eq!(results[2]["result"], 42, "Celery {version}");
+        // Failed once, retried by taskq, then succeeded: Python's get() sees the success.
+        let run = results[4]["result"].as_u64().unwrap_or(1);
+        assert_eq!(run % 2, 0, "Celery {version}: {:?}", results[4]);
         assert_eq!(
             results[3]["result"], shapes,
             "Celery {version}: JSON shapes changed"

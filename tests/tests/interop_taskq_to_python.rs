@@ -196,6 +196,14 @@ async fn python_failures_reach_taskq_with_type_message_and_traceback() {
             .unwrap();
         assert_eq!(failure.exc_type(), "TypeError", "Celery {v}: {failure}");
 
+        // Python's own retries: the retries header counts them, taskq reads the final result.
+        let flaky = call(&fleet, "py.flaky", json!([2]), json!({}), Options::new()).await;
+        assert_eq!(
+            flaky.get(WAIT).await.unwrap(),
+            2,
+            "Celery {v}: retried twice"
+        );
+
         let slow = call(
             &fleet,
             "py.sleep",

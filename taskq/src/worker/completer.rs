@@ -23,6 +23,14 @@ pub(super) enum Action {
     Requeue,
     /// Cannot run: move it to the dead-letter list with the reason.
     DeadLetter(String),
+    /// Failed, to be retried: park `envelope` (the next attempt) until `eta`, in the same step
+    /// that releases the original.
+    Retry {
+        /// The next attempt's envelope.
+        envelope: String,
+        /// When it is due, on the broker's clock.
+        eta: f64,
+    },
 }
 
 /// A finished job.
@@ -54,6 +62,18 @@ async fn settle(shared: &Shared, batch: &[Completion]) {
             shared.client.backend().store(&records)
         })
         .await;
+    }
+    for c in batch {
+        if let Action::Retry { envelope, eta } = &c.action {
+            let next = Delivery {
+                raw: envelope.as_str().into(),
+                ..c.delivery.clone()
+            };
+            retry(shared, "schedule a retry", || {
+                shared.client.broker().defer(&next, *eta)
+            })
+            .await;
+        }
     }
     let acks: Vec<String> = batch
         .iter()

@@ -14,9 +14,10 @@ use super::completer::{Action, Completion};
 use super::{events, Shared};
 use crate::broker::Delivery;
 use crate::failure::TaskFailure;
-use crate::message::TaskMessage;
+use crate::message::{retry_envelope, TaskMessage};
 use crate::registry::TaskEntry;
 use crate::state::ResultMeta;
+use crate::task::RETRY_BACKOFF_MAX_SECS;
 
 pub(super) struct Job {
     pub(super) shared: Arc<Shared>,
@@ -49,6 +50,11 @@ impl Job {
             return self.finish(None, Action::Requeue);
         };
         let secs = started.elapsed().as_secs_f64();
+        if let Err(failure) = &outcome {
+            if let Some((envelope, eta)) = self.retry_plan(failure) {
+                return self.schedule_retry(failure, envelope, eta);
+            }
+        }
         let record = self.record(outcome, secs);
         let record = record
             .with_parent(self.message.parent_id.clone())
@@ -92,6 +98,46 @@ impl Job {
                 ResultMeta::failure(id, &failure)
             }
         }
+    }
+
+    /// The next attempt of a failed run and when it is due, if the task retries: its own code
+    /// failed and it has retries left. The delay doubles from `retry_backoff` up to
+    /// [`RETRY_BACKOFF_MAX_SECS`]; the jitter picks between half and all of it.
+    fn retry_plan(&self, failure: &TaskFailure) -> Option<(String, f64)> {
+        let done = self.message.retries;
+        if !failure.raised_by_task() || done >= self.entry.options.max_retries {
+            return None;
+        }
+        let ceiling = self.entry.options.retry_backoff_secs * 2f64.powi(done.min(30) as i32);
+        let delay = ceiling.min(RETRY_BACKOFF_MAX_SECS) * (0.5 + 0.5 * random_fraction());
+        let eta = self.shared.broker_now() + delay;
+        match retry_envelope(&self.delivery.raw, done + 1, eta, &self.message.id) {
+            Ok(envelope) => Some((envelope, eta)),
+            Err(reason) => {
+                tracing::error!(id = %self.message.id, %reason, "cannot build the retry message");
+                None
+            }
+        }
+    }
+
+    /// Stores RETRY and hands the next attempt to the completer.
+    fn schedule_retry(self, failure: &TaskFailure, envelope: String, eta: f64) {
+        let (name, id) = (self.entry.name, self.message.id.as_str());
+        let attempt = self.message.retries + 1;
+        let delay = (eta - self.shared.broker_now()).max(0.0);
+        tracing::warn!(
+            "Task {name}[{id}] retry {attempt} of {} in {delay:.3}s: {failure}",
+            self.entry.options.max_retries
+        );
+        events::task(
+            &self.shared,
+            "task-retried",
+            id,
+            || json!({"exception": exception_repr(failure), "traceback": failure.traceback()}),
+        );
+        let record = ResultMeta::retry(id, failure).with_parent(self.message.parent_id.clone());
+        let keep = !(self.message.ignore_result == Some(true) || self.entry.options.ignore_result);
+        self.finish(keep.then_some(record), Action::Retry { envelope, eta });
     }
 
     /// Settles a task revoked before it started: REVOKED "revoked", acknowledged.
@@ -191,4 +237,14 @@ fn join_failure(error: JoinError) -> TaskFailure {
             "the task was cancelled",
         ),
     }
+}
+
+/// A uniformly random number in [0, 1), for retry jitter.
+fn random_fraction() -> f64 {
+    let bits = u64::from_le_bytes(
+        uuid::Uuid::new_v4().as_bytes()[..8]
+            .try_into()
+            .expect("8 bytes"),
+    );
+    (bits >> 11) as f64 / (1u64 << 53) as f64
 }

@@ -7,6 +7,8 @@ use taskq::Task;
     queue = "images",
     ignore_result,
     time_limit = 2.5,
+    max_retries = 3,
+    retry_backoff = 0.5,
     crate = "::taskq"
 )]
 pub async fn resize(r#type: String, width: u32) -> Result<(), String> {
@@ -18,6 +20,7 @@ pub async fn resize(r#type: String, width: u32) -> Result<(), String> {
 pub async fn thumbnail() {}
 
 const _: () = assert!(resize::OPTIONS.ignore_result);
+const _: () = assert!(resize::OPTIONS.max_retries == 3);
 
 fn main() {
     assert_eq!(resize::NAME, "tasks.resize");

@@ -1,0 +1,191 @@
+//! Retries: a task that returns `Err` or panics runs again, with backoff, up to `max_retries`;
+//! RETRY is stored (and published) for each retry, and the message waits in Redis meanwhile.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use taskq::{Options, TaskState};
+use taskq_tests::worker::{assert_nothing_unacked, client, meta_key, RunningWorker};
+use taskq_tests::RedisServer;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Runs per task id, so that tests running at once do not share counts.
+fn count_run(id: &str) -> u32 {
+    static RUNS: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
+    let mut runs = RUNS.lock().unwrap();
+    let n = runs
+        .get_or_insert_with(HashMap::new)
+        .entry(id.to_owned())
+        .or_insert(0);
+    *n += 1;
+    *n
+}
+
+#[derive(Debug)]
+struct Flaky(u32);
+
+impl std::fmt::Display for Flaky {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "attempt {} failed", self.0)
+    }
+}
+
+#[taskq::task(name = "test.retry.flaky", max_retries = 3, retry_backoff = 0.05)]
+async fn flaky(key: String, fail_times: u32) -> Result<u32, Flaky> {
+    let run = count_run(&key);
+    if run <= fail_times {
+        Err(Flaky(run))
+    } else {
+        Ok(run)
+    }
+}
+
+#[taskq::task(name = "test.retry.panics_once", max_retries = 1, retry_backoff = 0.05)]
+async fn panics_once(key: String) -> u32 {
+    let run = count_run(&key);
+    assert!(run > 1, "first run panics");
+    run
+}
+
+#[taskq::task(name = "test.retry.too_slow", max_retries = 2, time_limit = 0.2)]
+async fn too_slow(key: String) -> u32 {
+    count_run(&key);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    0
+}
+
+/// Every record published on the task's result channel until a ready state, in order.
+fn published_states(server: &RedisServer, id: &str) -> std::thread::JoinHandle<Vec<String>> {
+    let mut conn = server.connection();
+    let channel = meta_key(id);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let mut pubsub = conn.as_pubsub();
+        pubsub.subscribe(&channel).unwrap();
+        pubsub.set_read_timeout(Some(WAIT)).unwrap();
+        ready_tx.send(()).unwrap();
+        let mut states = Vec::new();
+        while let Ok(msg) = pubsub.get_message() {
+            let payload: String = msg.get_payload().unwrap();
+            let record: serde_json::Value = serde_json::from_str(&payload).unwrap();
+            let state = record["status"].as_str().unwrap().to_owned();
+            let done = matches!(state.as_str(), "SUCCESS" | "FAILURE" | "REVOKED");
+            states.push(state);
+            if done {
+                break;
+            }
+        }
+        states
+    });
+    ready_rx.recv().unwrap();
+    handle
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_task_is_retried_until_it_succeeds() {
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.concurrency(2));
+    let id = uuid::Uuid::new_v4().to_string();
+    let states = published_states(&server, &id);
+    let sent = client
+        .send(&flaky, (id.clone(), 2), Options::new().task_id(&id))
+        .await
+        .unwrap();
+    assert_eq!(
+        sent.get(WAIT).await.unwrap(),
+        3,
+        "two failures, then the third run succeeds"
+    );
+    assert_eq!(states.join().unwrap(), ["RETRY", "RETRY", "SUCCESS"]);
+    assert_nothing_unacked(&server);
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_stop_at_max_retries_with_the_last_error() {
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.concurrency(2));
+    let key = uuid::Uuid::new_v4().to_string();
+    let sent = client
+        .send(&flaky, (key.clone(), 100), Options::new())
+        .await
+        .unwrap();
+    let err = sent.get(WAIT).await.unwrap_err();
+    let failure = err.task_failure().unwrap();
+    assert_eq!(failure.exc_type(), "Flaky");
+    assert_eq!(
+        failure.message(),
+        "attempt 4 failed",
+        "1 run + max_retries 3 = 4 runs"
+    );
+    assert_eq!(sent.state().await.unwrap(), TaskState::Failure);
+    assert_eq!(count_run(&key), 5, "no fifth run happened before this one");
+    assert_nothing_unacked(&server);
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panics_are_retried_but_time_limits_are_not() {
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.concurrency(2));
+    let key = uuid::Uuid::new_v4().to_string();
+    let sent = client
+        .send(&panics_once, (key.clone(),), Options::new())
+        .await
+        .unwrap();
+    assert_eq!(sent.get(WAIT).await.unwrap(), 2);
+
+    let key = uuid::Uuid::new_v4().to_string();
+    let slow = client
+        .send(&too_slow, (key.clone(),), Options::new())
+        .await
+        .unwrap();
+    assert!(slow
+        .get(WAIT)
+        .await
+        .unwrap_err()
+        .task_failure()
+        .unwrap()
+        .is_timeout());
+    assert_eq!(
+        count_run(&key),
+        2,
+        "a time limit is taskq stopping the task: not retried"
+    );
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retry_waits_in_redis_with_its_retries_header() {
+    #[taskq::task(name = "test.retry.slow_backoff", max_retries = 1, retry_backoff = 30)]
+    async fn slow_backoff() -> Result<(), Flaky> {
+        Err(Flaky(1))
+    }
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.concurrency(1));
+    let sent = client
+        .send(&slow_backoff, (), Options::new())
+        .await
+        .unwrap();
+    let url = server.url();
+    taskq_tests::wait_until(WAIT, "the retry to be parked", || {
+        taskq_tests::worker::query::<i64>(&url, &["ZCARD", "taskq.eta"]) == 1
+    });
+    assert_eq!(sent.state().await.unwrap(), TaskState::Retry);
+    let failure = sent.failure().await.unwrap().unwrap();
+    assert_eq!(failure.message(), "attempt 1 failed");
+    let parked: Vec<String> = taskq_tests::worker::query(&url, &["HVALS", "taskq.eta.messages"]);
+    assert!(parked[0].contains(r#"\"retries\": 1"#), "{parked:?}");
+    assert!(
+        parked[0].contains(&format!(r#"\"parent_id\": \"{}\""#, sent.id())),
+        "{parked:?}"
+    );
+    assert_nothing_unacked(&server);
+    worker.stop().await;
+}
