@@ -11,6 +11,7 @@
 //! | `TASKQ_PREFETCH_MULTIPLIER` | `4` | messages a worker reserves per execution slot |
 //! | `TASKQ_SHUTDOWN_GRACE` | `30` | seconds running tasks get to finish on SIGTERM |
 //! | `TASKQ_TRACK_STARTED` | `false` | store a STARTED state when a task starts |
+//! | `TASKQ_VISIBILITY_TIMEOUT` | `3600` | seconds a dead worker's messages stay claimed before recovery returns them to their queue |
 //! | `TASKQ_SEND_EVENTS` | `false` | publish Celery events (`celeryev`) for Flower and `celery events` (Celery's `-E`) |
 //! | `TASKQ_UNKNOWN_TASK_RETRIES` | `3` | times a worker puts back a task it does not know (another worker may) before failing it |
 
@@ -65,6 +66,11 @@ pub struct Config {
     pub track_started: bool,
     /// Whether workers publish Celery events (`celeryev`).
     pub send_events: bool,
+    /// How long the messages of a worker that stopped renewing its leases (it died or froze)
+    /// stay claimed before recovery returns them to their queue. Live workers renew theirs,
+    /// so long tasks are never taken from them. kombu's default, 3600 s, is the safe value
+    /// when Python workers share the broker: they do not renew and restore on the same rule.
+    pub visibility_timeout: Duration,
     /// How many times a worker puts back a task it does not know, with backoff, before it
     /// stores FAILURE (`NotRegistered`) and dead-letters the message.
     pub unknown_task_retries: u32,
@@ -85,6 +91,7 @@ impl Default for Config {
             track_started: false,
             send_events: false,
             unknown_task_retries: 3,
+            visibility_timeout: Duration::from_secs(3600),
         }
     }
 }
@@ -152,6 +159,15 @@ impl Config {
         }
         if let Some(secs) = get(&["TASKQ_SHUTDOWN_GRACE"]) {
             config.shutdown_grace = Duration::from_secs_f64(parse("TASKQ_SHUTDOWN_GRACE", &secs)?);
+        }
+        if let Some(secs) = get(&["TASKQ_VISIBILITY_TIMEOUT"]) {
+            let secs: f64 = parse("TASKQ_VISIBILITY_TIMEOUT", &secs)?;
+            if !(secs.is_finite() && secs > 0.0) {
+                return Err(Error::Config(
+                    "TASKQ_VISIBILITY_TIMEOUT must be positive".to_owned(),
+                ));
+            }
+            config.visibility_timeout = Duration::from_secs_f64(secs);
         }
         if let Some(n) = get(&["TASKQ_UNKNOWN_TASK_RETRIES"]) {
             config.unknown_task_retries = parse("TASKQ_UNKNOWN_TASK_RETRIES", &n)?;

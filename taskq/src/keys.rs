@@ -61,6 +61,16 @@ impl BrokerKeys {
         }
     }
 
+    /// The `global_keyprefix` prepended to every key.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The separator between a queue name and its priority bucket.
+    pub fn priority_sep(&self) -> &str {
+        &self.sep
+    }
+
     /// The list holding `queue`'s messages of priority bucket `bucket` (0, 3, 6 or 9).
     ///
     /// ```

@@ -136,6 +136,60 @@ redis.call('PUBLISH', KEYS[1], ARGV[1])
 return 1
 "#;
 
+/// Renews the leases of messages a live worker holds: their `unacked_index` score becomes the
+/// server's time, so no recovery (taskq's or kombu's) takes them while the worker lives. Tags
+/// no longer in the index (acknowledged meanwhile) are not added back.
+///
+/// * `KEYS[1]` unacked_index zset.
+/// * `ARGV` the delivery tags.
+/// * Returns the number of leases renewed.
+pub(crate) const RENEW: &str = r#"
+local t = redis.call('TIME')
+local now = string.format('%d.%06d', t[1], t[2])
+local renewed = 0
+for i = 1, #ARGV do
+  renewed = renewed + redis.call('ZADD', KEYS[1], 'XX', 'CH', now, ARGV[i])
+end
+return renewed
+"#;
+
+/// Returns messages whose lease lapsed (their worker died or froze) to the front of their
+/// queue, as kombu's visibility restore does, marked redelivered. Safe when many workers run
+/// it at once: each message moves exactly once. Index entries without a message are dropped;
+/// an entry that is not `[envelope, exchange, routing_key]` goes to the dead-letter list.
+///
+/// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` dead-letter list.
+/// * `ARGV[1]` visibility timeout in seconds, `ARGV[2]` max messages, `ARGV[3]` key prefix,
+///   `ARGV[4]` priority separator.
+/// * Returns the number of messages returned to their queues.
+pub(crate) const RECOVER: &str = r#"
+local t = redis.call('TIME')
+local cutoff = tonumber(t[1]) + tonumber(t[2]) / 1000000 - tonumber(ARGV[1])
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', cutoff, 'LIMIT', 0, tonumber(ARGV[2]))
+local restored = 0
+for _, tag in ipairs(stale) do
+  local held = redis.call('HGET', KEYS[1], tag)
+  local ok, entry = pcall(cjson.decode, held or '')
+  if held and ok and type(entry) == 'table' and type(entry[1]) == 'table' then
+    local envelope = entry[1]
+    local props = type(envelope.properties) == 'table' and envelope.properties or {}
+    local info = type(props.delivery_info) == 'table' and props.delivery_info or {}
+    local queue = type(entry[3]) == 'string' and entry[3] or tostring(info.routing_key or 'celery')
+    local priority = math.min(math.max(tonumber(props.priority) or 0, 0), 9)
+    local bucket = priority >= 9 and 9 or (priority >= 6 and 6 or (priority >= 3 and 3 or 0))
+    local list = ARGV[3] .. queue .. (bucket > 0 and (ARGV[4] .. bucket) or '')
+    if type(props.delivery_info) == 'table' then props.delivery_info.redelivered = true end
+    redis.call('RPUSH', list, cjson.encode(envelope))
+    restored = restored + 1
+  elseif held then
+    redis.call('LPUSH', KEYS[3], cjson.encode({reason = 'unacked entry is not [envelope, exchange, routing_key]', queue = '', payload = held, time = cutoff}))
+  end
+  redis.call('HDEL', KEYS[1], tag)
+  redis.call('ZREM', KEYS[2], tag)
+end
+return restored
+"#;
+
 /// The scripts, loaded once (redis-rs sends EVALSHA and falls back to EVAL).
 #[derive(Debug)]
 pub(crate) struct Scripts {
@@ -145,6 +199,8 @@ pub(crate) struct Scripts {
     pub(crate) defer: Script,
     pub(crate) promote: Script,
     pub(crate) dead_letter: Script,
+    pub(crate) renew: Script,
+    pub(crate) recover: Script,
 }
 
 impl Scripts {
@@ -156,6 +212,8 @@ impl Scripts {
             defer: Script::new(DEFER),
             promote: Script::new(PROMOTE),
             dead_letter: Script::new(DEAD_LETTER),
+            renew: Script::new(RENEW),
+            recover: Script::new(RECOVER),
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct MemoryBroker {
 struct State {
     lists: HashMap<String, VecDeque<Arc<str>>>,
     unacked: HashMap<String, Delivery>,
+    /// Delivery tag → when its lease was last renewed (seconds since the epoch).
+    leases: HashMap<String, f64>,
     /// (due time in microseconds, tag) → parked delivery.
     eta: BTreeMap<(i64, String), Delivery>,
     dead: VecDeque<DeadLetter>,
@@ -163,6 +165,7 @@ impl MemoryBroker {
                             source: list.clone(),
                             raw,
                         };
+                        state.leases.insert(tag.clone(), now);
                         state.unacked.insert(tag, delivery.clone());
                         fetched.deliveries.push(delivery);
                     }
@@ -228,6 +231,7 @@ impl Broker for MemoryBroker {
     async fn ack(&self, tags: &[String]) -> Result<()> {
         let mut state = self.state();
         for tag in tags {
+            state.leases.remove(tag);
             state.unacked.remove(tag);
         }
         Ok(())
@@ -301,6 +305,52 @@ impl Broker for MemoryBroker {
 
     async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>> {
         Ok(self.state().dead.iter().take(max).cloned().collect())
+    }
+
+    async fn renew(&self, tags: &[String]) -> Result<()> {
+        let now = crate::unix_now();
+        let mut state = self.state();
+        for tag in tags {
+            if state.unacked.contains_key(tag) {
+                state.leases.insert(tag.clone(), now);
+            }
+        }
+        Ok(())
+    }
+
+    async fn recover(&self, visibility_timeout: Duration, max: usize) -> Result<usize> {
+        let cutoff = crate::unix_now() - visibility_timeout.as_secs_f64();
+        let restored = {
+            let mut state = self.state();
+            let stale: Vec<String> = state
+                .leases
+                .iter()
+                .filter(|(_, renewed)| **renewed <= cutoff)
+                .map(|(tag, _)| tag.clone())
+                .take(max)
+                .collect();
+            let mut restored = 0;
+            for tag in stale {
+                state.leases.remove(&tag);
+                if let Some(d) = state.unacked.remove(&tag) {
+                    state
+                        .lists
+                        .entry(d.source.clone())
+                        .or_default()
+                        .push_back(d.raw);
+                    restored += 1;
+                }
+            }
+            restored
+        };
+        if restored > 0 {
+            self.arrived.notify_waiters();
+        }
+        Ok(restored)
+    }
+
+    fn detached(&self) -> Result<Arc<dyn Broker>> {
+        Ok(MemoryBroker::named(&self.name))
     }
 
     async fn ping(&self) -> Result<()> {

@@ -210,8 +210,25 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// Reads the dead-letter list, newest first.
     async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>>;
 
+    /// Renews the leases of unacked messages a live worker holds, so that no recovery takes
+    /// them. Tags no longer unacked are ignored.
+    async fn renew(&self, tags: &[String]) -> Result<()>;
+
+    /// Returns up to `max` unacked messages whose lease is older than `visibility_timeout`
+    /// (their worker died or froze) to the front of their queues; returns how many. Safe to
+    /// run from many workers at once.
+    async fn recover(&self, visibility_timeout: Duration, max: usize) -> Result<usize>;
+
     /// Checks that the broker answers.
     async fn ping(&self) -> Result<()>;
+
+    /// The same broker on a connection of its own, for use from another thread's runtime
+    /// (the worker renews leases from a dedicated thread that busy tasks cannot starve).
+    ///
+    /// # Errors
+    ///
+    /// When a new connection handle cannot be made.
+    fn detached(&self) -> Result<std::sync::Arc<dyn Broker>>;
 
     /// Publishes `envelope` on the fanout exchange `exchange` (kombu: Redis `PUBLISH` on
     /// `/<db>.<exchange>[/<routing_key>]`). Nobody subscribed: it is lost, as in kombu.

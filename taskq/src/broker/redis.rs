@@ -339,6 +339,38 @@ impl Broker for RedisBroker {
             .collect()
     }
 
+    async fn renew(&self, tags: &[String]) -> Result<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.scripts.renew.prepare_invoke();
+        invocation.key(self.keys.unacked_index()).arg(tags);
+        let mut conn = self.conn().await?;
+        let _renewed: usize = invocation.invoke_async(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn recover(&self, visibility_timeout: Duration, max: usize) -> Result<usize> {
+        let mut conn = self.conn().await?;
+        let restored: usize = self
+            .scripts
+            .recover
+            .key(self.keys.unacked())
+            .key(self.keys.unacked_index())
+            .key(self.keys.dead_letter())
+            .arg(visibility_timeout.as_secs_f64())
+            .arg(max)
+            .arg(self.keys.prefix())
+            .arg(self.keys.priority_sep())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(restored)
+    }
+
+    fn detached(&self) -> Result<Arc<dyn Broker>> {
+        Ok(Arc::new(Self::with_keys(&self.url, self.keys.clone())?))
+    }
+
     async fn ping(&self) -> Result<()> {
         let mut conn = self.conn().await?;
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;

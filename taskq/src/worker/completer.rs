@@ -51,6 +51,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut completions: mpsc::UnboundedRec
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while completions.recv_many(&mut batch, MAX_BATCH).await > 0 {
         settle(&shared, &batch).await;
+        shared.held.remove(batch.iter().map(|c| &c.delivery.tag));
         batch.clear();
     }
 }

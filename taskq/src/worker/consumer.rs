@@ -47,6 +47,9 @@ pub(super) async fn run(
                 backoff = Duration::from_millis(100);
                 let offset_us = ((fetched.now - crate::unix_now()) * 1e6) as i64;
                 shared.clock_offset_us.store(offset_us, Ordering::Relaxed);
+                shared
+                    .held
+                    .add(fetched.deliveries.iter().map(|d| d.tag.clone()));
                 for (delivery, reservation) in fetched.deliveries.into_iter().zip(reservations) {
                     dispatch(
                         &shared,
@@ -193,7 +196,10 @@ async fn unknown_task(
 /// never lost) and is logged.
 async fn park(shared: &Shared, delivery: &Delivery, eta: f64) {
     match shared.client.broker().defer(delivery, eta).await {
-        Ok(()) => shared.parked.notify_one(),
+        Ok(()) => {
+            shared.held.remove([&delivery.tag]);
+            shared.parked.notify_one();
+        }
         Err(e) => {
             tracing::error!(error = %e, tag = %delivery.tag, "cannot park an ETA message; it stays unacknowledged")
         }

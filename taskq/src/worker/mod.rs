@@ -26,6 +26,8 @@ mod control;
 mod dispatcher;
 mod events;
 mod executor;
+mod lease;
+mod recovery;
 mod revoked;
 mod running;
 mod scheduler;
@@ -50,6 +52,7 @@ struct Settings {
     shutdown_grace: Duration,
     track_started: bool,
     unknown_task_retries: u32,
+    visibility_timeout: Duration,
     hostname: String,
     banner: bool,
     send_events: bool,
@@ -173,6 +176,20 @@ impl WorkerBuilder {
         self
     }
 
+    /// How long a dead or frozen worker's messages stay claimed before recovery returns them
+    /// (see [`Config::visibility_timeout`]). This worker renews its own leases every quarter
+    /// of it and runs recovery as often.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).visibility_timeout(std::time::Duration::from_secs(60)).build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
+    pub fn visibility_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.visibility_timeout = timeout.max(Duration::from_millis(100));
+        self
+    }
+
     /// The node name shown in logs and STARTED records (default `taskq@<host name>`).
     ///
     /// ```
@@ -269,6 +286,7 @@ impl Worker {
             shutdown_grace: config.shutdown_grace,
             track_started: config.track_started,
             unknown_task_retries: config.unknown_task_retries,
+            visibility_timeout: config.visibility_timeout,
             hostname: format!("taskq@{}", crate::hostname()),
             banner: true,
             send_events: config.send_events,
@@ -351,6 +369,9 @@ impl Worker {
         let (ready_tx, ready_rx) = mpsc::unbounded_channel();
         let completer = tokio::spawn(completer::run(shared.clone(), done_rx));
         let scheduler = tokio::spawn(scheduler::run(shared.clone()));
+        let leases_stop = CancellationToken::new();
+        let leases = lease::spawn(shared.clone(), leases_stop.clone());
+        let recovery = tokio::spawn(recovery::run(shared.clone()));
         let dispatcher = tokio::spawn(dispatcher::run(shared.clone(), ready_rx));
         let consumer = tokio::spawn(consumer::run(shared.clone(), done_tx, ready_tx));
         tracing::info!(node = %shared.settings.hostname, "worker ready");
@@ -367,7 +388,11 @@ impl Worker {
         let _ = dispatcher.await;
         drain(&shared).await;
         let _ = scheduler.await;
+        let _ = recovery.await;
         let _ = completer.await;
+        // Every held message is settled now: stop renewing.
+        leases_stop.cancel();
+        let _ = tokio::task::spawn_blocking(move || leases.map(|t| t.join())).await;
         let _ = control.await;
         // Last, so the events of tasks that finished during the drain go out before
         // `worker-offline`.
@@ -424,6 +449,8 @@ struct Shared {
     clock: AtomicU64,
     /// When the worker started, for `stats`' uptime.
     started: Instant,
+    /// Delivery tags of the messages this worker holds in `unacked`, whose leases it renews.
+    held: lease::Held,
 }
 
 impl Shared {
@@ -448,6 +475,7 @@ impl Shared {
             parked: Notify::new(),
             clock_offset_us: AtomicI64::new(0),
             tasks: running::Running::default(),
+            held: lease::Held::default(),
             revoked: revoked::RevokedSet::default(),
             events,
             clock: AtomicU64::new(0),

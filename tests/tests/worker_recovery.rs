@@ -1,0 +1,145 @@
+//! No task lost when a worker is killed: a SIGKILLed worker's messages stay in `unacked`, and
+//! once their leases lapse (the visibility timeout) recovery returns them to their queue for
+//! another worker. A live worker renews its leases, so its long tasks are never taken.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map};
+use taskq::Options;
+use taskq_tests::worker::{assert_nothing_unacked, client, query, RunningWorker};
+use taskq_tests::{example_binary, redis_cmd, wait_until, ChildGuard, RedisServer};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn count_run(key: &str) -> u32 {
+    static RUNS: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
+    let mut runs = RUNS.lock().unwrap();
+    let n = runs
+        .get_or_insert_with(HashMap::new)
+        .entry(key.to_owned())
+        .or_insert(0);
+    *n += 1;
+    *n
+}
+
+#[taskq::task(name = "test.recovery.long")]
+async fn long(key: String, ms: u64) -> u32 {
+    let run = count_run(&key);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    run
+}
+
+fn example_worker(server: &RedisServer, dir: &std::path::Path, log: &str) -> ChildGuard {
+    let log = std::fs::File::create(dir.join(log)).unwrap();
+    ChildGuard::spawn(
+        Command::new(example_binary("worker"))
+            .current_dir(dir)
+            .env("TASKQ_BROKER_URL", server.url())
+            .env("TASKQ_RESULT_BACKEND", server.url())
+            .env("TASKQ_VISIBILITY_TIMEOUT", "2")
+            .env("TASKQ_EXAMPLE_DELAY_MS", "3000")
+            .env("TASKQ_SHUTDOWN_GRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_of_a_killed_worker_runs_on_the_next_one() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(&server, |config| config.result_backend = server.url());
+    let mut first = example_worker(&server, dir.path(), "first.log");
+    let sent = client
+        .send_by_name(
+            "tasks.send_push_notification",
+            vec![json!("dev-killed")],
+            Map::new(),
+            Options::new(),
+        )
+        .await
+        .unwrap();
+    let url = server.url();
+    wait_until(WAIT, "the first worker to take the task", || {
+        query::<i64>(&url, &["HLEN", "unacked"]) == 1
+            && query::<i64>(&url, &["LLEN", "celery"]) == 0
+    });
+    std::thread::sleep(Duration::from_millis(300)); // well inside its 3 s run
+    first.kill(); // SIGKILL: no shutdown, no requeue
+    assert_eq!(
+        query::<i64>(&url, &["HLEN", "unacked"]),
+        1,
+        "the message must still be in Redis"
+    );
+
+    let killed_at = Instant::now();
+    let _second = example_worker(&server, dir.path(), "second.log");
+    sent.get(WAIT)
+        .await
+        .expect("the second worker runs the task");
+    println!("recovered and ran {:?} after the kill", killed_at.elapsed());
+    let log = std::fs::read_to_string(dir.path().join("notification.log")).unwrap();
+    assert_eq!(
+        log, "Successfully sent push notification to: dev-killed\n",
+        "exactly one completed run"
+    );
+    wait_until(WAIT, "the message to be acknowledged", || {
+        query::<i64>(&url, &["HLEN", "unacked"]) == 0
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_worker_keeps_its_long_task_however_long_it_runs() {
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    let timeout = Duration::from_millis(800);
+    let a = RunningWorker::start(&client, |b| b.concurrency(2).visibility_timeout(timeout));
+    let b = RunningWorker::start(&client, |b| b.concurrency(2).visibility_timeout(timeout));
+    let key = uuid::Uuid::new_v4().to_string();
+    // Runs for 4 visibility timeouts while two workers run recovery.
+    let sent = client
+        .send(&long, (key.clone(), 3200), Options::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        sent.get(WAIT).await.unwrap(),
+        1,
+        "exactly one run: the lease was renewed"
+    );
+    assert_eq!(count_run(&key), 2, "no second run started meanwhile");
+    assert_nothing_unacked(&server);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_and_orphaned_unacked_entries_are_cleaned_up_not_dropped() {
+    let server = RedisServer::start();
+    let url = server.url();
+    redis_cmd(
+        &url,
+        &[
+            "HSET",
+            "unacked",
+            "broken-tag",
+            "not an [envelope, exchange, routing_key]",
+        ],
+    );
+    redis_cmd(&url, &["ZADD", "unacked_index", "1", "broken-tag"]);
+    redis_cmd(&url, &["ZADD", "unacked_index", "1", "ghost-tag"]);
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.visibility_timeout(Duration::from_secs(1)));
+    wait_until(WAIT, "recovery to run", || {
+        query::<i64>(&url, &["ZCARD", "unacked_index"]) == 0
+    });
+    assert_nothing_unacked(&server);
+    let dead = client.broker().dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].reason.contains("unacked entry"), "{dead:?}");
+    assert_eq!(dead[0].payload, "not an [envelope, exchange, routing_key]");
+    worker.stop().await;
+}
