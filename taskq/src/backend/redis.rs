@@ -135,7 +135,39 @@ impl RedisBackend {
     }
 }
 
+impl RedisBackend {
+    /// Subscribes to `channel` on the shared hub. Subscribe first, then read: a record stored
+    /// in between is caught by one or the other. A hub whose connection died (Redis restarted)
+    /// is replaced once.
+    async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> Result<(Arc<Hub>, (u64, mpsc::UnboundedReceiver<String>))> {
+        let hub = self.hub().await?;
+        match hub.join(channel).await {
+            Ok(joined) => Ok((hub, joined)),
+            Err(crate::Error::Redis(e)) if is_connection_error(&e) => {
+                hub.close();
+                let hub = self.hub().await?;
+                let joined = hub.join(channel).await?;
+                Ok((hub, joined))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Whether an error means the connection is gone (and a retry on a new one may succeed).
+fn is_connection_error(e: &redis::RedisError) -> bool {
+    e.is_connection_dropped() || e.is_io_error() || e.is_unrecoverable_error()
+}
+
 impl Hub {
+    /// Marks the hub unusable, so the next waiter opens a new connection.
+    fn close(&self) {
+        self.waiters.lock().expect("waiters lock").closed = true;
+    }
+
     /// Registers a waiter on `channel`, subscribing (and waiting for Redis to confirm) when it
     /// is the channel's first.
     async fn join(&self, channel: &str) -> Result<(u64, mpsc::UnboundedReceiver<String>)> {
@@ -206,20 +238,25 @@ impl ResultBackend for RedisBackend {
     }
 
     async fn get(&self, task_id: &str) -> Result<Option<ResultMeta>> {
-        let mut conn = self.conn().await?;
-        let text: Option<String> = redis::cmd("GET")
-            .arg(self.keys.task_meta(task_id))
-            .query_async(&mut conn)
-            .await?;
+        let key = self.keys.task_meta(task_id);
+        let read = || async {
+            let mut conn = self.conn().await?;
+            let text: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
+            Ok::<_, crate::Error>(text)
+        };
+        // A read is safe to repeat: the first call after Redis went away fails while the
+        // connection re-establishes itself.
+        let text = match read().await {
+            Err(crate::Error::Redis(e)) if is_connection_error(&e) => read().await?,
+            other => other?,
+        };
         text.map(|t| ResultMeta::from_json(&t)).transpose()
     }
 
     async fn wait_ready(&self, task_id: &str, timeout: Duration) -> Result<Option<ResultMeta>> {
         let deadline = tokio::time::Instant::now() + timeout;
         let channel = self.keys.task_meta(task_id);
-        let hub = self.hub().await?;
-        // Subscribe first, then read: a record stored in between is caught by one or the other.
-        let (id, mut rx) = hub.join(&channel).await?;
+        let (hub, (id, mut rx)) = self.subscribe(&channel).await?;
         let outcome = async {
             if let Some(meta) = self.get(task_id).await?.filter(|m| m.status.is_ready()) {
                 return Ok(Some(meta));
