@@ -11,6 +11,7 @@
 //! | `TASKQ_PREFETCH_MULTIPLIER` | `4` | messages a worker reserves per execution slot |
 //! | `TASKQ_SHUTDOWN_GRACE` | `30` | seconds running tasks get to finish on SIGTERM |
 //! | `TASKQ_TRACK_STARTED` | `false` | store a STARTED state when a task starts |
+//! | `TASKQ_MAX_RECOVERIES` | `5` | recoveries after which a message that keeps killing its worker is dead-lettered |
 //! | `TASKQ_VISIBILITY_TIMEOUT` | `3600` | seconds a dead worker's messages stay claimed before recovery returns them to their queue |
 //! | `TASKQ_SEND_EVENTS` | `false` | publish Celery events (`celeryev`) for Flower and `celery events` (Celery's `-E`) |
 //! | `TASKQ_UNKNOWN_TASK_RETRIES` | `3` | times a worker puts back a task it does not know (another worker may) before failing it |
@@ -71,6 +72,9 @@ pub struct Config {
     /// so long tasks are never taken from them. kombu's default, 3600 s, is the safe value
     /// when Python workers share the broker: they do not renew and restore on the same rule.
     pub visibility_timeout: Duration,
+    /// After how many recoveries (its worker died or froze while holding it) a message is no
+    /// longer run but stored as FAILURE (`WorkerLostError`) and dead-lettered.
+    pub max_recoveries: u32,
     /// How many times a worker puts back a task it does not know, with backoff, before it
     /// stores FAILURE (`NotRegistered`) and dead-letters the message.
     pub unknown_task_retries: u32,
@@ -92,6 +96,7 @@ impl Default for Config {
             send_events: false,
             unknown_task_retries: 3,
             visibility_timeout: Duration::from_secs(3600),
+            max_recoveries: 5,
         }
     }
 }
@@ -168,6 +173,9 @@ impl Config {
                 ));
             }
             config.visibility_timeout = Duration::from_secs_f64(secs);
+        }
+        if let Some(n) = get(&["TASKQ_MAX_RECOVERIES"]) {
+            config.max_recoveries = parse_positive("TASKQ_MAX_RECOVERIES", &n)? as u32;
         }
         if let Some(n) = get(&["TASKQ_UNKNOWN_TASK_RETRIES"]) {
             config.unknown_task_retries = parse("TASKQ_UNKNOWN_TASK_RETRIES", &n)?;

@@ -117,6 +117,21 @@ impl TaskFailure {
         Self::new("NotRegistered", "celery.exceptions", name)
     }
 
+    /// The failure stored for a task whose worker kept dying while it held it (Celery's
+    /// `WorkerLostError`).
+    ///
+    /// ```
+    /// let f = taskq::TaskFailure::worker_lost(5);
+    /// assert_eq!((f.exc_type(), f.exc_module()), ("WorkerLostError", "billiard.exceptions"));
+    /// ```
+    pub fn worker_lost(times: u32) -> Self {
+        Self::new(
+            "WorkerLostError",
+            "billiard.exceptions",
+            format!("the task's worker died or froze {times} times while holding it"),
+        )
+    }
+
     /// The failure stored for a revoked or expired task (`reason` is `"revoked"` or `"expired"`).
     ///
     /// ```

@@ -300,6 +300,8 @@ pub struct TaskMessage {
     pub priority: u8,
     /// How many workers have put this message back because they did not know its task.
     pub unknown_attempts: u32,
+    /// How many times recovery took this message back from a worker that died or froze.
+    pub recoveries: u32,
 }
 
 impl TaskMessage {
@@ -368,6 +370,10 @@ impl TaskMessage {
                 .min(9) as u8,
             unknown_attempts: meta
                 .get(UNKNOWN_ATTEMPTS_HEADER)
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as u32,
+            recoveries: meta
+                .get("taskq_recoveries")
                 .and_then(Value::as_u64)
                 .unwrap_or(0) as u32,
         }

@@ -154,7 +154,8 @@ return renewed
 "#;
 
 /// Returns messages whose lease lapsed (their worker died or froze) to the front of their
-/// queue, as kombu's visibility restore does, marked redelivered. Safe when many workers run
+/// queue, as kombu's visibility restore does, marked redelivered and with its
+/// `taskq_recoveries` header counted up (a message that keeps killing its worker is stopped). Safe when many workers run
 /// it at once: each message moves exactly once. Index entries without a message are dropped;
 /// an entry that is not `[envelope, exchange, routing_key]` goes to the dead-letter list.
 ///
@@ -179,6 +180,8 @@ for _, tag in ipairs(stale) do
     local bucket = priority >= 9 and 9 or (priority >= 6 and 6 or (priority >= 3 and 3 or 0))
     local list = ARGV[3] .. queue .. (bucket > 0 and (ARGV[4] .. bucket) or '')
     if type(props.delivery_info) == 'table' then props.delivery_info.redelivered = true end
+    if type(envelope.headers) ~= 'table' then envelope.headers = {} end
+    envelope.headers.taskq_recoveries = (tonumber(envelope.headers.taskq_recoveries) or 0) + 1
     redis.call('RPUSH', list, cjson.encode(envelope))
     restored = restored + 1
   elseif held then

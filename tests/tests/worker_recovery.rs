@@ -143,3 +143,51 @@ async fn broken_and_orphaned_unacked_entries_are_cleaned_up_not_dropped() {
     assert_eq!(dead[0].payload, "not an [envelope, exchange, routing_key]");
     worker.stop().await;
 }
+
+/// Leaves a message in `unacked` as a worker that died while holding it would, having been
+/// recovered `recoveries` times before.
+fn plant_held_message(server: &RedisServer, id: &str, key: &str, recoveries: u32) {
+    let raw = taskq::message::NewMessage::new("test.recovery.long", id)
+        .args(vec![json!(key), json!(10)])
+        .encode("celery")
+        .unwrap();
+    let mut envelope: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    envelope["headers"]["taskq_recoveries"] = json!(recoveries);
+    let tag = envelope["properties"]["delivery_tag"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let held = format!(r#"[{envelope}, "", "celery"]"#);
+    redis_cmd(&server.url(), &["HSET", "unacked", &tag, &held]);
+    redis_cmd(&server.url(), &["ZADD", "unacked_index", "1", &tag]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_keeps_killing_its_worker_is_dead_lettered() {
+    let server = RedisServer::start();
+    let (poison, fine) = (
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    plant_held_message(&server, &poison, &poison, 1);
+    plant_held_message(&server, &fine, &fine, 0);
+    let client = client(&server, |config| config.max_recoveries = 2);
+    let worker = RunningWorker::start(&client, |b| b.visibility_timeout(Duration::from_secs(1)));
+
+    // Recovered a second time, the poison message is not run again.
+    let err = client.result::<u32>(&poison).get(WAIT).await.unwrap_err();
+    let failure = err.task_failure().unwrap();
+    assert_eq!(failure.exc_type(), "WorkerLostError", "{failure}");
+    assert_eq!(count_run(&poison), 1, "the poison task did not run");
+    let url = server.url();
+    wait_until(WAIT, "the poison message to be dead-lettered", || {
+        query::<i64>(&url, &["LLEN", "taskq.dead_letter"]) == 1
+    });
+    let dead = client.broker().dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].reason.contains("died or froze 2 times"), "{dead:?}");
+    // Recovered once, the other message runs normally.
+    assert_eq!(client.result::<u32>(&fine).get(WAIT).await.unwrap(), 1);
+    assert_nothing_unacked(&server);
+    worker.stop().await;
+}

@@ -125,6 +125,19 @@ async fn dispatch(
         let record = ResultMeta::failure(&message.id, &TaskFailure::revoked("expired"));
         return settle(delivery, Some(record), Action::Ack, reservation);
     }
+    if message.recoveries >= shared.settings.max_recoveries {
+        // It keeps killing (or freezing) the workers that run it: stop the crash loop.
+        tracing::error!(task = %message.task, id = %message.id, recoveries = message.recoveries, "poison message: dead-lettered");
+        let failure = TaskFailure::worker_lost(message.recoveries);
+        let reason = format!("{}: {}", failure.exc_type(), failure.message());
+        let record = ResultMeta::failure(&message.id, &failure);
+        return settle(
+            delivery,
+            Some(record),
+            Action::DeadLetter(reason),
+            reservation,
+        );
+    }
     if let Some(eta) = message.eta.map(timestamp).filter(|eta| *eta > now) {
         park(shared, &delivery, eta).await;
         return; // the reservation is released: the message waits in Redis, not here
