@@ -155,7 +155,8 @@ return renewed
 
 /// Returns messages whose lease lapsed (their worker died or froze) to the front of their
 /// queue, as kombu's visibility restore does, marked redelivered and with its
-/// `taskq_recoveries` header counted up (a message that keeps killing its worker is stopped). Safe when many workers run
+/// `taskq_recoveries` header counted up (a message that keeps killing its worker is stopped)
+/// and a new delivery tag (which fences the worker that lost it). Safe when many workers run
 /// it at once: each message moves exactly once. Index entries without a message are dropped;
 /// an entry that is not `[envelope, exchange, routing_key]` goes to the dead-letter list.
 ///
@@ -182,6 +183,9 @@ for _, tag in ipairs(stale) do
     if type(props.delivery_info) == 'table' then props.delivery_info.redelivered = true end
     if type(envelope.headers) ~= 'table' then envelope.headers = {} end
     envelope.headers.taskq_recoveries = (tonumber(envelope.headers.taskq_recoveries) or 0) + 1
+    -- A fresh tag fences the worker that lost it: if it was only frozen, its late ack of the
+    -- old tag must not remove the new holder's entry.
+    props.delivery_tag = tag .. '.' .. envelope.headers.taskq_recoveries
     redis.call('RPUSH', list, cjson.encode(envelope))
     restored = restored + 1
   elseif held then

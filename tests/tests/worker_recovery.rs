@@ -191,3 +191,50 @@ async fn a_message_that_keeps_killing_its_worker_is_dead_lettered() {
     assert_nothing_unacked(&server);
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_worker_that_wakes_up_cannot_release_the_new_holders_message() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(&server, |config| config.result_backend = server.url());
+    let frozen = example_worker(&server, dir.path(), "frozen.log");
+    let sent = client
+        .send_by_name(
+            "tasks.send_push_notification",
+            vec![json!("dev-zombie")],
+            Map::new(),
+            Options::new(),
+        )
+        .await
+        .unwrap();
+    let url = server.url();
+    wait_until(WAIT, "the first worker to take the task", || {
+        query::<i64>(&url, &["HLEN", "unacked"]) == 1
+            && query::<i64>(&url, &["LLEN", "celery"]) == 0
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    frozen.signal("STOP"); // frozen mid-task: it renews nothing, its lease lapses
+
+    let _second = example_worker(&server, dir.path(), "second.log");
+    wait_until(WAIT, "the second worker to take the recovered task", || {
+        std::fs::read_to_string(dir.path().join("second.log"))
+            .is_ok_and(|log| log.contains("received"))
+    });
+    frozen.signal("CONT"); // wakes up, finishes its (elapsed) run and acknowledges its tag
+    std::thread::sleep(Duration::from_millis(700));
+    // The second worker still runs the task, and its claim is still in Redis: if it died now,
+    // recovery would still find the message.
+    assert_eq!(
+        query::<i64>(&url, &["HLEN", "unacked"]),
+        1,
+        "the zombie's ack released the new holder's message"
+    );
+    sent.get(WAIT).await.unwrap();
+    wait_until(WAIT, "the second run to finish", || {
+        std::fs::read_to_string(dir.path().join("notification.log"))
+            .is_ok_and(|log| log.lines().count() == 2)
+    });
+    wait_until(WAIT, "everything to be acknowledged", || {
+        query::<i64>(&url, &["HLEN", "unacked"]) == 0
+    });
+}
