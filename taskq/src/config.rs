@@ -11,7 +11,7 @@
 //! | `TASKQ_PREFETCH_MULTIPLIER` | `4` | messages a worker reserves per execution slot |
 //! | `TASKQ_SHUTDOWN_GRACE` | `30` | seconds running tasks get to finish on SIGTERM |
 //! | `TASKQ_TRACK_STARTED` | `false` | store a STARTED state when a task starts |
-//! | `TASKQ_MAX_RECOVERIES` | `5` | recoveries after which a message that keeps killing its worker is dead-lettered |
+//! | `TASKQ_MAX_RECOVERIES` | `5` | crashes (worker lost while running the task) after which the message is dead-lettered |
 //! | `TASKQ_VISIBILITY_TIMEOUT` | `3600` | seconds a dead worker's messages stay claimed before recovery returns them to their queue |
 //! | `TASKQ_SEND_EVENTS` | `false` | publish Celery events (`celeryev`) for Flower and `celery events` (Celery's `-E`) |
 //! | `TASKQ_UNKNOWN_TASK_RETRIES` | `3` | times a worker puts back a task it does not know (another worker may) before failing it |
@@ -72,8 +72,9 @@ pub struct Config {
     /// so long tasks are never taken from them. kombu's default, 3600 s, is the safe value
     /// when Python workers share the broker: they do not renew and restore on the same rule.
     pub visibility_timeout: Duration,
-    /// After how many recoveries (its worker died or froze while holding it) a message is no
-    /// longer run but stored as FAILURE (`WorkerLostError`) and dead-lettered.
+    /// After how many crashes (its worker died or froze while running its task) a message is
+    /// no longer run but stored as FAILURE (`WorkerLostError`) and dead-lettered. Messages a
+    /// dead worker only held (prefetched) do not count.
     pub max_recoveries: u32,
     /// How many times a worker puts back a task it does not know, with backoff, before it
     /// stores FAILURE (`NotRegistered`) and dead-letters the message.

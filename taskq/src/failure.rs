@@ -128,7 +128,7 @@ impl TaskFailure {
         Self::new(
             "WorkerLostError",
             "billiard.exceptions",
-            format!("the task's worker died or froze {times} times while holding it"),
+            format!("the task's worker died or froze {times} times while running it"),
         )
     }
 

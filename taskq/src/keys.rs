@@ -219,6 +219,12 @@ impl BrokerKeys {
         format!("{}taskq.eta.messages", self.prefix)
     }
 
+    /// Delivery tags of recovered messages whose task has started again (a recovery of one of
+    /// these counts as a crash of the task).
+    pub fn started(&self) -> String {
+        format!("{}taskq.started", self.prefix)
+    }
+
     /// Messages that cannot be run, with the reason.
     ///
     /// ```

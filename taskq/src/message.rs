@@ -302,6 +302,9 @@ pub struct TaskMessage {
     pub unknown_attempts: u32,
     /// How many times recovery took this message back from a worker that died or froze.
     pub recoveries: u32,
+    /// How many of those recoveries happened while its task was running (it may be what
+    /// kills its workers).
+    pub crashes: u32,
 }
 
 impl TaskMessage {
@@ -374,6 +377,10 @@ impl TaskMessage {
                 .unwrap_or(0) as u32,
             recoveries: meta
                 .get("taskq_recoveries")
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as u32,
+            crashes: meta
+                .get("taskq_crashes")
                 .and_then(Value::as_u64)
                 .unwrap_or(0) as u32,
         }

@@ -160,7 +160,9 @@ return renewed
 /// it at once: each message moves exactly once. Index entries without a message are dropped;
 /// an entry that is not `[envelope, exchange, routing_key]` goes to the dead-letter list.
 ///
-/// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` dead-letter list.
+/// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` dead-letter list,
+///   `KEYS[4]` set of started recovered messages (a recovery of one of those also counts up
+///   its `taskq_crashes` header).
 /// * `ARGV[1]` visibility timeout in seconds, `ARGV[2]` max messages, `ARGV[3]` key prefix,
 ///   `ARGV[4]` priority separator.
 /// * Returns the number of messages returned to their queues.
@@ -183,6 +185,9 @@ for _, tag in ipairs(stale) do
     if type(props.delivery_info) == 'table' then props.delivery_info.redelivered = true end
     if type(envelope.headers) ~= 'table' then envelope.headers = {} end
     envelope.headers.taskq_recoveries = (tonumber(envelope.headers.taskq_recoveries) or 0) + 1
+    if redis.call('SREM', KEYS[4], tag) == 1 then
+      envelope.headers.taskq_crashes = (tonumber(envelope.headers.taskq_crashes) or 0) + 1
+    end
     -- A fresh tag fences the worker that lost it: if it was only frozen, its late ack of the
     -- old tag must not remove the new holder's entry.
     props.delivery_tag = tag .. '.' .. envelope.headers.taskq_recoveries
@@ -193,6 +198,7 @@ for _, tag in ipairs(stale) do
   end
   redis.call('HDEL', KEYS[1], tag)
   redis.call('ZREM', KEYS[2], tag)
+  redis.call('SREM', KEYS[4], tag)
 end
 return restored
 "#;

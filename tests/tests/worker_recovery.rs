@@ -144,15 +144,23 @@ async fn broken_and_orphaned_unacked_entries_are_cleaned_up_not_dropped() {
     worker.stop().await;
 }
 
-/// Leaves a message in `unacked` as a worker that died while holding it would, having been
-/// recovered `recoveries` times before.
-fn plant_held_message(server: &RedisServer, id: &str, key: &str, recoveries: u32) {
+/// Leaves a message in `unacked` as a worker that died while holding it would. It was
+/// recovered `recoveries` times before, `crashes` of them while its task ran; `running` says
+/// whether its task had started in this last holder.
+fn plant_held_message(
+    server: &RedisServer,
+    id: &str,
+    recoveries: u32,
+    crashes: u32,
+    running: bool,
+) {
     let raw = taskq::message::NewMessage::new("test.recovery.long", id)
-        .args(vec![json!(key), json!(10)])
+        .args(vec![json!(id), json!(10)])
         .encode("celery")
         .unwrap();
     let mut envelope: serde_json::Value = serde_json::from_str(&raw).unwrap();
     envelope["headers"]["taskq_recoveries"] = json!(recoveries);
+    envelope["headers"]["taskq_crashes"] = json!(crashes);
     let tag = envelope["properties"]["delivery_tag"]
         .as_str()
         .unwrap()
@@ -160,6 +168,9 @@ fn plant_held_message(server: &RedisServer, id: &str, key: &str, recoveries: u32
     let held = format!(r#"[{envelope}, "", "celery"]"#);
     redis_cmd(&server.url(), &["HSET", "unacked", &tag, &held]);
     redis_cmd(&server.url(), &["ZADD", "unacked_index", "1", &tag]);
+    if running {
+        redis_cmd(&server.url(), &["SADD", "taskq.started", &tag]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,12 +180,14 @@ async fn a_message_that_keeps_killing_its_worker_is_dead_lettered() {
         uuid::Uuid::new_v4().to_string(),
         uuid::Uuid::new_v4().to_string(),
     );
-    plant_held_message(&server, &poison, &poison, 1);
-    plant_held_message(&server, &fine, &fine, 0);
+    // Lost twice while running (this time included): it is what kills its workers.
+    plant_held_message(&server, &poison, 1, 1, true);
+    // Recovered three times, but only ever prefetched by the workers that died: innocent.
+    plant_held_message(&server, &fine, 3, 0, false);
     let client = client(&server, |config| config.max_recoveries = 2);
     let worker = RunningWorker::start(&client, |b| b.visibility_timeout(Duration::from_secs(1)));
 
-    // Recovered a second time, the poison message is not run again.
+    // Its second crash counted, the poison message is not run again.
     let err = client.result::<u32>(&poison).get(WAIT).await.unwrap_err();
     let failure = err.task_failure().unwrap();
     assert_eq!(failure.exc_type(), "WorkerLostError", "{failure}");
@@ -185,8 +198,13 @@ async fn a_message_that_keeps_killing_its_worker_is_dead_lettered() {
     });
     let dead = client.broker().dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1, "{dead:?}");
-    assert!(dead[0].reason.contains("died or froze 2 times"), "{dead:?}");
-    // Recovered once, the other message runs normally.
+    assert!(
+        dead[0]
+            .reason
+            .contains("died or froze 2 times while running it"),
+        "{dead:?}"
+    );
+    // The message that was only ever prefetched runs normally.
     assert_eq!(client.result::<u32>(&fine).get(WAIT).await.unwrap(), 1);
     assert_nothing_unacked(&server);
     worker.stop().await;

@@ -44,6 +44,8 @@ struct State {
     unacked: HashMap<String, Delivery>,
     /// Delivery tag → when its lease was last renewed (seconds since the epoch).
     leases: HashMap<String, f64>,
+    /// Tags of recovered messages whose task started again.
+    started: std::collections::HashSet<String>,
     /// (due time in microseconds, tag) → parked delivery.
     eta: BTreeMap<(i64, String), Delivery>,
     dead: VecDeque<DeadLetter>,
@@ -347,6 +349,11 @@ impl Broker for MemoryBroker {
             self.arrived.notify_waiters();
         }
         Ok(restored)
+    }
+
+    async fn mark_started(&self, tag: &str) -> Result<()> {
+        self.state().started.insert(tag.to_owned());
+        Ok(())
     }
 
     fn detached(&self) -> Result<Arc<dyn Broker>> {

@@ -219,6 +219,10 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// run from many workers at once.
     async fn recover(&self, visibility_timeout: Duration, max: usize) -> Result<usize>;
 
+    /// Records that the task of a recovered message has started, so that losing it again
+    /// counts as a crash of the task (poison-message detection).
+    async fn mark_started(&self, tag: &str) -> Result<()>;
+
     /// Checks that the broker answers.
     async fn ping(&self) -> Result<()>;
 

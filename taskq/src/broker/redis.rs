@@ -249,6 +249,8 @@ impl Broker for RedisBroker {
             .ignore()
             .hdel(self.keys.unacked(), tags)
             .ignore()
+            .srem(self.keys.started(), tags)
+            .ignore()
             .query_async(&mut conn)
             .await?;
         Ok(())
@@ -358,6 +360,7 @@ impl Broker for RedisBroker {
             .key(self.keys.unacked())
             .key(self.keys.unacked_index())
             .key(self.keys.dead_letter())
+            .key(self.keys.started())
             .arg(visibility_timeout.as_secs_f64())
             .arg(max)
             .arg(self.keys.prefix())
@@ -365,6 +368,16 @@ impl Broker for RedisBroker {
             .invoke_async(&mut conn)
             .await?;
         Ok(restored)
+    }
+
+    async fn mark_started(&self, tag: &str) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let _: i64 = redis::cmd("SADD")
+            .arg(self.keys.started())
+            .arg(tag)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
     }
 
     fn detached(&self) -> Result<Arc<dyn Broker>> {

@@ -125,10 +125,10 @@ async fn dispatch(
         let record = ResultMeta::failure(&message.id, &TaskFailure::revoked("expired"));
         return settle(delivery, Some(record), Action::Ack, reservation);
     }
-    if message.recoveries >= shared.settings.max_recoveries {
+    if message.crashes >= shared.settings.max_recoveries {
         // It keeps killing (or freezing) the workers that run it: stop the crash loop.
-        tracing::error!(task = %message.task, id = %message.id, recoveries = message.recoveries, "poison message: dead-lettered");
-        let failure = TaskFailure::worker_lost(message.recoveries);
+        tracing::error!(task = %message.task, id = %message.id, crashes = message.crashes, "poison message: dead-lettered");
+        let failure = TaskFailure::worker_lost(message.crashes);
         let reason = format!("{}: {}", failure.exc_type(), failure.message());
         let record = ResultMeta::failure(&message.id, &failure);
         return settle(

@@ -37,6 +37,18 @@ impl Job {
             return self.discard_revoked();
         }
         tracing::info!("Task {name}[{id}] received");
+        if self.message.recoveries > 0 {
+            // Recovered before: if this run is lost too, count it against the task.
+            if let Err(e) = self
+                .shared
+                .client
+                .broker()
+                .mark_started(&self.delivery.tag)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot mark a recovered task as started");
+            }
+        }
         let abort = self.shared.tasks.start(name, &self.message);
         events::task(&self.shared, "task-started", &id, || json!({}));
         if self.shared.settings.track_started {
