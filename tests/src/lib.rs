@@ -608,6 +608,30 @@ pub fn example_binary(name: &str) -> PathBuf {
     path
 }
 
+/// Starts the compiled `worker` example against `server`, in `dir` (where its
+/// `notification.log` lands), with `envs` set, appending its output to `dir/<log>`.
+pub fn spawn_example_worker(
+    server: &RedisServer,
+    dir: &Path,
+    log: &str,
+    envs: &[(&str, &str)],
+) -> ChildGuard {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(log))
+        .expect("cannot open the worker log");
+    let mut cmd = Command::new(example_binary("worker"));
+    cmd.current_dir(dir)
+        .env("TASKQ_BROKER_URL", server.url())
+        .env("TASKQ_RESULT_BACKEND", server.url())
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log);
+    ChildGuard::spawn(&mut cmd)
+}
+
 // ---------------------------------------------------------------------------
 // In-process clients and workers
 // ---------------------------------------------------------------------------
@@ -772,6 +796,30 @@ pub mod worker {
     pub fn query<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> T {
         redis::from_redis_value(redis_cmd(url, args))
             .unwrap_or_else(|e| panic!("unexpected reply to {args:?}: {e}"))
+    }
+
+    /// Counts runs per key: a test task calls it with a key unique to its test, so tests
+    /// running at once in one process do not share counts. Returns the run's number, from 1.
+    pub fn count_run(key: &str) -> u32 {
+        static RUNS: std::sync::Mutex<Option<std::collections::HashMap<String, u32>>> =
+            std::sync::Mutex::new(None);
+        let mut runs = RUNS.lock().expect("runs lock");
+        let n = runs
+            .get_or_insert_with(Default::default)
+            .entry(key.to_owned())
+            .or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    /// Waits until a worker has taken the only message sent: it is in `unacked` and the
+    /// `celery` list is empty.
+    pub fn wait_until_taken(server: &RedisServer, timeout: Duration) {
+        let url = server.url();
+        wait_until(timeout, "a worker to take the task", || {
+            query::<i64>(&url, &["HLEN", "unacked"]) == 1
+                && query::<i64>(&url, &["LLEN", "celery"]) == 0
+        });
     }
 
     /// The key (and pub/sub channel) of task `id`'s result record:

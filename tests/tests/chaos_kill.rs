@@ -6,36 +6,24 @@
 //! allowed only for tasks that were running when their worker was killed (at-least-once).
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map};
 use taskq::Options;
 use taskq_tests::worker::{client, query};
-use taskq_tests::{example_binary, wait_until, ChildGuard, RedisServer};
+use taskq_tests::{spawn_example_worker, wait_until, ChildGuard, RedisServer};
 
 const TASKS: usize = 200;
 const WORKERS: usize = 3;
 
 fn spawn_worker(server: &RedisServer, dir: &std::path::Path, n: usize) -> ChildGuard {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(format!("worker-{n}.log")))
-        .unwrap();
-    ChildGuard::spawn(
-        Command::new(example_binary("worker"))
-            .current_dir(dir)
-            .env("TASKQ_BROKER_URL", server.url())
-            .env("TASKQ_RESULT_BACKEND", server.url())
-            .env("TASKQ_VISIBILITY_TIMEOUT", "1")
-            .env("TASKQ_EXAMPLE_DELAY_MS", "150")
-            .env("TASKQ_CONCURRENCY", "4")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log),
-    )
+    let envs = [
+        ("TASKQ_VISIBILITY_TIMEOUT", "1"),
+        ("TASKQ_EXAMPLE_DELAY_MS", "150"),
+        ("TASKQ_CONCURRENCY", "4"),
+        ("RUST_LOG", "warn"),
+    ];
+    spawn_example_worker(server, dir, &format!("worker-{n}.log"), &envs)
 }
 
 /// A small deterministic generator, so that a failing run can be repeated with its seed.

@@ -2,28 +2,16 @@
 //! once their leases lapse (the visibility timeout) recovery returns them to their queue for
 //! another worker. A live worker renews its leases, so its long tasks are never taken.
 
-use std::collections::HashMap;
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map};
 use taskq::Options;
-use taskq_tests::worker::{assert_nothing_unacked, client, query, RunningWorker};
-use taskq_tests::{example_binary, redis_cmd, wait_until, ChildGuard, RedisServer};
+use taskq_tests::worker::{
+    client, count_run, query, wait_nothing_unacked, wait_until_taken, RunningWorker,
+};
+use taskq_tests::{redis_cmd, spawn_example_worker, wait_until, ChildGuard, RedisServer};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn count_run(key: &str) -> u32 {
-    static RUNS: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
-    let mut runs = RUNS.lock().unwrap();
-    let n = runs
-        .get_or_insert_with(HashMap::new)
-        .entry(key.to_owned())
-        .or_insert(0);
-    *n += 1;
-    *n
-}
 
 #[taskq::task(name = "test.recovery.long")]
 async fn long(key: String, ms: u64) -> u32 {
@@ -32,20 +20,14 @@ async fn long(key: String, ms: u64) -> u32 {
     run
 }
 
+/// The example worker with a 2 s visibility timeout and a 3 s push notification task.
 fn example_worker(server: &RedisServer, dir: &std::path::Path, log: &str) -> ChildGuard {
-    let log = std::fs::File::create(dir.join(log)).unwrap();
-    ChildGuard::spawn(
-        Command::new(example_binary("worker"))
-            .current_dir(dir)
-            .env("TASKQ_BROKER_URL", server.url())
-            .env("TASKQ_RESULT_BACKEND", server.url())
-            .env("TASKQ_VISIBILITY_TIMEOUT", "2")
-            .env("TASKQ_EXAMPLE_DELAY_MS", "3000")
-            .env("TASKQ_SHUTDOWN_GRACE", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log),
-    )
+    let envs = [
+        ("TASKQ_VISIBILITY_TIMEOUT", "2"),
+        ("TASKQ_EXAMPLE_DELAY_MS", "3000"),
+        ("TASKQ_SHUTDOWN_GRACE", "1"),
+    ];
+    spawn_example_worker(server, dir, log, &envs)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,10 +46,7 @@ async fn a_task_of_a_killed_worker_runs_on_the_next_one() {
         .await
         .unwrap();
     let url = server.url();
-    wait_until(WAIT, "the first worker to take the task", || {
-        query::<i64>(&url, &["HLEN", "unacked"]) == 1
-            && query::<i64>(&url, &["LLEN", "celery"]) == 0
-    });
+    wait_until_taken(&server, WAIT);
     std::thread::sleep(Duration::from_millis(300)); // well inside its 3 s run
     first.kill(); // SIGKILL: no shutdown, no requeue
     assert_eq!(
@@ -111,7 +90,7 @@ async fn a_live_worker_keeps_its_long_task_however_long_it_runs() {
         "exactly one run: the lease was renewed"
     );
     assert_eq!(count_run(&key), 2, "no second run started meanwhile");
-    assert_nothing_unacked(&server);
+    wait_nothing_unacked(&server, WAIT);
     a.stop().await;
     b.stop().await;
 }
@@ -136,7 +115,7 @@ async fn broken_and_orphaned_unacked_entries_are_cleaned_up_not_dropped() {
     wait_until(WAIT, "recovery to run", || {
         query::<i64>(&url, &["ZCARD", "unacked_index"]) == 0
     });
-    assert_nothing_unacked(&server);
+    wait_nothing_unacked(&server, WAIT);
     let dead = client.broker().dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert!(dead[0].reason.contains("unacked entry"), "{dead:?}");
@@ -206,7 +185,7 @@ async fn a_message_that_keeps_killing_its_worker_is_dead_lettered() {
     );
     // The message that was only ever prefetched runs normally.
     assert_eq!(client.result::<u32>(&fine).get(WAIT).await.unwrap(), 1);
-    assert_nothing_unacked(&server);
+    wait_nothing_unacked(&server, WAIT);
     worker.stop().await;
 }
 
@@ -226,10 +205,7 @@ async fn a_frozen_worker_that_wakes_up_cannot_release_the_new_holders_message() 
         .await
         .unwrap();
     let url = server.url();
-    wait_until(WAIT, "the first worker to take the task", || {
-        query::<i64>(&url, &["HLEN", "unacked"]) == 1
-            && query::<i64>(&url, &["LLEN", "celery"]) == 0
-    });
+    wait_until_taken(&server, WAIT);
     std::thread::sleep(Duration::from_millis(300));
     frozen.signal("STOP"); // frozen mid-task: it renews nothing, its lease lapses
 

@@ -14,6 +14,26 @@ async fn add(x: i64, y: i64) -> i64 {
     x + y
 }
 
+/// Sends `add(args)`, retrying while the client reconnects; fails the test after `WAIT`.
+async fn send_until_reconnected(
+    client: &taskq::Client,
+    args: (i64, i64),
+    since: Instant,
+) -> taskq::AsyncResult<i64> {
+    loop {
+        match client.send(&add, args, Options::new()).await {
+            Ok(sent) => return sent,
+            Err(e) => {
+                assert!(
+                    since.elapsed() < WAIT,
+                    "the producer never reconnected: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_resumes_after_redis_restarts() {
     let mut server = RedisServer::start();
@@ -26,18 +46,7 @@ async fn a_worker_resumes_after_redis_restarts() {
     let restarted = Instant::now();
 
     // The producer's next sends may fail while it reconnects; they must succeed soon.
-    let after = loop {
-        match client.send(&add, (20, 22), Options::new()).await {
-            Ok(sent) => break sent,
-            Err(e) => {
-                assert!(
-                    restarted.elapsed() < WAIT,
-                    "the producer never reconnected: {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    let after = send_until_reconnected(&client, (20, 22), restarted).await;
     // The worker, blocked waiting for messages when Redis went away, picks it up, and the
     // result is published to a waiter on a fresh subscription.
     assert_eq!(after.get(WAIT).await.unwrap(), 42);
@@ -75,18 +84,7 @@ async fn a_worker_resumes_after_redis_is_down_for_a_while() {
     server.restart();
 
     let restarted = Instant::now();
-    let after = loop {
-        match client.send(&add, (40, 2), Options::new()).await {
-            Ok(sent) => break sent,
-            Err(e) => {
-                assert!(
-                    restarted.elapsed() < WAIT,
-                    "the producer never reconnected: {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    let after = send_until_reconnected(&client, (40, 2), restarted).await;
     assert_eq!(after.get(WAIT).await.unwrap(), 42);
     println!("resumed {:?} after Redis came back", restarted.elapsed());
     worker.stop().await;

@@ -1,27 +1,13 @@
 //! Retries: a task that returns `Err` or panics runs again, with backoff, up to `max_retries`;
 //! RETRY is stored (and published) for each retry, and the message waits in Redis meanwhile.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use taskq::{Options, TaskState};
-use taskq_tests::worker::{assert_nothing_unacked, client, meta_key, RunningWorker};
+use taskq_tests::worker::{client, count_run, meta_key, wait_nothing_unacked, RunningWorker};
 use taskq_tests::RedisServer;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// Runs per task id, so that tests running at once do not share counts.
-fn count_run(id: &str) -> u32 {
-    static RUNS: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
-    let mut runs = RUNS.lock().unwrap();
-    let n = runs
-        .get_or_insert_with(HashMap::new)
-        .entry(id.to_owned())
-        .or_insert(0);
-    *n += 1;
-    *n
-}
 
 #[derive(Debug)]
 struct Flaky(u32);
@@ -100,7 +86,7 @@ async fn a_failing_task_is_retried_until_it_succeeds() {
         "two failures, then the third run succeeds"
     );
     assert_eq!(states.join().unwrap(), ["RETRY", "RETRY", "SUCCESS"]);
-    assert_nothing_unacked(&server);
+    wait_nothing_unacked(&server, WAIT);
     worker.stop().await;
 }
 
@@ -124,7 +110,7 @@ async fn retries_stop_at_max_retries_with_the_last_error() {
     );
     assert_eq!(sent.state().await.unwrap(), TaskState::Failure);
     assert_eq!(count_run(&key), 5, "no fifth run happened before this one");
-    assert_nothing_unacked(&server);
+    wait_nothing_unacked(&server, WAIT);
     worker.stop().await;
 }
 
@@ -186,6 +172,6 @@ async fn the_retry_waits_in_redis_with_its_retries_header() {
         parked[0].contains(&format!(r#"\"parent_id\": \"{}\""#, sent.id())),
         "{parked:?}"
     );
-    assert_nothing_unacked(&server);
+    wait_nothing_unacked(&server, WAIT);
     worker.stop().await;
 }
