@@ -56,6 +56,7 @@ pub mod message;
 mod options;
 pub mod pyjson;
 pub mod registry;
+pub mod request;
 pub mod result;
 mod scripts;
 pub mod state;

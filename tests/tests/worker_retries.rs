@@ -175,3 +175,32 @@ async fn the_retry_waits_in_redis_with_its_retries_header() {
     wait_nothing_unacked(&server, WAIT);
     worker.stop().await;
 }
+
+/// Fails until its own request says it is the second retry, then returns what it saw.
+#[taskq::task(
+    name = "test.retry.sees_request",
+    max_retries = 2,
+    retry_backoff = 0.05
+)]
+async fn sees_request() -> Result<(String, u32, u32), Flaky> {
+    let request = taskq::request::current().expect("a worker runs it");
+    if request.retries < 2 {
+        return Err(Flaky(request.retries + 1));
+    }
+    Ok((request.id, request.retries, request.recoveries))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_sees_its_id_and_retry_count() {
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.concurrency(1));
+    let id = uuid::Uuid::new_v4().to_string();
+    let sent = client
+        .send(&sees_request, (), Options::new().task_id(&id))
+        .await
+        .unwrap();
+    assert_eq!(sent.get(WAIT).await.unwrap(), (id, 2, 0));
+    wait_nothing_unacked(&server, WAIT);
+    worker.stop().await;
+}

@@ -175,7 +175,14 @@ impl Job {
         let args = (self.message.args.clone(), self.message.kwargs.clone());
         let body = (self.entry.run)(args);
         let client = self.shared.client.clone();
-        let mut handle = tokio::spawn(async move { client.scope(body).await });
+        let request = crate::request::Request {
+            id: self.message.id.clone(),
+            task: self.message.task.clone(),
+            retries: self.message.retries,
+            recoveries: self.message.recoveries,
+        };
+        let mut handle =
+            tokio::spawn(async move { client.scope(crate::request::scope(request, body)).await });
         let limit = self
             .message
             .time_limit()
