@@ -11,6 +11,7 @@
 //! | `TASKQ_PREFETCH_MULTIPLIER` | `4` | messages a worker reserves per execution slot |
 //! | `TASKQ_SHUTDOWN_GRACE` | `30` | seconds running tasks get to finish on SIGTERM |
 //! | `TASKQ_TRACK_STARTED` | `false` | store a STARTED state when a task starts |
+//! | `TASKQ_REQUIRE_NOEVICTION` | `false` | refuse to start a worker unless Redis's `maxmemory-policy` is `noeviction` |
 //! | `TASKQ_MAX_RECOVERIES` | `5` | crashes (worker lost while running the task) after which the message is dead-lettered |
 //! | `TASKQ_VISIBILITY_TIMEOUT` | `3600` | seconds a dead worker's messages stay claimed before recovery returns them to their queue |
 //! | `TASKQ_SEND_EVENTS` | `false` | publish Celery events (`celeryev`) for Flower and `celery events` (Celery's `-E`) |
@@ -76,6 +77,9 @@ pub struct Config {
     /// no longer run but stored as FAILURE (`WorkerLostError`) and dead-lettered. Messages a
     /// dead worker only held (prefetched) do not count.
     pub max_recoveries: u32,
+    /// Refuse to start a worker when the broker's `maxmemory-policy` is not `noeviction`
+    /// (by default it only warns).
+    pub require_noeviction: bool,
     /// How many times a worker puts back a task it does not know, with backoff, before it
     /// stores FAILURE (`NotRegistered`) and dead-letters the message.
     pub unknown_task_retries: u32,
@@ -98,6 +102,7 @@ impl Default for Config {
             unknown_task_retries: 3,
             visibility_timeout: Duration::from_secs(3600),
             max_recoveries: 5,
+            require_noeviction: false,
         }
     }
 }
@@ -180,6 +185,9 @@ impl Config {
         }
         if let Some(n) = get(&["TASKQ_UNKNOWN_TASK_RETRIES"]) {
             config.unknown_task_retries = parse("TASKQ_UNKNOWN_TASK_RETRIES", &n)?;
+        }
+        if let Some(flag) = get(&["TASKQ_REQUIRE_NOEVICTION"]) {
+            config.require_noeviction = parse_bool("TASKQ_REQUIRE_NOEVICTION", &flag)?;
         }
         if let Some(flag) = get(&["TASKQ_TRACK_STARTED"]) {
             config.track_started = parse_bool("TASKQ_TRACK_STARTED", &flag)?;

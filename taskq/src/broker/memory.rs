@@ -356,6 +356,10 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
+    async fn eviction_policy(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+
     fn detached(&self) -> Result<Arc<dyn Broker>> {
         Ok(MemoryBroker::named(&self.name))
     }

@@ -226,6 +226,10 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// Checks that the broker answers.
     async fn ping(&self) -> Result<()>;
 
+    /// The server's eviction policy (`maxmemory-policy`), when the broker has one and lets
+    /// us read it (an ACL may deny `CONFIG`): anything but `noeviction` can drop messages.
+    async fn eviction_policy(&self) -> Result<Option<String>>;
+
     /// The same broker on a connection of its own, for use from another thread's runtime
     /// (the worker renews leases from a dedicated thread that busy tasks cannot starve).
     ///

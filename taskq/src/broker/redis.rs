@@ -380,6 +380,24 @@ impl Broker for RedisBroker {
         Ok(())
     }
 
+    async fn eviction_policy(&self) -> Result<Option<String>> {
+        let mut conn = self.conn().await?;
+        let reply: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async(&mut conn)
+            .await;
+        match reply {
+            Ok(pair) => Ok(pair.into_iter().nth(1)),
+            // Managed services and ACLs often forbid CONFIG: not knowing is not an error.
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) => {
+                Ok(None)
+            }
+            Err(e) if e.code() == Some("ERR") => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     fn detached(&self) -> Result<Arc<dyn Broker>> {
         Ok(Arc::new(Self::with_keys(&self.url, self.keys.clone())?))
     }

@@ -54,6 +54,7 @@ struct Settings {
     unknown_task_retries: u32,
     visibility_timeout: Duration,
     max_recoveries: u32,
+    require_noeviction: bool,
     hostname: String,
     banner: bool,
     send_events: bool,
@@ -191,6 +192,19 @@ impl WorkerBuilder {
         self
     }
 
+    /// Refuse to start unless Redis's `maxmemory-policy` is `noeviction` (by default a
+    /// worker only warns): with any other policy, Redis may evict queued messages.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).require_noeviction(true).build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
+    pub fn require_noeviction(mut self, require: bool) -> Self {
+        self.settings.require_noeviction = require;
+        self
+    }
+
     /// The node name shown in logs and STARTED records (default `taskq@<host name>`).
     ///
     /// ```
@@ -289,6 +303,7 @@ impl Worker {
             unknown_task_retries: config.unknown_task_retries,
             visibility_timeout: config.visibility_timeout,
             max_recoveries: config.max_recoveries,
+            require_noeviction: config.require_noeviction,
             hostname: format!("taskq@{}", crate::hostname()),
             banner: true,
             send_events: config.send_events,
@@ -343,7 +358,8 @@ impl Worker {
     ///
     /// # Errors
     ///
-    /// None today; the `Result` leaves room for start-up checks.
+    /// [`Error::Config`](crate::Error::Config) when `require_noeviction` is set and Redis may
+    /// evict keys; broker outages are logged and retried, not returned.
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> taskq::Result<()> {
@@ -356,6 +372,7 @@ impl Worker {
     /// # }
     /// ```
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<()> {
+        check_eviction_policy(&self.client, &self.settings).await?;
         if self.settings.banner {
             println!("{}", banner::render(&self.client, &self.settings));
         }
@@ -403,6 +420,26 @@ impl Worker {
         tracing::info!("worker stopped");
         Ok(())
     }
+}
+
+/// Warns (or, when required, refuses to start) when Redis may evict messages under memory
+/// pressure. Not being able to read the policy is not an error.
+async fn check_eviction_policy(client: &Client, settings: &Settings) -> Result<()> {
+    match client.broker().eviction_policy().await {
+        Ok(Some(policy)) if policy != "noeviction" => {
+            let problem = format!(
+                "Redis maxmemory-policy is {policy}: under memory pressure Redis may evict \
+                 queued messages and results; set it to noeviction"
+            );
+            if settings.require_noeviction {
+                return Err(crate::Error::Config(problem));
+            }
+            tracing::warn!("{problem}");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read Redis's maxmemory-policy"),
+    }
+    Ok(())
 }
 
 /// Waits for running jobs, cancelling (and putting back) what outlives the grace period.
