@@ -203,6 +203,30 @@ end
 return restored
 "#;
 
+/// Puts dead-lettered messages back at the back of their queues, oldest first (an operator
+/// fixed the cause: deployed the missing task, raised a limit).
+///
+/// * `KEYS[1]` dead-letter list.
+/// * `ARGV[1]` max messages, `ARGV[2]` key prefix.
+/// * Returns the number of messages put back. Entries without a queue stay where they are.
+pub(crate) const REQUEUE_DEAD: &str = r#"
+local moved = 0
+for _ = 1, tonumber(ARGV[1]) do
+  local entry = redis.call('RPOP', KEYS[1])
+  if not entry then break end
+  local ok, dead = pcall(cjson.decode, entry)
+  if ok and type(dead) == 'table' and type(dead.queue) == 'string' and dead.queue ~= ''
+      and type(dead.payload) == 'string' then
+    redis.call('LPUSH', ARGV[2] .. dead.queue, dead.payload)
+    moved = moved + 1
+  else
+    redis.call('LPUSH', KEYS[1], entry)
+    break
+  end
+end
+return moved
+"#;
+
 /// The scripts, loaded once (redis-rs sends EVALSHA and falls back to EVAL).
 #[derive(Debug)]
 pub(crate) struct Scripts {
@@ -214,6 +238,7 @@ pub(crate) struct Scripts {
     pub(crate) dead_letter: Script,
     pub(crate) renew: Script,
     pub(crate) recover: Script,
+    pub(crate) requeue_dead: Script,
 }
 
 impl Scripts {
@@ -227,6 +252,7 @@ impl Scripts {
             dead_letter: Script::new(DEAD_LETTER),
             renew: Script::new(RENEW),
             recover: Script::new(RECOVER),
+            requeue_dead: Script::new(REQUEUE_DEAD),
         }
     }
 }

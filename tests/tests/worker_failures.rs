@@ -493,3 +493,34 @@ async fn failures_are_stored_before_the_message_is_acked() {
     .await;
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_can_be_put_back_once_their_cause_is_fixed() {
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    client
+        .send_by_name(
+            "test.not.deployed.yet",
+            vec![json!(1)],
+            Map::new(),
+            Options::new(),
+        )
+        .await
+        .unwrap();
+    let original: Vec<String> = query(&server.url(), &["LRANGE", "celery", "0", "-1"]);
+    let worker = RunningWorker::start(&client, |b| b.unknown_task_retries(0));
+    let url = server.url();
+    wait_until(WAIT, "the message to be dead-lettered", || {
+        query::<i64>(&url, &["LLEN", "taskq.dead_letter"]) == 1
+    });
+    worker.stop().await;
+
+    // The operator deployed the task: put the message back, exactly as it was.
+    assert_eq!(client.broker().requeue_dead_letters(10).await.unwrap(), 1);
+    assert_eq!(
+        query::<Vec<String>>(&url, &["LRANGE", "celery", "0", "-1"]),
+        original
+    );
+    assert_eq!(query::<i64>(&url, &["LLEN", "taskq.dead_letter"]), 0);
+    assert_eq!(client.broker().requeue_dead_letters(10).await.unwrap(), 0);
+}

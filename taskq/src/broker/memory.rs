@@ -309,6 +309,32 @@ impl Broker for MemoryBroker {
         Ok(self.state().dead.iter().take(max).cloned().collect())
     }
 
+    async fn requeue_dead_letters(&self, max: usize) -> Result<usize> {
+        let mut moved = 0;
+        {
+            let mut state = self.state();
+            while moved < max {
+                match state.dead.back() {
+                    Some(dead) if !dead.queue.is_empty() => {
+                        let dead = state.dead.pop_back().expect("just seen");
+                        let list = self.keys.queue_list(&dead.queue, 0);
+                        state
+                            .lists
+                            .entry(list)
+                            .or_default()
+                            .push_front(dead.payload.into());
+                        moved += 1;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        if moved > 0 {
+            self.arrived.notify_waiters();
+        }
+        Ok(moved)
+    }
+
     async fn renew(&self, tags: &[String]) -> Result<()> {
         let now = crate::unix_now();
         let mut state = self.state();

@@ -210,6 +210,11 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// Reads the dead-letter list, newest first.
     async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>>;
 
+    /// Puts up to `max` dead-lettered messages back at the back of their queues (at priority
+    /// bucket 0), oldest first, once their cause is fixed; returns how many moved. An entry that names no queue
+    /// (it never had one) stops the move and stays.
+    async fn requeue_dead_letters(&self, max: usize) -> Result<usize>;
+
     /// Renews the leases of unacked messages a live worker holds, so that no recovery takes
     /// them. Tags no longer unacked are ignored.
     async fn renew(&self, tags: &[String]) -> Result<()>;

@@ -341,6 +341,19 @@ impl Broker for RedisBroker {
             .collect()
     }
 
+    async fn requeue_dead_letters(&self, max: usize) -> Result<usize> {
+        let mut conn = self.conn().await?;
+        let moved: usize = self
+            .scripts
+            .requeue_dead
+            .key(self.keys.dead_letter())
+            .arg(max)
+            .arg(self.keys.prefix())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(moved)
+    }
+
     async fn renew(&self, tags: &[String]) -> Result<()> {
         if tags.is_empty() {
             return Ok(());
