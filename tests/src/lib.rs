@@ -812,6 +812,35 @@ pub mod worker {
         *n
     }
 
+    /// Sends the example app's `tasks.send_push_notification` for `token`.
+    ///
+    /// # Panics
+    ///
+    /// If the broker refuses it.
+    pub async fn send_push(client: &Client, token: &str) -> taskq::AsyncResult<serde_json::Value> {
+        client
+            .send_by_name(
+                "tasks.send_push_notification",
+                vec![serde_json::json!(token)],
+                serde_json::Map::new(),
+                taskq::Options::new(),
+            )
+            .await
+            .expect("the broker accepts the task")
+    }
+
+    /// The execution ledger the example push task keeps in `dir/notification.log`: how many
+    /// times each token's task completed.
+    pub fn ledger_runs(dir: &std::path::Path) -> std::collections::HashMap<String, usize> {
+        let ledger = std::fs::read_to_string(dir.join("notification.log")).unwrap_or_default();
+        let mut runs = std::collections::HashMap::new();
+        for line in ledger.lines() {
+            let token = line.rsplit(' ').next().unwrap_or_default().to_owned();
+            *runs.entry(token).or_insert(0) += 1;
+        }
+        runs
+    }
+
     /// Waits until a worker has taken the only message sent: it is in `unacked` and the
     /// `celery` list is empty.
     pub fn wait_until_taken(server: &RedisServer, timeout: Duration) {

@@ -5,12 +5,9 @@
 //! `TASKQ_CHAOS_KILLS` sets the number of kills (default 8, which CI runs); duplicates are
 //! allowed only for tasks that were running when their worker was killed (at-least-once).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map};
-use taskq::Options;
-use taskq_tests::worker::{client, query};
+use taskq_tests::worker::{client, ledger_runs, query, send_push};
 use taskq_tests::{spawn_example_worker, wait_until, ChildGuard, RedisServer};
 
 const TASKS: usize = 200;
@@ -61,15 +58,7 @@ async fn no_task_is_lost_when_workers_are_killed_at_random_instants() {
     let mut sent = Vec::new();
     for i in 0..TASKS {
         let token = format!("token-{i}");
-        let result = client
-            .send_by_name(
-                "tasks.send_push_notification",
-                vec![json!(token)],
-                Map::new(),
-                Options::new(),
-            )
-            .await
-            .unwrap();
+        let result = send_push(&client, &token).await;
         sent.push((token, result));
     }
     let started = Instant::now();
@@ -96,16 +85,11 @@ async fn no_task_is_lost_when_workers_are_killed_at_random_instants() {
                 && query::<i64>(&url, &["ZCARD", "unacked_index"]) == 0
         },
     );
-    let ledger = std::fs::read_to_string(dir.path().join("notification.log")).unwrap();
-    let mut runs: HashMap<&str, usize> = HashMap::new();
-    for line in ledger.lines() {
-        let token = line.rsplit(' ').next().unwrap();
-        *runs.entry(token).or_default() += 1;
-    }
+    let runs = ledger_runs(dir.path());
     let missing: Vec<&String> = sent
         .iter()
         .map(|(t, _)| t)
-        .filter(|t| !runs.contains_key(t.as_str()))
+        .filter(|t| !runs.contains_key(*t))
         .collect();
     assert!(
         missing.is_empty(),

@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map};
+use serde_json::json;
 use taskq::Options;
 use taskq_tests::worker::{
-    client, count_run, query, wait_nothing_unacked, wait_until_taken, RunningWorker,
+    client, count_run, query, send_push, wait_nothing_unacked, wait_until_taken, RunningWorker,
 };
 use taskq_tests::{redis_cmd, spawn_example_worker, wait_until, ChildGuard, RedisServer};
 
@@ -36,15 +36,7 @@ async fn a_task_of_a_killed_worker_runs_on_the_next_one() {
     let dir = tempfile::tempdir().unwrap();
     let client = client(&server, |config| config.result_backend = server.url());
     let mut first = example_worker(&server, dir.path(), "first.log");
-    let sent = client
-        .send_by_name(
-            "tasks.send_push_notification",
-            vec![json!("dev-killed")],
-            Map::new(),
-            Options::new(),
-        )
-        .await
-        .unwrap();
+    let sent = send_push(&client, "dev-killed").await;
     let url = server.url();
     wait_until_taken(&server, WAIT);
     std::thread::sleep(Duration::from_millis(300)); // well inside its 3 s run
@@ -195,15 +187,7 @@ async fn a_frozen_worker_that_wakes_up_cannot_release_the_new_holders_message() 
     let dir = tempfile::tempdir().unwrap();
     let client = client(&server, |config| config.result_backend = server.url());
     let frozen = example_worker(&server, dir.path(), "frozen.log");
-    let sent = client
-        .send_by_name(
-            "tasks.send_push_notification",
-            vec![json!("dev-zombie")],
-            Map::new(),
-            Options::new(),
-        )
-        .await
-        .unwrap();
+    let sent = send_push(&client, "dev-zombie").await;
     let url = server.url();
     wait_until_taken(&server, WAIT);
     std::thread::sleep(Duration::from_millis(300));

@@ -2,12 +2,9 @@
 //! within the grace period, puts back what it had reserved, and exits; another worker then
 //! runs the rest. Every task runs exactly once, none is lost.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map};
-use taskq::Options;
-use taskq_tests::worker::{client, query};
+use taskq_tests::worker::{client, ledger_runs, query, send_push};
 use taskq_tests::{spawn_example_worker, wait_until, RedisServer};
 
 const TASKS: usize = 300;
@@ -27,15 +24,7 @@ async fn sigterm_during_a_burst_loses_nothing_and_runs_nothing_twice() {
     let mut sent = Vec::new();
     for i in 0..TASKS {
         let token = format!("burst-{i}");
-        let result = client
-            .send_by_name(
-                "tasks.send_push_notification",
-                vec![json!(token)],
-                Map::new(),
-                Options::new(),
-            )
-            .await
-            .unwrap();
+        let result = send_push(&client, &token).await;
         sent.push((token, result));
     }
     tokio::time::sleep(Duration::from_millis(500)).await; // mid-burst
@@ -68,11 +57,7 @@ async fn sigterm_during_a_burst_loses_nothing_and_runs_nothing_twice() {
         "every message to be acknowledged",
         || query::<i64>(&url, &["HLEN", "unacked"]) == 0,
     );
-    let ledger = std::fs::read_to_string(dir.path().join("notification.log")).unwrap();
-    let mut runs: HashMap<&str, usize> = HashMap::new();
-    for line in ledger.lines() {
-        *runs.entry(line.rsplit(' ').next().unwrap()).or_default() += 1;
-    }
+    let runs = ledger_runs(dir.path());
     assert_eq!(runs.len(), TASKS, "every task ran");
     let twice: Vec<_> = runs.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "tasks run twice: {twice:?}");
