@@ -13,7 +13,8 @@
 //! | `TASKQ_TRACK_STARTED` | `false` | store a STARTED state when a task starts |
 //! | `TASKQ_REQUIRE_NOEVICTION` | `false` | refuse to start a worker unless Redis's `maxmemory-policy` is `noeviction` |
 //! | `TASKQ_MAX_RECOVERIES` | `5` | crashes (worker lost while running the task) after which the message is dead-lettered |
-//! | `TASKQ_VISIBILITY_TIMEOUT` | `3600` | seconds a dead worker's messages stay claimed before recovery returns them to their queue |
+//! | `TASKQ_VISIBILITY_TIMEOUT` | `30` | seconds a killed or frozen taskq worker's messages stay claimed before recovery returns them to their queue (live workers renew their leases) |
+//! | `TASKQ_CELERY_VISIBILITY_TIMEOUT` | `3600` | the same for messages Python Celery workers hold (they renew nothing): kombu's `visibility_timeout` |
 //! | `TASKQ_SEND_EVENTS` | `false` | publish Celery events (`celeryev`) for Flower and `celery events` (Celery's `-E`) |
 //! | `TASKQ_UNKNOWN_TASK_RETRIES` | `3` | times a worker puts back a task it does not know (another worker may) before failing it |
 
@@ -68,11 +69,15 @@ pub struct Config {
     pub track_started: bool,
     /// Whether workers publish Celery events (`celeryev`).
     pub send_events: bool,
-    /// How long the messages of a worker that stopped renewing its leases (it died or froze)
-    /// stay claimed before recovery returns them to their queue. Live workers renew theirs,
-    /// so long tasks are never taken from them. kombu's default, 3600 s, is the safe value
-    /// when Python workers share the broker: they do not renew and restore on the same rule.
+    /// How long the messages of a taskq worker that stopped renewing its leases (it died or
+    /// froze) stay claimed before recovery returns them to their queue. Live workers renew
+    /// theirs, so long tasks are never taken from them, however long they run.
     pub visibility_timeout: Duration,
+    /// How long messages held by Python Celery workers (which hold no taskq lease) stay
+    /// claimed before taskq's recovery returns them: kombu's `visibility_timeout`, 3600 s by
+    /// default. Keep it equal to the Python workers' setting, so a long Python task is not
+    /// taken from a live Python worker.
+    pub celery_visibility_timeout: Duration,
     /// After how many crashes (its worker died or froze while running its task) a message is
     /// no longer run but stored as FAILURE (`WorkerLostError`) and dead-lettered. Messages a
     /// dead worker only held (prefetched) do not count.
@@ -100,7 +105,8 @@ impl Default for Config {
             track_started: false,
             send_events: false,
             unknown_task_retries: 3,
-            visibility_timeout: Duration::from_secs(3600),
+            visibility_timeout: Duration::from_secs(30),
+            celery_visibility_timeout: Duration::from_secs(3600),
             max_recoveries: 5,
             require_noeviction: false,
         }
@@ -172,13 +178,11 @@ impl Config {
             config.shutdown_grace = Duration::from_secs_f64(parse("TASKQ_SHUTDOWN_GRACE", &secs)?);
         }
         if let Some(secs) = get(&["TASKQ_VISIBILITY_TIMEOUT"]) {
-            let secs: f64 = parse("TASKQ_VISIBILITY_TIMEOUT", &secs)?;
-            if !(secs.is_finite() && secs > 0.0) {
-                return Err(Error::Config(
-                    "TASKQ_VISIBILITY_TIMEOUT must be positive".to_owned(),
-                ));
-            }
-            config.visibility_timeout = Duration::from_secs_f64(secs);
+            config.visibility_timeout = parse_positive_secs("TASKQ_VISIBILITY_TIMEOUT", &secs)?;
+        }
+        if let Some(secs) = get(&["TASKQ_CELERY_VISIBILITY_TIMEOUT"]) {
+            config.celery_visibility_timeout =
+                parse_positive_secs("TASKQ_CELERY_VISIBILITY_TIMEOUT", &secs)?;
         }
         if let Some(n) = get(&["TASKQ_MAX_RECOVERIES"]) {
             config.max_recoveries = parse_positive("TASKQ_MAX_RECOVERIES", &n)? as u32;
@@ -210,6 +214,16 @@ fn parse_positive(name: &str, value: &str) -> Result<usize> {
         0 => Err(Error::Config(format!("{name} must be at least 1"))),
         n => Ok(n),
     }
+}
+
+fn parse_positive_secs(name: &str, value: &str) -> Result<Duration> {
+    let secs: f64 = parse(name, value)?;
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(Error::Config(format!(
+            "{name} must be a positive number of seconds"
+        )));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 fn parse_bool(name: &str, value: &str) -> Result<bool> {

@@ -9,6 +9,7 @@
 //! | `unacked` | hash | delivery tag → `[envelope, exchange, routing_key]` |
 //! | `unacked_index` | zset | delivery tag → fetch time |
 //! | `_kombu.binding.<queue>` | set | the queue's binding (declared on publish) |
+//! | `taskq.leases` | zset | delivery tag → last renewal, for messages taskq workers hold |
 //! | `taskq.eta` | zset | delivery tag → due time of a parked ETA message |
 //! | `taskq.eta.messages` | hash | delivery tag → `[list key, envelope]` |
 //! | `taskq.dead_letter` | list | messages that cannot run, with the reason |
@@ -217,6 +218,17 @@ impl BrokerKeys {
     /// ```
     pub fn eta_messages(&self) -> String {
         format!("{}taskq.eta.messages", self.prefix)
+    }
+
+    /// Leases of the messages taskq workers hold: delivery tag → when the lease was last
+    /// renewed. Messages in `unacked` without one are held by Python workers.
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// assert_eq!(keys.leases(), "taskq.leases");
+    /// ```
+    pub fn leases(&self) -> String {
+        format!("{}taskq.leases", self.prefix)
     }
 
     /// Delivery tags of recovered messages whose task has started again (a recovery of one of

@@ -8,18 +8,20 @@ use redis::Script;
 /// `unacked_index` zset, in one step. Messages that are not a JSON object with a string
 /// `properties.delivery_tag` cannot be tracked, so they go to the dead-letter list instead.
 ///
+/// Each message taken also gets a taskq lease in `taskq.leases` (see [`RENEW`]).
+///
 /// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` dead-letter list,
-///   `KEYS[4..]` queue lists in fetch order.
-/// * `ARGV[1]` max messages; `ARGV[2..]` the queue name of each list in `KEYS[4..]`.
+///   `KEYS[4]` leases zset, `KEYS[5..]` queue lists in fetch order.
+/// * `ARGV[1]` max messages; `ARGV[2..]` the queue name of each list in `KEYS[5..]`.
 /// * Returns `{now, i1, tag1, raw1, i2, tag2, raw2, …}`: the server time (seconds, as a
-///   string) and, per message, the 1-based index of its list in `KEYS[4..]`, its tag and text.
+///   string) and, per message, the 1-based index of its list in `KEYS[5..]`, its tag and text.
 pub(crate) const FETCH: &str = r#"
 local limit = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = string.format('%d.%06d', t[1], t[2])
 local out = {now}
 local taken = 0
-for i = 4, #KEYS do
+for i = 5, #KEYS do
   while taken < limit do
     local raw = redis.call('RPOP', KEYS[i])
     if not raw then break end
@@ -28,14 +30,15 @@ for i = 4, #KEYS do
     local tag = type(props) == 'table' and props.delivery_tag
     if type(tag) ~= 'string' then
       local reason = ok and 'message has no properties.delivery_tag' or ('message is not JSON: ' .. tostring(env))
-      redis.call('LPUSH', KEYS[3], cjson.encode({reason = reason, queue = ARGV[i - 2], payload = raw, time = tonumber(now)}))
+      redis.call('LPUSH', KEYS[3], cjson.encode({reason = reason, queue = ARGV[i - 3], payload = raw, time = tonumber(now)}))
     else
       local info = type(props.delivery_info) == 'table' and props.delivery_info or {}
       local exchange = type(info.exchange) == 'string' and info.exchange or ''
-      local routing_key = type(info.routing_key) == 'string' and info.routing_key or ARGV[i - 2]
+      local routing_key = type(info.routing_key) == 'string' and info.routing_key or ARGV[i - 3]
       redis.call('HSET', KEYS[1], tag, '[' .. raw .. ', ' .. cjson.encode(exchange) .. ', ' .. cjson.encode(routing_key) .. ']')
       redis.call('ZADD', KEYS[2], now, tag)
-      out[#out + 1] = i - 3
+      redis.call('ZADD', KEYS[4], now, tag)
+      out[#out + 1] = i - 4
       out[#out + 1] = tag
       out[#out + 1] = raw
       taken = taken + 1
@@ -48,7 +51,7 @@ return out
 /// Puts unacked messages back at the front of their lists (the next to be popped), as kombu
 /// restores them. A tag no longer in `unacked` (acked or restored by someone else) is skipped.
 ///
-/// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset.
+/// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` leases zset.
 /// * `ARGV` triples: delivery tag, destination list, envelope text.
 /// * Returns the number of messages put back.
 pub(crate) const REQUEUE: &str = r#"
@@ -56,6 +59,7 @@ local moved = 0
 for i = 1, #ARGV, 3 do
   if redis.call('HDEL', KEYS[1], ARGV[i]) == 1 then
     redis.call('ZREM', KEYS[2], ARGV[i])
+    redis.call('ZREM', KEYS[3], ARGV[i])
     redis.call('RPUSH', ARGV[i + 1], ARGV[i + 2])
     moved = moved + 1
   end
@@ -67,13 +71,14 @@ return moved
 /// worker's memory.
 ///
 /// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` ETA schedule zset,
-///   `KEYS[4]` ETA messages hash.
+///   `KEYS[4]` ETA messages hash, `KEYS[5]` leases zset.
 /// * `ARGV[1]` delivery tag, `ARGV[2]` due time (seconds since the epoch), `ARGV[3]` the list
 ///   to return to, `ARGV[4]` envelope text.
 /// * Returns 1 if parked, 0 if the tag was no longer unacked.
 pub(crate) const DEFER: &str = r#"
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('HSET', KEYS[4], ARGV[1], cjson.encode({ARGV[3], ARGV[4]}))
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 return 1
@@ -104,12 +109,14 @@ return {#due, next_due[2] or ''}
 
 /// Moves an unacked message to the dead-letter list with the reason, in one step.
 ///
-/// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` dead-letter list.
+/// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` dead-letter list,
+///   `KEYS[4]` leases zset.
 /// * `ARGV[1]` delivery tag, `ARGV[2]` the dead-letter entry (JSON with reason and payload).
 /// * Returns 1 if moved, 0 if the tag was no longer unacked.
 pub(crate) const DEAD_LETTER: &str = r#"
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('LPUSH', KEYS[3], ARGV[2])
 return 1
 "#;
@@ -136,11 +143,13 @@ redis.call('PUBLISH', KEYS[1], ARGV[1])
 return 1
 "#;
 
-/// Renews the leases of messages a live worker holds: their `unacked_index` score becomes the
-/// server's time, so no recovery (taskq's or kombu's) takes them while the worker lives. Tags
-/// no longer in the index (acknowledged meanwhile) are not added back.
+/// Renews the leases of messages a live worker holds. Both scores become the server's time:
+/// the `taskq.leases` one, which taskq's recovery reads with `TASKQ_VISIBILITY_TIMEOUT`, and
+/// the `unacked_index` one, which kombu's restore in a Python worker reads with its own
+/// (longer) visibility timeout. So no recovery takes them while the worker lives. Tags no
+/// longer unacked (acknowledged meanwhile) are not added back.
 ///
-/// * `KEYS[1]` unacked_index zset.
+/// * `KEYS[1]` unacked_index zset, `KEYS[2]` leases zset.
 /// * `ARGV` the delivery tags.
 /// * Returns the number of leases renewed.
 pub(crate) const RENEW: &str = r#"
@@ -148,7 +157,10 @@ local t = redis.call('TIME')
 local now = string.format('%d.%06d', t[1], t[2])
 local renewed = 0
 for i = 1, #ARGV do
-  renewed = renewed + redis.call('ZADD', KEYS[1], 'XX', 'CH', now, ARGV[i])
+  if redis.call('ZADD', KEYS[1], 'XX', 'CH', now, ARGV[i]) == 1 then
+    redis.call('ZADD', KEYS[2], now, ARGV[i])
+    renewed = renewed + 1
+  end
 end
 return renewed
 "#;
@@ -160,18 +172,27 @@ return renewed
 /// it at once: each message moves exactly once. Index entries without a message are dropped;
 /// an entry that is not `[envelope, exchange, routing_key]` goes to the dead-letter list.
 ///
+/// Two kinds of holder are told apart. A message a taskq worker holds has a lease in
+/// `taskq.leases`, renewed while the worker lives, and lapses after the leased timeout
+/// (`TASKQ_VISIBILITY_TIMEOUT`, short). A message a Python worker holds has no lease and is
+/// never renewed, so it lapses only after the unleased timeout, kombu's own visibility
+/// timeout, as kombu's restore would judge it: a long Python task is not taken from a live
+/// Python worker.
+///
 /// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` dead-letter list,
 ///   `KEYS[4]` set of started recovered messages (a recovery of one of those also counts up
-///   its `taskq_crashes` header).
-/// * `ARGV[1]` visibility timeout in seconds, `ARGV[2]` max messages, `ARGV[3]` key prefix,
-///   `ARGV[4]` priority separator.
+///   its `taskq_crashes` header), `KEYS[5]` leases zset.
+/// * `ARGV[1]` leased timeout in seconds, `ARGV[2]` unleased timeout in seconds (not below
+///   the leased one), `ARGV[3]` max messages, `ARGV[4]` key prefix, `ARGV[5]` priority
+///   separator.
 /// * Returns the number of messages returned to their queues.
 pub(crate) const RECOVER: &str = r#"
 local t = redis.call('TIME')
-local cutoff = tonumber(t[1]) + tonumber(t[2]) / 1000000 - tonumber(ARGV[1])
-local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', cutoff, 'LIMIT', 0, tonumber(ARGV[2]))
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local limit = tonumber(ARGV[3])
 local restored = 0
-for _, tag in ipairs(stale) do
+
+local function recover(tag)
   local held = redis.call('HGET', KEYS[1], tag)
   local ok, entry = pcall(cjson.decode, held or '')
   if held and ok and type(entry) == 'table' and type(entry[1]) == 'table' then
@@ -181,7 +202,7 @@ for _, tag in ipairs(stale) do
     local queue = type(entry[3]) == 'string' and entry[3] or tostring(info.routing_key or 'celery')
     local priority = math.min(math.max(tonumber(props.priority) or 0, 0), 9)
     local bucket = priority >= 9 and 9 or (priority >= 6 and 6 or (priority >= 3 and 3 or 0))
-    local list = ARGV[3] .. queue .. (bucket > 0 and (ARGV[4] .. bucket) or '')
+    local list = ARGV[4] .. queue .. (bucket > 0 and (ARGV[5] .. bucket) or '')
     if type(props.delivery_info) == 'table' then props.delivery_info.redelivered = true end
     if type(envelope.headers) ~= 'table' then envelope.headers = {} end
     envelope.headers.taskq_recoveries = (tonumber(envelope.headers.taskq_recoveries) or 0) + 1
@@ -194,11 +215,20 @@ for _, tag in ipairs(stale) do
     redis.call('RPUSH', list, cjson.encode(envelope))
     restored = restored + 1
   elseif held then
-    redis.call('LPUSH', KEYS[3], cjson.encode({reason = 'unacked entry is not [envelope, exchange, routing_key]', queue = '', payload = held, time = cutoff}))
+    redis.call('LPUSH', KEYS[3], cjson.encode({reason = 'unacked entry is not [envelope, exchange, routing_key]', queue = '', payload = held, time = now}))
   end
   redis.call('HDEL', KEYS[1], tag)
   redis.call('ZREM', KEYS[2], tag)
   redis.call('SREM', KEYS[4], tag)
+  redis.call('ZREM', KEYS[5], tag)
+end
+
+local leased = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(ARGV[1]), 'LIMIT', 0, limit)
+for _, tag in ipairs(leased) do recover(tag) end
+local room = limit - #leased
+if room > 0 then
+  local unleased = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, room)
+  for _, tag in ipairs(unleased) do recover(tag) end
 end
 return restored
 "#;

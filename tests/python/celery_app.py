@@ -65,3 +65,13 @@ def flaky(self, succeed_after):
     if self.request.retries < succeed_after:
         raise self.retry(countdown=0.2)
     return self.request.retries
+
+
+@app.task(name="py.sleep_logged", acks_late=True)
+def sleep_logged(seconds, ledger):
+    """Appends a line to `ledger` each time it starts, then sleeps: counts runs of a long task
+    whose message stays in `unacked` while it runs (acks_late)."""
+    with open(ledger, "a") as f:
+        f.write("start\n")
+    time.sleep(seconds)
+    return seconds

@@ -857,8 +857,8 @@ pub mod worker {
         format!("celery-task-meta-{id}")
     }
 
-    /// Asserts that nothing is left in kombu's `unacked` hash or its `unacked_index` on
-    /// `server`'s db 0.
+    /// Asserts that nothing is left in kombu's `unacked` hash, its `unacked_index` or taskq's
+    /// leases on `server`'s db 0.
     ///
     /// # Panics
     ///
@@ -866,6 +866,7 @@ pub mod worker {
     pub fn assert_nothing_unacked(server: &RedisServer) {
         assert_eq!(query::<i64>(&server.url(), &["HLEN", "unacked"]), 0);
         assert_eq!(query::<i64>(&server.url(), &["ZCARD", "unacked_index"]), 0);
+        assert_eq!(query::<i64>(&server.url(), &["ZCARD", "taskq.leases"]), 0);
     }
 
     /// Waits (blocking, with [`wait_until`]) until `unacked` is empty, then

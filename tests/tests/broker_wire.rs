@@ -375,6 +375,9 @@ async fn fetch_moves_to_unacked_and_ack_removes() {
         score.fract() != 0.0,
         "the score keeps sub-second precision: {score}"
     );
+    // The taskq lease, which tells recovery that a taskq worker holds it and renews it.
+    let lease: f64 = query(&server.url(), &["ZSCORE", "taskq.leases", &delivery.tag]);
+    assert_eq!(lease, score);
 
     // An empty fetch returns nothing and does not wait.
     let empty = client
@@ -391,6 +394,7 @@ async fn fetch_moves_to_unacked_and_ack_removes() {
         .expect("ack");
     assert_eq!(query::<i64>(&server.url(), &["HLEN", "unacked"]), 0);
     assert_eq!(query::<i64>(&server.url(), &["ZCARD", "unacked_index"]), 0);
+    assert_eq!(query::<i64>(&server.url(), &["ZCARD", "taskq.leases"]), 0);
     assert_eq!(query::<i64>(&server.url(), &["LLEN", "celery"]), 0);
 }
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc, Notify};
 
-use super::{Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, Subscription};
+use super::{
+    Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, RecoverAfter, Subscription,
+};
 use crate::connection::named_instance;
 use crate::keys::BrokerKeys;
 use crate::Result;
@@ -346,8 +348,10 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
-    async fn recover(&self, visibility_timeout: Duration, max: usize) -> Result<usize> {
-        let cutoff = crate::unix_now() - visibility_timeout.as_secs_f64();
+    /// Every holder of a memory broker's messages is a taskq worker in this process, so
+    /// every message has a lease: `after.leased` applies.
+    async fn recover(&self, after: RecoverAfter, max: usize) -> Result<usize> {
+        let cutoff = crate::unix_now() - after.leased().as_secs_f64();
         let restored = {
             let mut state = self.state();
             let stale: Vec<String> = state

@@ -219,10 +219,10 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// them. Tags no longer unacked are ignored.
     async fn renew(&self, tags: &[String]) -> Result<()>;
 
-    /// Returns up to `max` unacked messages whose lease is older than `visibility_timeout`
-    /// (their worker died or froze) to the front of their queues; returns how many. Safe to
-    /// run from many workers at once.
-    async fn recover(&self, visibility_timeout: Duration, max: usize) -> Result<usize>;
+    /// Returns up to `max` unacked messages whose holder died or froze to the front of their
+    /// queues; returns how many. Safe to run from many workers at once. See [`RecoverAfter`]
+    /// for when a message counts as lost.
+    async fn recover(&self, after: RecoverAfter, max: usize) -> Result<usize>;
 
     /// Records that the task of a recovered message has started, so that losing it again
     /// counts as a crash of the task (poison-message detection).
@@ -282,6 +282,43 @@ pub struct Promoted {
     pub moved: usize,
     /// When the next parked message is due (broker clock, seconds since the epoch).
     pub next_due: Option<f64>,
+}
+
+/// When recovery takes an unacked message back from its holder.
+///
+/// A taskq worker renews a lease on every message it holds, so its messages are lost only
+/// when it stops renewing for `leased` ([`Config::visibility_timeout`](crate::Config)). A
+/// Python worker renews nothing; its messages are taken back only after `unleased`, kombu's
+/// own visibility timeout, as kombu would judge them (never below `leased`).
+///
+/// ```
+/// use std::time::Duration;
+/// let after = taskq::broker::RecoverAfter::new(Duration::from_secs(30), Duration::from_secs(3600));
+/// assert_eq!(after.unleased(), Duration::from_secs(3600));
+/// let odd = taskq::broker::RecoverAfter::new(Duration::from_secs(30), Duration::from_secs(5));
+/// assert_eq!(odd.unleased(), Duration::from_secs(30));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoverAfter {
+    leased: Duration,
+    unleased: Duration,
+}
+
+impl RecoverAfter {
+    /// Leased messages lapse after `leased`, others after `unleased` (at least `leased`).
+    pub fn new(leased: Duration, unleased: Duration) -> Self {
+        Self { leased, unleased }
+    }
+
+    /// How long a taskq worker's messages stay claimed after its last lease renewal.
+    pub fn leased(&self) -> Duration {
+        self.leased
+    }
+
+    /// How long a message without a taskq lease (a Python worker's) stays claimed.
+    pub fn unleased(&self) -> Duration {
+        self.unleased.max(self.leased)
+    }
 }
 
 /// An entry of the dead-letter list.

@@ -16,7 +16,9 @@ use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::AsyncConnectionConfig;
 use tokio::sync::Mutex;
 
-use super::{Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, Subscription};
+use super::{
+    Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, RecoverAfter, Subscription,
+};
 use crate::config::mask_url;
 use crate::connection::LazyConnection;
 use crate::keys::BrokerKeys;
@@ -219,6 +221,7 @@ impl Broker for RedisBroker {
             .key(self.keys.unacked())
             .key(self.keys.unacked_index())
             .key(self.keys.dead_letter())
+            .key(self.keys.leases())
             .arg(max);
         for (list, queue) in &order {
             invocation.key(list).arg(queue);
@@ -251,6 +254,8 @@ impl Broker for RedisBroker {
             .ignore()
             .srem(self.keys.started(), tags)
             .ignore()
+            .zrem(self.keys.leases(), tags)
+            .ignore()
             .query_async(&mut conn)
             .await?;
         Ok(())
@@ -263,7 +268,8 @@ impl Broker for RedisBroker {
         let mut invocation = self.scripts.requeue.prepare_invoke();
         invocation
             .key(self.keys.unacked())
-            .key(self.keys.unacked_index());
+            .key(self.keys.unacked_index())
+            .key(self.keys.leases());
         for d in deliveries {
             invocation.arg(&d.tag).arg(&d.source).arg(&*d.raw);
         }
@@ -281,6 +287,7 @@ impl Broker for RedisBroker {
             .key(self.keys.unacked_index())
             .key(self.keys.eta_schedule())
             .key(self.keys.eta_messages())
+            .key(self.keys.leases())
             .arg(&delivery.tag)
             .arg(eta)
             .arg(&delivery.source)
@@ -320,6 +327,7 @@ impl Broker for RedisBroker {
             .key(self.keys.unacked())
             .key(self.keys.unacked_index())
             .key(self.keys.dead_letter())
+            .key(self.keys.leases())
             .arg(&delivery.tag)
             .arg(serde_json::to_string(&entry)?)
             .invoke_async(&mut conn)
@@ -359,13 +367,16 @@ impl Broker for RedisBroker {
             return Ok(());
         }
         let mut invocation = self.scripts.renew.prepare_invoke();
-        invocation.key(self.keys.unacked_index()).arg(tags);
+        invocation
+            .key(self.keys.unacked_index())
+            .key(self.keys.leases())
+            .arg(tags);
         let mut conn = self.conn().await?;
         let _renewed: usize = invocation.invoke_async(&mut conn).await?;
         Ok(())
     }
 
-    async fn recover(&self, visibility_timeout: Duration, max: usize) -> Result<usize> {
+    async fn recover(&self, after: RecoverAfter, max: usize) -> Result<usize> {
         let mut conn = self.conn().await?;
         let restored: usize = self
             .scripts
@@ -374,7 +385,9 @@ impl Broker for RedisBroker {
             .key(self.keys.unacked_index())
             .key(self.keys.dead_letter())
             .key(self.keys.started())
-            .arg(visibility_timeout.as_secs_f64())
+            .key(self.keys.leases())
+            .arg(after.leased().as_secs_f64())
+            .arg(after.unleased().as_secs_f64())
             .arg(max)
             .arg(self.keys.prefix())
             .arg(self.keys.priority_sep())

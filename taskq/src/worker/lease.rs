@@ -1,6 +1,7 @@
-//! Lease renewal: while a worker lives, the `unacked_index` score of every message it holds is
-//! refreshed every quarter of the visibility timeout, so recovery (taskq's, or kombu's in a
-//! Python worker) never takes a message from a live worker, however long its task runs.
+//! Lease renewal: while a worker lives, the lease (`taskq.leases`) and `unacked_index` score of
+//! every message it holds are refreshed every quarter of the visibility timeout, so recovery
+//! (taskq's, or kombu's in a Python worker) never takes a message from a live worker, however
+//! long its task runs.
 //!
 //! It runs on a thread of its own, with its own runtime and Redis connection: tasks that keep
 //! the worker's runtime busy (CPU-heavy code) cannot delay it.

@@ -53,6 +53,7 @@ struct Settings {
     track_started: bool,
     unknown_task_retries: u32,
     visibility_timeout: Duration,
+    celery_visibility_timeout: Duration,
     max_recoveries: u32,
     require_noeviction: bool,
     hostname: String,
@@ -178,9 +179,9 @@ impl WorkerBuilder {
         self
     }
 
-    /// How long a dead or frozen worker's messages stay claimed before recovery returns them
-    /// (see [`Config::visibility_timeout`]). This worker renews its own leases every quarter
-    /// of it and runs recovery as often.
+    /// How long a dead or frozen taskq worker's messages stay claimed before recovery returns
+    /// them (see [`Config::visibility_timeout`]). This worker renews its own leases every
+    /// quarter of it and runs recovery as often.
     ///
     /// ```
     /// let client = taskq::Client::from_config(taskq::Config::default())?;
@@ -189,6 +190,21 @@ impl WorkerBuilder {
     /// ```
     pub fn visibility_timeout(mut self, timeout: Duration) -> Self {
         self.settings.visibility_timeout = timeout.max(Duration::from_millis(100));
+        self
+    }
+
+    /// How long messages held by Python Celery workers stay claimed before this worker's
+    /// recovery returns them (see [`Config::celery_visibility_timeout`]).
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client)
+    ///     .celery_visibility_timeout(std::time::Duration::from_secs(7200))
+    ///     .build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
+    pub fn celery_visibility_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.celery_visibility_timeout = timeout;
         self
     }
 
@@ -302,6 +318,7 @@ impl Worker {
             track_started: config.track_started,
             unknown_task_retries: config.unknown_task_retries,
             visibility_timeout: config.visibility_timeout,
+            celery_visibility_timeout: config.celery_visibility_timeout,
             max_recoveries: config.max_recoveries,
             require_noeviction: config.require_noeviction,
             hostname: format!("taskq@{}", crate::hostname()),
