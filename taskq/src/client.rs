@@ -247,6 +247,14 @@ impl Client {
             priority: message.priority,
             envelope: message.encode(&queue_name(&options, &self.inner.config))?,
         };
+        let limit = self.inner.config.max_message_size;
+        if outgoing.envelope.len() > limit {
+            return Err(Error::MessageTooLarge {
+                task: name.to_owned(),
+                size: outgoing.envelope.len(),
+                limit,
+            });
+        }
         self.inner
             .broker
             .publish(std::slice::from_ref(&outgoing))

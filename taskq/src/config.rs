@@ -16,6 +16,7 @@
 //! | `TASKQ_VISIBILITY_TIMEOUT` | `30` | seconds a killed or frozen taskq worker's messages stay claimed before recovery returns them to their queue (live workers renew their leases) |
 //! | `TASKQ_CELERY_VISIBILITY_TIMEOUT` | `3600` | the same for messages Python Celery workers hold (they renew nothing): kombu's `visibility_timeout` |
 //! | `TASKQ_SEND_EVENTS` | `false` | publish Celery events (`celeryev`) for Flower and `celery events` (Celery's `-E`) |
+//! | `TASKQ_MAX_MESSAGE_SIZE` | `1048576` | largest message in bytes: bigger ones are refused at send and dead-lettered at fetch |
 //! | `TASKQ_UNKNOWN_TASK_RETRIES` | `3` | times a worker puts back a task it does not know (another worker may) before failing it |
 
 use std::time::Duration;
@@ -29,6 +30,11 @@ use crate::{Error, Result};
 /// assert_eq!(taskq::Config::default().broker_url, taskq::config::DEFAULT_BROKER_URL);
 /// ```
 pub const DEFAULT_BROKER_URL: &str = "redis://127.0.0.1:6379/0";
+
+/// The default [`Config::max_message_size`]: 1 MiB. Redis would take up to 512 MB, but a
+/// message that large stalls the worker that decodes it; large data belongs in storage,
+/// passed to the task by reference.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 20;
 
 /// taskq's settings.
 ///
@@ -85,6 +91,11 @@ pub struct Config {
     /// Refuse to start a worker when the broker's `maxmemory-policy` is not `noeviction`
     /// (by default it only warns).
     pub require_noeviction: bool,
+    /// The largest message, in bytes, that a client sends or a worker takes. A send of a
+    /// bigger one fails with [`Error::MessageTooLarge`](crate::Error::MessageTooLarge) and
+    /// writes nothing; a bigger one found in a queue (from another producer) goes to the
+    /// dead-letter list without reaching the worker's memory.
+    pub max_message_size: usize,
     /// How many times a worker puts back a task it does not know, with backoff, before it
     /// stores FAILURE (`NotRegistered`) and dead-letters the message.
     pub unknown_task_retries: u32,
@@ -105,6 +116,7 @@ impl Default for Config {
             track_started: false,
             send_events: false,
             unknown_task_retries: 3,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             visibility_timeout: Duration::from_secs(30),
             celery_visibility_timeout: Duration::from_secs(3600),
             max_recoveries: 5,
@@ -186,6 +198,9 @@ impl Config {
         }
         if let Some(n) = get(&["TASKQ_MAX_RECOVERIES"]) {
             config.max_recoveries = parse_positive("TASKQ_MAX_RECOVERIES", &n)? as u32;
+        }
+        if let Some(n) = get(&["TASKQ_MAX_MESSAGE_SIZE"]) {
+            config.max_message_size = parse_positive("TASKQ_MAX_MESSAGE_SIZE", &n)?;
         }
         if let Some(n) = get(&["TASKQ_UNKNOWN_TASK_RETRIES"]) {
             config.unknown_task_retries = parse("TASKQ_UNKNOWN_TASK_RETRIES", &n)?;

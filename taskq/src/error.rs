@@ -53,6 +53,18 @@ pub enum Error {
     #[error("the task ignores its result; there is nothing to wait for")]
     ResultIgnored,
 
+    /// A message is longer than the configured limit
+    /// ([`Config::max_message_size`](crate::Config::max_message_size)); nothing was sent.
+    #[error("the {task} message is {size} bytes, over the limit of {limit} (TASKQ_MAX_MESSAGE_SIZE); pass large data by reference (a key, a URL), not as an argument")]
+    MessageTooLarge {
+        /// The task the message calls.
+        task: String,
+        /// The encoded message's size in bytes.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+
     /// A background part of taskq stopped (for example the in-memory broker was dropped).
     #[error("taskq is shut down: {0}")]
     Closed(&'static str),

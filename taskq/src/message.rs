@@ -177,8 +177,8 @@ impl NewMessage {
                 timelimit: [self.time_limit.0, self.time_limit.1],
                 root_id: self.root_id.as_deref().unwrap_or(&self.id),
                 parent_id: self.parent_id.as_deref(),
-                argsrepr: args_repr(&self.args),
-                kwargsrepr: py_repr(&Value::Object(self.kwargs.clone())),
+                argsrepr: truncate_repr(args_repr(&self.args)),
+                kwargsrepr: truncate_repr(py_repr(&Value::Object(self.kwargs.clone()))),
                 origin: origin(),
                 ignore_result: self.ignore_result,
                 replaced_task_nesting: 0,
@@ -692,6 +692,20 @@ fn process_oid() -> &'static str {
     OID.get_or_init(|| uuid::Uuid::new_v4().to_string())
 }
 
+/// The longest `argsrepr`/`kwargsrepr` header, in characters, as Celery's
+/// `argsrepr_maxsize`/`kwargsrepr_maxsize`: the reprs are for logs and monitors, and a
+/// large argument must not be carried twice.
+const REPR_MAX_CHARS: usize = 1024;
+
+/// `repr` cut to [`REPR_MAX_CHARS`] characters and marked with `...` when longer.
+fn truncate_repr(mut repr: String) -> String {
+    if let Some((cut, _)) = repr.char_indices().nth(REPR_MAX_CHARS) {
+        repr.truncate(cut);
+        repr.push_str("...");
+    }
+    repr
+}
+
 /// Python's `repr()` of the argument tuple, for logs and monitors: `(2, 3)`, `('a',)`.
 pub(crate) fn args_repr(args: &[Value]) -> String {
     let items: Vec<String> = args.iter().map(py_repr).collect();
@@ -730,6 +744,16 @@ mod tests {
     fn celery_add_message() -> String {
         // The message Celery 5.6.2 writes for add.delay(2, 3), as recorded from MONITOR.
         r#"{"body": "W1syLCAzXSwge30sIHsiY2FsbGJhY2tzIjogbnVsbCwgImVycmJhY2tzIjogbnVsbCwgImNoYWluIjogbnVsbCwgImNob3JkIjogbnVsbH1d", "content-encoding": "utf-8", "content-type": "application/json", "headers": {"lang": "py", "task": "tasks.add", "id": "890ebb03-5a96-424e-a471-d215a7f7201c", "shadow": null, "eta": null, "expires": null, "group": null, "group_index": null, "retries": 0, "timelimit": [null, null], "root_id": "890ebb03-5a96-424e-a471-d215a7f7201c", "parent_id": null, "argsrepr": "(2, 3)", "kwargsrepr": "{}", "origin": "gen14698@vm", "ignore_result": false, "replaced_task_nesting": 0, "stamped_headers": null, "stamps": {}}, "properties": {"correlation_id": "890ebb03-5a96-424e-a471-d215a7f7201c", "reply_to": "82826158-5f96-3278-b94e-818a922c954e", "delivery_mode": 2, "delivery_info": {"exchange": "", "routing_key": "celery"}, "priority": 0, "body_encoding": "base64", "delivery_tag": "823731d2-bddc-4011-955d-e725266caf6e"}}"#.to_owned()
+    }
+
+    #[test]
+    fn long_reprs_are_cut_like_celerys_maxsize() {
+        let msg = NewMessage::new("tasks.len", "id-1").args(vec!["é".repeat(5000).into()]);
+        let encoded: Value = serde_json::from_str(&msg.encode("celery").unwrap()).unwrap();
+        let argsrepr = encoded["headers"]["argsrepr"].as_str().unwrap();
+        assert_eq!(argsrepr.chars().count(), REPR_MAX_CHARS + 3);
+        assert!(argsrepr.starts_with("('éé") && argsrepr.ends_with("é..."));
+        assert_eq!(truncate_repr("(2, 3)".to_owned()), "(2, 3)");
     }
 
     #[test]

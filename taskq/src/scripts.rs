@@ -6,17 +6,20 @@ use redis::Script;
 
 /// Moves up to N messages from the queue lists into kombu's `unacked` hash and
 /// `unacked_index` zset, in one step. Messages that are not a JSON object with a string
-/// `properties.delivery_tag` cannot be tracked, so they go to the dead-letter list instead.
+/// `properties.delivery_tag` cannot be tracked, and messages over the size limit must not
+/// reach a worker's memory, so both go to the dead-letter list instead.
 ///
 /// Each message taken also gets a taskq lease in `taskq.leases` (see [`RENEW`]).
 ///
 /// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` dead-letter list,
 ///   `KEYS[4]` leases zset, `KEYS[5..]` queue lists in fetch order.
-/// * `ARGV[1]` max messages; `ARGV[2..]` the queue name of each list in `KEYS[5..]`.
+/// * `ARGV[1]` max messages, `ARGV[2]` max message size in bytes; `ARGV[3..]` the queue name
+///   of each list in `KEYS[5..]`.
 /// * Returns `{now, i1, tag1, raw1, i2, tag2, raw2, …}`: the server time (seconds, as a
 ///   string) and, per message, the 1-based index of its list in `KEYS[5..]`, its tag and text.
 pub(crate) const FETCH: &str = r#"
 local limit = tonumber(ARGV[1])
+local max_bytes = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = string.format('%d.%06d', t[1], t[2])
 local out = {now}
@@ -25,16 +28,23 @@ for i = 5, #KEYS do
   while taken < limit do
     local raw = redis.call('RPOP', KEYS[i])
     if not raw then break end
-    local ok, env = pcall(cjson.decode, raw)
-    local props = ok and type(env) == 'table' and env.properties
-    local tag = type(props) == 'table' and props.delivery_tag
-    if type(tag) ~= 'string' then
-      local reason = ok and 'message has no properties.delivery_tag' or ('message is not JSON: ' .. tostring(env))
-      redis.call('LPUSH', KEYS[3], cjson.encode({reason = reason, queue = ARGV[i - 3], payload = raw, time = tonumber(now)}))
+    local ok, env, props, tag, reason
+    if #raw > max_bytes then
+      reason = 'message is ' .. #raw .. ' bytes, over the limit of ' .. max_bytes .. ' (TASKQ_MAX_MESSAGE_SIZE)'
+    else
+      ok, env = pcall(cjson.decode, raw)
+      props = ok and type(env) == 'table' and env.properties
+      tag = type(props) == 'table' and props.delivery_tag
+      if type(tag) ~= 'string' then
+        reason = ok and 'message has no properties.delivery_tag' or ('message is not JSON: ' .. tostring(env))
+      end
+    end
+    if reason then
+      redis.call('LPUSH', KEYS[3], cjson.encode({reason = reason, queue = ARGV[i - 2], payload = raw, time = tonumber(now)}))
     else
       local info = type(props.delivery_info) == 'table' and props.delivery_info or {}
       local exchange = type(info.exchange) == 'string' and info.exchange or ''
-      local routing_key = type(info.routing_key) == 'string' and info.routing_key or ARGV[i - 3]
+      local routing_key = type(info.routing_key) == 'string' and info.routing_key or ARGV[i - 2]
       redis.call('HSET', KEYS[1], tag, '[' .. raw .. ', ' .. cjson.encode(exchange) .. ', ' .. cjson.encode(routing_key) .. ']')
       redis.call('ZADD', KEYS[2], now, tag)
       redis.call('ZADD', KEYS[4], now, tag)

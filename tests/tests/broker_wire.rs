@@ -343,7 +343,7 @@ async fn fetch_moves_to_unacked_and_ack_removes() {
     let before = unix_now();
     let fetched = client
         .broker()
-        .fetch(&["celery".to_owned()], 10)
+        .fetch(&["celery".to_owned()], 10, usize::MAX)
         .await
         .expect("fetch");
     assert_eq!(fetched.deliveries.len(), 1);
@@ -382,7 +382,7 @@ async fn fetch_moves_to_unacked_and_ack_removes() {
     // An empty fetch returns nothing and does not wait.
     let empty = client
         .broker()
-        .fetch(&["celery".to_owned()], 10)
+        .fetch(&["celery".to_owned()], 10, usize::MAX)
         .await
         .unwrap();
     assert!(empty.deliveries.is_empty());
@@ -411,7 +411,7 @@ async fn requeue_puts_the_message_back_at_the_front() {
     let key = "celery\x06\x163";
     let fetched = client
         .broker()
-        .fetch(&["celery".to_owned()], 1)
+        .fetch(&["celery".to_owned()], 1, usize::MAX)
         .await
         .unwrap();
     assert_eq!(fetched.deliveries.len(), 1);
@@ -431,7 +431,7 @@ async fn requeue_puts_the_message_back_at_the_front() {
     assert_eq!(back, [first.raw.to_string()]);
     let again = client
         .broker()
-        .fetch(&["celery".to_owned()], 1)
+        .fetch(&["celery".to_owned()], 1, usize::MAX)
         .await
         .unwrap();
     assert_eq!(again.deliveries[0].tag, first.tag);

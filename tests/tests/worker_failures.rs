@@ -411,6 +411,103 @@ async fn malformed_messages_are_dead_lettered_and_good_ones_run() {
 }
 
 // ---------------------------------------------------------------------------
+// Messages over the size limit
+// ---------------------------------------------------------------------------
+
+#[taskq::task(name = "test.failures.length")]
+async fn length(text: String) -> usize {
+    text.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_size_limit_is_refused_at_send_and_writes_nothing() {
+    let server = RedisServer::start();
+    let client = client(&server, |config| config.max_message_size = 64 * 1024);
+    let sent = client
+        .send(&length, ("x".repeat(100_000),), Options::new())
+        .await;
+    match sent {
+        Err(Error::MessageTooLarge { task, size, limit }) => {
+            assert_eq!(task, "test.failures.length");
+            assert!(size > 100_000, "{size}");
+            assert_eq!(limit, 64 * 1024);
+        }
+        other => panic!("expected MessageTooLarge, got {other:?}"),
+    }
+    assert_eq!(
+        query::<i64>(&server.url(), &["DBSIZE"]),
+        0,
+        "nothing written"
+    );
+    // A smaller one goes through (the body is base64 in the envelope: 4/3 of the JSON).
+    let fits = client
+        .send(&length, ("x".repeat(30_000),), Options::new())
+        .await;
+    assert!(fits.is_ok(), "{fits:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_size_limit_found_in_a_queue_is_dead_lettered_whole() {
+    let server = RedisServer::start();
+    // Another producer, with no limit of its own, sends a 20 MB message between small ones.
+    let unlimited = client(&server, |config| config.max_message_size = usize::MAX);
+    let small_before = unlimited
+        .send(&length, ("a".to_owned(),), Options::new())
+        .await
+        .unwrap();
+    let huge = unlimited
+        .send(&length, ("h".repeat(20_000_000),), Options::new())
+        .await
+        .unwrap();
+    let small_after = unlimited
+        .send(&length, ("bb".to_owned(),), Options::new())
+        .await
+        .unwrap();
+    let huge_len: i64 = query(
+        &server.url(),
+        &[
+            "EVAL",
+            "return #redis.call('LINDEX', KEYS[1], 1)",
+            "1",
+            "celery",
+        ],
+    );
+    assert!(huge_len > 20_000_000);
+
+    // The worker keeps the default limit, 1 MiB.
+    let capped = client(&server, |_| {});
+    let worker = RunningWorker::start(&capped, |b| b.shutdown_grace(GRACE));
+    assert_eq!(small_before.get(WAIT).await.unwrap(), 1);
+    assert_eq!(small_after.get(WAIT).await.unwrap(), 2);
+    let url = server.url();
+    wait_until(WAIT, "the dead letter", || {
+        query::<i64>(&url, &["LLEN", "taskq.dead_letter"]) == 1
+    });
+    wait_nothing_unacked(&server, WAIT);
+    let dead = capped.broker().dead_letters(1).await.unwrap().remove(0);
+    assert!(
+        dead.reason.contains(&format!(
+            "message is {huge_len} bytes, over the limit of 1048576"
+        )),
+        "{}",
+        dead.reason
+    );
+    assert_eq!(
+        dead.payload.len() as i64,
+        huge_len,
+        "the raw message is kept whole"
+    );
+    assert_eq!(dead.queue, "celery");
+    // The huge task never ran, so it has no result.
+    assert_eq!(
+        query::<i64>(&server.url_db(1), &["EXISTS", &meta_key(huge.id())]),
+        0
+    );
+    assert!(worker.is_alive());
+    worker.stop().await;
+}
+
+// ---------------------------------------------------------------------------
 // Badly typed arguments
 // ---------------------------------------------------------------------------
 

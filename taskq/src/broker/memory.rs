@@ -27,7 +27,7 @@ use crate::Result;
 /// let broker = MemoryBroker::named("doc-example");
 /// let envelope = NewMessage::new("tasks.add", "id-1").encode("celery").unwrap();
 /// broker.publish(&[Outgoing { queue: "celery".into(), priority: 0, envelope }]).await?;
-/// let fetched = broker.fetch(&["celery".into()], 10).await?;
+/// let fetched = broker.fetch(&["celery".into()], 10, 1 << 20).await?;
 /// assert_eq!(fetched.deliveries.len(), 1);
 /// broker.ack(&[fetched.deliveries[0].tag.clone()]).await?;
 /// # Ok(()) }
@@ -150,7 +150,7 @@ impl MemoryBroker {
             .clone()
     }
 
-    fn take(&self, order: &[(String, String)], max: usize, now: f64) -> Fetched {
+    fn take(&self, order: &[(String, String)], max: usize, max_bytes: usize, now: f64) -> Fetched {
         let mut state = self.state();
         let mut fetched = Fetched {
             now,
@@ -161,8 +161,15 @@ impl MemoryBroker {
                 let Some(raw) = state.lists.get_mut(list).and_then(VecDeque::pop_back) else {
                     break;
                 };
-                match delivery_tag(&raw) {
-                    Some(tag) => {
+                let tag = if raw.len() > max_bytes {
+                    Err(oversize_reason(raw.len(), max_bytes))
+                } else {
+                    delivery_tag(&raw).ok_or_else(|| {
+                        "message has no properties.delivery_tag or is not JSON".to_owned()
+                    })
+                };
+                match tag {
+                    Ok(tag) => {
                         let delivery = Delivery {
                             tag: tag.clone(),
                             queue: queue.clone(),
@@ -173,8 +180,8 @@ impl MemoryBroker {
                         state.unacked.insert(tag, delivery.clone());
                         fetched.deliveries.push(delivery);
                     }
-                    None => state.dead.push_front(DeadLetter {
-                        reason: "message has no properties.delivery_tag or is not JSON".to_owned(),
+                    Err(reason) => state.dead.push_front(DeadLetter {
+                        reason,
                         queue: queue.clone(),
                         payload: raw.to_string(),
                         time: now,
@@ -184,6 +191,11 @@ impl MemoryBroker {
         }
         fetched
     }
+}
+
+/// The dead-letter reason of a message over the size limit, worded as the Redis broker's.
+fn oversize_reason(size: usize, limit: usize) -> String {
+    format!("message is {size} bytes, over the limit of {limit} (TASKQ_MAX_MESSAGE_SIZE)")
 }
 
 fn delivery_tag(raw: &str) -> Option<String> {
@@ -215,9 +227,9 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
-    async fn fetch(&self, queues: &[String], max: usize) -> Result<Fetched> {
+    async fn fetch(&self, queues: &[String], max: usize, max_bytes: usize) -> Result<Fetched> {
         let order = self.keys.fetch_order(queues);
-        Ok(self.take(&order, max, crate::unix_now()))
+        Ok(self.take(&order, max, max_bytes, crate::unix_now()))
     }
 
     async fn wait_for_messages(&self, queues: &[String], timeout: Duration) -> Result<()> {

@@ -120,7 +120,7 @@ pub struct Outgoing {
 /// let broker = MemoryBroker::named("delivery-doc");
 /// let envelope = taskq::message::NewMessage::new("t", "id").encode("celery").unwrap();
 /// broker.publish(&[Outgoing { queue: "celery".into(), priority: 0, envelope }]).await?;
-/// let delivery = broker.fetch(&["celery".into()], 1).await?.deliveries.remove(0);
+/// let delivery = broker.fetch(&["celery".into()], 1, 1 << 20).await?.deliveries.remove(0);
 /// assert_eq!((delivery.queue.as_str(), delivery.source.as_str()), ("celery", "celery"));
 /// # Ok(()) }
 /// ```
@@ -142,7 +142,7 @@ pub struct Delivery {
 /// # #[tokio::main] async fn main() -> taskq::Result<()> {
 /// use taskq::broker::{memory::MemoryBroker, Broker};
 ///
-/// let fetched = MemoryBroker::named("fetched-doc").fetch(&["celery".into()], 10).await?;
+/// let fetched = MemoryBroker::named("fetched-doc").fetch(&["celery".into()], 10, 1 << 20).await?;
 /// assert!(fetched.deliveries.is_empty() && fetched.now > 0.0);
 /// # Ok(()) }
 /// ```
@@ -174,13 +174,15 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     async fn publish(&self, messages: &[Outgoing]) -> Result<()>;
 
     /// Moves up to `max` messages from `queues` into the unacked set, in priority order and
-    /// then queue order. Never waits: the batch is empty when the queues are.
+    /// then queue order. Never waits: the batch is empty when the queues are. Messages that
+    /// cannot be tracked (not JSON, no delivery tag) or are longer than `max_bytes` go to the
+    /// dead-letter list instead, with the reason.
     ///
     /// # Cancel safety
     ///
     /// Not cancel-safe: dropping the future after the store has moved messages leaves them
     /// unacked with nobody holding them. Let it finish.
-    async fn fetch(&self, queues: &[String], max: usize) -> Result<Fetched>;
+    async fn fetch(&self, queues: &[String], max: usize, max_bytes: usize) -> Result<Fetched>;
 
     /// Waits until one of `queues` has a message, or `timeout` passes. Takes nothing, so a
     /// fetch must follow; it may also wake without a message (another worker was faster).

@@ -38,7 +38,7 @@ type WatcherSlot = Arc<Mutex<Option<MultiplexedConnection>>>;
 /// use taskq::broker::{redis::RedisBroker, Broker};
 ///
 /// let broker = RedisBroker::open("redis://127.0.0.1:6379/0")?;
-/// let fetched = broker.fetch(&["celery".to_owned()], 10).await?;
+/// let fetched = broker.fetch(&["celery".to_owned()], 10, 1 << 20).await?;
 /// println!("{} messages", fetched.deliveries.len());
 /// # Ok(()) }
 /// ```
@@ -214,7 +214,7 @@ impl Broker for RedisBroker {
         Ok(())
     }
 
-    async fn fetch(&self, queues: &[String], max: usize) -> Result<Fetched> {
+    async fn fetch(&self, queues: &[String], max: usize, max_bytes: usize) -> Result<Fetched> {
         let order = self.keys.fetch_order(queues);
         let mut invocation = self.scripts.fetch.prepare_invoke();
         invocation
@@ -222,7 +222,8 @@ impl Broker for RedisBroker {
             .key(self.keys.unacked_index())
             .key(self.keys.dead_letter())
             .key(self.keys.leases())
-            .arg(max);
+            .arg(max)
+            .arg(max_bytes);
         for (list, queue) in &order {
             invocation.key(list).arg(queue);
         }

@@ -29,10 +29,11 @@ pub(super) async fn run(
 ) {
     let queues = &shared.settings.queues;
     let broker = shared.client.broker();
+    let max_bytes = shared.client.config().max_message_size;
     let mut backoff = Duration::from_millis(100);
     while let Some(reservations) = reserve(&shared).await {
         // Never cancelled: once Redis has moved messages to `unacked`, they must be handed on.
-        match broker.fetch(queues, reservations.len()).await {
+        match broker.fetch(queues, reservations.len(), max_bytes).await {
             Ok(fetched) if fetched.deliveries.is_empty() => {
                 drop(reservations);
                 let waited = tokio::select! {
