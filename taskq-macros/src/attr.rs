@@ -22,16 +22,18 @@ pub(crate) mod kw {
     syn::custom_keyword!(time_limit);
     syn::custom_keyword!(max_retries);
     syn::custom_keyword!(retry_backoff);
+    syn::custom_keyword!(retry_if);
 }
 
 /// Every accepted key, in the order the documentation lists them.
-pub(crate) const KEYS: [&str; 7] = [
+pub(crate) const KEYS: [&str; 8] = [
     "name",
     "queue",
     "ignore_result",
     "time_limit",
     "max_retries",
     "retry_backoff",
+    "retry_if",
     "crate",
 ];
 
@@ -50,8 +52,18 @@ pub(crate) struct TaskArgs {
     pub max_retries: Option<LitInt>,
     /// `retry_backoff = 2` or `retry_backoff = 0.5`: the first retry delay, in seconds.
     pub retry_backoff: Option<Seconds>,
+    /// `retry_if = is_transient` (a path or a closure taking `&E`): which errors are retried.
+    pub retry_if: Option<RetryIf>,
     /// `crate = "path::to::taskq"`: where the runtime is, for code that renames or re-exports it.
     pub krate: Option<Path>,
+}
+
+/// `retry_if = <expr>`: the expression (a function path or a closure) and where the key is.
+pub(crate) struct RetryIf {
+    /// The `retry_if` key, where mistakes about the option are reported.
+    pub key: Span,
+    /// Called with `&E`; `true` retries the error.
+    pub matcher: syn::Expr,
 }
 
 /// A validated number of seconds (`time_limit`, `retry_backoff`): positive and finite.
@@ -138,6 +150,21 @@ impl TaskArgs {
                     key.span,
                     &mut errors,
                 );
+            } else if lookahead.peek(kw::retry_if) {
+                let key: kw::retry_if = input.parse()?;
+                let value = parse_value(input, "retry_if", key.span)?;
+                let matcher = value.and_then(|v| errors.keep(syn::parse2::<syn::Expr>(v)));
+                let retry_if = matcher.map(|matcher| RetryIf {
+                    key: key.span,
+                    matcher,
+                });
+                set(
+                    &mut args.retry_if,
+                    retry_if,
+                    "retry_if",
+                    key.span,
+                    &mut errors,
+                );
             } else if lookahead.peek(Token![crate]) {
                 let key: Token![crate] = input.parse()?;
                 let value = parse_value(input, "crate", key.span)?;
@@ -216,7 +243,10 @@ fn unknown_key(key: &Ident) -> Error {
 
 /// A key the user probably meant, if any.
 fn suggestion(given: &str) -> Option<&'static str> {
-    const ALIASES: [(&str, &str); 9] = [
+    const ALIASES: [(&str, &str); 12] = [
+        ("autoretry_for", "retry_if"),
+        ("retry_on", "retry_if"),
+        ("retry_when", "retry_if"),
         ("retries", "max_retries"),
         ("backoff", "retry_backoff"),
         ("retry_delay", "retry_backoff"),
@@ -461,6 +491,11 @@ mod tests {
         assert!(error(quote! { max_retries = -1 }).contains("must be a whole number"));
         assert!(error(quote! { max_retries = 2.5 }).contains("must be a whole number"));
         assert!(error(quote! { retry_backoff = 0 }).contains("positive number of seconds"));
+        let args = parse(quote! { retry_if = |e| e.is_timeout(), max_retries = 1 }).unwrap();
+        assert!(matches!(
+            args.retry_if.unwrap().matcher,
+            syn::Expr::Closure(_)
+        ));
     }
 
     #[test]
@@ -468,9 +503,10 @@ mod tests {
         assert_eq!(
             error(quote! { rate_limit = 3 }),
             "unknown `#[task]` option `rate_limit`; accepted options are: \
-             `name`, `queue`, `ignore_result`, `time_limit`, `max_retries`, `retry_backoff`, `crate`"
+             `name`, `queue`, `ignore_result`, `time_limit`, `max_retries`, `retry_backoff`, `retry_if`, `crate`"
         );
         assert!(error(quote! { retries = 3 }).contains("did you mean `max_retries`?"));
+        assert!(error(quote! { autoretry_for = x }).contains("did you mean `retry_if`?"));
         assert!(error(quote! { qeue = "x" }).starts_with(
             "unknown `#[task]` option `qeue`: did you mean `queue`? Accepted options are: `name`,"
         ));

@@ -14,7 +14,7 @@ use syn::{
 };
 
 use crate::attr::TaskArgs;
-use crate::validate::{validate, Errors};
+use crate::validate::{validate, validate_options, Errors};
 
 /// Entry point: the whole macro, on `proc_macro2` types.
 ///
@@ -51,6 +51,11 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
     if let Err(error) = validate(&func) {
         errors.push(error);
         return with_errors(item, errors);
+    }
+    let mut options = options;
+    if let Err(error) = validate_options(&options, &func) {
+        errors.push(error);
+        options.retry_if = None;
     }
 
     let expanded = with_errors(generate(&options, &func), errors);
@@ -230,6 +235,9 @@ fn generate(options: &TaskArgs, func: &ItemFn) -> TokenStream {
     if let Some(retries) = &options.max_retries {
         task_options.extend(quote!(.max_retries(#retries)));
     }
+    if options.retry_if.is_some() {
+        task_options.extend(quote!(.retry_if(true)));
+    }
     if let Some(backoff) = &options.retry_backoff {
         let mut secs = Literal::f64_suffixed(backoff.secs);
         secs.set_span(backoff.span);
@@ -268,8 +276,15 @@ fn generate(options: &TaskArgs, func: &ItemFn) -> TokenStream {
                 let ret = Ident::new("__taskq_ret", start);
                 let path = respan(quote!(#krate::__private::TaskReturn::into_outcome), start);
                 let into_outcome = respan_around(quote!(#path(#ret)), &err);
+                // A matcher that does not take `&E` is reported at the matcher.
+                let judge = options.retry_if.as_ref().map(|retry_if| {
+                    let matcher = &retry_if.matcher;
+                    let judge = respan(quote!(#krate::__private::retry_if), matcher.span());
+                    quote_spanned!(matcher.span()=> #judge(&__taskq_ret, #matcher);)
+                });
                 quote! {
                     let __taskq_ret = #run_call;
+                    #judge
                     #into_outcome
                 }
             },

@@ -81,6 +81,7 @@
 //! | `time_limit = 30` or `time_limit = 2.5` | hard time limit in seconds; a run still going is cancelled and fails with `TimeLimitExceeded` | none |
 //! | `max_retries = 3` | how many times a run that returned `Err` or panicked runs again (time limits, revokes and bad arguments are not retried) | `0` |
 //! | `retry_backoff = 1` or `retry_backoff = 0.5` | the first retry's delay in seconds; it doubles for each next retry (up to 600 s), with jitter between half and all of it | `1` |
+//! | `retry_if = is_transient` or `retry_if = \|e\| e.is_timeout()` | which errors are retried (Celery's `autoretry_for`): a function or closure of `&E` returning `bool`. Only errors it matches are retried; panics are not. Needs `max_retries` | every `Err` and panic |
 //! | `crate = "my_app::taskq"` | where the runtime crate is, when it is renamed or re-exported | `::taskq` |
 //!
 //! Per-call `taskq::Options` (`.queue(..)`, `.time_limit(..)`, `.ignore_result(..)`) override

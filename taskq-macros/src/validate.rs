@@ -9,6 +9,7 @@ use syn::{
     TypeReference,
 };
 
+use crate::attr::TaskArgs;
 use crate::expand::{output_shape, OutputShape};
 
 /// Errors collected on the way, reported together.
@@ -40,6 +41,30 @@ impl Errors {
     pub(crate) fn finish(self) -> syn::Result<()> {
         self.0.map_or(Ok(()), Err)
     }
+}
+
+/// Checks the options that depend on the function: `retry_if` judges an `Err(E)`, so the
+/// task must return a `Result`, and it only chooses among retries, so `max_retries` must
+/// allow some. Reported at the `retry_if` key.
+pub(crate) fn validate_options(options: &TaskArgs, func: &ItemFn) -> syn::Result<()> {
+    let Some(retry_if) = &options.retry_if else {
+        return Ok(());
+    };
+    let mut errors = Errors::default();
+    if !matches!(output_shape(&func.sig.output), OutputShape::Result { .. }) {
+        errors.push(Error::new(
+            retry_if.key,
+            "`retry_if` judges the task's error, but this task returns no `Result`: \
+             return `Result<T, E>` and give `retry_if` a function of `&E`",
+        ));
+    }
+    if options.max_retries.is_none() {
+        errors.push(Error::new(
+            retry_if.key,
+            "`retry_if` needs `max_retries = N`: how many times a matching error is retried",
+        ));
+    }
+    errors.finish()
 }
 
 /// Checks the function's signature; reports every problem, not just the first.

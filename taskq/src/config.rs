@@ -92,7 +92,7 @@ pub struct Config {
     /// (by default it only warns).
     pub require_noeviction: bool,
     /// The largest message, in bytes, that a client sends or a worker takes. A send of a
-    /// bigger one fails with [`Error::MessageTooLarge`](crate::Error::MessageTooLarge) and
+    /// bigger one fails with [`Error::MessageTooLarge`] and
     /// writes nothing; a bigger one found in a queue (from another producer) goes to the
     /// dead-letter list without reaching the worker's memory.
     pub max_message_size: usize,

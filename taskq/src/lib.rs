@@ -102,6 +102,15 @@ pub mod __private {
 
     use crate::{AsyncResult, Client, Options, Result, Task};
 
+    /// Not public API: records whether the task's `retry_if` (`matches`) wants its error
+    /// retried. Generic over the task's own `Result`, so that a `retry_if` that does not take
+    /// `&E` is reported at the attribute.
+    pub fn retry_if<T, E>(ret: &core::result::Result<T, E>, matches: impl FnOnce(&E) -> bool) {
+        if let Err(error) = ret {
+            crate::request::note_retry_verdict(matches(error));
+        }
+    }
+
     /// Not public API: sends a call through the current client.
     pub async fn apply_async<T: Task + Default>(
         args: T::Args,

@@ -1,8 +1,24 @@
 //! The running task's own request, like Celery's `self.request`: its id, how many times it
 //! was retried, and how many times it was taken back from a worker that died.
 
+use std::cell::Cell;
+use std::time::Duration;
+
 tokio::task_local! {
     static CURRENT: Request;
+    static RETRY: Cell<RetryAsk>;
+}
+
+/// What the running task said about retrying, read by the worker once it returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) enum RetryAsk {
+    /// Nothing: the task's `max_retries` and backoff decide.
+    #[default]
+    Unset,
+    /// The task's `retry_if` judged its error: retry (with backoff) or not.
+    Matched(bool),
+    /// [`retry_in`] was called: retry after this countdown.
+    In(Duration),
 }
 
 /// What a running task knows about its own call.
@@ -41,7 +57,52 @@ pub fn current() -> Option<Request> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
-/// Runs `fut` with `request` as the current request.
-pub(crate) async fn scope<F: std::future::Future>(request: Request, fut: F) -> F::Output {
-    CURRENT.scope(request, fut).await
+/// Asks the worker to retry this call `countdown` from now if the task then returns an error,
+/// like Celery's `self.retry(countdown=...)`: for an error that says when to try again (a rate
+/// limit, a `Retry-After`). The retry counts against the task's `max_retries` (Celery's
+/// default of 3 when the task sets none), and takes the place of its backoff and `retry_if`.
+/// A task that returns `Ok` afterwards is not retried. Outside a worker it does nothing.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// #[derive(Debug, thiserror::Error)]
+/// enum PushError {
+///     #[error("rate limited for {0} s")]
+///     RateLimited(u64),
+/// }
+///
+/// #[taskq::task(name = "tasks.push", max_retries = 5)]
+/// async fn push(token: String) -> Result<(), PushError> {
+///     let wait = 30; // e.g. from the provider's Retry-After header
+///     taskq::request::retry_in(Duration::from_secs(wait));
+///     Err(PushError::RateLimited(wait))
+/// }
+/// ```
+pub fn retry_in(countdown: Duration) {
+    let _ = RETRY.try_with(|ask| ask.set(RetryAsk::In(countdown)));
+}
+
+/// Records the verdict of a task's `retry_if` on its error. An explicit [`retry_in`] is kept.
+pub(crate) fn note_retry_verdict(retry: bool) {
+    let _ = RETRY.try_with(|ask| {
+        if !matches!(ask.get(), RetryAsk::In(_)) {
+            ask.set(RetryAsk::Matched(retry));
+        }
+    });
+}
+
+/// Runs `fut` with `request` as the current request; returns its output and what it asked
+/// about retrying.
+pub(crate) async fn scope<F: std::future::Future>(
+    request: Request,
+    fut: F,
+) -> (F::Output, RetryAsk) {
+    let run = async {
+        let output = fut.await;
+        (output, RETRY.with(Cell::get))
+    };
+    CURRENT
+        .scope(request, RETRY.scope(Cell::new(RetryAsk::Unset), run))
+        .await
 }

@@ -78,10 +78,17 @@ pub struct TaskOptions {
     /// [`RETRY_BACKOFF_MAX_SECS`], and a random jitter picks a delay between half and all of
     /// that, so that retries of many tasks spread out but none comes back at once.
     pub retry_backoff_secs: f64,
+    /// Whether the task judges its errors with `retry_if`: only errors it matches are then
+    /// retried, and failures it cannot judge (panics) are not.
+    pub retry_if: bool,
 }
 
 /// The longest delay between two retries, in seconds (Celery's `retry_backoff_max`).
 pub const RETRY_BACKOFF_MAX_SECS: f64 = 600.0;
+
+/// How many retries a task that sets no `max_retries` may ask for with
+/// [`retry_in`](crate::request::retry_in): Celery's `Task.max_retries` default.
+pub const CELERY_DEFAULT_MAX_RETRIES: u32 = 3;
 
 impl TaskOptions {
     /// Options with every field at its default.
@@ -96,6 +103,7 @@ impl TaskOptions {
             time_limit_secs: None,
             max_retries: 0,
             retry_backoff_secs: 1.0,
+            retry_if: false,
         }
     }
 
@@ -127,6 +135,25 @@ impl TaskOptions {
     pub const fn max_retries(mut self, retries: u32) -> Self {
         self.max_retries = retries;
         self
+    }
+
+    /// Only errors the task's `retry_if` matches are retried.
+    ///
+    /// ```
+    /// assert!(taskq::TaskOptions::new().max_retries(3).retry_if(true).retry_if);
+    /// ```
+    pub const fn retry_if(mut self, judged: bool) -> Self {
+        self.retry_if = judged;
+        self
+    }
+
+    /// How many retries a call may have: `max_retries`, or Celery's default of 3 for retries
+    /// the task asks for with [`retry_in`](crate::request::retry_in) when it sets none.
+    pub(crate) fn retry_limit(&self, ask: crate::request::RetryAsk) -> u32 {
+        match ask {
+            crate::request::RetryAsk::In(_) if self.max_retries == 0 => CELERY_DEFAULT_MAX_RETRIES,
+            _ => self.max_retries,
+        }
     }
 
     /// Sets the first retry's delay in seconds.

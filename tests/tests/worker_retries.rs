@@ -204,3 +204,135 @@ async fn a_task_sees_its_id_and_retry_count() {
     wait_nothing_unacked(&server, WAIT);
     worker.stop().await;
 }
+
+// ---------------------------------------------------------------------------
+// Which errors are retried (`retry_if`) and retries the task asks for (`retry_in`)
+// ---------------------------------------------------------------------------
+
+#[derive(Debug)]
+enum CallError {
+    Unavailable,
+    BadInput,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CallError::Unavailable => "service unavailable",
+            CallError::BadInput => "bad input",
+        })
+    }
+}
+
+fn is_transient(error: &CallError) -> bool {
+    matches!(error, CallError::Unavailable)
+}
+
+/// Fails with `error` on its first run, then succeeds; panics instead when `error` is "panic".
+#[taskq::task(
+    name = "test.retry.judged",
+    max_retries = 3,
+    retry_backoff = 0.05,
+    retry_if = is_transient
+)]
+async fn judged(key: String, error: String) -> Result<u32, CallError> {
+    let run = count_run(&key);
+    match (run, error.as_str()) {
+        (1, "unavailable") => Err(CallError::Unavailable),
+        (1, "bad input") => Err(CallError::BadInput),
+        (1, "panic") => panic!("not an error retry_if can judge"),
+        _ => Ok(run),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_errors_retry_if_matches_are_retried() {
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.concurrency(2));
+    let run = |error: &str| {
+        let key = uuid::Uuid::new_v4().to_string();
+        let sent = client.send(&judged, (key.clone(), error.to_owned()), Options::new());
+        async move { (sent.await.unwrap().get(WAIT).await, key) }
+    };
+
+    let (transient, _) = run("unavailable").await;
+    assert_eq!(transient.unwrap(), 2, "retried once, then succeeded");
+
+    let (permanent, key) = run("bad input").await;
+    let failure = permanent.unwrap_err();
+    assert_eq!(failure.task_failure().unwrap().message(), "bad input");
+    assert_eq!(count_run(&key), 2, "ran once: the count is now 2");
+
+    let (panicked, key) = run("panic").await;
+    assert!(panicked.unwrap_err().task_failure().unwrap().is_panic());
+    assert_eq!(
+        count_run(&key),
+        2,
+        "a panic is not judged by retry_if: not retried"
+    );
+    wait_nothing_unacked(&server, WAIT);
+    worker.stop().await;
+}
+
+#[derive(Debug)]
+struct RateLimited;
+
+impl std::fmt::Display for RateLimited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("rate limited")
+    }
+}
+
+/// Asks to be retried in `countdown_ms` for its first `limited_runs` runs; then returns its
+/// retry count.
+#[taskq::task(name = "test.retry.asks")]
+async fn asks_for_retry(
+    key: String,
+    limited_runs: u32,
+    countdown_ms: u64,
+) -> Result<u32, RateLimited> {
+    let run = count_run(&key);
+    if run <= limited_runs {
+        taskq::request::retry_in(Duration::from_millis(countdown_ms));
+        return Err(RateLimited);
+    }
+    Ok(taskq::request::current().unwrap().retries)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_can_ask_for_a_retry_after_a_countdown() {
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.concurrency(2));
+
+    let key = uuid::Uuid::new_v4().to_string();
+    let sent_at = std::time::Instant::now();
+    let sent = client
+        .send(&asks_for_retry, (key.clone(), 1, 700), Options::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        sent.get(WAIT).await.unwrap(),
+        1,
+        "the second run is retry 1"
+    );
+    let took = sent_at.elapsed();
+    assert!(
+        took >= Duration::from_millis(700),
+        "waited its countdown: {took:?}"
+    );
+    println!("retry_in(700 ms): result after {took:?}");
+
+    // Without max_retries, Celery's default of 3 retries applies to asked-for retries.
+    let key = uuid::Uuid::new_v4().to_string();
+    let sent = client
+        .send(&asks_for_retry, (key.clone(), 100, 20), Options::new())
+        .await
+        .unwrap();
+    let err = sent.get(WAIT).await.unwrap_err();
+    assert_eq!(err.task_failure().unwrap().message(), "rate limited");
+    assert_eq!(count_run(&key), 5, "1 run + 3 retries = 4 runs");
+    wait_nothing_unacked(&server, WAIT);
+    worker.stop().await;
+}

@@ -16,6 +16,7 @@ use crate::broker::Delivery;
 use crate::failure::TaskFailure;
 use crate::message::{retry_envelope, TaskMessage};
 use crate::registry::TaskEntry;
+use crate::request::RetryAsk;
 use crate::state::ResultMeta;
 use crate::task::RETRY_BACKOFF_MAX_SECS;
 
@@ -57,14 +58,14 @@ impl Job {
         let started = Instant::now();
         let outcome = self.execute(&abort).await;
         self.shared.tasks.finish(&id);
-        let Some(outcome) = outcome else {
+        let Some((outcome, retry_ask)) = outcome else {
             tracing::warn!("Task {name}[{id}] cancelled by shutdown; put back in its queue");
             return self.finish(None, Action::Requeue);
         };
         let secs = started.elapsed().as_secs_f64();
         if let Err(failure) = &outcome {
-            if let Some((envelope, eta)) = self.retry_plan(failure) {
-                return self.schedule_retry(failure, envelope, eta);
+            if let Some((envelope, eta)) = self.retry_plan(failure, retry_ask) {
+                return self.schedule_retry(failure, retry_ask, envelope, eta);
             }
         }
         let record = self.record(outcome, secs);
@@ -113,15 +114,27 @@ impl Job {
     }
 
     /// The next attempt of a failed run and when it is due, if the task retries: its own code
-    /// failed and it has retries left. The delay doubles from `retry_backoff` up to
-    /// [`RETRY_BACKOFF_MAX_SECS`]; the jitter picks between half and all of it.
-    fn retry_plan(&self, failure: &TaskFailure) -> Option<(String, f64)> {
+    /// failed, it has retries left, and it asked for a retry ([`retry_in`]) or its
+    /// `retry_if` (if any) matched the error. An asked-for retry waits its countdown; others
+    /// wait a delay that doubles from `retry_backoff` up to [`RETRY_BACKOFF_MAX_SECS`], with
+    /// jitter between half and all of it.
+    ///
+    /// [`retry_in`]: crate::request::retry_in
+    fn retry_plan(&self, failure: &TaskFailure, ask: RetryAsk) -> Option<(String, f64)> {
         let done = self.message.retries;
-        if !failure.raised_by_task() || done >= self.entry.options.max_retries {
+        let options = &self.entry.options;
+        if !failure.raised_by_task() || done >= options.retry_limit(ask) {
             return None;
         }
-        let ceiling = self.entry.options.retry_backoff_secs * 2f64.powi(done.min(30) as i32);
-        let delay = ceiling.min(RETRY_BACKOFF_MAX_SECS) * (0.5 + 0.5 * random_fraction());
+        let delay = match ask {
+            RetryAsk::In(countdown) => countdown.as_secs_f64(),
+            RetryAsk::Matched(false) => return None,
+            RetryAsk::Unset if options.retry_if => return None,
+            RetryAsk::Matched(true) | RetryAsk::Unset => {
+                let ceiling = options.retry_backoff_secs * 2f64.powi(done.min(30) as i32);
+                ceiling.min(RETRY_BACKOFF_MAX_SECS) * (0.5 + 0.5 * random_fraction())
+            }
+        };
         let eta = self.shared.broker_now() + delay;
         match retry_envelope(&self.delivery.raw, done + 1, eta, &self.message.id) {
             Ok(envelope) => Some((envelope, eta)),
@@ -133,13 +146,13 @@ impl Job {
     }
 
     /// Stores RETRY and hands the next attempt to the completer.
-    fn schedule_retry(self, failure: &TaskFailure, envelope: String, eta: f64) {
+    fn schedule_retry(self, failure: &TaskFailure, ask: RetryAsk, envelope: String, eta: f64) {
         let (name, id) = (self.entry.name, self.message.id.as_str());
         let attempt = self.message.retries + 1;
         let delay = (eta - self.shared.broker_now()).max(0.0);
         tracing::warn!(
             "Task {name}[{id}] retry {attempt} of {} in {delay:.3}s: {failure}",
-            self.entry.options.max_retries
+            self.entry.options.retry_limit(ask)
         );
         events::task(
             &self.shared,
@@ -171,7 +184,7 @@ impl Job {
     async fn execute(
         &self,
         abort: &CancellationToken,
-    ) -> Option<Result<serde_json::Value, TaskFailure>> {
+    ) -> Option<(Result<serde_json::Value, TaskFailure>, RetryAsk)> {
         let args = (self.message.args.clone(), self.message.kwargs.clone());
         let body = (self.entry.run)(args);
         let client = self.shared.client.clone();
@@ -189,7 +202,7 @@ impl Job {
             .or(self.entry.options.time_limit_secs);
         let outcome = tokio::select! {
             joined = with_limit(&mut handle, limit) => Some(joined),
-            () = abort.cancelled() => Some(Err(TaskFailure::revoked("terminated"))),
+            () = abort.cancelled() => Some((Err(TaskFailure::revoked("terminated")), RetryAsk::Unset)),
             () = self.shared.hard_stop.cancelled() => None,
         };
         handle.abort();
@@ -225,19 +238,21 @@ fn exception_repr(failure: &TaskFailure) -> String {
 }
 
 async fn with_limit(
-    handle: &mut tokio::task::JoinHandle<Result<serde_json::Value, TaskFailure>>,
+    handle: &mut tokio::task::JoinHandle<(Result<serde_json::Value, TaskFailure>, RetryAsk)>,
     limit: Option<f64>,
-) -> Result<serde_json::Value, TaskFailure> {
-    let Some(secs) = limit else {
-        return handle.await.unwrap_or_else(|e| Err(join_failure(e)));
+) -> (Result<serde_json::Value, TaskFailure>, RetryAsk) {
+    let joined = match limit {
+        None => handle.await,
+        Some(secs) => match tokio::time::timeout(Duration::from_secs_f64(secs), &mut *handle).await
+        {
+            Ok(joined) => joined,
+            Err(_) => {
+                handle.abort();
+                return (Err(TaskFailure::time_limit_exceeded(secs)), RetryAsk::Unset);
+            }
+        },
     };
-    match tokio::time::timeout(Duration::from_secs_f64(secs), &mut *handle).await {
-        Ok(joined) => joined.unwrap_or_else(|e| Err(join_failure(e))),
-        Err(_) => {
-            handle.abort();
-            Err(TaskFailure::time_limit_exceeded(secs))
-        }
-    }
+    joined.unwrap_or_else(|e| (Err(join_failure(e)), RetryAsk::Unset))
 }
 
 fn join_failure(error: JoinError) -> TaskFailure {
