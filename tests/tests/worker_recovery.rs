@@ -216,3 +216,71 @@ async fn a_frozen_worker_that_wakes_up_cannot_release_the_new_holders_message() 
         query::<i64>(&url, &["HLEN", "unacked"]) == 0
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_recoverers_at_once_return_each_of_1000_lapsed_messages_once() {
+    const MESSAGES: usize = 1000;
+    const RECOVERERS: usize = 10;
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    let mut ids = std::collections::HashSet::new();
+    for i in 0..MESSAGES {
+        let sent = client
+            .send(&long, (format!("k{i}"), 0), Options::new())
+            .await
+            .unwrap();
+        ids.insert(sent.id().to_owned());
+    }
+    // A worker that took them all, then died: everything is in `unacked` with a lease.
+    let mut taken = 0;
+    while taken < MESSAGES {
+        taken += client
+            .broker()
+            .fetch(&["celery".to_owned()], 256, usize::MAX)
+            .await
+            .unwrap()
+            .deliveries
+            .len();
+    }
+    assert_eq!(
+        query::<i64>(&server.url(), &["ZCARD", "taskq.leases"]),
+        MESSAGES as i64
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // Ten recoverers, each on its own connection, each in batches of 50, all at once.
+    let after =
+        taskq::broker::RecoverAfter::new(Duration::from_millis(10), Duration::from_secs(3600));
+    let recoverers: Vec<_> = (0..RECOVERERS)
+        .map(|_| {
+            let broker = taskq::client::open_broker(&server.url()).unwrap();
+            tokio::spawn(async move {
+                let mut restored = 0;
+                loop {
+                    match broker.recover(after, 50).await.unwrap() {
+                        0 => return restored,
+                        n => restored += n,
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut per_recoverer = Vec::new();
+    for recoverer in recoverers {
+        per_recoverer.push(recoverer.await.unwrap());
+    }
+    println!("messages restored by each of {RECOVERERS} recoverers: {per_recoverer:?}");
+    assert_eq!(per_recoverer.iter().sum::<usize>(), MESSAGES);
+
+    let queued: Vec<String> = query(&server.url(), &["LRANGE", "celery", "0", "-1"]);
+    assert_eq!(queued.len(), MESSAGES, "each message queued once");
+    let queued_ids: std::collections::HashSet<String> = queued
+        .iter()
+        .map(|raw| {
+            let envelope: serde_json::Value = serde_json::from_str(raw).unwrap();
+            envelope["headers"]["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(queued_ids, ids, "no message twice, none missing");
+    taskq_tests::worker::assert_nothing_unacked(&server);
+}
