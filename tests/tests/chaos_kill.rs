@@ -1,26 +1,35 @@
-//! Chaos: worker processes SIGKILLed at random instants and restarted while tasks flow. Every
-//! accepted task must reach SUCCESS, every one must have run (the execution ledger is the
-//! example task's `notification.log`, outside Redis), and nothing may stay claimed.
+//! Chaos: worker processes SIGKILLed at random instants and restarted while a producer keeps
+//! sending tasks. Every accepted task must reach SUCCESS, every one must have run (the
+//! execution ledger is the example task's `notification.log`, outside Redis), and nothing
+//! may stay claimed.
 //!
-//! `TASKQ_CHAOS_KILLS` sets the number of kills (default 8, which CI runs); duplicates are
-//! allowed only for tasks that were running when their worker was killed (at-least-once).
+//! `TASKQ_CHAOS_KILLS` sets the number of kills (default 8, which CI runs; the long run in
+//! RELIABILITY.md used 500); duplicates are allowed only for tasks that were running when
+//! their worker was killed (at-least-once), so at most the killed worker's slots per kill.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use taskq_tests::worker::{client, ledger_runs, query, send_push};
 use taskq_tests::{spawn_example_worker, wait_until, ChildGuard, RedisServer};
 
-const TASKS: usize = 200;
-const WORKERS: usize = 3;
+/// Tasks sent before the first kill; more follow, one every [`SEND_EVERY`], until the last.
+const INITIAL_TASKS: usize = 100;
+const SEND_EVERY: Duration = Duration::from_millis(15);
+const WORKERS: usize = 4;
+const SLOTS: usize = 4;
 
-fn spawn_worker(server: &RedisServer, dir: &std::path::Path, n: usize) -> ChildGuard {
+/// Starts worker process `n`; `life` numbers its restarts, so each life keeps its own log.
+fn spawn_worker(server: &RedisServer, dir: &std::path::Path, n: usize, life: usize) -> ChildGuard {
+    let slots = SLOTS.to_string();
     let envs = [
         ("TASKQ_VISIBILITY_TIMEOUT", "1"),
         ("TASKQ_EXAMPLE_DELAY_MS", "150"),
-        ("TASKQ_CONCURRENCY", "4"),
+        ("TASKQ_CONCURRENCY", slots.as_str()),
         ("RUST_LOG", "warn"),
     ];
-    spawn_example_worker(server, dir, &format!("worker-{n}.log"), &envs)
+    spawn_example_worker(server, dir, &format!("worker-{n}-{life}.log"), &envs)
 }
 
 /// A small deterministic generator, so that a failing run can be repeated with its seed.
@@ -51,23 +60,48 @@ async fn no_task_is_lost_when_workers_are_killed_at_random_instants() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let client = client(&server, |config| config.result_backend = server.url());
+    let mut lives = 0;
     let mut workers: Vec<ChildGuard> = (0..WORKERS)
-        .map(|n| spawn_worker(&server, dir.path(), n))
+        .map(|n| {
+            lives += 1;
+            spawn_worker(&server, dir.path(), n, lives)
+        })
         .collect();
 
     let mut sent = Vec::new();
-    for i in 0..TASKS {
+    for i in 0..INITIAL_TASKS {
         let token = format!("token-{i}");
         let result = send_push(&client, &token).await;
         sent.push((token, result));
     }
     let started = Instant::now();
+    let killing = Arc::new(AtomicBool::new(true));
+    let producer = tokio::spawn({
+        let (client, killing) = (client.clone(), killing.clone());
+        async move {
+            let mut sent = Vec::new();
+            for i in INITIAL_TASKS.. {
+                if !killing.load(Ordering::Relaxed) {
+                    break;
+                }
+                let token = format!("token-{i}");
+                let result = send_push(&client, &token).await;
+                sent.push((token, result));
+                tokio::time::sleep(SEND_EVERY).await;
+            }
+            sent
+        }
+    });
     for _ in 0..kills {
         tokio::time::sleep(Duration::from_millis(50 + rng.next(400))).await;
         let victim = rng.next(WORKERS as u64) as usize;
         workers[victim].kill(); // SIGKILL at whatever instant it is in
-        workers[victim] = spawn_worker(&server, dir.path(), victim);
+        lives += 1;
+        workers[victim] = spawn_worker(&server, dir.path(), victim, lives);
     }
+    killing.store(false, Ordering::Relaxed);
+    sent.extend(producer.await.unwrap());
+    let tasks = sent.len();
 
     for (token, result) in &sent {
         let outcome = result.get(Duration::from_secs(60)).await;
@@ -83,6 +117,7 @@ async fn no_task_is_lost_when_workers_are_killed_at_random_instants() {
         || {
             query::<i64>(&url, &["HLEN", "unacked"]) == 0
                 && query::<i64>(&url, &["ZCARD", "unacked_index"]) == 0
+                && query::<i64>(&url, &["ZCARD", "taskq.leases"]) == 0
         },
     );
     let runs = ledger_runs(dir.path());
@@ -97,12 +132,13 @@ async fn no_task_is_lost_when_workers_are_killed_at_random_instants() {
     );
     let duplicates = runs.values().filter(|n| **n > 1).count();
     assert!(
-        duplicates <= kills * 4,
-        "{duplicates} duplicates for {kills} kills of 4-slot workers (seed {seed})"
+        duplicates <= kills * SLOTS,
+        "{duplicates} duplicates for {kills} kills of {SLOTS}-slot workers (seed {seed})"
     );
     println!(
-        "{TASKS} tasks, {kills} kills: 0 lost, {duplicates} run twice (killed mid-run), \
-         {} messages taken back from killed workers by recovery, done in {:?}",
+        "{tasks} tasks, {WORKERS} workers, {kills} kills: 0 lost, {duplicates} run twice \
+         (killed mid-run), {} messages taken back from killed workers by recovery, \
+         done in {:?}",
         recovered(dir.path()),
         started.elapsed()
     );
@@ -110,8 +146,15 @@ async fn no_task_is_lost_when_workers_are_killed_at_random_instants() {
 
 /// Messages recovery returned to the queue, summed from the workers' logs.
 fn recovered(dir: &std::path::Path) -> usize {
-    (0..WORKERS)
-        .filter_map(|n| std::fs::read_to_string(dir.join(format!("worker-{n}.log"))).ok())
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let name = path.file_name()?.to_str()?;
+            (name.starts_with("worker-") && name.ends_with(".log")).then(|| path.clone())
+        })
+        .filter_map(|path| std::fs::read_to_string(path).ok())
         .flat_map(|log| log.lines().map(str::to_owned).collect::<Vec<_>>())
         .filter(|line| line.contains("returned to their queues"))
         .filter_map(|line| {
