@@ -12,6 +12,7 @@ use crate::backend::ResultBackend;
 use crate::broker::memory::MemoryBroker;
 use crate::broker::redis::RedisBroker;
 use crate::broker::{Broker, Outgoing};
+use crate::clock::ServerClock;
 use crate::message::NewMessage;
 use crate::options::Options;
 use crate::result::AsyncResult;
@@ -55,6 +56,7 @@ struct Inner {
     broker: Arc<dyn Broker>,
     backend: Arc<dyn ResultBackend>,
     config: Config,
+    clock: ServerClock,
 }
 
 impl Client {
@@ -109,6 +111,7 @@ impl Client {
                 broker,
                 backend,
                 config,
+                clock: ServerClock::default(),
             }),
         }
     }
@@ -225,7 +228,12 @@ impl Client {
         kwargs: Map<String, Value>,
         options: Options,
     ) -> Result<AsyncResult<Value>> {
-        let now = SystemTime::now();
+        // A countdown or a relative expiry becomes an absolute time on the broker's clock.
+        let now = if options.is_relative() {
+            self.inner.clock.now(&*self.inner.broker).await?
+        } else {
+            SystemTime::now()
+        };
         let id = options
             .task_id
             .clone()

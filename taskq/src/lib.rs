@@ -47,6 +47,7 @@
 pub mod backend;
 pub mod broker;
 pub mod client;
+mod clock;
 pub mod config;
 mod connection;
 mod error;

@@ -152,6 +152,13 @@ impl Options {
         self.queue.as_deref()
     }
 
+    /// Whether a time in the message is relative to now (a countdown, or an expiry after a
+    /// duration), so that the producer's clock matters.
+    pub(crate) fn is_relative(&self) -> bool {
+        (self.eta.is_none() && self.countdown.is_some())
+            || matches!(self.expires, Some(Expiry::After(_)))
+    }
+
     /// The absolute time before which the task must not start, if any.
     pub(crate) fn resolved_eta(&self, now: SystemTime) -> Option<SystemTime> {
         match (self.eta, self.countdown) {

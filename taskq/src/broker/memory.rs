@@ -410,6 +410,10 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
+    async fn server_time(&self) -> Result<f64> {
+        Ok(crate::unix_now())
+    }
+
     fn describe(&self) -> String {
         format!("memory://{}", self.name)
     }

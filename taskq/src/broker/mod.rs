@@ -233,6 +233,10 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// Checks that the broker answers.
     async fn ping(&self) -> Result<()>;
 
+    /// The broker's clock, in seconds since the epoch: the clock every ETA, lease and
+    /// expiry is judged by.
+    async fn server_time(&self) -> Result<f64>;
+
     /// The server's eviction policy (`maxmemory-policy`), when the broker has one and lets
     /// us read it (an ACL may deny `CONFIG`): anything but `noeviction` can drop messages.
     async fn eviction_policy(&self) -> Result<Option<String>>;

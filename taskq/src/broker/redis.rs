@@ -435,6 +435,12 @@ impl Broker for RedisBroker {
         Ok(())
     }
 
+    async fn server_time(&self) -> Result<f64> {
+        let mut conn = self.conn().await?;
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await?;
+        Ok(secs as f64 + micros as f64 / 1e6)
+    }
+
     fn describe(&self) -> String {
         mask_url(&self.url)
     }

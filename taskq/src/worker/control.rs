@@ -76,7 +76,7 @@ async fn handle(shared: &Shared, raw: &str) {
         .headers
         .get("expires")
         .and_then(Value::as_f64)
-        .is_some_and(|t| t > 0.0 && t < crate::unix_now());
+        .is_some_and(|t| t > 0.0 && t < shared.broker_now());
     let body = &message.body;
     if expired || !addressed_to(body, &shared.settings.hostname) {
         return;
