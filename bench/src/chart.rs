@@ -35,6 +35,10 @@ pub fn render(report: &Report) -> String {
         r#"<text x="10" y="24" class="title">{}</text>"#,
         esc(&title)
     );
+    let _ = writeln!(
+        body,
+        r#"<rect x="740" y="13" width="12" height="12" class="taskq"/><text x="757" y="24">taskq</text><rect x="820" y="13" width="12" height="12" class="celery"/><text x="837" y="24">Python Celery</text>"#
+    );
     if !throughput.is_empty() {
         y = panel(
             &mut body,

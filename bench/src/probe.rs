@@ -1,6 +1,11 @@
 //! What a scenario cost, beside its wall time: CPU seconds of this process and of Redis, and
 //! the commands Redis ran per task (from `INFO commandstats`, which also counts the commands
 //! Lua scripts run). These show which side bounds a figure.
+//!
+//! To profile exactly the measured windows, run the benchmark under
+//! `perf record -D -1 --control fifo:CTL` with `TASKQ_BENCH_PERF_CTL=CTL` in its environment:
+//! each probe enables perf's recording when it starts and disables it when it finishes, so set-up
+//! work (filling queues, starting workers) stays out of the profile.
 
 use redis::aio::MultiplexedConnection;
 use serde::Serialize;
@@ -28,6 +33,11 @@ pub struct Cost {
     pub client_cpu_secs: f64,
     /// CPU time of redis-server.
     pub redis_cpu_secs: f64,
+    /// CPU time the whole machine was busy (every process, every core), so that
+    /// `machine - client - redis` is what other work took meanwhile.
+    pub machine_cpu_secs: f64,
+    /// The machine's cores × the wall time: what was available.
+    pub machine_capacity_secs: f64,
     pub redis_commands_per_task: f64,
     /// Redis's most expensive commands in the scenario: name, calls, microseconds inside Redis.
     pub redis_top_commands: Vec<(String, u64, u64)>,
@@ -38,6 +48,7 @@ pub struct Cost {
 pub struct Probe {
     client_cpu: f64,
     redis_cpu: f64,
+    machine: (u64, u64),
 }
 
 impl Probe {
@@ -47,9 +58,11 @@ impl Probe {
             .arg("RESETSTAT")
             .query_async(admin)
             .await?;
+        perf_control("enable");
         Ok(Self {
             client_cpu: procfs::own_cpu_secs(),
             redis_cpu: redis_cpu_secs(admin).await?,
+            machine: procfs::machine_ticks(),
         })
     }
 
@@ -59,8 +72,10 @@ impl Probe {
         admin: &mut MultiplexedConnection,
         tasks: u64,
     ) -> redis::RedisResult<Cost> {
+        perf_control("disable");
         let redis_cpu = redis_cpu_secs(admin).await? - self.redis_cpu;
         let client_cpu = procfs::own_cpu_secs() - self.client_cpu;
+        let (busy, total) = procfs::machine_ticks();
         let mut stats = command_stats(admin).await?;
         stats.retain(|(name, _, _)| !OWN_COMMANDS.contains(&name.as_str()));
         let calls: u64 = stats.iter().map(|(_, calls, _)| calls).sum();
@@ -69,9 +84,28 @@ impl Probe {
         Ok(Cost {
             client_cpu_secs: client_cpu,
             redis_cpu_secs: redis_cpu,
+            // Ticks of 1/100 s, summed over all cores.
+            machine_cpu_secs: busy.saturating_sub(self.machine.0) as f64 / 100.0,
+            machine_capacity_secs: total.saturating_sub(self.machine.1) as f64 / 100.0,
             redis_commands_per_task: calls as f64 / tasks.max(1) as f64,
             redis_top_commands: stats,
         })
+    }
+}
+
+/// Sends `command` to perf's control FIFO, when `TASKQ_BENCH_PERF_CTL` names one.
+fn perf_control(command: &str) {
+    let Some(path) = std::env::var_os("TASKQ_BENCH_PERF_CTL") else {
+        return;
+    };
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|mut fifo| {
+            std::io::Write::write_all(&mut fifo, format!("{command}\n").as_bytes())
+        });
+    if let Err(e) = written {
+        eprintln!("cannot {command} perf through {path:?}: {e}");
     }
 }
 

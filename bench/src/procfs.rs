@@ -40,6 +40,25 @@ pub fn own_cpu_secs() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// CPU time the whole machine has spent busy and in total (all cores), in clock ticks, from
+/// the first line of `/proc/stat`. Busy time beyond the benchmark's and Redis's own is other
+/// work on the machine competing for the cores.
+pub fn machine_ticks() -> (u64, u64) {
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().take(8).sum();
+    // idle and iowait are the 4th and 5th fields.
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +68,7 @@ mod tests {
         assert!(rss_bytes("self").is_some_and(|b| b > 0));
         assert!(peak_rss_bytes("self") >= rss_bytes("self"));
         assert!(own_cpu_secs() >= 0.0);
+        let (busy, total) = machine_ticks();
+        assert!(total > 0 && busy <= total);
     }
 }

@@ -188,9 +188,11 @@ fn summary(figure: &Figure) -> String {
             if let Some(c) = &t.cost {
                 let _ = write!(
                     s,
-                    "  client CPU {:.0}%, redis CPU {:.0}%, {:.1} redis cmds/task",
+                    "  CPU: bench {:.0}%, redis {:.0}%, machine {:.0}% of {:.0}%; {:.1} redis cmds/task",
                     100.0 * c.client_cpu_secs / t.secs,
                     100.0 * c.redis_cpu_secs / t.secs,
+                    100.0 * c.machine_cpu_secs / t.secs,
+                    100.0 * c.machine_capacity_secs / t.secs,
                     c.redis_commands_per_task
                 );
             }
