@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long)]
     pub quick: bool,
 
-    /// Tasks per throughput scenario (sequential .delay() sends a fifth of it).
+    /// Tasks per throughput scenario (sequential .delay() sends a fifth of it, bulk twice it).
     #[arg(long, value_name = "N")]
     pub tasks: Option<u64>,
 
