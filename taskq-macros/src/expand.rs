@@ -1,5 +1,5 @@
-//! The expansion of `#[task]`: a unit struct named like the function, with `call`, `delay` and
-//! `apply_async` methods, an implementation of `taskq::Task`, compile-time checks of the
+//! The expansion of `#[task]`: a unit struct named like the function, with `call`, `delay`,
+//! `delay_many` and `apply_async` methods, an implementation of `taskq::Task`, compile-time checks of the
 //! argument and result types, and the registration of the task.
 
 use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream, TokenTree};
@@ -358,6 +358,16 @@ fn generate(options: &TaskArgs, func: &ItemFn) -> TokenStream {
                     #krate::Options::new()
                 )
                 .await
+            }
+
+            /// Sends many calls at once, each given as the tuple of its arguments, in one
+            /// pipelined round trip to the broker; returns a handle per call, in order.
+            /// See `Client::send_many`.
+            pub async fn delay_many(
+                &self,
+                calls: impl ::core::iter::IntoIterator<Item = <Self as #krate::Task>::Args>,
+            ) -> #krate::Result<::std::vec::Vec<#krate::AsyncResult<<Self as #krate::Task>::Output>>> {
+                #krate::__private::send_many::<Self>(calls, #krate::Options::new()).await
             }
 
             /// Sends the task with per-call options.

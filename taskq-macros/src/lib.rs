@@ -36,6 +36,9 @@
 //!   `taskq::AsyncResult<Report>`, the handle to its result;
 //! - `apply_async(&self, args, options)`: the same with per-call `taskq::Options`, the
 //!   arguments given as a tuple (`(42,)`);
+//! - `delay_many(&self, calls)`: sends many calls, each a tuple of arguments, in one pipelined
+//!   round trip to the broker, and returns their handles in order
+//!   (`generate_report.delay_many((1..=100).map(|id| (id,)))`);
 //!
 //! and an implementation of `taskq::Task`, which records the name, the argument names and the
 //! options, and lets a worker decode a call and run it. The task registers itself when the

@@ -119,6 +119,16 @@ pub mod __private {
     ) -> Result<AsyncResult<T::Output>> {
         Client::current()?.send(&T::default(), args, options).await
     }
+
+    /// Not public API: sends many calls in one batch through the current client.
+    pub async fn send_many<T: Task + Default>(
+        calls: impl IntoIterator<Item = T::Args>,
+        options: Options,
+    ) -> Result<Vec<AsyncResult<T::Output>>> {
+        Client::current()?
+            .send_many(&T::default(), calls, options)
+            .await
+    }
 }
 
 /// Seconds since the Unix epoch on this machine's clock.

@@ -1,0 +1,171 @@
+//! `taskq-bench`: measures taskq against a local Redis, and optionally Python Celery beside it.
+//!
+//! Run with: `cargo run --release -p taskq-bench -- [--quick] [--with-celery]`
+//! (`--help` lists every option). It starts its own redis-server on a free loopback port with
+//! persistence off, unless given `--redis-url`; prints a table; writes the figures as JSON and
+//! a bar chart as SVG under `target/taskq-bench/`.
+
+mod celery;
+mod chart;
+mod cli;
+mod machine;
+mod probe;
+mod redis_server;
+mod report;
+mod scenarios;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use taskq_bench::{procfs, tasks, worker_process};
+
+use crate::cli::{Args, Scenario};
+use crate::machine::Machine;
+use crate::redis_server::RedisServer;
+use crate::report::{Report, Row};
+use crate::scenarios::{drain, enqueue, latency, memory, Bench};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut argv = std::env::args().skip(1).peekable();
+    if argv.peek().map(String::as_str) == Some(worker_process::FLAG) {
+        return worker_process::run(argv.skip(1)).await;
+    }
+    let args = Args::parse();
+    let work_dir = target_dir().join("taskq-bench");
+    std::fs::create_dir_all(&work_dir)?;
+
+    // Installing Celery is slow and busy: do it before anything is measured.
+    let celery_env = if args.with_celery {
+        Some(celery::CeleryEnv::prepare(&work_dir, &args.python)?)
+    } else {
+        None
+    };
+    let (_server, base_url) = redis(&args, &work_dir)?;
+    let mut bench = Bench::connect(&base_url, args.batch).await?;
+    let mut machine = Machine::describe(bench.redis_version().await?);
+    let sizes = args.sizes();
+    eprintln!(
+        "{} cores, Redis {} at {base_url}, load average {:?}",
+        machine.cores, machine.redis_version, machine.loadavg_start
+    );
+
+    let mut rows = run_taskq(&args, &mut bench).await?;
+    let celery = match &celery_env {
+        Some(env) => {
+            let (celery_rows, raw) = celery::run_all(env, &base_url, &args, &sizes, machine.cores)?;
+            rows.extend(celery_rows);
+            Some(raw)
+        }
+        None => None,
+    };
+    machine.loadavg_end = Some(machine::loadavg());
+
+    let report = Report {
+        ratios: report::ratios(&rows),
+        machine,
+        sizes,
+        quick: args.quick,
+        rows,
+        celery,
+    };
+    println!("\n{}", report::render(&report));
+    write_outputs(&args, &work_dir, &report)
+}
+
+/// Runs the taskq scenarios `args` selects, printing each row as it is measured.
+async fn run_taskq(args: &Args, bench: &mut Bench) -> anyhow::Result<Vec<Row>> {
+    let sizes = args.sizes();
+    let mut rows = Vec::new();
+    let mut record = |row: Row| {
+        eprintln!("  {}", report::render_row(&row));
+        rows.push(row);
+    };
+    // Opens the producer connection, so that no scenario times it.
+    bench.client.broker().ping().await?;
+    if args.runs(Scenario::Sequential) {
+        record(enqueue::sequential(bench, sizes.sequential).await?);
+    }
+    if args.runs(Scenario::Concurrent) {
+        for &producers in &args.producers {
+            record(enqueue::concurrent(bench, sizes.concurrent, producers).await?);
+        }
+    }
+    if args.runs(Scenario::Bulk) {
+        record(enqueue::bulk(bench, sizes.bulk).await?);
+    }
+    if args.runs(Scenario::Drain) {
+        for &concurrency in &args.drain_concurrency {
+            record(drain::drain(bench, sizes.drain, concurrency).await?);
+        }
+    }
+    if args.runs(Scenario::Latency) {
+        let c = args.worker_concurrency;
+        for &rate in &args.rates {
+            record(latency::latency(bench, rate, sizes.latency_secs, c).await?);
+        }
+    }
+    if args.runs(Scenario::Memory) {
+        let (idle, busy) = if args.quick { (1, 3) } else { (3, 5) };
+        let (idle, busy) = (Duration::from_secs(idle), Duration::from_secs(busy));
+        let c = args.worker_concurrency;
+        record(memory::memory(bench, sizes.memory_tasks, c, idle, busy).await?);
+    }
+    eprintln!(
+        "benchmark process peak RSS: {:.1} MiB",
+        procfs::peak_rss_bytes("self").unwrap_or(0) as f64 / 1048576.0
+    );
+    Ok(rows)
+}
+
+/// The Redis to use: `--redis-url` (never the system one on port 6379), else a private
+/// redis-server, kept alive by the returned handle. The URL has no database number.
+fn redis(args: &Args, work_dir: &Path) -> anyhow::Result<(Option<RedisServer>, String)> {
+    if let Some(url) = &args.redis_url {
+        let info = redis::Client::open(url.as_str())?
+            .get_connection_info()
+            .clone();
+        let addr = info.addr().to_string();
+        if addr.ends_with(":6379") && (addr.contains("127.0.0.1") || addr.contains("localhost")) {
+            bail!("refusing the Redis on port 6379 (it may hold real data): give another port");
+        }
+        let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
+        return Ok((None, base.trim_end_matches('/').to_owned()));
+    }
+    let server = RedisServer::start(&args.redis_server, work_dir)?;
+    eprintln!("started redis-server (pid {})", server.pid());
+    let base = server.url(0).trim_end_matches("/0").to_owned();
+    Ok((Some(server), base))
+}
+
+/// Writes the JSON figures and the SVG chart.
+fn write_outputs(args: &Args, work_dir: &Path, report: &Report) -> anyhow::Result<()> {
+    let json_path = args
+        .json
+        .clone()
+        .unwrap_or_else(|| work_dir.join("results.json"));
+    std::fs::write(&json_path, serde_json::to_string_pretty(report)?)
+        .with_context(|| format!("cannot write {json_path:?}"))?;
+    let svg_path = args
+        .svg
+        .clone()
+        .unwrap_or_else(|| work_dir.join("chart.svg"));
+    std::fs::write(&svg_path, chart::render(report))
+        .with_context(|| format!("cannot write {svg_path:?}"))?;
+    println!(
+        "figures: {}\nchart:   {}",
+        json_path.display(),
+        svg_path.display()
+    );
+    Ok(())
+}
+
+/// Cargo's target directory: this binary is `<target>/<profile>/taskq-bench`.
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(2).map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("target"))
+}

@@ -1,0 +1,104 @@
+//! Producer scenarios: how fast tasks get onto the queue with `.delay()` one at a time, with
+//! `.delay()` from many tokio tasks at once (a busy web app), and with `delay_many()`.
+//! No worker runs; each scenario checks that every message arrived.
+
+use std::time::Instant;
+
+use anyhow::bail;
+use tokio::task::JoinSet;
+
+use super::Bench;
+use crate::cli::Scenario;
+use crate::report::{Figure, Row, System, Throughput};
+use crate::tasks::noop;
+
+/// `n` calls of `noop.delay(i)`, each awaited before the next, from one tokio task.
+pub async fn sequential(bench: &mut Bench, n: u64) -> anyhow::Result<Row> {
+    bench.flush().await?;
+    let probe = bench.probe().await?;
+    let started = Instant::now();
+    // On a runtime worker thread, as a web handler runs, not on the thread blocked in main.
+    tokio::spawn(async move {
+        for i in 0..n {
+            noop.delay(i).await?;
+        }
+        Ok::<(), taskq::Error>(())
+    })
+    .await??;
+    let secs = started.elapsed().as_secs_f64();
+    let cost = bench.cost(probe, n).await?;
+    expect_queued(bench, n).await?;
+    Ok(row(
+        Scenario::Sequential,
+        "sequential .delay(), 1 tokio task".to_owned(),
+        Throughput::new(n, secs, Some(cost)),
+    ))
+}
+
+/// `n` calls of `noop.delay(i)` shared among `producers` tokio tasks running at once.
+pub async fn concurrent(bench: &mut Bench, n: u64, producers: usize) -> anyhow::Result<Row> {
+    bench.flush().await?;
+    let producers = producers.max(1) as u64;
+    let probe = bench.probe().await?;
+    let started = Instant::now();
+    let mut running: JoinSet<taskq::Result<()>> = JoinSet::new();
+    for p in 0..producers {
+        // Producer p sends i = p, p + producers, p + 2 * producers, ...
+        running.spawn(async move {
+            for i in (p..n).step_by(producers as usize) {
+                noop.delay(i).await?;
+            }
+            Ok(())
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        done??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let cost = bench.cost(probe, n).await?;
+    expect_queued(bench, n).await?;
+    Ok(row(
+        Scenario::Concurrent,
+        format!("concurrent .delay(), {producers} tokio tasks"),
+        Throughput::new(n, secs, Some(cost)),
+    ))
+}
+
+/// `n` calls sent with `noop.delay_many(..)`, `batch` per call.
+pub async fn bulk(bench: &mut Bench, n: u64) -> anyhow::Result<Row> {
+    bench.flush().await?;
+    let batch = bench.batch as u64;
+    let probe = bench.probe().await?;
+    let started = Instant::now();
+    let mut start = 0;
+    while start < n {
+        let end = (start + batch).min(n);
+        noop.delay_many((start..end).map(|i| (i,))).await?;
+        start = end;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let cost = bench.cost(probe, n).await?;
+    expect_queued(bench, n).await?;
+    Ok(row(
+        Scenario::Bulk,
+        format!("bulk delay_many(), {batch} per batch"),
+        Throughput::new(n, secs, Some(cost)),
+    ))
+}
+
+fn row(scenario: Scenario, label: String, figure: Throughput) -> Row {
+    Row {
+        system: System::Taskq,
+        scenario,
+        label,
+        figure: Figure::Throughput(figure),
+    }
+}
+
+async fn expect_queued(bench: &mut Bench, n: u64) -> anyhow::Result<()> {
+    let queued = bench.queued().await?;
+    if queued != n {
+        bail!("{queued} messages queued instead of {n}");
+    }
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! The tasks the benchmark sends. They do no work, so that what is measured is the queue: the
+//! messages, the broker, the worker's bookkeeping and the result store.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Returns its argument: the no-op used by every throughput scenario (its result is stored).
+#[taskq::task(name = "bench.noop")]
+pub async fn noop(i: u64) -> u64 {
+    i
+}
+
+/// Returns when it started, in microseconds since the Unix epoch, so that the latency scenario
+/// can split a round trip into "sent → started" and "started → result read".
+#[taskq::task(name = "bench.stamp")]
+pub async fn stamp() -> u64 {
+    unix_micros()
+}
+
+/// Microseconds since the Unix epoch on this machine's clock.
+pub fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
