@@ -14,6 +14,7 @@ use crate::{Error, Result};
 /// `ssl_ca_certs` (PEM file of the CA to trust instead of the system roots), `ssl_certfile` and
 /// `ssl_keyfile` (client certificate for mutual TLS), and `ssl_cert_reqs` (`CERT_REQUIRED`, the
 /// default, or `CERT_NONE` to skip verification). Certificates are verified unless told not to.
+/// The `socket_*` timeout parameters are read by [`Timeouts::of`].
 pub(crate) fn open_client(url: &str) -> Result<redis::Client> {
     let (base, params) = split_query(url);
     let param = |name: &str| {
@@ -71,7 +72,7 @@ fn split_query(url: &str) -> (String, Vec<(String, String)>) {
     let mut theirs = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if key.starts_with("ssl_") {
+        if key.starts_with("ssl_") || key.starts_with("socket_") {
             ours.push((key.to_owned(), value.to_owned()));
         } else {
             theirs.push(pair);
@@ -89,10 +90,53 @@ fn read_pem(path: &str) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Config(format!("cannot read TLS file {path}: {e}")))
 }
 
+/// How long a command may wait for its reply, unless the URL says otherwise: a call to a
+/// Redis that froze or vanished errors after this instead of hanging.
+pub(crate) const DEFAULT_SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long opening a connection may take, unless the URL says otherwise.
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The timeouts of a URL: redis-py's (and so Celery's) `socket_timeout` and
+/// `socket_connect_timeout` query parameters, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Timeouts {
+    /// How long a command waits for its reply.
+    pub(crate) response: Duration,
+    /// How long opening a connection takes at most.
+    pub(crate) connect: Duration,
+}
+
+impl Timeouts {
+    pub(crate) fn of(url: &str) -> Result<Self> {
+        let (_, params) = split_query(url);
+        let secs = |name: &str, default: Duration| -> Result<Duration> {
+            match params.iter().find(|(k, _)| k == name) {
+                None => Ok(default),
+                Some((_, value)) => value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| {
+                        Error::Config(format!(
+                            "{name}={value} is not a positive number of seconds"
+                        ))
+                    }),
+            }
+        };
+        Ok(Self {
+            response: secs("socket_timeout", DEFAULT_SOCKET_TIMEOUT)?,
+            connect: secs("socket_connect_timeout", DEFAULT_CONNECT_TIMEOUT)?,
+        })
+    }
+}
+
 /// A multiplexed, self-reconnecting Redis connection, opened on first use.
 #[derive(Debug)]
 pub(crate) struct LazyConnection {
     client: redis::Client,
+    timeouts: Timeouts,
     conn: OnceCell<ConnectionManager>,
 }
 
@@ -101,6 +145,7 @@ impl LazyConnection {
     pub(crate) fn new(url: &str) -> Result<Self> {
         Ok(Self {
             client: open_client(url)?,
+            timeouts: Timeouts::of(url)?,
             conn: OnceCell::new(),
         })
     }
@@ -118,8 +163,8 @@ impl LazyConnection {
                 // Few, short retries: a producer should learn fast that Redis is away or
                 // refuses it (bad password, untrusted certificate); later calls try again.
                 let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(5)))
-                    .set_response_timeout(Some(Duration::from_secs(30)))
+                    .set_connection_timeout(Some(self.timeouts.connect))
+                    .set_response_timeout(Some(self.timeouts.response))
                     .set_number_of_retries(2)
                     .set_max_delay(Duration::from_millis(500));
                 self.client.get_connection_manager_with_config(config).await
@@ -148,6 +193,23 @@ pub(crate) fn named_instance<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_timeouts_come_from_the_url_like_redis_py() {
+        let default = Timeouts::of("redis://h:6379/0").unwrap();
+        assert_eq!(default.response, DEFAULT_SOCKET_TIMEOUT);
+        assert_eq!(default.connect, DEFAULT_CONNECT_TIMEOUT);
+        let set = Timeouts::of("redis://h/0?socket_timeout=1.5&socket_connect_timeout=2").unwrap();
+        assert_eq!(set.response, Duration::from_millis(1500));
+        assert_eq!(set.connect, Duration::from_secs(2));
+        assert!(Timeouts::of("redis://h/0?socket_timeout=0").is_err());
+        assert!(Timeouts::of("redis://h/0?socket_timeout=soon").is_err());
+        // redis-rs never sees them.
+        assert_eq!(
+            split_query("redis://h/0?socket_timeout=1&protocol=resp3").0,
+            "redis://h/0?protocol=resp3"
+        );
+    }
 
     #[test]
     fn celery_tls_parameters_are_split_off() {

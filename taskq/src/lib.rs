@@ -72,7 +72,7 @@ pub use options::Options;
 pub use result::AsyncResult;
 pub use state::TaskState;
 pub use task::{Task, TaskOptions};
-pub use worker::{ShutdownHandle, Worker, WorkerBuilder};
+pub use worker::{Health, HealthHandle, ShutdownHandle, Worker, WorkerBuilder};
 
 /// Turns an `async fn` into a task. See the [crate documentation](crate) and
 /// [`taskq_macros::task`] for the options.

@@ -89,3 +89,81 @@ async fn a_worker_resumes_after_redis_is_down_for_a_while() {
     println!("resumed {:?} after Redis came back", restarted.elapsed());
     worker.stop().await;
 }
+
+/// Waits until `condition` holds, polling every 50 ms; returns how long it took.
+async fn time_until(what: &str, mut condition: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < WAIT,
+            "{what} did not happen within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    started.elapsed()
+}
+
+/// Freezes or thaws `server` (SIGSTOP/SIGCONT): the kernel keeps its connections open and
+/// buffers what clients send, but nothing answers, as on a path that went silent.
+fn freeze(server: &RedisServer, frozen: bool) {
+    let pid = server.pid().expect("redis-server pid").to_string();
+    let signal = if frozen { "-STOP" } else { "-CONT" };
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_redis_makes_sends_fail_fast_and_the_worker_report_a_stall() {
+    let server = RedisServer::start();
+    // Producer and worker with a 1 s socket timeout.
+    let client = client(&server, |config| {
+        config.broker_url = format!("{}?socket_timeout=1", server.url());
+        config.result_backend = format!("{}?socket_timeout=1", server.url_db(1));
+    });
+    let worker = taskq::Worker::builder(client.clone())
+        .banner(false)
+        .queues(["celery"])
+        .stall_after(Duration::from_secs(2))
+        .build();
+    let health = worker.health();
+    let stop = worker.shutdown_handle();
+    let running = tokio::spawn(worker.run_until(std::future::pending()));
+    let sum = client.send(&add, (1, 2), Options::new()).await.unwrap();
+    assert_eq!(sum.get(WAIT).await.unwrap(), 3);
+    assert!(health.check().healthy);
+
+    // Redis goes silent: connections stay open, nothing answers.
+    freeze(&server, true);
+    let started = Instant::now();
+    let send = client.send(&add, (0, 0), Options::new()).await;
+    let failed_after = started.elapsed();
+    assert!(send.is_err(), "a send into silence must fail, not hang");
+    assert!(
+        failed_after < Duration::from_secs(4),
+        "the send failed only after {failed_after:?}"
+    );
+    let stalled_after =
+        time_until("the worker to report a stall", || !health.check().healthy).await;
+    println!(
+        "silent Redis: send failed after {failed_after:?}; worker unhealthy {:?} after Redis \
+         froze (stall limit 2 s)",
+        failed_after + stalled_after
+    );
+
+    // Redis answers again: the worker resumes on its own and is healthy again.
+    freeze(&server, false);
+    let healed = time_until("the worker to be healthy again", || health.check().healthy).await;
+    println!("healthy again {healed:?} after Redis thawed");
+    let after = send_until_reconnected(&client, (40, 2), Instant::now()).await;
+    assert_eq!(after.get(WAIT).await.unwrap(), 42);
+    stop.shutdown();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the worker stops within 10 s")
+        .unwrap()
+        .unwrap();
+    assert!(!health.check().running);
+}

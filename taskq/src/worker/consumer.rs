@@ -35,6 +35,7 @@ pub(super) async fn run(
         // Never cancelled: once Redis has moved messages to `unacked`, they must be handed on.
         match broker.fetch(queues, reservations.len(), max_bytes).await {
             Ok(fetched) if fetched.deliveries.is_empty() => {
+                shared.health.contact();
                 drop(reservations);
                 let waited = tokio::select! {
                     waited = broker.wait_for_messages(queues, FETCH_WAIT) => waited,
@@ -45,6 +46,7 @@ pub(super) async fn run(
                 }
             }
             Ok(fetched) => {
+                shared.health.contact();
                 backoff = Duration::from_millis(100);
                 let offset_us = ((fetched.now - crate::unix_now()) * 1e6) as i64;
                 shared.clock_offset_us.store(offset_us, Ordering::Relaxed);
@@ -80,9 +82,22 @@ async fn pause_after_error(shared: &Shared, error: &crate::Error, backoff: &mut 
 /// Waits for at least one free reservation slot and takes up to [`MAX_FETCH`]; `None` on
 /// shutdown.
 async fn reserve(shared: &Shared) -> Option<Vec<OwnedSemaphorePermit>> {
-    let first = tokio::select! {
-        permit = shared.reserved.clone().acquire_owned() => permit.ok()?,
-        () = shared.stopping.cancelled() => return None,
+    // Checked first: a free slot must not keep a stopping consumer fetching (and, since its
+    // wait returns at once when stopping, spinning on the broker).
+    if shared.stopping.is_cancelled() {
+        return None;
+    }
+    let first = match shared.reserved.clone().try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(_) => {
+            shared.health.waiting_for_slot(true);
+            let permit = tokio::select! {
+                permit = shared.reserved.clone().acquire_owned() => permit.ok(),
+                () = shared.stopping.cancelled() => None,
+            };
+            shared.health.waiting_for_slot(false);
+            permit?
+        }
     };
     let mut permits = vec![first];
     while permits.len() < MAX_FETCH {

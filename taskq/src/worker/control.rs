@@ -100,7 +100,10 @@ fn addressed_to(body: &Value, hostname: &str) -> bool {
 
 fn dispatch(shared: &Shared, method: &str, arguments: &Value) -> Value {
     match method {
-        "ping" => json!({"ok": "pong"}),
+        "ping" => match shared.health.problem() {
+            None => json!({"ok": "pong"}),
+            Some(problem) => json!({"error": problem}),
+        },
         "registered" => json!(registry::all().iter().map(|e| e.name).collect::<Vec<_>>()),
         "active" => json!(shared.tasks.active(&shared.settings.hostname)),
         "stats" => stats(shared),

@@ -26,11 +26,17 @@ mod control;
 mod dispatcher;
 mod events;
 mod executor;
+mod health;
 mod lease;
 mod recovery;
 mod revoked;
 mod running;
 mod scheduler;
+
+pub use health::{Health, HealthHandle};
+
+/// The default [`WorkerBuilder::stall_after`].
+const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(30);
 
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -54,6 +60,7 @@ struct Settings {
     unknown_task_retries: u32,
     visibility_timeout: Duration,
     celery_visibility_timeout: Duration,
+    stall_after: Duration,
     max_recoveries: u32,
     require_noeviction: bool,
     hostname: String,
@@ -74,6 +81,7 @@ pub struct Worker {
     client: Client,
     settings: Settings,
     shutdown: CancellationToken,
+    health: HealthHandle,
 }
 
 /// Builds a [`Worker`].
@@ -208,6 +216,20 @@ impl WorkerBuilder {
         self
     }
 
+    /// How long the consumer may go without a successful round trip to the broker (while
+    /// not merely waiting for a free slot) before [`HealthHandle::check`] calls the worker
+    /// unhealthy and remote control's `ping` answers with an error. 30 s by default.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).stall_after(std::time::Duration::from_secs(60)).build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
+    pub fn stall_after(mut self, limit: Duration) -> Self {
+        self.settings.stall_after = limit;
+        self
+    }
+
     /// Refuse to start unless Redis's `maxmemory-policy` is `noeviction` (by default a
     /// worker only warns): with any other policy, Redis may evict queued messages.
     ///
@@ -267,10 +289,12 @@ impl WorkerBuilder {
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn build(self) -> Worker {
+        let health = HealthHandle::new(self.settings.stall_after);
         Worker {
             client: self.client,
             settings: self.settings,
             shutdown: CancellationToken::new(),
+            health,
         }
     }
 }
@@ -319,6 +343,7 @@ impl Worker {
             unknown_task_retries: config.unknown_task_retries,
             visibility_timeout: config.visibility_timeout,
             celery_visibility_timeout: config.celery_visibility_timeout,
+            stall_after: DEFAULT_STALL_AFTER,
             max_recoveries: config.max_recoveries,
             require_noeviction: config.require_noeviction,
             hostname: format!("taskq@{}", crate::hostname()),
@@ -353,6 +378,12 @@ impl Worker {
     /// ```
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle(self.shutdown.clone())
+    }
+
+    /// A handle that tells whether this worker consumes: for a liveness probe. See
+    /// [`HealthHandle`] and [`WorkerBuilder::stall_after`].
+    pub fn health(&self) -> HealthHandle {
+        self.health.clone()
     }
 
     /// Runs until SIGINT or SIGTERM (or a [`ShutdownHandle`]), then shuts down gracefully.
@@ -393,7 +424,13 @@ impl Worker {
         if self.settings.banner {
             println!("{}", banner::render(&self.client, &self.settings));
         }
-        let (shared, event_queue) = Shared::new(self.client, self.settings, self.shutdown.clone());
+        let (shared, event_queue) = Shared::new(
+            self.client,
+            self.settings,
+            self.shutdown.clone(),
+            self.health.clone(),
+        );
+        shared.health.set_running(true);
         let events_stop = CancellationToken::new();
         let events = tokio::spawn(events::run(
             shared.clone(),
@@ -434,6 +471,7 @@ impl Worker {
         // `worker-offline`.
         events_stop.cancel();
         let _ = events.await;
+        shared.health.set_running(false);
         tracing::info!("worker stopped");
         Ok(())
     }
@@ -507,6 +545,8 @@ struct Shared {
     started: Instant,
     /// Delivery tags of the messages this worker holds in `unacked`, whose leases it renews.
     held: lease::Held,
+    /// Whether the consumer consumes.
+    health: HealthHandle,
 }
 
 impl Shared {
@@ -514,6 +554,7 @@ impl Shared {
         client: Client,
         settings: Settings,
         stopping: CancellationToken,
+        health: HealthHandle,
     ) -> (
         Arc<Self>,
         mpsc::UnboundedReceiver<serde_json::Map<String, serde_json::Value>>,
@@ -536,6 +577,7 @@ impl Shared {
             events,
             clock: AtomicU64::new(0),
             started: Instant::now(),
+            health,
         });
         (shared, event_queue)
     }
