@@ -49,3 +49,38 @@ async fn a_strict_worker_runs_on_noeviction() {
     assert_eq!(sent.get(Duration::from_secs(10)).await.unwrap(), "pong");
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_redis_refuses_sends_with_its_error_and_the_worker_resumes_once_freed() {
+    let server = RedisServer::start_with(&["--maxmemory-policy", "noeviction"]);
+    let client = client(&server, |config| config.result_backend = server.url());
+    let worker = RunningWorker::start(&client, |b| b);
+    let before = client.send(&ping, (), Options::new()).await.unwrap();
+    assert_eq!(before.get(Duration::from_secs(10)).await.unwrap(), "pong");
+
+    // Redis is full: its memory use is over `maxmemory` (set below what it already uses).
+    let mut conn = server.connection();
+    let set_maxmemory = |conn: &mut redis::Connection, bytes: &str| {
+        let () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory")
+            .arg(bytes)
+            .query(conn)
+            .unwrap();
+    };
+    set_maxmemory(&mut conn, "1");
+    let refused = client.send(&ping, (), Options::new()).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("OOM"),
+        "the producer sees Redis's error: {refused}"
+    );
+    println!("send to a full Redis: {refused}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(worker.is_alive(), "the worker rides it out");
+
+    // Room again: the same worker takes the next task.
+    set_maxmemory(&mut conn, "0");
+    let after = client.send(&ping, (), Options::new()).await.unwrap();
+    assert_eq!(after.get(Duration::from_secs(10)).await.unwrap(), "pong");
+    worker.stop().await;
+}
