@@ -840,12 +840,25 @@ pub mod worker {
     ///
     /// If the broker refuses it.
     pub async fn send_push(client: &Client, token: &str) -> taskq::AsyncResult<serde_json::Value> {
+        send_push_with(client, token, taskq::Options::new()).await
+    }
+
+    /// [`send_push`] with per-call options (a countdown, a queue...).
+    ///
+    /// # Panics
+    ///
+    /// If the broker refuses the message.
+    pub async fn send_push_with(
+        client: &Client,
+        token: &str,
+        options: taskq::Options,
+    ) -> taskq::AsyncResult<serde_json::Value> {
         client
             .send_by_name(
                 "tasks.send_push_notification",
                 vec![serde_json::json!(token)],
                 serde_json::Map::new(),
-                taskq::Options::new(),
+                options,
             )
             .await
             .expect("the broker accepts the task")

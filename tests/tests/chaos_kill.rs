@@ -1,5 +1,5 @@
 //! Chaos: worker processes SIGKILLed at random instants and restarted while a producer keeps
-//! sending tasks. Every accepted task must reach SUCCESS, every one must have run (the
+//! sending tasks, a quarter of them with a countdown. Every accepted task must reach SUCCESS, every one must have run (the
 //! execution ledger is the example task's `notification.log`, outside Redis), and nothing
 //! may stay claimed.
 //!
@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use taskq_tests::worker::{client, ledger_runs, query, send_push};
+use taskq::Options;
+use taskq_tests::worker::{client, ledger_runs, query, send_push, send_push_with};
 use taskq_tests::{spawn_example_worker, wait_until, ChildGuard, RedisServer};
 
 /// Tasks sent before the first kill; more follow, one every [`SEND_EVERY`], until the last.
@@ -85,7 +86,15 @@ async fn no_task_is_lost_when_workers_are_killed_at_random_instants() {
                     break;
                 }
                 let token = format!("token-{i}");
-                let result = send_push(&client, &token).await;
+                // Every fourth task has a countdown, so kills also hit parked ETA messages
+                // and their promotion.
+                let options = match i % 4 {
+                    0 => {
+                        Options::new().countdown(Duration::from_millis(300 + 100 * (i % 8) as u64))
+                    }
+                    _ => Options::new(),
+                };
+                let result = send_push_with(&client, &token, options).await;
                 sent.push((token, result));
                 tokio::time::sleep(SEND_EVERY).await;
             }
@@ -118,6 +127,7 @@ async fn no_task_is_lost_when_workers_are_killed_at_random_instants() {
             query::<i64>(&url, &["HLEN", "unacked"]) == 0
                 && query::<i64>(&url, &["ZCARD", "unacked_index"]) == 0
                 && query::<i64>(&url, &["ZCARD", "taskq.leases"]) == 0
+                && query::<i64>(&url, &["ZCARD", "taskq.eta"]) == 0
         },
     );
     let runs = ledger_runs(dir.path());
