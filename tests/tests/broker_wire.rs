@@ -399,6 +399,38 @@ async fn fetch_moves_to_unacked_and_ack_removes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_reads_tags_in_any_json_spelling() {
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    let envelope = |tag: &str, routing_key: &str| {
+        json!({
+            "body": "W1tdLCB7fSwge31d",
+            "headers": {"task": "x", "id": "i", "argsrepr": "('\"delivery_tag\": \"fake\"',)"},
+            "properties": {
+                "delivery_info": {"exchange": "ex", "routing_key": routing_key},
+                "delivery_tag": tag,
+            },
+        })
+    };
+    // Compact separators (serde), Python's separators, and a tag with an escaped quote.
+    let compact = envelope("tag-compact", "celery").to_string();
+    let python = taskq::pyjson::to_string(&envelope("tag-python", "celery")).unwrap();
+    let escaped = envelope("tag-\"quoted\"", "celery").to_string();
+    for raw in [&compact, &python, &escaped] {
+        let _: i64 = query(&server.url(), &["LPUSH", "celery", raw]);
+    }
+    let fetched = client
+        .broker()
+        .fetch(&["celery".to_owned()], 10, usize::MAX)
+        .await
+        .unwrap();
+    let tags: Vec<&str> = fetched.deliveries.iter().map(|d| d.tag.as_str()).collect();
+    assert_eq!(tags, ["tag-compact", "tag-python", "tag-\"quoted\""]);
+    let entry: String = query(&server.url(), &["HGET", "unacked", "tag-python"]);
+    assert_eq!(entry, format!(r#"[{python}, "ex", "celery"]"#));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requeue_puts_the_message_back_at_the_front() {
     let server = RedisServer::start();
     let client = client(&server, |_| {});

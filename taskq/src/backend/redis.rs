@@ -215,25 +215,15 @@ impl ResultBackend for RedisBackend {
             return Ok(());
         }
         let ttl = self.expires.map_or(0, |d| d.as_secs().max(1));
-        let mut pipe = redis::pipe();
-        // A pipeline does not retry on NOSCRIPT, so the script is loaded in the same round
-        // trip; this also survives a Redis restart that emptied the script cache.
-        pipe.cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(crate::scripts::STORE_RESULT)
-            .ignore();
+        let mut invocation = self.scripts.store_results.prepare_invoke();
+        invocation.arg(ttl);
         for record in records {
-            pipe.invoke_script(
-                self.scripts
-                    .store_result
-                    .key(self.keys.task_meta(&record.task_id))
-                    .arg(record.to_json())
-                    .arg(ttl),
-            )
-            .ignore();
+            invocation
+                .key(self.keys.task_meta(&record.task_id))
+                .arg(record.to_json());
         }
         let mut conn = self.conn().await?;
-        let () = pipe.query_async(&mut conn).await?;
+        let _stored: usize = invocation.invoke_async(&mut conn).await?;
         Ok(())
     }
 
