@@ -7,8 +7,9 @@
 //! RIGHT`, which wakes as soon as a list gets a message without taking it (the message stays
 //! where it is), instead of polling.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::future::select_all;
@@ -52,7 +53,13 @@ pub struct RedisBroker {
     conn: LazyConnection,
     /// One connection per list being watched, because a blocked connection serves nothing else.
     watchers: Mutex<Vec<(String, WatcherSlot)>>,
+    /// Queues whose kombu binding this broker declared, and when.
+    declared: std::sync::Mutex<HashMap<String, Instant>>,
 }
+
+/// How long a declared binding is trusted before a publish declares it again (it may have
+/// been flushed, or lost in a Redis restart).
+const REDECLARE_AFTER: Duration = Duration::from_secs(60);
 
 impl RedisBroker {
     /// A broker for `url` (`redis://` or `rediss://`, with user, password and db number) with
@@ -93,7 +100,27 @@ impl RedisBroker {
             keys,
             scripts: Scripts::new(),
             watchers: Mutex::new(Vec::new()),
+            declared: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The queues among `messages` whose binding is not declared (recently), marked declared.
+    /// kombu declares a queue's binding once per connection, not with every message; doing
+    /// it per message doubled the commands of a send.
+    fn undeclared<'a>(&self, messages: &'a [Outgoing]) -> Vec<&'a str> {
+        let mut declared = self.declared.lock().expect("declared lock");
+        let mut due = Vec::new();
+        for message in messages {
+            let queue = message.queue.as_str();
+            let fresh = declared
+                .get(queue)
+                .is_some_and(|at| at.elapsed() < REDECLARE_AFTER);
+            if !fresh {
+                declared.insert(queue.to_owned(), Instant::now());
+                due.push(queue);
+            }
+        }
+        due
     }
 
     async fn conn(&self) -> Result<ConnectionManager> {
@@ -196,21 +223,32 @@ async fn watch_list(
 impl Broker for RedisBroker {
     async fn publish(&self, messages: &[Outgoing]) -> Result<()> {
         let mut pipe = redis::pipe();
+        let declaring = self.undeclared(messages);
+        for queue in &declaring {
+            pipe.sadd(self.keys.binding(queue), self.keys.binding_member(queue))
+                .ignore();
+        }
         for message in messages {
             let bucket = super::priority_bucket(message.priority);
-            pipe.sadd(
-                self.keys.binding(&message.queue),
-                self.keys.binding_member(&message.queue),
-            )
-            .ignore();
             pipe.lpush(
                 self.keys.queue_list(&message.queue, bucket),
                 &message.envelope,
             )
             .ignore();
         }
-        let mut conn = self.conn().await?;
-        let () = pipe.query_async(&mut conn).await?;
+        let sent = async {
+            let mut conn = self.conn().await?;
+            let () = pipe.query_async(&mut conn).await?;
+            Ok::<_, crate::Error>(())
+        };
+        if let Err(e) = sent.await {
+            // The bindings may not have been written: declare them with the next publish.
+            let mut declared = self.declared.lock().expect("declared lock");
+            for queue in &declaring {
+                declared.remove(*queue);
+            }
+            return Err(e);
+        }
         Ok(())
     }
 

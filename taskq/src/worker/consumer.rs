@@ -1,6 +1,9 @@
 //! Takes messages from the broker in batches, as many as there are free reservation slots,
 //! and decides each one's fate: run it (handed in order to the dispatcher), park it until its
 //! ETA, or settle it at once (expired, unknown task, undecodable).
+//!
+//! Fetching and deciding overlap: a batch is decoded on a task of its own while the next
+//! fetch is in flight, so Redis's time and the worker's add up less.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -22,16 +25,64 @@ const FETCH_WAIT: Duration = Duration::from_secs(1);
 /// Most messages taken in one fetch.
 const MAX_FETCH: usize = 256;
 
+/// A fetched batch on its way to be decided, with one reservation per message.
+struct Batch {
+    deliveries: Vec<Delivery>,
+    reservations: Vec<OwnedSemaphorePermit>,
+    /// The broker's clock at the fetch.
+    now: f64,
+}
+
+/// Batches fetched ahead of the one being decided: one is enough to overlap the two.
+const BATCHES_AHEAD: usize = 1;
+
 pub(super) async fn run(
     shared: Arc<Shared>,
     completions: mpsc::UnboundedSender<Completion>,
     ready: mpsc::UnboundedSender<executor::Job>,
 ) {
+    let (batches, fetched_batches) = mpsc::channel(BATCHES_AHEAD);
+    let decider = tokio::spawn(decide_batches(
+        shared.clone(),
+        completions,
+        ready,
+        fetched_batches,
+    ));
+    fetch_batches(&shared, batches).await;
+    // Every fetched message is handed on before the consumer reports done.
+    let _ = decider.await;
+}
+
+/// Decides each message of each batch, in fetch order.
+async fn decide_batches(
+    shared: Arc<Shared>,
+    completions: mpsc::UnboundedSender<Completion>,
+    ready: mpsc::UnboundedSender<executor::Job>,
+    mut batches: mpsc::Receiver<Batch>,
+) {
+    while let Some(batch) = batches.recv().await {
+        let pairs = batch.deliveries.into_iter().zip(batch.reservations);
+        for (delivery, reservation) in pairs {
+            dispatch(
+                &shared,
+                &completions,
+                &ready,
+                delivery,
+                reservation,
+                batch.now,
+            )
+            .await;
+        }
+    }
+}
+
+/// Fetches batches as slots free up and hands them to the decider, until shutdown.
+async fn fetch_batches(shared: &Arc<Shared>, batches: mpsc::Sender<Batch>) {
     let queues = &shared.settings.queues;
     let broker = shared.client.broker();
     let max_bytes = shared.client.config().max_message_size;
     let mut backoff = Duration::from_millis(100);
-    while let Some(reservations) = reserve(&shared).await {
+    while let Some(reservations) = reserve(shared).await {
         // Never cancelled: once Redis has moved messages to `unacked`, they must be handed on.
         match broker.fetch(queues, reservations.len(), max_bytes).await {
             Ok(fetched) if fetched.deliveries.is_empty() => {
@@ -42,7 +93,7 @@ pub(super) async fn run(
                     () = shared.stopping.cancelled() => Ok(()),
                 };
                 if let Err(e) = waited {
-                    pause_after_error(&shared, &e, &mut backoff).await;
+                    pause_after_error(shared, &e, &mut backoff).await;
                 }
             }
             Ok(fetched) => {
@@ -53,19 +104,22 @@ pub(super) async fn run(
                 shared
                     .held
                     .add(fetched.deliveries.iter().map(|d| d.tag.clone()));
-                for (delivery, reservation) in fetched.deliveries.into_iter().zip(reservations) {
-                    dispatch(
-                        &shared,
-                        &completions,
-                        &ready,
-                        delivery,
-                        reservation,
-                        fetched.now,
-                    )
-                    .await;
+                let mut reservations = reservations;
+                // Slots the fetch did not fill are free for the next one at once.
+                reservations.truncate(fetched.deliveries.len());
+                let batch = Batch {
+                    deliveries: fetched.deliveries,
+                    reservations,
+                    now: fetched.now,
+                };
+                if batches.send(batch).await.is_err() {
+                    tracing::error!(
+                        "the consumer's decider stopped; messages stay in unacked for recovery"
+                    );
+                    return;
                 }
             }
-            Err(e) => pause_after_error(&shared, &e, &mut backoff).await,
+            Err(e) => pause_after_error(shared, &e, &mut backoff).await,
         }
     }
 }
