@@ -616,15 +616,13 @@ pub fn spawn_example_worker(
     log: &str,
     envs: &[(&str, &str)],
 ) -> ChildGuard {
-    ChildGuard::spawn(&mut example_command("worker", &[], server, dir, log, envs))
+    ChildGuard::spawn(&mut example_command("worker", server, dir, log, envs))
 }
 
 /// A command that runs the compiled example `name` against `server` (broker and results), in
-/// `dir`, with `envs` set and its output appended to `dir/<log>`; `wrapper` goes before the
-/// binary (e.g. `["faketime", "-f", "+600s"]`), or `&[]` for none.
+/// `dir`, with `envs` set and its output appended to `dir/<log>`.
 pub fn example_command(
     name: &str,
-    wrapper: &[&str],
     server: &RedisServer,
     dir: &Path,
     log: &str,
@@ -635,15 +633,7 @@ pub fn example_command(
         .append(true)
         .open(dir.join(log))
         .expect("cannot open the example's log");
-    let binary = example_binary(name);
-    let mut cmd = match wrapper {
-        [] => Command::new(&binary),
-        [program, args @ ..] => {
-            let mut cmd = Command::new(program);
-            cmd.args(args).arg(&binary);
-            cmd
-        }
-    };
+    let mut cmd = Command::new(example_binary(name));
     cmd.current_dir(dir)
         .env("TASKQ_BROKER_URL", server.url())
         .env("TASKQ_RESULT_BACKEND", server.url())

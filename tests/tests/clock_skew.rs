@@ -1,9 +1,10 @@
 //! Clock skew: a worker whose clock is 10 minutes fast and a producer whose clock is 10
-//! minutes slow (both under `faketime`), beside a worker with the right time. Every time that
+//! minutes slow (both under libfaketime), beside a worker with the right time. Every time that
 //! decides when a task runs is judged on Redis's clock: countdowns fire when due by Redis's
 //! time, and no worker takes a live worker's long task early, whatever its own clock says.
 
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use taskq::TaskState;
@@ -14,69 +15,75 @@ const COUNTDOWN_SECS: f64 = 3.0;
 const TASK_SECS: f64 = 2.0;
 const TASKS: usize = 6;
 
-/// `faketime` with a fixed offset; the monotonic clock (timers) is left alone.
-fn faketime(offset: &str) -> [&str; 3] {
-    assert!(
-        Command::new("faketime")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok(),
-        "faketime is missing: install Debian's `faketime` package (.ci/run does)"
-    );
-    ["faketime", "-f", offset]
+/// libfaketime, preloaded into a process directly: the `faketime` wrapper would leave the
+/// real process running when the test kills the wrapper.
+fn libfaketime() -> String {
+    let per_arch = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|dir| dir.path().join("faketime/libfaketime.so.1"));
+    per_arch
+        .chain([PathBuf::from("/usr/lib/faketime/libfaketime.so.1")])
+        .find(|path| path.is_file())
+        .map(|path| path.display().to_string())
+        .expect("libfaketime is missing: install Debian's `faketime` package (.ci/run does)")
 }
 
-fn worker_envs() -> [(&'static str, &'static str); 5] {
-    [
-        ("TASKQ_VISIBILITY_TIMEOUT", "1"),
-        ("TASKQ_EXAMPLE_DELAY_MS", "2000"),
-        ("TASKQ_CONCURRENCY", "2"),
+/// `envs` plus what shifts a process's clock by `offset` (e.g. `+600s`); its monotonic
+/// clock (timers) is left alone.
+fn shifted<'a>(
+    lib: &'a str,
+    offset: &'a str,
+    envs: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut all = envs.to_vec();
+    all.extend([
+        ("LD_PRELOAD", lib),
+        ("FAKETIME", offset),
         ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
-        ("RUST_LOG", "warn"),
-    ]
+    ]);
+    all
 }
+
+const WORKER_ENVS: [(&str, &str); 4] = [
+    ("TASKQ_VISIBILITY_TIMEOUT", "1"),
+    ("TASKQ_EXAMPLE_DELAY_MS", "2000"),
+    ("TASKQ_CONCURRENCY", "2"),
+    ("RUST_LOG", "warn"),
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn countdowns_and_leases_follow_redis_time_whatever_the_local_clocks_say() {
-    let fast = faketime("+600s");
-    let slow = faketime("-600s");
+    let lib = libfaketime();
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let _fast_worker = ChildGuard::spawn(&mut example_command(
         "worker",
-        &fast,
         &server,
         dir.path(),
         "fast-worker.log",
-        &worker_envs(),
+        &shifted(&lib, "+600s", &WORKER_ENVS),
     ));
-    let _right_worker =
-        spawn_example_worker(&server, dir.path(), "right-worker.log", &worker_envs());
+    let _right_worker = spawn_example_worker(&server, dir.path(), "right-worker.log", &WORKER_ENVS);
     let client = client(&server, |config| config.result_backend = server.url());
 
     // The slow producer sends each task with a 3 s countdown.
     let countdown = COUNTDOWN_SECS.to_string();
+    let producer_envs = shifted(&lib, "-600s", &[]);
     let mut sent = Vec::new();
     for i in 0..TASKS {
         let token = format!("[\"skewed-{i}\"]");
-        let output = example_command(
-            "send",
-            &slow,
-            &server,
-            dir.path(),
-            "producer.log",
-            &[("FAKETIME_DONT_FAKE_MONOTONIC", "1")],
-        )
-        .args([
-            "tasks.send_push_notification",
-            &token,
-            "--countdown",
-            &countdown,
-        ])
-        .stdout(Stdio::piped())
-        .output()
-        .unwrap();
+        let output = example_command("send", &server, dir.path(), "producer.log", &producer_envs)
+            .args([
+                "tasks.send_push_notification",
+                &token,
+                "--countdown",
+                &countdown,
+            ])
+            .stdout(Stdio::piped())
+            .output()
+            .unwrap();
         assert!(output.status.success(), "send failed: {output:?}");
         let id = String::from_utf8(output.stdout).unwrap().trim().to_owned();
         sent.push((id, Instant::now()));
@@ -84,7 +91,7 @@ async fn countdowns_and_leases_follow_redis_time_whatever_the_local_clocks_say()
     let producer_log = std::fs::read_to_string(dir.path().join("producer.log")).unwrap();
     assert!(
         producer_log.contains("clock differs from the broker"),
-        "faketime did not shift the producer's clock: {producer_log}"
+        "libfaketime did not shift the producer's clock: {producer_log}"
     );
 
     for (id, sent_at) in &sent {
