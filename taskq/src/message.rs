@@ -21,6 +21,8 @@ use serde_json::{json, Map, Value};
 
 use crate::pyjson;
 
+mod typed;
+
 /// Header counting how many workers put a message back because they did not know its task.
 /// Python Celery ignores headers it does not know.
 pub const UNKNOWN_ATTEMPTS_HEADER: &str = "taskq_unknown_attempts";
@@ -321,6 +323,15 @@ impl TaskMessage {
     /// assert!(err.starts_with("envelope is not JSON"));
     /// ```
     pub fn decode(raw: &str) -> Result<Self, String> {
+        match typed::decode(raw) {
+            Some(message) => Ok(message),
+            None => Self::decode_general(raw),
+        }
+    }
+
+    /// Reads any message taskq accepts, protocol 1 or 2, through `Value` maps; slower than
+    /// the typed path, which covers the common shape.
+    fn decode_general(raw: &str) -> Result<Self, String> {
         let envelope = parse_envelope(raw)?;
         let envelope = &envelope;
         let headers = object_field(envelope, "headers")?;
@@ -414,6 +425,12 @@ type Parts = (
 fn split_v2(headers: &Map<String, Value>, body: Value) -> Result<Parts, String> {
     let task = string_field(headers, "task", "headers")?;
     let id = string_field(headers, "id", "headers")?;
+    let (args, kwargs) = split_body_v2(body)?;
+    Ok((task, id, args, kwargs, headers.clone()))
+}
+
+/// The arguments of a protocol 2 body, `[args, kwargs, embed]`.
+fn split_body_v2(body: Value) -> Result<(Vec<Value>, Map<String, Value>), String> {
     let Value::Array(mut parts) = body else {
         return Err("body is not a [args, kwargs, embed] array".to_owned());
     };
@@ -426,8 +443,7 @@ fn split_v2(headers: &Map<String, Value>, body: Value) -> Result<Parts, String> 
     parts.truncate(2);
     let kwargs = parts.pop().unwrap_or_default();
     let args = parts.pop().unwrap_or_default();
-    let (args, kwargs) = args_and_kwargs(args, kwargs)?;
-    Ok((task, id, args, kwargs, headers.clone()))
+    args_and_kwargs(args, kwargs)
 }
 
 fn split_v1(body: Value) -> Result<Parts, String> {
@@ -744,6 +760,50 @@ mod tests {
     fn celery_add_message() -> String {
         // The message Celery 5.6.2 writes for add.delay(2, 3), as recorded from MONITOR.
         r#"{"body": "W1syLCAzXSwge30sIHsiY2FsbGJhY2tzIjogbnVsbCwgImVycmJhY2tzIjogbnVsbCwgImNoYWluIjogbnVsbCwgImNob3JkIjogbnVsbH1d", "content-encoding": "utf-8", "content-type": "application/json", "headers": {"lang": "py", "task": "tasks.add", "id": "890ebb03-5a96-424e-a471-d215a7f7201c", "shadow": null, "eta": null, "expires": null, "group": null, "group_index": null, "retries": 0, "timelimit": [null, null], "root_id": "890ebb03-5a96-424e-a471-d215a7f7201c", "parent_id": null, "argsrepr": "(2, 3)", "kwargsrepr": "{}", "origin": "gen14698@vm", "ignore_result": false, "replaced_task_nesting": 0, "stamped_headers": null, "stamps": {}}, "properties": {"correlation_id": "890ebb03-5a96-424e-a471-d215a7f7201c", "reply_to": "82826158-5f96-3278-b94e-818a922c954e", "delivery_mode": 2, "delivery_info": {"exchange": "", "routing_key": "celery"}, "priority": 0, "body_encoding": "base64", "delivery_tag": "823731d2-bddc-4011-955d-e725266caf6e"}}"#.to_owned()
+    }
+
+    #[test]
+    fn the_typed_and_general_paths_read_the_same_message() {
+        let mut full = NewMessage::new("tasks.full", "id-full").args(vec![
+            json!(1),
+            json!("two"),
+            json!({"n": [1.5, null]}),
+        ]);
+        full.kwargs = json!({"flag": true, "big": 100000000000000000000000u128})
+            .as_object()
+            .unwrap()
+            .clone();
+        full.eta = Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_900_000_000));
+        full.expires = Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_900_000_100));
+        full.time_limit = (Some(30.0), Some(20.0));
+        full.priority = 6;
+        full.ignore_result = true;
+        full.retries = 2;
+        full.parent_id = Some("parent".to_owned());
+        full.root_id = Some("root".to_owned());
+        let full = full.encode("reports").unwrap();
+        let recovered = with_header(&full, "taskq_recoveries", json!(3)).unwrap();
+        let samples = [
+            celery_add_message(),
+            NewMessage::new("tasks.plain", "id-plain")
+                .encode("celery")
+                .unwrap(),
+            full,
+            recovered,
+        ];
+        for raw in &samples {
+            let typed = typed::decode(raw).expect("the common shape takes the typed path");
+            assert_eq!(Ok(typed), TaskMessage::decode_general(raw), "{raw}");
+        }
+        // Odd shapes go the general way, which explains itself.
+        let odd_retries = celery_add_message().replace(r#""retries": 0"#, r#""retries": "0""#);
+        assert!(typed::decode(&odd_retries).is_none());
+        assert_eq!(TaskMessage::decode(&odd_retries).unwrap().retries, 0);
+        let msgpack = celery_add_message().replace("application/json", "application/x-msgpack");
+        assert!(typed::decode(&msgpack).is_none());
+        assert!(TaskMessage::decode(&msgpack)
+            .unwrap_err()
+            .contains("msgpack"));
     }
 
     #[test]
