@@ -100,18 +100,36 @@ end
 return out
 "#;
 
+/// The one way a message leaves the held state, shared by every script that settles a held
+/// message ([`REQUEUE`], [`DEFER`], [`DEAD_LETTER`], [`RECOVER`]; they run with it prepended,
+/// see [`Scripts::new`]). The ack, a plain pipeline on the hot path, removes the same keys in
+/// the same order (`RedisBroker::held_keys`).
+///
+/// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` leases zset, `KEYS[4]`
+///   set of started recovered messages. Scripts that use it put their own keys from `KEYS[5]`.
+/// * `release(tag)` returns the unacked entry the tag held (`false` if none: settled already,
+///   or fenced by a recovery), and whether the tag was in the started set.
+pub(crate) const RELEASE: &str = r#"
+local function release(tag)
+  local held = redis.call('HGET', KEYS[1], tag)
+  redis.call('HDEL', KEYS[1], tag)
+  redis.call('ZREM', KEYS[2], tag)
+  redis.call('ZREM', KEYS[3], tag)
+  local started = redis.call('SREM', KEYS[4], tag) == 1
+  return held, started
+end
+"#;
+
 /// Puts unacked messages back at the front of their lists (the next to be popped), as kombu
 /// restores them. A tag no longer in `unacked` (acked or restored by someone else) is skipped.
 ///
-/// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` leases zset.
+/// * `KEYS[1..4]` as for [`RELEASE`].
 /// * `ARGV` triples: delivery tag, destination list, envelope text.
 /// * Returns the number of messages put back.
 pub(crate) const REQUEUE: &str = r#"
 local moved = 0
 for i = 1, #ARGV, 3 do
-  if redis.call('HDEL', KEYS[1], ARGV[i]) == 1 then
-    redis.call('ZREM', KEYS[2], ARGV[i])
-    redis.call('ZREM', KEYS[3], ARGV[i])
+  if release(ARGV[i]) then
     redis.call('RPUSH', ARGV[i + 1], ARGV[i + 2])
     moved = moved + 1
   end
@@ -122,17 +140,15 @@ return moved
 /// Parks an unacked message whose ETA is not due, so that it waits in Redis rather than in a
 /// worker's memory.
 ///
-/// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` ETA schedule zset,
-///   `KEYS[4]` ETA messages hash, `KEYS[5]` leases zset.
+/// * `KEYS[1..4]` as for [`RELEASE`], `KEYS[5]` ETA schedule zset, `KEYS[6]` ETA messages
+///   hash.
 /// * `ARGV[1]` delivery tag, `ARGV[2]` due time (seconds since the epoch), `ARGV[3]` the list
 ///   to return to, `ARGV[4]` envelope text.
 /// * Returns 1 if parked, 0 if the tag was no longer unacked.
 pub(crate) const DEFER: &str = r#"
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[5], ARGV[1])
-redis.call('HSET', KEYS[4], ARGV[1], cjson.encode({ARGV[3], ARGV[4]}))
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+if not release(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[6], ARGV[1], cjson.encode({ARGV[3], ARGV[4]}))
+redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
 return 1
 "#;
 
@@ -161,15 +177,12 @@ return {#due, next_due[2] or ''}
 
 /// Moves an unacked message to the dead-letter list with the reason, in one step.
 ///
-/// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` dead-letter list,
-///   `KEYS[4]` leases zset.
+/// * `KEYS[1..4]` as for [`RELEASE`], `KEYS[5]` dead-letter list.
 /// * `ARGV[1]` delivery tag, `ARGV[2]` the dead-letter entry (JSON with reason and payload).
 /// * Returns 1 if moved, 0 if the tag was no longer unacked.
 pub(crate) const DEAD_LETTER: &str = r#"
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('LPUSH', KEYS[3], ARGV[2])
+if not release(ARGV[1]) then return 0 end
+redis.call('LPUSH', KEYS[5], ARGV[2])
 return 1
 "#;
 
@@ -236,9 +249,8 @@ return renewed
 /// timeout, as kombu's restore would judge it: a long Python task is not taken from a live
 /// Python worker.
 ///
-/// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` dead-letter list,
-///   `KEYS[4]` set of started recovered messages (a recovery of one of those also counts up
-///   its `taskq_crashes` header), `KEYS[5]` leases zset.
+/// * `KEYS[1..4]` as for [`RELEASE`] (a recovery of a message in the started set also counts
+///   up its `taskq_crashes` header), `KEYS[5]` dead-letter list.
 /// * `ARGV[1]` leased timeout in seconds, `ARGV[2]` unleased timeout in seconds (not below
 ///   the leased one), `ARGV[3]` max messages, `ARGV[4]` key prefix, `ARGV[5]` priority
 ///   separator.
@@ -250,7 +262,7 @@ local limit = tonumber(ARGV[3])
 local restored = 0
 
 local function recover(tag)
-  local held = redis.call('HGET', KEYS[1], tag)
+  local held, started = release(tag)
   local ok, entry = pcall(cjson.decode, held or '')
   if held and ok and type(entry) == 'table' and type(entry[1]) == 'table' then
     local envelope = entry[1]
@@ -263,7 +275,7 @@ local function recover(tag)
     if type(props.delivery_info) == 'table' then props.delivery_info.redelivered = true end
     if type(envelope.headers) ~= 'table' then envelope.headers = {} end
     envelope.headers.taskq_recoveries = (tonumber(envelope.headers.taskq_recoveries) or 0) + 1
-    if redis.call('SREM', KEYS[4], tag) == 1 then
+    if started then
       envelope.headers.taskq_crashes = (tonumber(envelope.headers.taskq_crashes) or 0) + 1
     end
     -- A fresh tag fences the worker that lost it: if it was only frozen, its late ack of the
@@ -272,15 +284,11 @@ local function recover(tag)
     redis.call('RPUSH', list, cjson.encode(envelope))
     restored = restored + 1
   elseif held then
-    redis.call('LPUSH', KEYS[3], cjson.encode({reason = 'unacked entry is not [envelope, exchange, routing_key]', queue = '', payload = held, time = now}))
+    redis.call('LPUSH', KEYS[5], cjson.encode({reason = 'unacked entry is not [envelope, exchange, routing_key]', queue = '', payload = held, time = now}))
   end
-  redis.call('HDEL', KEYS[1], tag)
-  redis.call('ZREM', KEYS[2], tag)
-  redis.call('SREM', KEYS[4], tag)
-  redis.call('ZREM', KEYS[5], tag)
 end
 
-local leased = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(ARGV[1]), 'LIMIT', 0, limit)
+local leased = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[1]), 'LIMIT', 0, limit)
 for _, tag in ipairs(leased) do recover(tag) end
 local room = limit - #leased
 if room > 0 then
@@ -333,13 +341,18 @@ impl Scripts {
         Self {
             store_results: Script::new(STORE_RESULTS),
             fetch: Script::new(FETCH),
-            requeue: Script::new(REQUEUE),
-            defer: Script::new(DEFER),
+            requeue: releasing(REQUEUE),
+            defer: releasing(DEFER),
             promote: Script::new(PROMOTE),
-            dead_letter: Script::new(DEAD_LETTER),
+            dead_letter: releasing(DEAD_LETTER),
             renew: Script::new(RENEW),
-            recover: Script::new(RECOVER),
+            recover: releasing(RECOVER),
             requeue_dead: Script::new(REQUEUE_DEAD),
         }
     }
+}
+
+/// A script that settles held messages, with [`RELEASE`] in front of its body.
+fn releasing(body: &str) -> Script {
+    Script::new(&format!("{RELEASE}{body}"))
 }

@@ -57,6 +57,16 @@ struct State {
     bindings: HashMap<String, Vec<(String, String)>>,
 }
 
+impl State {
+    /// Takes `tag` out of the held state (unacked, its lease, the started set), as the Redis
+    /// broker's release script does; the delivery it held, if any.
+    fn release(&mut self, tag: &str) -> Option<Delivery> {
+        self.leases.remove(tag);
+        self.started.remove(tag);
+        self.unacked.remove(tag)
+    }
+}
+
 impl MemoryBroker {
     /// The process-wide broker called `name` (`memory://name`; the empty name is `memory://`).
     ///
@@ -247,8 +257,7 @@ impl Broker for MemoryBroker {
     async fn ack(&self, tags: &[String]) -> Result<()> {
         let mut state = self.state();
         for tag in tags {
-            state.leases.remove(tag);
-            state.unacked.remove(tag);
+            state.release(tag);
         }
         Ok(())
     }
@@ -257,7 +266,7 @@ impl Broker for MemoryBroker {
         {
             let mut state = self.state();
             for d in deliveries {
-                if state.unacked.remove(&d.tag).is_some() {
+                if state.release(&d.tag).is_some() {
                     state
                         .lists
                         .entry(d.source.clone())
@@ -272,8 +281,10 @@ impl Broker for MemoryBroker {
 
     async fn defer(&self, delivery: &Delivery, eta: f64) -> Result<()> {
         let mut state = self.state();
-        if let Some(d) = state.unacked.remove(&delivery.tag) {
-            state.eta.insert(((eta * 1e6) as i64, d.tag.clone()), d);
+        // The delivery given, not the one held: a retry parks its next attempt's envelope.
+        if state.release(&delivery.tag).is_some() {
+            let due = ((eta * 1e6) as i64, delivery.tag.clone());
+            state.eta.insert(due, delivery.clone());
         }
         Ok(())
     }
@@ -308,7 +319,7 @@ impl Broker for MemoryBroker {
 
     async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
         let mut state = self.state();
-        if state.unacked.remove(&delivery.tag).is_some() {
+        if state.release(&delivery.tag).is_some() {
             state.dead.push_front(DeadLetter {
                 reason: reason.to_owned(),
                 queue: delivery.queue.clone(),
@@ -375,8 +386,7 @@ impl Broker for MemoryBroker {
                 .collect();
             let mut restored = 0;
             for tag in stale {
-                state.leases.remove(&tag);
-                if let Some(d) = state.unacked.remove(&tag) {
+                if let Some(d) = state.release(&tag) {
                     state
                         .lists
                         .entry(d.source.clone())
@@ -471,5 +481,43 @@ impl Broker for MemoryBroker {
         };
         self.arrived.notify_waiters();
         Ok(delivered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(tag: &str, attempt: u32) -> String {
+        serde_json::json!({"attempt": attempt, "properties": {"delivery_tag": tag}}).to_string()
+    }
+
+    #[tokio::test]
+    async fn a_deferred_retry_comes_back_with_its_new_envelope_and_releases_everything() {
+        let broker = MemoryBroker::named("memory-defer-test");
+        let outgoing = Outgoing {
+            queue: "celery".to_owned(),
+            priority: 0,
+            envelope: envelope("t1", 0),
+        };
+        broker.publish(&[outgoing]).await.unwrap();
+        let held = broker.fetch(&["celery".into()], 1, 1 << 20).await.unwrap();
+        let first = held.deliveries[0].clone();
+        broker.mark_started(&first.tag).await.unwrap();
+
+        let next = Delivery {
+            raw: envelope("t1", 1).into(),
+            ..first
+        };
+        broker.defer(&next, crate::unix_now() - 1.0).await.unwrap();
+        {
+            let state = broker.state();
+            assert!(
+                state.unacked.is_empty() && state.leases.is_empty() && state.started.is_empty()
+            );
+        }
+        assert_eq!(broker.promote_due(10).await.unwrap().moved, 1);
+        let again = broker.fetch(&["celery".into()], 1, 1 << 20).await.unwrap();
+        assert_eq!(&*again.deliveries[0].raw, envelope("t1", 1));
     }
 }
