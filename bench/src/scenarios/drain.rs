@@ -6,29 +6,17 @@
 //! whole list is moved into the broker's database, with the worker already running and
 //! waiting, and stops when every result is stored and nothing is left unacknowledged.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use taskq::Worker;
-
-use super::{patience, Bench, QUEUE};
+use super::{patience, Bench, RunningWorker};
 use crate::cli::Scenario;
 use crate::report::{Figure, Row, System, Throughput};
-
-/// Lets the worker connect and block on the empty queue before the clock starts.
-const SETTLE: Duration = Duration::from_millis(300);
 
 /// Drains `n` tasks with a worker of `concurrency` execution slots.
 pub async fn drain(bench: &mut Bench, n: u64, concurrency: usize) -> anyhow::Result<Row> {
     bench.flush().await?;
     bench.stage_noops(n).await?;
-    let worker = Worker::builder(bench.client.clone())
-        .concurrency(concurrency)
-        .queues([QUEUE])
-        .banner(false)
-        .build();
-    let stop = worker.shutdown_handle();
-    let running = tokio::spawn(worker.run_until(std::future::pending()));
-    tokio::time::sleep(SETTLE).await;
+    let worker = RunningWorker::start(&bench.client, concurrency).await;
 
     let probe = bench.probe().await?;
     let started = Instant::now();
@@ -37,8 +25,7 @@ pub async fn drain(bench: &mut Bench, n: u64, concurrency: usize) -> anyhow::Res
     let secs = started.elapsed().as_secs_f64();
     let cost = bench.cost(probe, n).await?;
 
-    stop.shutdown();
-    running.await??;
+    worker.stop().await?;
     drained?;
     Ok(Row {
         system: System::Taskq,

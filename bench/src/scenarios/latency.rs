@@ -6,11 +6,10 @@
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use taskq::Worker;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{Bench, QUEUE};
+use super::{Bench, RunningWorker};
 use crate::cli::Scenario;
 use crate::report::{Figure, Latency, Percentiles, Row, System};
 use crate::tasks::{stamp, unix_micros};
@@ -33,19 +32,11 @@ pub async fn latency(
     concurrency: usize,
 ) -> anyhow::Result<Row> {
     bench.flush().await?;
-    let worker = Worker::builder(bench.client.clone())
-        .concurrency(concurrency)
-        .queues([QUEUE])
-        .banner(false)
-        .build();
-    let stop = worker.shutdown_handle();
-    let running = tokio::spawn(worker.run_until(std::future::pending()));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let worker = RunningWorker::start(&bench.client, concurrency).await;
 
     let calls = u64::from(rate) * secs;
     let (samples, sending) = send_at_rate(rate, calls).await;
-    stop.shutdown();
-    running.await??;
+    worker.stop().await?;
 
     let (mut send, mut start, mut round_trip) = (histogram(), histogram(), histogram());
     let mut errors = 0;

@@ -181,6 +181,38 @@ pub async fn send_noops(client: &Client, n: u64, batch: usize) -> taskq::Result<
     Ok(())
 }
 
+/// An in-process worker on the benchmark's queue, running until [`stop`](Self::stop).
+pub struct RunningWorker {
+    stop: taskq::ShutdownHandle,
+    running: tokio::task::JoinHandle<taskq::Result<()>>,
+}
+
+impl RunningWorker {
+    /// Lets the worker connect and block on the empty queue before a clock starts.
+    const SETTLE: Duration = Duration::from_millis(300);
+
+    /// Starts a worker of `concurrency` execution slots on [`QUEUE`] and waits for it to
+    /// settle.
+    pub async fn start(client: &Client, concurrency: usize) -> Self {
+        let worker = taskq::Worker::builder(client.clone())
+            .concurrency(concurrency)
+            .queues([QUEUE])
+            .banner(false)
+            .build();
+        let stop = worker.shutdown_handle();
+        let running = tokio::spawn(worker.run_until(std::future::pending()));
+        tokio::time::sleep(Self::SETTLE).await;
+        Self { stop, running }
+    }
+
+    /// Shuts the worker down and waits for it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.shutdown();
+        self.running.await??;
+        Ok(())
+    }
+}
+
 /// How long to wait for `n` tasks before giving up: generous, since a slow machine must still
 /// finish, but bounded.
 pub fn patience(n: u64) -> Duration {
