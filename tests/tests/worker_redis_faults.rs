@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use taskq::Options;
-use taskq_tests::worker::{client, RunningWorker};
+use taskq_tests::worker::{client, eventually, RunningWorker};
 use taskq_tests::RedisServer;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -90,16 +90,10 @@ async fn a_worker_resumes_after_redis_is_down_for_a_while() {
     worker.stop().await;
 }
 
-/// Waits until `condition` holds, polling every 50 ms; returns how long it took.
-async fn time_until(what: &str, mut condition: impl FnMut() -> bool) -> Duration {
+/// Waits (with the harness's `eventually`) until `condition` holds; returns how long it took.
+async fn time_until(what: &str, condition: impl Fn() -> bool) -> Duration {
     let started = Instant::now();
-    while !condition() {
-        assert!(
-            started.elapsed() < WAIT,
-            "{what} did not happen within {WAIT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(WAIT, what, || std::future::ready(condition())).await;
     started.elapsed()
 }
 
