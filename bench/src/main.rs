@@ -131,13 +131,21 @@ fn redis(args: &Args, work_dir: &Path) -> anyhow::Result<(Option<RedisServer>, S
         if addr.ends_with(":6379") && (addr.contains("127.0.0.1") || addr.contains("localhost")) {
             bail!("refusing the Redis on port 6379 (it may hold real data): give another port");
         }
-        let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
-        return Ok((None, base.trim_end_matches('/').to_owned()));
+        return Ok((None, without_path(url).to_owned()));
     }
     let server = RedisServer::start(&args.redis_server, work_dir)?;
     eprintln!("started redis-server (pid {})", server.pid());
     let base = server.url(0).trim_end_matches("/0").to_owned();
     Ok((Some(server), base))
+}
+
+/// The URL up to its path: the scenarios add the database number themselves.
+fn without_path(url: &str) -> &str {
+    let authority = url.find("://").map_or(0, |i| i + 3);
+    match url[authority..].find('/') {
+        Some(slash) => &url[..authority + slash],
+        None => url,
+    }
 }
 
 /// Writes the JSON figures and the SVG chart.
@@ -168,4 +176,29 @@ fn target_dir() -> PathBuf {
         .ok()
         .and_then(|exe| exe.ancestors().nth(2).map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_path;
+
+    #[test]
+    fn a_given_url_loses_its_database_only() {
+        assert_eq!(
+            without_path("redis://127.0.0.1:7001"),
+            "redis://127.0.0.1:7001"
+        );
+        assert_eq!(
+            without_path("redis://127.0.0.1:7001/"),
+            "redis://127.0.0.1:7001"
+        );
+        assert_eq!(
+            without_path("redis://127.0.0.1:7001/3"),
+            "redis://127.0.0.1:7001"
+        );
+        assert_eq!(
+            without_path("redis://:pw@host:7001/0"),
+            "redis://:pw@host:7001"
+        );
+    }
 }

@@ -416,7 +416,15 @@ async fn fetch_reads_tags_in_any_json_spelling() {
     let compact = envelope("tag-compact", "celery").to_string();
     let python = taskq::pyjson::to_string(&envelope("tag-python", "celery")).unwrap();
     let escaped = envelope("tag-\"quoted\"", "celery").to_string();
-    for raw in [&compact, &python, &escaped] {
+    // The script looks near the end first, where kombu puts `properties`: a long envelope
+    // with them last, and one where a long field follows them.
+    let mut long = envelope("tag-long", "celery");
+    long["headers"]["argsrepr"] = json!("x".repeat(4000));
+    let long = long.to_string();
+    let mut followed = envelope("tag-followed", "celery");
+    followed["zzz"] = json!("y".repeat(4000));
+    let followed = followed.to_string();
+    for raw in [&compact, &python, &escaped, &long, &followed] {
         let _: i64 = query(&server.url(), &["LPUSH", "celery", raw]);
     }
     let fetched = client
@@ -425,7 +433,18 @@ async fn fetch_reads_tags_in_any_json_spelling() {
         .await
         .unwrap();
     let tags: Vec<&str> = fetched.deliveries.iter().map(|d| d.tag.as_str()).collect();
-    assert_eq!(tags, ["tag-compact", "tag-python", "tag-\"quoted\""]);
+    assert_eq!(
+        tags,
+        [
+            "tag-compact",
+            "tag-python",
+            "tag-\"quoted\"",
+            "tag-long",
+            "tag-followed"
+        ]
+    );
+    let entry: String = query(&server.url(), &["HGET", "unacked", "tag-followed"]);
+    assert_eq!(entry, format!(r#"[{followed}, "ex", "celery"]"#));
     let entry: String = query(&server.url(), &["HGET", "unacked", "tag-python"]);
     assert_eq!(entry, format!(r#"[{python}, "ex", "celery"]"#));
 }
