@@ -308,6 +308,13 @@ async fn get_wakes_as_soon_as_the_result_is_stored() {
     assert_eq!(sum, 5);
     assert!(took >= Duration::from_millis(300), "too fast: {took:?}");
     assert!(took < Duration::from_secs(2), "get woke late: {took:?}");
+    // The wait's subscription ends after `get` returns, not with it.
+    let channel = meta_key(sent.id());
+    eventually(Duration::from_secs(5), "no subscriber left", || async {
+        let reply: Vec<redis::Value> = query(&server.url(), &["PUBSUB", "NUMSUB", &channel]);
+        reply.get(1) == Some(&redis::Value::Int(0))
+    })
+    .await;
     worker.stop().await;
 }
 

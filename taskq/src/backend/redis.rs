@@ -261,7 +261,9 @@ impl ResultBackend for RedisBackend {
             Ok(self.get(task_id).await?.filter(|m| m.status.is_ready()))
         }
         .await;
-        hub.leave(&channel, id).await;
+        // Off the caller's path: the answer is known, and the unsubscribe's round trip would
+        // only add to every `get()`. Leaves and joins keep their order on the hub's lock.
+        tokio::spawn(async move { hub.leave(&channel, id).await });
         outcome
     }
 
