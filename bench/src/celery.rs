@@ -142,7 +142,7 @@ fn to_row(scenario: Scenario, json: &Value) -> anyhow::Result<Row> {
                 samples: num(&json["samples"])? as u64,
                 errors: num(&json["errors"])? as u64,
                 send: pct("send")?,
-                start: pct("start")?,
+                start: Some(pct("start")?),
                 round_trip: pct("round_trip")?,
             };
             let label = format!(

@@ -61,7 +61,7 @@ pub fn render(report: &Report) -> String {
     let height = y + 20.0;
     format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">
-<style>.title{{font-size:15px;font-weight:bold}} .panel{{font-size:13px;font-weight:bold}} .axis{{fill:#666;font-size:10px}} .taskq{{fill:#2b6cb0}} .celery{{fill:#c05621}}</style>
+<style>.title{{font-size:15px;font-weight:bold}} .panel{{font-size:13px;font-weight:bold}} .axis{{fill:#666;font-size:10px}} .taskq{{fill:#2b6cb0}} .celery{{fill:#c05621}} .redis{{fill:#718096}}</style>
 <rect width="100%" height="100%" fill="white"/>
 {body}</svg>
 "##
@@ -133,6 +133,7 @@ fn panel(out: &mut String, top: f64, title: &str, bars: &[Bar], unit: &str) -> f
         let class = match bar.system {
             System::Taskq => "taskq",
             System::Celery => "celery",
+            System::Redis => "redis",
         };
         let _ = writeln!(
             out,

@@ -25,7 +25,7 @@ use crate::cli::{Args, Scenario};
 use crate::machine::Machine;
 use crate::redis_server::RedisServer;
 use crate::report::{Report, Row};
-use crate::scenarios::{drain, enqueue, latency, memory, Bench};
+use crate::scenarios::{drain, enqueue, floor, latency, memory, Bench};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -87,6 +87,7 @@ async fn run_taskq(args: &Args, bench: &mut Bench) -> anyhow::Result<Vec<Row>> {
     bench.client.broker().ping().await?;
     if args.runs(Scenario::Sequential) {
         record(enqueue::sequential(bench, sizes.sequential).await?);
+        record(floor::sequential_lpush(bench, sizes.sequential).await?);
     }
     if args.runs(Scenario::Concurrent) {
         for &producers in &args.producers {
@@ -105,6 +106,7 @@ async fn run_taskq(args: &Args, bench: &mut Bench) -> anyhow::Result<Vec<Row>> {
         let c = args.worker_concurrency;
         for &rate in &args.rates {
             record(latency::latency(bench, rate, sizes.latency_secs, c).await?);
+            record(floor::ping_at_rate(bench, rate, sizes.latency_secs).await?);
         }
     }
     if args.runs(Scenario::Memory) {

@@ -14,6 +14,8 @@ use crate::machine::Machine;
 pub enum System {
     Taskq,
     Celery,
+    /// Redis alone, through the client library taskq uses: the floor under taskq's figures.
+    Redis,
 }
 
 impl System {
@@ -21,6 +23,7 @@ impl System {
         match self {
             System::Taskq => "taskq",
             System::Celery => "Celery",
+            System::Redis => "redis",
         }
     }
 }
@@ -77,8 +80,10 @@ pub struct Latency {
     pub errors: u64,
     /// The `.delay()` call alone.
     pub send: Percentiles,
-    /// From before `.delay()` to the task body starting on the worker.
-    pub start: Percentiles,
+    /// From before `.delay()` to the task body starting on the worker (none for the Redis
+    /// floor, which runs no task).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<Percentiles>,
     /// From before `.delay()` to `.get()` returning the result.
     pub round_trip: Percentiles,
 }
@@ -198,19 +203,25 @@ fn summary(figure: &Figure) -> String {
             }
             s
         }
-        Figure::Latency(l) => format!(
-            "round trip p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms | start p50 {:.3} ms p99 {:.3} ms | send p50 {:.3} ms  ({} samples sent at {:.0}/s, {} errors)",
-            l.round_trip.p50_ms,
-            l.round_trip.p99_ms,
-            l.round_trip.p999_ms,
-            l.round_trip.max_ms,
-            l.start.p50_ms,
-            l.start.p99_ms,
-            l.send.p50_ms,
-            l.samples,
-            l.rate_per_sec,
-            l.errors
-        ),
+        Figure::Latency(l) => {
+            let start = l.start.map_or_else(String::new, |start| {
+                format!(
+                    " | start p50 {:.3} ms p99 {:.3} ms",
+                    start.p50_ms, start.p99_ms
+                )
+            });
+            format!(
+                "round trip p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms{start} | send p50 {:.3} ms  ({} samples sent at {:.0}/s, {} errors)",
+                l.round_trip.p50_ms,
+                l.round_trip.p99_ms,
+                l.round_trip.p999_ms,
+                l.round_trip.max_ms,
+                l.send.p50_ms,
+                l.samples,
+                l.rate_per_sec,
+                l.errors
+            )
+        }
         Figure::Memory(m) => format!(
             "RSS idle {:.1} MiB, with {} tasks queued: peak {:.1} MiB over {:.0} s ({} still queued)",
             m.idle_rss_mib,

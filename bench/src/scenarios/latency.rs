@@ -61,7 +61,7 @@ pub async fn latency(
             samples: round_trip.len(),
             errors,
             send: percentiles(&send),
-            start: percentiles(&start),
+            start: Some(percentiles(&start)),
             round_trip: percentiles(&round_trip),
         }),
     })
@@ -99,16 +99,16 @@ async fn one_call() -> taskq::Result<Sample> {
     })
 }
 
-fn micros(d: Duration) -> u64 {
+pub(super) fn micros(d: Duration) -> u64 {
     d.as_micros() as u64
 }
 
 /// A histogram from 1 µs to 10 min at 3 significant digits.
-fn histogram() -> Histogram<u64> {
+pub(super) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }
 
-fn percentiles(h: &Histogram<u64>) -> Percentiles {
+pub(super) fn percentiles(h: &Histogram<u64>) -> Percentiles {
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     Percentiles {
         p50_ms: ms(0.5),

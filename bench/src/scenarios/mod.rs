@@ -7,6 +7,7 @@
 
 pub mod drain;
 pub mod enqueue;
+pub mod floor;
 pub mod latency;
 pub mod memory;
 
@@ -62,6 +63,11 @@ impl Bench {
             staging: admin(STAGE_DB).await?,
             batch: batch.max(1),
         })
+    }
+
+    /// A connection to the broker database, of the kind taskq uses (multiplexed).
+    pub fn connection(&self) -> MultiplexedConnection {
+        self.broker.clone()
     }
 
     /// `redis://host:port/db`.
