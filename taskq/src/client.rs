@@ -284,12 +284,18 @@ impl Client {
         if encoded.is_empty() {
             return Ok(Vec::new());
         }
-        let outgoing: Vec<Outgoing> = encoded.iter().map(|c| c.outgoing.clone()).collect();
-        self.inner.broker.publish(&outgoing).await?;
-        tracing::debug!(task = T::NAME, count = encoded.len(), "tasks sent");
-        Ok(encoded
+        // The messages move to the broker, not copied: they are most of a batch's bytes.
+        let (handles, outgoing): (Vec<_>, Vec<Outgoing>) = encoded
             .into_iter()
-            .map(|c| AsyncResult::new(c.id, self.inner.backend.clone(), c.ignore_result))
+            .map(|c| ((c.id, c.ignore_result), c.outgoing))
+            .unzip();
+        self.inner.broker.publish(&outgoing).await?;
+        tracing::debug!(task = T::NAME, count = handles.len(), "tasks sent");
+        Ok(handles
+            .into_iter()
+            .map(|(id, ignore_result)| {
+                AsyncResult::new(id, self.inner.backend.clone(), ignore_result)
+            })
             .collect())
     }
 
