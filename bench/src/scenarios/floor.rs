@@ -4,14 +4,12 @@
 //! `PING` at the same rate (the machine's wake-up costs included). These rows bound the
 //! sequential and latency figures on the machine they ran on.
 
-use std::time::Duration;
-
 use tokio::time::Instant;
 
-use super::latency::{histogram, micros, percentiles};
+use super::latency::{at_rate, histogram, micros, Sent};
 use super::{Bench, QUEUE};
 use crate::cli::Scenario;
-use crate::report::{Figure, Latency, Row, System, Throughput};
+use crate::report::{Figure, Row, System, Throughput};
 use crate::tasks::noop;
 
 /// Scratch list for the floor's pushes, deleted afterwards.
@@ -50,41 +48,34 @@ pub async fn sequential_lpush(bench: &mut Bench, n: u64) -> anyhow::Result<Row> 
 pub async fn ping_at_rate(bench: &mut Bench, rate: u32, secs: u64) -> anyhow::Result<Row> {
     let conn = bench.connection();
     let calls = u64::from(rate) * secs;
-    let interval = Duration::from_secs(1) / rate.max(1);
-    let begin = Instant::now();
-    let mut pings = tokio::task::JoinSet::new();
-    for i in 0..calls {
-        tokio::time::sleep_until(begin + interval * i as u32).await;
+    let (pings, sending) = at_rate(rate, calls, || {
         let mut conn = conn.clone();
-        pings.spawn(async move {
+        async move {
             let sent = Instant::now();
             let _: String = redis::cmd("PING").query_async(&mut conn).await?;
             Ok::<_, redis::RedisError>(sent.elapsed())
-        });
-    }
-    let sending = begin.elapsed();
+        }
+    })
+    .await;
     let (mut round_trips, mut errors) = (histogram(), 0);
-    while let Some(joined) = pings.join_next().await {
-        match joined? {
+    for ping in pings {
+        match ping {
             Ok(rtt) => round_trips.saturating_record(micros(rtt)),
             Err(_) => errors += 1,
         }
     }
-    let round_trip = percentiles(&round_trips);
+    let sent = Sent {
+        rate,
+        calls,
+        sending,
+        errors,
+    };
     Ok(Row {
         system: System::Redis,
         scenario: Scenario::Latency,
         label: format!("floor: PING at {rate}/s"),
-        figure: Figure::Latency(Latency {
-            target_rate: f64::from(rate),
-            rate_per_sec: calls as f64 / sending.as_secs_f64().max(1e-9),
-            secs: sending.as_secs_f64(),
-            samples: round_trips.len(),
-            errors,
-            send: round_trip,
-            start: None,
-            round_trip,
-        }),
+        // A ping is its own send and round trip; no task starts.
+        figure: sent.figure(&round_trips, None, &round_trips),
     })
 }
 

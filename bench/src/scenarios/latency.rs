@@ -3,6 +3,7 @@
 //! `.delay()` → `.get()` round trip is recorded, split into the send, the wait until the task
 //! starts, and the whole round trip.
 
+use std::future::Future;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -35,7 +36,7 @@ pub async fn latency(
     let worker = RunningWorker::start(&bench.client, concurrency).await;
 
     let calls = u64::from(rate) * secs;
-    let (samples, sending) = send_at_rate(rate, calls).await;
+    let (samples, sending) = at_rate(rate, calls, one_call).await;
     worker.stop().await?;
 
     let (mut send, mut start, mut round_trip) = (histogram(), histogram(), histogram());
@@ -50,39 +51,75 @@ pub async fn latency(
             Err(_) => errors += 1,
         }
     }
+    let sent = Sent {
+        rate,
+        calls,
+        sending,
+        errors,
+    };
     Ok(Row {
         system: System::Taskq,
         scenario: Scenario::Latency,
         label: format!("latency at {rate}/s, concurrency {concurrency}"),
-        figure: Figure::Latency(Latency {
-            target_rate: f64::from(rate),
-            rate_per_sec: calls as f64 / sending.as_secs_f64().max(1e-9),
-            secs: sending.as_secs_f64(),
-            samples: round_trip.len(),
-            errors,
-            send: percentiles(&send),
-            start: Some(percentiles(&start)),
-            round_trip: percentiles(&round_trip),
-        }),
+        figure: sent.figure(&send, Some(&start), &round_trip),
     })
 }
 
-/// Sends `calls` calls on a fixed schedule of `rate` per second and collects their times;
-/// also returns how long sending took.
-async fn send_at_rate(rate: u32, calls: u64) -> (Vec<taskq::Result<Sample>>, Duration) {
+/// Runs `call()` `calls` times on a fixed schedule of `rate` per second, each in a task of its
+/// own, whether or not earlier ones have finished (an open loop). Returns their outputs and
+/// how long sending took.
+pub(super) async fn at_rate<F, Fut>(
+    rate: u32,
+    calls: u64,
+    mut call: F,
+) -> (Vec<Fut::Output>, Duration)
+where
+    F: FnMut() -> Fut,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
     let interval = Duration::from_secs(1) / rate.max(1);
     let begin = Instant::now();
     let mut in_flight = JoinSet::new();
     for i in 0..calls {
         tokio::time::sleep_until(begin + interval * i as u32).await;
-        in_flight.spawn(one_call());
+        in_flight.spawn(call());
     }
     let sending = begin.elapsed();
-    let mut samples = Vec::with_capacity(calls as usize);
+    let mut outputs = Vec::with_capacity(calls as usize);
     while let Some(joined) = in_flight.join_next().await {
-        samples.push(joined.expect("a latency probe panicked"));
+        outputs.push(joined.expect("a latency probe panicked"));
     }
-    (samples, sending)
+    (outputs, sending)
+}
+
+/// How a run of [`at_rate`] went, for its [`Figure`].
+pub(super) struct Sent {
+    pub(super) rate: u32,
+    pub(super) calls: u64,
+    pub(super) sending: Duration,
+    pub(super) errors: u64,
+}
+
+impl Sent {
+    /// The latency figure of the run's histograms; `start` only where a task ran.
+    pub(super) fn figure(
+        &self,
+        send: &Histogram<u64>,
+        start: Option<&Histogram<u64>>,
+        round_trip: &Histogram<u64>,
+    ) -> Figure {
+        Figure::Latency(Latency {
+            target_rate: f64::from(self.rate),
+            rate_per_sec: self.calls as f64 / self.sending.as_secs_f64().max(1e-9),
+            secs: self.sending.as_secs_f64(),
+            samples: round_trip.len(),
+            errors: self.errors,
+            send: percentiles(send),
+            start: start.map(percentiles),
+            round_trip: percentiles(round_trip),
+        })
+    }
 }
 
 async fn one_call() -> taskq::Result<Sample> {
@@ -108,7 +145,7 @@ pub(super) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }
 
-pub(super) fn percentiles(h: &Histogram<u64>) -> Percentiles {
+fn percentiles(h: &Histogram<u64>) -> Percentiles {
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     Percentiles {
         p50_ms: ms(0.5),
