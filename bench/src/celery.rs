@@ -110,13 +110,23 @@ pub fn run_all(
             ]),
         ));
     }
+    let times = args.repeat.max(1);
     for (scenario, argv) in plan.into_iter().filter(|(s, _)| args.runs(*s)) {
         eprintln!("Celery: {}", argv.join(" "));
-        let json = env.scenario(redis_base, &argv)?;
-        let row = to_row(scenario, &json)?;
+        let mut runs = Vec::with_capacity(times);
+        for run in 1..=times {
+            let json = env.scenario(redis_base, &argv)?;
+            runs.push(to_row(scenario, &json)?);
+            let key = if times > 1 {
+                format!("{} (run {run})", argv.join(" "))
+            } else {
+                argv.join(" ")
+            };
+            raw.insert(key, json);
+        }
+        let row = crate::report::median(runs).expect("at least one run");
         eprintln!("  {}", crate::report::render_row(&row));
         rows.push(row);
-        raw.insert(argv.join(" "), json);
     }
     Ok((rows, Value::Object(raw)))
 }
@@ -167,6 +177,7 @@ fn to_row(scenario: Scenario, json: &Value) -> anyhow::Result<Row> {
         system: System::Celery,
         scenario,
         label,
+        repeats: None,
         figure,
     })
 }

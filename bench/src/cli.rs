@@ -20,6 +20,11 @@ pub struct Args {
     #[arg(long)]
     pub quick: bool,
 
+    /// Runs of each scenario but memory, Celery's too; the table shows the median run and the
+    /// range of all runs.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub repeat: usize,
+
     /// Tasks per throughput scenario (sequential .delay() sends a fifth of it, bulk twice it).
     #[arg(long, value_name = "N")]
     pub tasks: Option<u64>,

@@ -85,28 +85,37 @@ async fn run_taskq(args: &Args, bench: &mut Bench) -> anyhow::Result<Vec<Row>> {
     };
     // Opens the producer connection, so that no scenario times it.
     bench.client.broker().ping().await?;
+    let times = args.repeat.max(1);
     if args.runs(Scenario::Sequential) {
-        record(enqueue::sequential(bench, sizes.sequential).await?);
-        record(floor::sequential_lpush(bench, sizes.sequential).await?);
+        let n = sizes.sequential;
+        record(repeated(times, async || enqueue::sequential(bench, n).await).await?);
+        record(repeated(times, async || floor::sequential_lpush(bench, n).await).await?);
     }
     if args.runs(Scenario::Concurrent) {
         for &producers in &args.producers {
-            record(enqueue::concurrent(bench, sizes.concurrent, producers).await?);
+            let n = sizes.concurrent;
+            record(
+                repeated(times, async || {
+                    enqueue::concurrent(bench, n, producers).await
+                })
+                .await?,
+            );
         }
     }
     if args.runs(Scenario::Bulk) {
-        record(enqueue::bulk(bench, sizes.bulk).await?);
+        record(repeated(times, async || enqueue::bulk(bench, sizes.bulk).await).await?);
     }
     if args.runs(Scenario::Drain) {
         for &concurrency in &args.drain_concurrency {
-            record(drain::drain(bench, sizes.drain, concurrency).await?);
+            let n = sizes.drain;
+            record(repeated(times, async || drain::drain(bench, n, concurrency).await).await?);
         }
     }
     if args.runs(Scenario::Latency) {
-        let c = args.worker_concurrency;
+        let (c, secs) = (args.worker_concurrency, sizes.latency_secs);
         for &rate in &args.rates {
-            record(latency::latency(bench, rate, sizes.latency_secs, c).await?);
-            record(floor::ping_at_rate(bench, rate, sizes.latency_secs).await?);
+            record(repeated(times, async || latency::latency(bench, rate, secs, c).await).await?);
+            record(repeated(times, async || floor::ping_at_rate(bench, rate, secs).await).await?);
         }
     }
     if args.runs(Scenario::Memory) {
@@ -120,6 +129,18 @@ async fn run_taskq(args: &Args, bench: &mut Bench) -> anyhow::Result<Vec<Row>> {
         procfs::peak_rss_bytes("self").unwrap_or(0) as f64 / 1048576.0
     );
     Ok(rows)
+}
+
+/// Runs a scenario `times` times and keeps the median run, with every run's figure.
+async fn repeated(
+    times: usize,
+    mut run: impl AsyncFnMut() -> anyhow::Result<Row>,
+) -> anyhow::Result<Row> {
+    let mut rows = Vec::with_capacity(times);
+    for _ in 0..times.max(1) {
+        rows.push(run().await?);
+    }
+    Ok(report::median(rows).expect("at least one run"))
 }
 
 /// The Redis to use: `--redis-url` (never the system one on port 6379), else a private

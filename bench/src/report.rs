@@ -35,7 +35,33 @@ pub struct Row {
     pub scenario: Scenario,
     /// What was run, e.g. "drain, concurrency 64".
     pub label: String,
+    /// Every run's figure when the scenario was repeated; the row is the median run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<Repeats>,
     pub figure: Figure,
+}
+
+/// The runs of a repeated scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct Repeats {
+    /// What `values` are: the figure the median run was chosen by.
+    pub of: &'static str,
+    /// Each run's value, lowest first.
+    pub values: Vec<f64>,
+}
+
+/// The median of the runs of one scenario (the higher one of an even count), with every
+/// run's value, so that a report shows both a typical run and the spread.
+pub fn median(mut rows: Vec<Row>) -> Option<Row> {
+    if rows.len() <= 1 {
+        return rows.pop();
+    }
+    rows.sort_by(|a, b| a.figure.key().total_cmp(&b.figure.key()));
+    let values = rows.iter().map(|r| r.figure.key()).collect();
+    let of = rows[0].figure.key_name();
+    let mut row = rows.swap_remove(rows.len() / 2);
+    row.repeats = Some(Repeats { of, values });
+    Some(row)
 }
 
 /// What a scenario measures.
@@ -45,6 +71,25 @@ pub enum Figure {
     Throughput(Throughput),
     Latency(Latency),
     Memory(Memory),
+}
+
+impl Figure {
+    /// The one value a run is judged by.
+    fn key(&self) -> f64 {
+        match self {
+            Figure::Throughput(t) => t.per_sec,
+            Figure::Latency(l) => l.round_trip.p50_ms,
+            Figure::Memory(m) => m.deep_queue_peak_rss_mib,
+        }
+    }
+
+    fn key_name(&self) -> &'static str {
+        match self {
+            Figure::Throughput(_) => "tasks/s",
+            Figure::Latency(_) => "round trip p50 ms",
+            Figure::Memory(_) => "peak RSS MiB",
+        }
+    }
 }
 
 /// Tasks moved in a time.
@@ -171,8 +216,17 @@ pub fn render(report: &Report) -> String {
 
 /// One row of the table.
 pub fn render_row(row: &Row) -> String {
+    let spread = row.repeats.as_ref().map_or_else(String::new, |r| {
+        let (low, high) = (r.values[0], r.values[r.values.len() - 1]);
+        let digits = if r.of == "tasks/s" { 0 } else { 3 };
+        format!(
+            "  [median of {} runs; {} {low:.digits$}–{high:.digits$}]",
+            r.values.len(),
+            r.of,
+        )
+    });
     format!(
-        "{:<7} {:<44} {}",
+        "{:<7} {:<44} {}{spread}",
         row.system.name(),
         row.label,
         summary(&row.figure)
@@ -286,4 +340,36 @@ pub fn ratios(rows: &[Row]) -> Vec<Ratio> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drained(per_sec: f64) -> Row {
+        Row {
+            system: System::Taskq,
+            scenario: Scenario::Drain,
+            label: format!("drain at {per_sec}"),
+            repeats: None,
+            figure: Figure::Throughput(Throughput::new(per_sec as u64, 1.0, None)),
+        }
+    }
+
+    #[test]
+    fn the_median_run_is_kept_with_every_value() {
+        let row = median(vec![drained(300.0), drained(100.0), drained(200.0)]).unwrap();
+        assert_eq!(row.label, "drain at 200");
+        let repeats = row.repeats.as_ref().expect("the runs");
+        assert_eq!(repeats.values, [100.0, 200.0, 300.0]);
+        assert_eq!(repeats.of, "tasks/s");
+        assert!(render_row(&row).contains("[median of 3 runs; tasks/s 100–300]"));
+    }
+
+    #[test]
+    fn a_single_run_is_not_a_repeat() {
+        let row = median(vec![drained(100.0)]).unwrap();
+        assert!(row.repeats.is_none());
+        assert!(median(Vec::new()).is_none());
+    }
 }

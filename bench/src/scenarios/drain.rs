@@ -31,6 +31,7 @@ pub async fn drain(bench: &mut Bench, n: u64, concurrency: usize) -> anyhow::Res
         system: System::Taskq,
         scenario: Scenario::Drain,
         label: format!("drain with results, concurrency {concurrency}"),
+        repeats: None,
         figure: Figure::Throughput(Throughput::new(n, secs, Some(cost))),
     })
 }

@@ -91,6 +91,7 @@ fn row(scenario: Scenario, label: String, figure: Throughput) -> Row {
         system: System::Taskq,
         scenario,
         label,
+        repeats: None,
         figure: Figure::Throughput(figure),
     }
 }

@@ -40,6 +40,7 @@ pub async fn sequential_lpush(bench: &mut Bench, n: u64) -> anyhow::Result<Row> 
         system: System::Redis,
         scenario: Scenario::Sequential,
         label: format!("floor: LPUSH of {bytes} bytes, 1 at a time"),
+        repeats: None,
         figure: Figure::Throughput(Throughput::new(n, secs, None)),
     })
 }
@@ -74,6 +75,7 @@ pub async fn ping_at_rate(bench: &mut Bench, rate: u32, secs: u64) -> anyhow::Re
         system: System::Redis,
         scenario: Scenario::Latency,
         label: format!("floor: PING at {rate}/s"),
+        repeats: None,
         // A ping is its own send and round trip; no task starts.
         figure: sent.figure(&round_trips, None, &round_trips),
     })

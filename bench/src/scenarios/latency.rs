@@ -61,6 +61,7 @@ pub async fn latency(
         system: System::Taskq,
         scenario: Scenario::Latency,
         label: format!("latency at {rate}/s, concurrency {concurrency}"),
+        repeats: None,
         figure: sent.figure(&send, Some(&start), &round_trip),
     })
 }

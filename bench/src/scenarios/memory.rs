@@ -54,6 +54,7 @@ pub async fn memory(
         system: System::Taskq,
         scenario: Scenario::Memory,
         label: format!("worker process memory, concurrency {concurrency}"),
+        repeats: None,
         figure: Figure::Memory(Memory {
             concurrency,
             idle_rss_mib: mib(idle_rss),
