@@ -6,7 +6,7 @@
 
 use tokio::time::Instant;
 
-use super::latency::{at_rate, histogram, micros, Sent};
+use super::latency::{at_rate, histogram, micros};
 use super::{Bench, QUEUE};
 use crate::cli::Scenario;
 use crate::report::{Figure, Row, System, Throughput};
@@ -49,7 +49,7 @@ pub async fn sequential_lpush(bench: &mut Bench, n: u64) -> anyhow::Result<Row> 
 pub async fn ping_at_rate(bench: &mut Bench, rate: u32, secs: u64) -> anyhow::Result<Row> {
     let conn = bench.connection();
     let calls = u64::from(rate) * secs;
-    let (pings, sending) = at_rate(rate, calls, || {
+    let (pings, mut sent) = at_rate(rate, calls, || {
         let mut conn = conn.clone();
         async move {
             let sent = Instant::now();
@@ -65,20 +65,10 @@ pub async fn ping_at_rate(bench: &mut Bench, rate: u32, secs: u64) -> anyhow::Re
             Err(_) => errors += 1,
         }
     }
-    let sent = Sent {
-        rate,
-        calls,
-        sending,
-        errors,
-    };
-    Ok(Row {
-        system: System::Redis,
-        scenario: Scenario::Latency,
-        label: format!("floor: PING at {rate}/s"),
-        repeats: None,
-        // A ping is its own send and round trip; no task starts.
-        figure: sent.figure(&round_trips, None, &round_trips),
-    })
+    sent.errors = errors;
+    let label = format!("floor: PING at {rate}/s");
+    // A ping is its own send and round trip; no task starts.
+    Ok(sent.row(System::Redis, label, &round_trips, None, &round_trips))
 }
 
 /// The length of the benchmark's no-op message as it lies in Redis.

@@ -36,7 +36,7 @@ pub async fn latency(
     let worker = RunningWorker::start(&bench.client, concurrency).await;
 
     let calls = u64::from(rate) * secs;
-    let (samples, sending) = at_rate(rate, calls, one_call).await;
+    let (samples, mut sent) = at_rate(rate, calls, one_call).await;
     worker.stop().await?;
 
     let (mut send, mut start, mut round_trip) = (histogram(), histogram(), histogram());
@@ -51,29 +51,15 @@ pub async fn latency(
             Err(_) => errors += 1,
         }
     }
-    let sent = Sent {
-        rate,
-        calls,
-        sending,
-        errors,
-    };
-    Ok(Row {
-        system: System::Taskq,
-        scenario: Scenario::Latency,
-        label: format!("latency at {rate}/s, concurrency {concurrency}"),
-        repeats: None,
-        figure: sent.figure(&send, Some(&start), &round_trip),
-    })
+    sent.errors = errors;
+    let label = format!("latency at {rate}/s, concurrency {concurrency}");
+    Ok(sent.row(System::Taskq, label, &send, Some(&start), &round_trip))
 }
 
 /// Runs `call()` `calls` times on a fixed schedule of `rate` per second, each in a task of its
 /// own, whether or not earlier ones have finished (an open loop). Returns their outputs and
-/// how long sending took.
-pub(super) async fn at_rate<F, Fut>(
-    rate: u32,
-    calls: u64,
-    mut call: F,
-) -> (Vec<Fut::Output>, Duration)
+/// how the sending went (with no errors counted yet).
+pub(super) async fn at_rate<F, Fut>(rate: u32, calls: u64, mut call: F) -> (Vec<Fut::Output>, Sent)
 where
     F: FnMut() -> Fut,
     Fut: Future + Send + 'static,
@@ -91,7 +77,13 @@ where
     while let Some(joined) = in_flight.join_next().await {
         outputs.push(joined.expect("a latency probe panicked"));
     }
-    (outputs, sending)
+    let sent = Sent {
+        rate,
+        calls,
+        sending,
+        errors: 0,
+    };
+    (outputs, sent)
 }
 
 /// How a run of [`at_rate`] went, for its [`Figure`].
@@ -103,23 +95,31 @@ pub(super) struct Sent {
 }
 
 impl Sent {
-    /// The latency figure of the run's histograms; `start` only where a task ran.
-    pub(super) fn figure(
+    /// The latency row of the run's histograms; `start` only where a task ran.
+    pub(super) fn row(
         &self,
+        system: System,
+        label: String,
         send: &Histogram<u64>,
         start: Option<&Histogram<u64>>,
         round_trip: &Histogram<u64>,
-    ) -> Figure {
-        Figure::Latency(Latency {
-            target_rate: f64::from(self.rate),
-            rate_per_sec: self.calls as f64 / self.sending.as_secs_f64().max(1e-9),
-            secs: self.sending.as_secs_f64(),
-            samples: round_trip.len(),
-            errors: self.errors,
-            send: percentiles(send),
-            start: start.map(percentiles),
-            round_trip: percentiles(round_trip),
-        })
+    ) -> Row {
+        Row {
+            system,
+            scenario: Scenario::Latency,
+            label,
+            repeats: None,
+            figure: Figure::Latency(Latency {
+                target_rate: f64::from(self.rate),
+                rate_per_sec: self.calls as f64 / self.sending.as_secs_f64().max(1e-9),
+                secs: self.sending.as_secs_f64(),
+                samples: round_trip.len(),
+                errors: self.errors,
+                send: percentiles(send),
+                start: start.map(percentiles),
+                round_trip: percentiles(round_trip),
+            }),
+        }
     }
 }
 
