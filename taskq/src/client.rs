@@ -299,6 +299,11 @@ impl Client {
             .collect())
     }
 
+    /// The broker's clock as this process knows it.
+    pub(crate) fn clock(&self) -> &ServerClock {
+        &self.inner.clock
+    }
+
     /// The time relative options count from: the broker's clock when `options` hold a
     /// countdown or a relative expiry (a producer's wrong clock must not move them), else
     /// this machine's, which costs nothing.

@@ -36,6 +36,24 @@ impl ServerClock {
         Ok(shift(SystemTime::now(), offset))
     }
 
+    /// Records a broker time seen in a reply just now (a worker's fetch carries one), so that
+    /// a busy worker keeps the offset fresh without asking.
+    pub(crate) fn observe(&self, server_secs: f64) {
+        let offset = server_secs - crate::unix_now();
+        *self.measured.lock().expect("clock lock") = Some((Instant::now(), offset));
+    }
+
+    /// The broker's current time in seconds since the epoch, from the last offset known
+    /// however old (none yet: this machine's time). For a worker, whose fetches keep it fresh.
+    pub(crate) fn estimate(&self) -> f64 {
+        let offset = self
+            .measured
+            .lock()
+            .expect("clock lock")
+            .map_or(0.0, |(_, offset)| offset);
+        crate::unix_now() + offset
+    }
+
     fn fresh_offset(&self) -> Option<f64> {
         let measured = *self.measured.lock().expect("clock lock");
         measured
@@ -96,6 +114,15 @@ mod tests {
         let local = SystemTime::now();
         let gap = local.duration_since(now).unwrap_or_else(|e| e.duration());
         assert!(gap < Duration::from_millis(50), "{gap:?}");
+        assert!(clock.fresh_offset().is_some());
+    }
+
+    #[test]
+    fn an_observed_broker_time_sets_the_offset() {
+        let clock = ServerClock::default();
+        assert!((clock.estimate() - crate::unix_now()).abs() < 0.05);
+        clock.observe(crate::unix_now() + 600.0);
+        assert!((clock.estimate() - crate::unix_now() - 600.0).abs() < 0.05);
         assert!(clock.fresh_offset().is_some());
     }
 }

@@ -5,7 +5,6 @@
 //! Fetching and deciding overlap: a batch is decoded on a task of its own while the next
 //! fetch is in flight, so Redis's time and the worker's add up less.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,8 +98,7 @@ async fn fetch_batches(shared: &Arc<Shared>, batches: mpsc::Sender<Batch>) {
             Ok(fetched) => {
                 shared.health.contact();
                 backoff = Duration::from_millis(100);
-                let offset_us = ((fetched.now - crate::unix_now()) * 1e6) as i64;
-                shared.clock_offset_us.store(offset_us, Ordering::Relaxed);
+                shared.client.clock().observe(fetched.now);
                 shared
                     .held
                     .add(fetched.deliveries.iter().map(|d| d.tag.clone()));

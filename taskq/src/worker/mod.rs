@@ -39,7 +39,7 @@ pub use health::{Health, HealthHandle};
 const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(30);
 
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -531,8 +531,6 @@ struct Shared {
     jobs: TaskTracker,
     /// Wakes the scheduler when a message was parked.
     parked: Notify,
-    /// Broker clock minus local clock, in microseconds.
-    clock_offset_us: AtomicI64,
     /// Tasks running now, and counts of finished ones.
     tasks: running::Running,
     /// Ids revoked by remote control.
@@ -570,7 +568,6 @@ impl Shared {
             hard_stop: CancellationToken::new(),
             jobs: TaskTracker::new(),
             parked: Notify::new(),
-            clock_offset_us: AtomicI64::new(0),
             tasks: running::Running::default(),
             held: lease::Held::default(),
             revoked: revoked::RevokedSet::default(),
@@ -592,10 +589,10 @@ impl Shared {
         self.clock.fetch_max(other + 1, Ordering::Relaxed);
     }
 
-    /// The broker's clock now, estimated from the last fetch.
+    /// The broker's clock now, estimated from the last fetch (the client's clock, which a
+    /// task sending with a countdown uses too).
     fn broker_now(&self) -> f64 {
-        let offset = self.clock_offset_us.load(Ordering::Relaxed);
-        crate::unix_now() + offset as f64 / 1e6
+        self.client.clock().estimate()
     }
 }
 
