@@ -2,6 +2,7 @@
 //! `.delay()` from many tokio tasks at once (a busy web app), and with `delay_many()`.
 //! No worker runs; each scenario checks that every message arrived.
 
+use std::future::Future;
 use std::time::Instant;
 
 use anyhow::bail;
@@ -14,86 +15,87 @@ use crate::tasks::noop;
 
 /// `n` calls of `noop.delay(i)`, each awaited before the next, from one tokio task.
 pub async fn sequential(bench: &mut Bench, n: u64) -> anyhow::Result<Row> {
-    bench.flush().await?;
-    let probe = bench.probe().await?;
-    let started = Instant::now();
-    // On a runtime worker thread, as a web handler runs, not on the thread blocked in main.
-    tokio::spawn(async move {
-        for i in 0..n {
-            noop.delay(i).await?;
-        }
-        Ok::<(), taskq::Error>(())
+    let label = "sequential .delay(), 1 tokio task".to_owned();
+    timed_enqueue(bench, n, Scenario::Sequential, label, || async move {
+        // On a runtime worker thread, as a web handler runs, not on the thread blocked in main.
+        tokio::spawn(async move {
+            for i in 0..n {
+                noop.delay(i).await?;
+            }
+            Ok::<(), taskq::Error>(())
+        })
+        .await??;
+        Ok(())
     })
-    .await??;
-    let secs = started.elapsed().as_secs_f64();
-    let cost = bench.cost(probe, n).await?;
-    expect_queued(bench, n).await?;
-    Ok(row(
-        Scenario::Sequential,
-        "sequential .delay(), 1 tokio task".to_owned(),
-        Throughput::new(n, secs, Some(cost)),
-    ))
+    .await
 }
 
 /// `n` calls of `noop.delay(i)` shared among `producers` tokio tasks running at once.
 pub async fn concurrent(bench: &mut Bench, n: u64, producers: usize) -> anyhow::Result<Row> {
-    bench.flush().await?;
     let producers = producers.max(1) as u64;
-    let probe = bench.probe().await?;
-    let started = Instant::now();
-    let mut running: JoinSet<taskq::Result<()>> = JoinSet::new();
-    for p in 0..producers {
-        // Producer p sends i = p, p + producers, p + 2 * producers, ...
-        running.spawn(async move {
-            for i in (p..n).step_by(producers as usize) {
-                noop.delay(i).await?;
-            }
-            Ok(())
-        });
-    }
-    while let Some(done) = running.join_next().await {
-        done??;
-    }
-    let secs = started.elapsed().as_secs_f64();
-    let cost = bench.cost(probe, n).await?;
-    expect_queued(bench, n).await?;
-    Ok(row(
-        Scenario::Concurrent,
-        format!("concurrent .delay(), {producers} tokio tasks"),
-        Throughput::new(n, secs, Some(cost)),
-    ))
+    let label = format!("concurrent .delay(), {producers} tokio tasks");
+    timed_enqueue(bench, n, Scenario::Concurrent, label, || async move {
+        let mut running: JoinSet<taskq::Result<()>> = JoinSet::new();
+        for p in 0..producers {
+            // Producer p sends i = p, p + producers, p + 2 * producers, ...
+            running.spawn(async move {
+                for i in (p..n).step_by(producers as usize) {
+                    noop.delay(i).await?;
+                }
+                Ok(())
+            });
+        }
+        while let Some(done) = running.join_next().await {
+            done??;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// `n` calls sent with `noop.delay_many(..)`, `batch` per call.
 pub async fn bulk(bench: &mut Bench, n: u64) -> anyhow::Result<Row> {
-    bench.flush().await?;
     let batch = bench.batch as u64;
+    let label = format!("bulk delay_many(), {batch} per batch");
+    timed_enqueue(bench, n, Scenario::Bulk, label, || async move {
+        let mut start = 0;
+        while start < n {
+            let end = (start + batch).min(n);
+            noop.delay_many((start..end).map(|i| (i,))).await?;
+            start = end;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Times `send`, which must queue `n` tasks, from an empty Redis, with its CPU costs, and
+/// checks that all `n` arrived.
+async fn timed_enqueue<F, Fut>(
+    bench: &mut Bench,
+    n: u64,
+    scenario: Scenario,
+    label: String,
+    send: F,
+) -> anyhow::Result<Row>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    bench.flush().await?;
     let probe = bench.probe().await?;
     let started = Instant::now();
-    let mut start = 0;
-    while start < n {
-        let end = (start + batch).min(n);
-        noop.delay_many((start..end).map(|i| (i,))).await?;
-        start = end;
-    }
+    send().await?;
     let secs = started.elapsed().as_secs_f64();
     let cost = bench.cost(probe, n).await?;
     expect_queued(bench, n).await?;
-    Ok(row(
-        Scenario::Bulk,
-        format!("bulk delay_many(), {batch} per batch"),
-        Throughput::new(n, secs, Some(cost)),
-    ))
-}
-
-fn row(scenario: Scenario, label: String, figure: Throughput) -> Row {
-    Row {
+    Ok(Row {
         system: System::Taskq,
         scenario,
         label,
         repeats: None,
-        figure: Figure::Throughput(figure),
-    }
+        figure: Figure::Throughput(Throughput::new(n, secs, Some(cost))),
+    })
 }
 
 async fn expect_queued(bench: &mut Bench, n: u64) -> anyhow::Result<()> {
