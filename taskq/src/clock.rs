@@ -20,6 +20,8 @@ const REFRESH: Duration = Duration::from_secs(60);
 pub(crate) struct ServerClock {
     /// When the offset was measured, and the offset in seconds (broker − local).
     measured: Mutex<Option<(Instant, f64)>>,
+    /// Held while one caller measures, so that many first sends at once ask Redis once.
+    measuring: tokio::sync::Mutex<()>,
 }
 
 impl ServerClock {
@@ -31,7 +33,14 @@ impl ServerClock {
     pub(crate) async fn now(&self, broker: &dyn Broker) -> Result<SystemTime> {
         let offset = match self.fresh_offset() {
             Some(offset) => offset,
-            None => self.measure(broker).await?,
+            None => {
+                let _measuring = self.measuring.lock().await;
+                // Another caller may have measured while this one waited.
+                match self.fresh_offset() {
+                    Some(offset) => offset,
+                    None => self.measure(broker).await?,
+                }
+            }
         };
         Ok(shift(SystemTime::now(), offset))
     }

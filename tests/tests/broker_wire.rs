@@ -679,3 +679,28 @@ async fn python_written_records_read_back() {
     assert_eq!(failure.message(), "bad thing, 42");
     assert!(failure.traceback().unwrap().starts_with("Traceback"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_first_countdown_sends_ask_the_broker_time_once() {
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    let _: String = query(&server.url(), &["CONFIG", "RESETSTAT"]);
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let client = client.clone();
+        sends.spawn(async move {
+            let countdown = Options::new().countdown(Duration::from_secs(60));
+            client.send(&add, (i, 0), countdown).await.map(|_| ())
+        });
+    }
+    while let Some(sent) = sends.join_next().await {
+        sent.unwrap().unwrap();
+    }
+    let stats: String = query(&server.url(), &["INFO", "commandstats"]);
+    let time_calls = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_time:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map(|calls| calls.parse::<u32>().unwrap());
+    assert_eq!(time_calls, Some(1), "{stats}");
+}
