@@ -14,7 +14,7 @@
 //! | `TASKQ_REQUIRE_NOEVICTION` | `false` | refuse to start a worker unless Redis's `maxmemory-policy` is `noeviction` |
 //! | `TASKQ_MAX_RECOVERIES` | `5` | crashes (worker lost while running the task) after which the message is dead-lettered |
 //! | `TASKQ_VISIBILITY_TIMEOUT` | `30` | seconds a killed or frozen taskq worker's messages stay claimed before recovery returns them to their queue (live workers renew their leases) |
-//! | `TASKQ_CELERY_VISIBILITY_TIMEOUT` | `3600` | the same for messages Python Celery workers hold (they renew nothing): kombu's `visibility_timeout` |
+//! | `TASKQ_CELERY_VISIBILITY_TIMEOUT` | unset | taskq never takes back messages Python Celery workers hold (they renew no lease; kombu restores them); set it (at least their `visibility_timeout`) only when no Python worker is left to do that |
 //! | `TASKQ_SEND_EVENTS` | `false` | publish Celery events (`celeryev`) for Flower and `celery events` (Celery's `-E`) |
 //! | `TASKQ_MAX_MESSAGE_SIZE` | `1048576` | largest message in bytes: bigger ones are refused at send and dead-lettered at fetch |
 //! | `TASKQ_UNKNOWN_TASK_RETRIES` | `3` | times a worker puts back a task it does not know (another worker may) before failing it |
@@ -79,11 +79,12 @@ pub struct Config {
     /// froze) stay claimed before recovery returns them to their queue. Live workers renew
     /// theirs, so long tasks are never taken from them, however long they run.
     pub visibility_timeout: Duration,
-    /// How long messages held by Python Celery workers (which hold no taskq lease) stay
-    /// claimed before taskq's recovery returns them: kombu's `visibility_timeout`, 3600 s by
-    /// default. Keep it equal to the Python workers' setting, so a long Python task is not
-    /// taken from a live Python worker.
-    pub celery_visibility_timeout: Duration,
+    /// Whether, and after how long, taskq's recovery returns messages held by Python Celery
+    /// workers (which hold no taskq lease). `None`, the default: never; kombu's restore in
+    /// the Python workers does it with their own `visibility_timeout`, which only they know.
+    /// Set it (to at least the Python workers' `visibility_timeout`) only for a fleet whose
+    /// Python workers are gone for good.
+    pub celery_visibility_timeout: Option<Duration>,
     /// After how many crashes (its worker died or froze while running its task) a message is
     /// no longer run but stored as FAILURE (`WorkerLostError`) and dead-lettered. Messages a
     /// dead worker only held (prefetched) do not count.
@@ -118,7 +119,7 @@ impl Default for Config {
             unknown_task_retries: 3,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             visibility_timeout: Duration::from_secs(30),
-            celery_visibility_timeout: Duration::from_secs(3600),
+            celery_visibility_timeout: None,
             max_recoveries: 5,
             require_noeviction: false,
         }
@@ -193,8 +194,10 @@ impl Config {
             config.visibility_timeout = parse_positive_secs("TASKQ_VISIBILITY_TIMEOUT", &secs)?;
         }
         if let Some(secs) = get(&["TASKQ_CELERY_VISIBILITY_TIMEOUT"]) {
-            config.celery_visibility_timeout =
-                parse_positive_secs("TASKQ_CELERY_VISIBILITY_TIMEOUT", &secs)?;
+            config.celery_visibility_timeout = Some(parse_positive_secs(
+                "TASKQ_CELERY_VISIBILITY_TIMEOUT",
+                &secs,
+            )?);
         }
         if let Some(n) = get(&["TASKQ_MAX_RECOVERIES"]) {
             config.max_recoveries = parse_positive("TASKQ_MAX_RECOVERIES", &n)? as u32;

@@ -269,22 +269,33 @@ return stored
 /// the `taskq.leases` one, which taskq's recovery reads with `TASKQ_VISIBILITY_TIMEOUT`, and
 /// the `unacked_index` one, which kombu's restore in a Python worker reads with its own
 /// (longer) visibility timeout. So no recovery takes them while the worker lives. Tags no
-/// longer unacked (acknowledged meanwhile) are not added back.
+/// longer unacked (acknowledged meanwhile, or recovered after the worker froze past its
+/// lease) are not added back: they are returned, so the worker knows those messages are no
+/// longer its own and never starts them.
+///
+/// A renewal adds no data, so it must work when Redis is full: under `noeviction`, Redis
+/// refuses a script's first command that may grow memory (`ZADD`), but not once the script
+/// has written something. Each renewal therefore starts with the `ZREM` of the old lease,
+/// which never grows memory, and a worker's own leases never lapse because Redis is full.
 ///
 /// * `KEYS[1]` unacked_index zset, `KEYS[2]` leases zset.
 /// * `ARGV` the delivery tags.
-/// * Returns the number of leases renewed.
+/// * Returns the tags that are no longer held (usually none).
 pub(crate) const RENEW: &str = r#"
 local t = redis.call('TIME')
 local now = string.format('%d.%06d', t[1], t[2])
-local renewed = 0
+local lost = {}
 for i = 1, #ARGV do
-  if redis.call('ZADD', KEYS[1], 'XX', 'CH', now, ARGV[i]) == 1 then
-    redis.call('ZADD', KEYS[2], now, ARGV[i])
-    renewed = renewed + 1
+  local tag = ARGV[i]
+  if redis.call('ZSCORE', KEYS[1], tag) then
+    redis.call('ZREM', KEYS[2], tag)
+    redis.call('ZADD', KEYS[2], now, tag)
+    redis.call('ZADD', KEYS[1], now, tag)
+  else
+    lost[#lost + 1] = tag
   end
 end
-return renewed
+return lost
 "#;
 
 /// Returns messages whose lease lapsed (their worker died or froze) to the front of their
@@ -297,14 +308,14 @@ return renewed
 /// Two kinds of holder are told apart. A message a taskq worker holds has a lease in
 /// `taskq.leases`, renewed while the worker lives, and lapses after the leased timeout
 /// (`TASKQ_VISIBILITY_TIMEOUT`, short). A message a Python worker holds has no lease and is
-/// never renewed, so it lapses only after the unleased timeout, kombu's own visibility
-/// timeout, as kombu's restore would judge it: a long Python task is not taken from a live
-/// Python worker.
+/// never renewed; kombu's restore in the Python workers returns it, so by default it is not
+/// touched here. Only when asked (`TASKQ_CELERY_VISIBILITY_TIMEOUT`) does it lapse, after
+/// that unleased timeout.
 ///
 /// * `KEYS[1..4]` as for [`RELEASE`] (a recovery of a message in the started set also counts
 ///   up its `taskq_crashes` header), `KEYS[5]` dead-letter list.
 /// * `ARGV[1]` leased timeout in seconds, `ARGV[2]` unleased timeout in seconds (not below
-///   the leased one), `ARGV[3]` max messages, `ARGV[4]` key prefix, `ARGV[5]` priority
+///   the leased one; empty: unleased messages are left alone), `ARGV[3]` max messages, `ARGV[4]` key prefix, `ARGV[5]` priority
 ///   separator.
 /// * Returns the number of messages returned to their queues.
 pub(crate) const RECOVER: &str = r#"
@@ -343,7 +354,7 @@ end
 local leased = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[1]), 'LIMIT', 0, limit)
 for _, tag in ipairs(leased) do recover(tag) end
 local room = limit - #leased
-if room > 0 then
+if room > 0 and ARGV[2] ~= '' then
   local unleased = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, room)
   for _, tag in ipairs(unleased) do recover(tag) end
 end

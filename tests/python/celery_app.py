@@ -22,6 +22,9 @@ app.conf.update(
     worker_hijack_root_logger=False,
     worker_prefetch_multiplier=1,
 )
+if os.environ.get("VISIBILITY_TIMEOUT"):
+    # What Celery apps with long ETAs do: raise kombu's visibility timeout above them.
+    app.conf.broker_transport_options = {"visibility_timeout": int(os.environ["VISIBILITY_TIMEOUT"])}
 
 
 @app.task(name="py.add")

@@ -157,9 +157,27 @@ impl PythonEnv {
         queues: &[&str],
         log: &Path,
     ) -> ChildGuard {
+        self.start_worker_with(broker, backend, queues, log, &[])
+    }
+
+    /// [`start_worker`](Self::start_worker) with extra environment variables for the app in
+    /// `tests/python/celery_app.py` (e.g. `VISIBILITY_TIMEOUT`).
+    ///
+    /// # Panics
+    ///
+    /// As [`start_worker`](Self::start_worker).
+    pub fn start_worker_with(
+        &self,
+        broker: &str,
+        backend: &str,
+        queues: &[&str],
+        log: &Path,
+        envs: &[(&str, &str)],
+    ) -> ChildGuard {
         let log_file = File::create(log).expect("cannot create the worker log");
         let worker = ChildGuard::spawn(
             self.command(broker, backend)
+                .envs(envs.iter().copied())
                 .args([
                     "-m",
                     "celery",

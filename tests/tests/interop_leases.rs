@@ -2,7 +2,8 @@
 //! that runs a long `acks_late` task. The Python worker renews no taskq lease, so taskq's
 //! recovery judges its message by kombu's visibility timeout
 //! (`celery_visibility_timeout`), not by taskq's own: the long Python task is not taken from
-//! the live Python worker and runs once.
+//! the live Python worker and runs once. By default taskq never takes back a message a Python
+//! worker holds: kombu restores its own.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use taskq::{Client, Options};
 use taskq_tests::python::{PythonEnv, CELERY_LATEST};
-use taskq_tests::worker::{client, RunningWorker};
+use taskq_tests::worker::{client, query, RunningWorker};
 use taskq_tests::RedisServer;
 
 const TASK_SECS: f64 = 3.0;
@@ -77,4 +78,69 @@ async fn taskq_recovery_leaves_a_live_python_workers_long_task_alone() {
         runs(&twice) >= 2
     });
     impatient.stop().await;
+}
+
+/// A Celery app that raised kombu's visibility timeout (what Celery users do for long ETAs)
+/// holds an ETA task in `unacked` until it is due. taskq's recovery, by default, never takes
+/// it back, however long it has been held: only the Python side knows its timeout, and
+/// kombu's own restore applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taskq_never_takes_an_eta_task_from_a_python_worker_by_default() {
+    let python = tokio::task::spawn_blocking(|| PythonEnv::get(CELERY_LATEST))
+        .await
+        .unwrap();
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, backend) = (server.url(), server.url_db(1));
+    let log = dir.path().join("celery.log");
+    let _python_worker = tokio::task::spawn_blocking(move || {
+        python.start_worker_with(
+            &broker,
+            &backend,
+            &["pyeta"],
+            &log,
+            &[("VISIBILITY_TIMEOUT", "36000")],
+        )
+    })
+    .await
+    .unwrap();
+    let client = client(&server, |_| {});
+    let ledger = dir.path().join("eta.log");
+    let sent = client
+        .send_by_name(
+            "py.sleep_logged",
+            vec![json!(0.1), json!(ledger.to_str().unwrap())],
+            Map::new(),
+            Options::new()
+                .queue("pyeta")
+                .countdown(Duration::from_secs(6)),
+        )
+        .await
+        .unwrap();
+    let url = server.url();
+    taskq_tests::wait_until(
+        Duration::from_secs(15),
+        "the Python worker to hold it",
+        || query::<i64>(&url, &["HLEN", "unacked"]) == 1,
+    );
+    // Held for two hours as far as its index says: past any timeout taskq could guess, well
+    // within the app's own ten hours.
+    let tag: Vec<String> = query(&url, &["HKEYS", "unacked"]);
+    let (now, _): (i64, i64) = query(&url, &["TIME"]);
+    let two_hours_ago = (now - 7200).to_string();
+    taskq_tests::redis_cmd(
+        &url,
+        &["ZADD", "unacked_index", "XX", &two_hours_ago, &tag[0]],
+    );
+
+    // A taskq worker with the defaults runs recovery every 0.2 s until the task is due.
+    let worker = RunningWorker::start(&client, |b| {
+        b.visibility_timeout(Duration::from_millis(800))
+    });
+    let value: Value = sent.get(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(value, json!(0.1));
+    // A copy taken back and fetched again would be due at the same time: give it its turn.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(runs(&ledger), 1, "the ETA task ran once");
+    worker.stop().await;
 }

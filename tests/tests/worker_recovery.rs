@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use taskq::Options;
 use taskq_tests::worker::{
-    client, count_run, query, send_push, wait_nothing_unacked, wait_until_taken, RunningWorker,
+    client, count_run, ledger_runs, query, send_push, wait_nothing_unacked, wait_until_taken,
+    RunningWorker,
 };
 use taskq_tests::{redis_cmd, spawn_example_worker, wait_until, ChildGuard, RedisServer};
 
@@ -100,8 +101,11 @@ async fn broken_and_orphaned_unacked_entries_are_cleaned_up_not_dropped() {
             "not an [envelope, exchange, routing_key]",
         ],
     );
-    redis_cmd(&url, &["ZADD", "unacked_index", "1", "broken-tag"]);
-    redis_cmd(&url, &["ZADD", "unacked_index", "1", "ghost-tag"]);
+    // Left by a taskq worker that died: leased, and the lease long lapsed.
+    for tag in ["broken-tag", "ghost-tag"] {
+        redis_cmd(&url, &["ZADD", "unacked_index", "1", tag]);
+        redis_cmd(&url, &["ZADD", "taskq.leases", "1", tag]);
+    }
     let client = client(&server, |_| {});
     let worker = RunningWorker::start(&client, |b| b.visibility_timeout(Duration::from_secs(1)));
     wait_until(WAIT, "recovery to run", || {
@@ -115,7 +119,8 @@ async fn broken_and_orphaned_unacked_entries_are_cleaned_up_not_dropped() {
     worker.stop().await;
 }
 
-/// Leaves a message in `unacked` as a worker that died while holding it would. It was
+/// Leaves a message in `unacked` as a taskq worker that died while holding it would, its
+/// lease long lapsed. It was
 /// recovered `recoveries` times before, `crashes` of them while its task ran; `running` says
 /// whether its task had started in this last holder.
 fn plant_held_message(
@@ -139,6 +144,7 @@ fn plant_held_message(
     let held = format!(r#"[{envelope}, "", "celery"]"#);
     redis_cmd(&server.url(), &["HSET", "unacked", &tag, &held]);
     redis_cmd(&server.url(), &["ZADD", "unacked_index", "1", &tag]);
+    redis_cmd(&server.url(), &["ZADD", "taskq.leases", "1", &tag]);
     if running {
         redis_cmd(&server.url(), &["SADD", "taskq.started", &tag]);
     }
@@ -218,6 +224,85 @@ async fn a_frozen_worker_that_wakes_up_cannot_release_the_new_holders_message() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_worker_does_not_start_its_prefetch_after_its_leases_lapsed() {
+    const TASKS: usize = 16;
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(&server, |config| config.result_backend = server.url());
+    // 4 slots and 4 messages reserved per slot: 4 tasks run, 12 wait prefetched.
+    let frozen = spawn_example_worker(
+        &server,
+        dir.path(),
+        "frozen.log",
+        &[
+            ("TASKQ_VISIBILITY_TIMEOUT", "2"),
+            ("TASKQ_EXAMPLE_DELAY_MS", "3000"),
+            ("TASKQ_CONCURRENCY", "4"),
+            ("TASKQ_PREFETCH_MULTIPLIER", "4"),
+        ],
+    );
+    let mut sent = Vec::new();
+    for i in 0..TASKS {
+        sent.push(send_push(&client, &format!("dev-{i}")).await);
+    }
+    let url = server.url();
+    wait_until(WAIT, "the worker to hold every message", || {
+        query::<i64>(&url, &["HLEN", "unacked"]) == TASKS as i64
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    frozen.signal("STOP"); // its leases lapse; its prefetch must never start after this
+
+    // Another worker recovers all 16 and runs them.
+    let _rescuer = spawn_example_worker(
+        &server,
+        dir.path(),
+        "rescuer.log",
+        &[
+            ("TASKQ_VISIBILITY_TIMEOUT", "2"),
+            ("TASKQ_EXAMPLE_DELAY_MS", "3000"),
+            ("TASKQ_CONCURRENCY", "16"),
+        ],
+    );
+    for result in &sent {
+        result.get(WAIT).await.expect("the rescuer runs every task");
+    }
+    frozen.signal("CONT");
+    let frozen_log = dir.path().join("frozen.log");
+    // Each of the 12 prefetched messages is either given up (logged) or run a second time.
+    wait_until(WAIT, "the woken worker to settle its prefetch", || {
+        let given_up = std::fs::read_to_string(&frozen_log)
+            .map(|log| log.matches("not started").count())
+            .unwrap_or_default();
+        let second_runs = ledger_runs(dir.path())
+            .values()
+            .filter(|n| **n == 2)
+            .count();
+        given_up + second_runs.saturating_sub(4) >= TASKS - 4
+    });
+    // Long enough for a wrongly started task to finish and show in the ledger.
+    std::thread::sleep(Duration::from_millis(3500));
+    let runs = ledger_runs(dir.path());
+    let twice = runs.values().filter(|n| **n == 2).count();
+    let given_up = std::fs::read_to_string(&frozen_log)
+        .unwrap_or_default()
+        .matches("not started")
+        .count();
+    println!(
+        "after the thaw: {twice} of {TASKS} tasks ran twice (those running at the freeze), \
+         {given_up} prefetched ones given up unstarted"
+    );
+    assert_eq!(runs.len(), TASKS, "every task ran: {runs:?}");
+    assert!(runs.values().all(|n| *n <= 2), "{runs:?}");
+    assert!(
+        twice <= 4,
+        "only the 4 tasks running at the freeze may run twice: {runs:?}"
+    );
+    wait_until(WAIT, "everything to be acknowledged", || {
+        query::<i64>(&url, &["HLEN", "unacked"]) == 0
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_recoverers_at_once_return_each_of_1000_lapsed_messages_once() {
     const MESSAGES: usize = 1000;
     const RECOVERERS: usize = 10;
@@ -249,8 +334,7 @@ async fn ten_recoverers_at_once_return_each_of_1000_lapsed_messages_once() {
     tokio::time::sleep(Duration::from_millis(50)).await;
 
     // Ten recoverers, each on its own connection, each in batches of 50, all at once.
-    let after =
-        taskq::broker::RecoverAfter::new(Duration::from_millis(10), Duration::from_secs(3600));
+    let after = taskq::broker::RecoverAfter::new(Duration::from_millis(10));
     let recoverers: Vec<_> = (0..RECOVERERS)
         .map(|_| {
             let broker = taskq::client::open_broker(&server.url()).unwrap();

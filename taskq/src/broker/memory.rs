@@ -360,15 +360,18 @@ impl Broker for MemoryBroker {
         Ok(moved)
     }
 
-    async fn renew(&self, tags: &[String]) -> Result<()> {
+    async fn renew(&self, tags: &[String]) -> Result<Vec<String>> {
         let now = crate::unix_now();
         let mut state = self.state();
+        let mut lost = Vec::new();
         for tag in tags {
             if state.unacked.contains_key(tag) {
                 state.leases.insert(tag.clone(), now);
+            } else {
+                lost.push(tag.clone());
             }
         }
-        Ok(())
+        Ok(lost)
     }
 
     /// Every holder of a memory broker's messages is a taskq worker in this process, so

@@ -218,8 +218,9 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     async fn requeue_dead_letters(&self, max: usize) -> Result<usize>;
 
     /// Renews the leases of unacked messages a live worker holds, so that no recovery takes
-    /// them. Tags no longer unacked are ignored.
-    async fn renew(&self, tags: &[String]) -> Result<()>;
+    /// them. Returns the tags that are no longer unacked (settled, or recovered while their
+    /// holder was frozen or cut off): their holder must not start them.
+    async fn renew(&self, tags: &[String]) -> Result<Vec<String>>;
 
     /// Returns up to `max` unacked messages whose holder died or froze to the front of their
     /// queues; returns how many. Safe to run from many workers at once. See [`RecoverAfter`]
@@ -294,26 +295,46 @@ pub struct Promoted {
 ///
 /// A taskq worker renews a lease on every message it holds, so its messages are lost only
 /// when it stops renewing for `leased` ([`Config::visibility_timeout`](crate::Config)). A
-/// Python worker renews nothing; its messages are taken back only after `unleased`, kombu's
-/// own visibility timeout, as kombu would judge them (never below `leased`).
+/// Python worker renews nothing, and restores its own lost messages (kombu's restore, with
+/// its own visibility timeout): by default taskq leaves them to it, because only the Python
+/// side knows its timeout, and a taskq guess shorter than it runs tasks twice (an ETA task
+/// waits in a Python worker's `unacked` until it is due). With
+/// [`unleased_after`](Self::unleased_after), taskq also returns them after that long
+/// (never below `leased`): for fleets whose Python workers are gone.
 ///
 /// ```
 /// use std::time::Duration;
-/// let after = taskq::broker::RecoverAfter::new(Duration::from_secs(30), Duration::from_secs(3600));
-/// assert_eq!(after.unleased(), Duration::from_secs(3600));
-/// let odd = taskq::broker::RecoverAfter::new(Duration::from_secs(30), Duration::from_secs(5));
-/// assert_eq!(odd.unleased(), Duration::from_secs(30));
+/// use taskq::broker::RecoverAfter;
+///
+/// let after = RecoverAfter::new(Duration::from_secs(30));
+/// assert_eq!(after.unleased(), None);
+/// let after = after.unleased_after(Duration::from_secs(3600));
+/// assert_eq!(after.unleased(), Some(Duration::from_secs(3600)));
+/// let odd = RecoverAfter::new(Duration::from_secs(30)).unleased_after(Duration::from_secs(5));
+/// assert_eq!(odd.unleased(), Some(Duration::from_secs(30)));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecoverAfter {
     leased: Duration,
-    unleased: Duration,
+    unleased: Option<Duration>,
 }
 
 impl RecoverAfter {
-    /// Leased messages lapse after `leased`, others after `unleased` (at least `leased`).
-    pub fn new(leased: Duration, unleased: Duration) -> Self {
-        Self { leased, unleased }
+    /// Leased messages lapse after `leased`; messages without a lease are left alone.
+    pub fn new(leased: Duration) -> Self {
+        Self {
+            leased,
+            unleased: None,
+        }
+    }
+
+    /// Also take back messages without a lease (a Python worker's) after `unleased` (at least
+    /// `leased`).
+    pub fn unleased_after(self, unleased: Duration) -> Self {
+        Self {
+            unleased: Some(unleased),
+            ..self
+        }
     }
 
     /// How long a taskq worker's messages stay claimed after its last lease renewal.
@@ -321,9 +342,10 @@ impl RecoverAfter {
         self.leased
     }
 
-    /// How long a message without a taskq lease (a Python worker's) stays claimed.
-    pub fn unleased(&self) -> Duration {
-        self.unleased.max(self.leased)
+    /// How long a message without a taskq lease (a Python worker's) stays claimed; `None`:
+    /// taskq never takes it back.
+    pub fn unleased(&self) -> Option<Duration> {
+        self.unleased.map(|unleased| unleased.max(self.leased))
     }
 }
 

@@ -412,9 +412,9 @@ impl Broker for RedisBroker {
         Ok(moved)
     }
 
-    async fn renew(&self, tags: &[String]) -> Result<()> {
+    async fn renew(&self, tags: &[String]) -> Result<Vec<String>> {
         if tags.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut invocation = self.scripts.renew.prepare_invoke();
         invocation
@@ -422,8 +422,8 @@ impl Broker for RedisBroker {
             .key(self.keys.leases())
             .arg(tags);
         let mut conn = self.conn().await?;
-        let _renewed: usize = invocation.invoke_async(&mut conn).await?;
-        Ok(())
+        let lost: Vec<String> = invocation.invoke_async(&mut conn).await?;
+        Ok(lost)
     }
 
     async fn recover(&self, after: RecoverAfter, max: usize) -> Result<usize> {
@@ -432,7 +432,13 @@ impl Broker for RedisBroker {
             .releasing(&self.scripts.recover)
             .key(self.keys.dead_letter())
             .arg(after.leased().as_secs_f64())
-            .arg(after.unleased().as_secs_f64())
+            // Empty: messages without a lease are left to their holder.
+            .arg(
+                after
+                    .unleased()
+                    .map(|t| t.as_secs_f64().to_string())
+                    .unwrap_or_default(),
+            )
             .arg(max)
             .arg(self.keys.prefix())
             .arg(self.keys.priority_sep())

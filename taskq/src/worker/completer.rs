@@ -23,6 +23,9 @@ pub(super) enum Action {
     Requeue,
     /// Cannot run: move it to the dead-letter list with the reason.
     DeadLetter(String),
+    /// Not this worker's any more (its lease lapsed while it was frozen or cut off, and another
+    /// worker recovered it, or will): leave it in Redis untouched.
+    Relinquish,
     /// Failed, to be retried: park `envelope` (the next attempt) until `eta`, in the same step
     /// that releases the original.
     Retry {

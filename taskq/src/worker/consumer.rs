@@ -82,6 +82,8 @@ async fn fetch_batches(shared: &Arc<Shared>, batches: mpsc::Sender<Batch>) {
     let max_bytes = shared.client.config().max_message_size;
     let mut backoff = Duration::from_millis(100);
     while let Some(reservations) = reserve(shared).await {
+        // Sent before the fetch: the leases it writes last at least a timeout from here.
+        let asked = std::time::Instant::now();
         // Never cancelled: once Redis has moved messages to `unacked`, they must be handed on.
         match broker.fetch(queues, reservations.len(), max_bytes).await {
             Ok(fetched) if fetched.deliveries.is_empty() => {
@@ -101,7 +103,7 @@ async fn fetch_batches(shared: &Arc<Shared>, batches: mpsc::Sender<Batch>) {
                 shared.client.clock().observe(fetched.now);
                 shared
                     .held
-                    .add(fetched.deliveries.iter().map(|d| d.tag.clone()));
+                    .add(fetched.deliveries.iter().map(|d| d.tag.clone()), asked);
                 let mut reservations = reservations;
                 // Slots the fetch did not fill are free for the next one at once.
                 reservations.truncate(fetched.deliveries.len());

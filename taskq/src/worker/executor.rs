@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::completer::{Action, Completion};
-use super::{events, Shared};
+use super::{events, lease, Shared};
 use crate::broker::Delivery;
 use crate::failure::TaskFailure;
 use crate::message::{retry_envelope, TaskMessage};
@@ -36,6 +36,13 @@ impl Job {
         if self.shared.revoked.contains(&id) {
             // Revoked while it waited for a slot.
             return self.discard_revoked();
+        }
+        if !lease::still_ours(&self.shared, &self.delivery.tag).await {
+            tracing::warn!(
+                "Task {name}[{id}] not started: its lease lapsed while this worker was frozen or \
+                 cut off from Redis, so the message is another worker's to run"
+            );
+            return self.finish(None, Action::Relinquish);
         }
         tracing::info!("Task {name}[{id}] received");
         if self.message.recoveries > 0 {

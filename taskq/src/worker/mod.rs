@@ -59,7 +59,7 @@ struct Settings {
     track_started: bool,
     unknown_task_retries: u32,
     visibility_timeout: Duration,
-    celery_visibility_timeout: Duration,
+    celery_visibility_timeout: Option<Duration>,
     stall_after: Duration,
     max_recoveries: u32,
     require_noeviction: bool,
@@ -201,8 +201,9 @@ impl WorkerBuilder {
         self
     }
 
-    /// How long messages held by Python Celery workers stay claimed before this worker's
-    /// recovery returns them (see [`Config::celery_visibility_timeout`]).
+    /// Lets this worker's recovery return messages held by Python Celery workers after
+    /// `timeout` (see [`Config::celery_visibility_timeout`]). By default it never does:
+    /// kombu's restore in the Python workers does, with their own timeout.
     ///
     /// ```
     /// let client = taskq::Client::from_config(taskq::Config::default())?;
@@ -212,7 +213,7 @@ impl WorkerBuilder {
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn celery_visibility_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.celery_visibility_timeout = timeout;
+        self.settings.celery_visibility_timeout = Some(timeout);
         self
     }
 
@@ -541,7 +542,8 @@ struct Shared {
     clock: AtomicU64,
     /// When the worker started, for `stats`' uptime.
     started: Instant,
-    /// Delivery tags of the messages this worker holds in `unacked`, whose leases it renews.
+    /// The messages this worker holds in `unacked`, whose leases it renews, and how long each
+    /// lease is known to last.
     held: lease::Held,
     /// Whether the consumer consumes.
     health: HealthHandle,
@@ -559,6 +561,7 @@ impl Shared {
     ) {
         let reservations = settings.concurrency * settings.prefetch_multiplier;
         let (events, event_queue) = events::Events::new(settings.send_events);
+        let held = lease::Held::new(settings.visibility_timeout);
         let shared = Arc::new(Self {
             client,
             running: Arc::new(Semaphore::new(settings.concurrency)),
@@ -569,7 +572,7 @@ impl Shared {
             jobs: TaskTracker::new(),
             parked: Notify::new(),
             tasks: running::Running::default(),
-            held: lease::Held::default(),
+            held,
             revoked: revoked::RevokedSet::default(),
             events,
             clock: AtomicU64::new(0),
