@@ -90,6 +90,13 @@ fn read_pem(path: &str) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Config(format!("cannot read TLS file {path}: {e}")))
 }
 
+/// Whether `error` means the connection dropped (closed by the server, a proxy or a kill),
+/// as opposed to a refused connection, a timeout (Redis may be frozen, and run the command
+/// later) or an error reply: a command may then be sent again on a fresh connection.
+pub(crate) fn connection_dropped(error: &redis::RedisError) -> bool {
+    error.is_connection_dropped() && !error.is_timeout() && !error.is_connection_refusal()
+}
+
 /// How long a command may wait for its reply, unless the URL says otherwise: a call to a
 /// Redis that froze or vanished errors after this instead of hanging.
 pub(crate) const DEFAULT_SOCKET_TIMEOUT: Duration = Duration::from_secs(10);

@@ -198,6 +198,43 @@ redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
 return 1
 "#;
 
+/// Sends messages again after the connection dropped during a send, skipping each one the
+/// lost attempt did deliver. The drop does not say whether Redis ran the `LPUSH` before it, so
+/// each message is looked for where it can be by now: still in its list (searched from the
+/// head, where `LPUSH` put it, over at most [`RESEND_SEARCH_DEPTH`] entries), or already taken
+/// by a worker (`unacked`) or parked for its ETA, both by its delivery tag. Only on this rare
+/// path: a normal send is a plain `LPUSH`.
+///
+/// * `KEYS[1]` unacked hash, `KEYS[2]` ETA messages hash.
+/// * `ARGV[1]` how deep to search each list, then pairs: destination list, envelope text.
+/// * Returns the number of messages pushed (the others had arrived).
+pub(crate) const RESEND: &str = r#"
+local depth = tonumber(ARGV[1])
+local pushed = 0
+for i = 2, #ARGV, 2 do
+  local list, envelope = ARGV[i], ARGV[i + 1]
+  local arrived = redis.call('LPOS', list, envelope, 'MAXLEN', depth) ~= false
+  if not arrived then
+    local ok, decoded = pcall(cjson.decode, envelope)
+    local props = ok and type(decoded) == 'table' and decoded.properties
+    local tag = type(props) == 'table' and props.delivery_tag
+    if type(tag) == 'string' then
+      arrived = redis.call('HEXISTS', KEYS[1], tag) == 1 or redis.call('HEXISTS', KEYS[2], tag) == 1
+    end
+  end
+  if not arrived then
+    redis.call('LPUSH', list, envelope)
+    pushed = pushed + 1
+  end
+end
+return pushed
+"#;
+
+/// How many entries from a list's head [`RESEND`] searches for a message a lost attempt may
+/// have pushed: other producers' sends since then stand in front of it. Beyond it, a message
+/// that did arrive is queued twice, which at-least-once delivery allows.
+pub(crate) const RESEND_SEARCH_DEPTH: usize = 10_000;
+
 /// Moves parked messages that are due (by the server clock) to the front of their lists.
 ///
 /// * `KEYS[1]` ETA schedule zset, `KEYS[2]` ETA messages hash.
@@ -397,6 +434,7 @@ pub(crate) struct Scripts {
     pub(crate) renew: Script,
     pub(crate) recover: Script,
     pub(crate) requeue_dead: Script,
+    pub(crate) resend: Script,
 }
 
 impl Scripts {
@@ -411,6 +449,7 @@ impl Scripts {
             renew: Script::new(RENEW),
             recover: releasing(RECOVER),
             requeue_dead: Script::new(REQUEUE_DEAD),
+            resend: Script::new(RESEND),
         }
     }
 }

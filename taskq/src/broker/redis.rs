@@ -239,37 +239,82 @@ async fn watch_list(
     Ok(())
 }
 
-#[async_trait]
-impl Broker for RedisBroker {
-    async fn publish(&self, messages: &[Outgoing]) -> Result<()> {
+/// How many times a send goes again after its connection dropped: Redis's idle `timeout`, a
+/// proxy or a `CLIENT KILL` close connections, and each new one may be closed too.
+const MAX_RESENDS: usize = 3;
+
+impl RedisBroker {
+    /// The list each message goes to.
+    fn destination(&self, message: &Outgoing) -> String {
+        let bucket = super::priority_bucket(message.priority);
+        self.keys.queue_list(&message.queue, bucket)
+    }
+
+    /// Declares `queues`' bindings and pushes `messages`, in one pipeline.
+    async fn push(&self, messages: &[Outgoing], declaring: &[&str]) -> Result<()> {
         let mut pipe = redis::pipe();
-        let declaring = self.undeclared(messages);
-        for queue in &declaring {
+        for queue in declaring {
             pipe.sadd(self.keys.binding(queue), self.keys.binding_member(queue))
                 .ignore();
         }
         for message in messages {
-            let bucket = super::priority_bucket(message.priority);
-            pipe.lpush(
-                self.keys.queue_list(&message.queue, bucket),
-                &message.envelope,
-            )
-            .ignore();
+            pipe.lpush(self.destination(message), &message.envelope)
+                .ignore();
         }
-        let sent = async {
-            let mut conn = self.conn().await?;
+        let mut conn = self.conn().await?;
+        let () = pipe.query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Sends `messages` again after a dropped connection, skipping those that arrived (see
+    /// [`RESEND`](crate::scripts::RESEND)).
+    async fn resend(&self, messages: &[Outgoing], declaring: &[&str]) -> Result<usize> {
+        let mut conn = self.conn().await?;
+        if !declaring.is_empty() {
+            let mut pipe = redis::pipe();
+            for queue in declaring {
+                pipe.sadd(self.keys.binding(queue), self.keys.binding_member(queue))
+                    .ignore();
+            }
             let () = pipe.query_async(&mut conn).await?;
-            Ok::<_, crate::Error>(())
-        };
-        if let Err(e) = sent.await {
+        }
+        let mut invocation = self.scripts.resend.prepare_invoke();
+        invocation
+            .key(self.keys.unacked())
+            .key(self.keys.eta_messages())
+            .arg(crate::scripts::RESEND_SEARCH_DEPTH);
+        for message in messages {
+            invocation
+                .arg(self.destination(message))
+                .arg(&message.envelope);
+        }
+        let pushed: usize = invocation.invoke_async(&mut conn).await?;
+        Ok(pushed)
+    }
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    async fn publish(&self, messages: &[Outgoing]) -> Result<()> {
+        let declaring = self.undeclared(messages);
+        let mut sent = self.push(messages, &declaring).await;
+        for _ in 0..MAX_RESENDS {
+            match &sent {
+                Err(crate::Error::Redis(e)) if crate::connection::connection_dropped(e) => {
+                    tracing::debug!(error = %e, "connection dropped during a send; sending again");
+                    sent = self.resend(messages, &declaring).await.map(drop);
+                }
+                _ => break,
+            }
+        }
+        if sent.is_err() {
             // The bindings may not have been written: declare them with the next publish.
             let mut declared = self.declared.lock().expect("declared lock");
             for queue in &declaring {
                 declared.remove(*queue);
             }
-            return Err(e);
         }
-        Ok(())
+        sent
     }
 
     async fn fetch(&self, queues: &[String], max: usize, max_bytes: usize) -> Result<Fetched> {
