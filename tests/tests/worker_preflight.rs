@@ -1,10 +1,11 @@
 //! Start-up checks: Redis with an eviction policy other than `noeviction` may drop queued
-//! messages under memory pressure, so a worker warns, or refuses to start when told to.
+//! messages under memory pressure, so a worker warns, or refuses to start when told to. And
+//! what a `noeviction` Redis that fills up does to producers and workers.
 
 use std::time::Duration;
 
 use taskq::{Options, Worker};
-use taskq_tests::worker::{client, RunningWorker};
+use taskq_tests::worker::{client, count_run, eventually, query, RunningWorker};
 use taskq_tests::RedisServer;
 
 #[taskq::task(name = "test.preflight.ping")]
@@ -83,4 +84,93 @@ async fn a_full_redis_refuses_sends_with_its_error_and_the_worker_resumes_once_f
     let after = client.send(&ping, (), Options::new()).await.unwrap();
     assert_eq!(after.get(Duration::from_secs(10)).await.unwrap(), "pong");
     worker.stop().await;
+}
+
+#[taskq::task(name = "test.preflight.counted")]
+async fn counted(key: String, ms: u64) -> u32 {
+    let run = count_run(&key);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    run
+}
+
+/// Sets Redis's `maxmemory`: `"1"` makes it full at once, `"0"` lifts the limit.
+fn set_maxmemory(server: &RedisServer, bytes: &str) {
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(bytes)
+        .query(&mut server.connection())
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_redis_pauses_the_fleet_and_it_resumes_without_a_duplicate() {
+    const TASKS: usize = 40;
+    let server = RedisServer::start_with(&["--maxmemory-policy", "noeviction"]);
+    let client = client(&server, |config| config.result_backend = server.url());
+    // Short leases, renewed every 0.25 s, and recovery as often on both workers.
+    let fleet: Vec<RunningWorker> = (0..2)
+        .map(|_| {
+            RunningWorker::start(&client, |b| {
+                b.concurrency(4).visibility_timeout(Duration::from_secs(1))
+            })
+        })
+        .collect();
+    let run = uuid::Uuid::new_v4().to_string();
+    let mut sent = Vec::new();
+    for i in 0..TASKS {
+        let key = format!("{run}-{i}");
+        sent.push((
+            key.clone(),
+            client
+                .send(&counted, (key, 1500), Options::new())
+                .await
+                .unwrap(),
+        ));
+    }
+    let url = server.url();
+    eventually(
+        Duration::from_secs(10),
+        "the fleet to hold messages",
+        || async { query::<i64>(&url, &["HLEN", "unacked"]) > 0 },
+    )
+    .await;
+
+    // Full for five visibility timeouts: results are refused, leases must not lapse.
+    set_maxmemory(&server, "1");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let queued_early = query::<i64>(&url, &["LLEN", "celery"]);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let queued_late = query::<i64>(&url, &["LLEN", "celery"]);
+    assert!(
+        fleet.iter().all(RunningWorker::is_alive),
+        "the workers ride it out"
+    );
+    assert_eq!(
+        queued_early, queued_late,
+        "a worker that cannot store results fetches nothing more"
+    );
+    let dead = client.broker().dead_letters(1).await.unwrap();
+    assert!(dead.is_empty(), "nothing dead-lettered: {dead:?}");
+
+    // Room again: everything finishes, each task once.
+    set_maxmemory(&server, "0");
+    for (key, result) in &sent {
+        assert_eq!(
+            result.get(Duration::from_secs(60)).await.unwrap(),
+            1,
+            "{key} ran once"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // a duplicate would start by now
+    let runs: Vec<u32> = sent.iter().map(|(key, _)| count_run(key) - 1).collect();
+    let twice = runs.iter().filter(|n| **n > 1).count();
+    println!(
+        "Redis full for 5 s with {} messages queued and the rest held: {twice} of {TASKS} ran twice",
+        queued_late
+    );
+    assert_eq!(twice, 0, "runs per task: {runs:?}");
+    for worker in fleet {
+        worker.stop().await;
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
-use super::Shared;
+use super::{room, Shared};
 use crate::broker::Delivery;
 use crate::state::ResultMeta;
 
@@ -128,8 +128,11 @@ where
     let mut shutdown_deadline = None;
     loop {
         match op().await {
-            Ok(()) => return,
+            Ok(()) => return shared.room.available(),
             Err(e) => {
+                if room::is_out_of_memory(&e) {
+                    shared.room.refused();
+                }
                 if shared.stopping.is_cancelled() {
                     let deadline = *shutdown_deadline.get_or_insert_with(|| {
                         tokio::time::Instant::now() + shared.settings.shutdown_grace

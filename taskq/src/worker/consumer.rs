@@ -82,6 +82,10 @@ async fn fetch_batches(shared: &Arc<Shared>, batches: mpsc::Sender<Batch>) {
     let max_bytes = shared.client.config().max_message_size;
     let mut backoff = Duration::from_millis(100);
     while let Some(reservations) = reserve(shared).await {
+        tokio::select! {
+            () = shared.room.wait() => {}
+            () = shared.stopping.cancelled() => break,
+        }
         // Sent before the fetch: the leases it writes last at least a timeout from here.
         let asked = std::time::Instant::now();
         // Never cancelled: once Redis has moved messages to `unacked`, they must be handed on.

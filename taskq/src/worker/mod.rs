@@ -30,6 +30,7 @@ mod health;
 mod lease;
 mod recovery;
 mod revoked;
+mod room;
 mod running;
 mod scheduler;
 
@@ -547,6 +548,8 @@ struct Shared {
     held: lease::Held,
     /// Whether the consumer consumes.
     health: HealthHandle,
+    /// Closed while Redis refuses this worker's writes for lack of memory.
+    room: room::Room,
 }
 
 impl Shared {
@@ -578,6 +581,7 @@ impl Shared {
             clock: AtomicU64::new(0),
             started: Instant::now(),
             health,
+            room: room::Room::new(),
         });
         (shared, event_queue)
     }
