@@ -8,11 +8,13 @@
 //! where it is), instead of polling.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use futures_util::future::select_all;
+use futures_util::future::{select_all, BoxFuture, Shared};
+use futures_util::FutureExt;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::AsyncConnectionConfig;
 use tokio::sync::Mutex;
@@ -29,8 +31,36 @@ use crate::Result;
 /// How long one blocking wait lasts on the server before it is renewed.
 const WAIT_SLICE_SECS: f64 = 1.0;
 
-/// The connection a list watcher blocks on; `None` until first used or after an error.
-type WatcherSlot = Arc<Mutex<Option<MultiplexedConnection>>>;
+/// A blocking wait on one list, shared by whoever waits on that list now or later (see
+/// [`Watcher`]); its error is the command's.
+type ListWait = Shared<BoxFuture<'static, std::result::Result<(), redis::RedisError>>>;
+
+/// The watcher of one list: the connection it blocks on (`None` until first used or after an
+/// error) and the wait in flight on it, if any.
+///
+/// A wait for messages watches several lists (a queue's priority lists, several queues) and
+/// ends when the first wakes; the others' `BLMOVE`s are still blocked in Redis then. The next
+/// wait takes over a wait still in flight instead of sending another command behind it:
+/// commands queued behind a blocked one each block in turn, so each wake used to add one
+/// to the connection's backlog, and a steady trickle of messages grew it (and the worker's
+/// and Redis's memory) without bound.
+#[derive(Default)]
+struct Watcher {
+    conn: Option<MultiplexedConnection>,
+    in_flight: Option<ListWait>,
+}
+
+impl fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watcher")
+            .field("connected", &self.conn.is_some())
+            .field("waiting", &self.in_flight.is_some())
+            .finish()
+    }
+}
+
+/// A list's watcher, behind the lock that serializes its use.
+type WatcherSlot = Arc<Mutex<Watcher>>;
 
 /// A broker on a Redis server, compatible with kombu's Redis transport.
 ///
@@ -159,10 +189,7 @@ impl RedisBroker {
         outcome
     }
 
-    async fn watchers_for(
-        &self,
-        lists: &[String],
-    ) -> Vec<(String, Arc<Mutex<Option<MultiplexedConnection>>>)> {
+    async fn watchers_for(&self, lists: &[String]) -> Vec<(String, WatcherSlot)> {
         let mut watchers = self.watchers.lock().await;
         lists
             .iter()
@@ -170,7 +197,7 @@ impl RedisBroker {
                 if let Some((_, slot)) = watchers.iter().find(|(l, _)| l == list) {
                     return (list.clone(), slot.clone());
                 }
-                let slot = Arc::new(Mutex::new(None));
+                let slot = Arc::new(Mutex::new(Watcher::default()));
                 watchers.push((list.clone(), slot.clone()));
                 (list.clone(), slot)
             })
@@ -203,40 +230,66 @@ fn from_value<T: redis::FromRedisValue>(value: redis::Value) -> Result<T> {
     redis::from_redis_value(value).map_err(|e| redis::RedisError::from(e).into())
 }
 
-/// One blocking wait on `list`, on the list's own connection. If a previous wait is still
-/// blocked there (it was abandoned when another list woke first), this one queues behind it.
+/// One blocking wait on `list`, on the list's own connection: the wait still in flight there
+/// if there is one (see [`Watcher`]), else a new one.
 async fn watch_list(
     client: &redis::Client,
-    slot: &Mutex<Option<MultiplexedConnection>>,
+    slot: &Mutex<Watcher>,
     list: &str,
     slice: f64,
 ) -> Result<()> {
-    let mut guard = slot.lock().await;
-    if guard.is_none() {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs_f64(slice + 5.0)));
-        *guard = Some(
-            client
+    let wait = list_wait(client, slot, list, slice).await?;
+    let outcome = wait.await;
+    if outcome.is_err() {
+        // The connection is suspect: the next wait opens a new one.
+        *slot.lock().await = Watcher::default();
+    }
+    Ok(outcome?)
+}
+
+/// The wait in flight on `list`, or a new one when there is none (or it has ended).
+async fn list_wait(
+    client: &redis::Client,
+    slot: &Mutex<Watcher>,
+    list: &str,
+    slice: f64,
+) -> Result<ListWait> {
+    let mut watcher = slot.lock().await;
+    if let Some(wait) = &watcher.in_flight {
+        if wait.peek().is_none() {
+            return Ok(wait.clone());
+        }
+    }
+    let mut conn = match &watcher.conn {
+        Some(conn) => conn.clone(),
+        None => {
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(5)))
+                .set_response_timeout(Some(Duration::from_secs_f64(slice + 5.0)));
+            let conn = client
                 .get_multiplexed_async_connection_with_config(&config)
-                .await?,
-        );
+                .await?;
+            watcher.conn = Some(conn.clone());
+            conn
+        }
+    };
+    let list = list.to_owned();
+    let wait = async move {
+        // Rotating the list's last element onto itself leaves the list unchanged.
+        let _moved: Option<Vec<u8>> = redis::cmd("BLMOVE")
+            .arg(&list)
+            .arg(&list)
+            .arg("RIGHT")
+            .arg("RIGHT")
+            .arg(slice)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
     }
-    let conn = guard.as_mut().expect("connection was just set");
-    // Rotating the list's last element onto itself leaves the list unchanged.
-    let moved: redis::RedisResult<Option<Vec<u8>>> = redis::cmd("BLMOVE")
-        .arg(list)
-        .arg(list)
-        .arg("RIGHT")
-        .arg("RIGHT")
-        .arg(slice)
-        .query_async(conn)
-        .await;
-    if let Err(e) = moved {
-        *guard = None;
-        return Err(e.into());
-    }
-    Ok(())
+    .boxed()
+    .shared();
+    watcher.in_flight = Some(wait.clone());
+    Ok(wait)
 }
 
 /// How many times a send goes again after its connection dropped: Redis's idle `timeout`, a
