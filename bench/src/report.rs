@@ -154,6 +154,15 @@ pub struct Memory {
     pub sampled_secs: f64,
     /// How long enqueueing the deep queue took with `delay_many` (for the record).
     pub enqueue_secs: f64,
+    /// Tasks sent one at a time to a fresh worker that runs them as they come, waking for
+    /// most of them: the shape in which per-task growth showed.
+    pub trickle_tasks: u64,
+    /// Resident memory after a quarter of them, after all, and after 2 s idle.
+    pub trickle_rss_quarter_mib: f64,
+    pub trickle_rss_end_mib: f64,
+    pub trickle_rss_idle_after_mib: f64,
+    /// Growth between the quarter and the end, per task: flat memory is about 0.
+    pub trickle_growth_bytes_per_task: f64,
 }
 
 /// taskq's figure divided by Celery's, oriented so that above 1 means taskq is better.
@@ -277,12 +286,19 @@ fn summary(figure: &Figure) -> String {
             )
         }
         Figure::Memory(m) => format!(
-            "RSS idle {:.1} MiB, with {} tasks queued: peak {:.1} MiB over {:.0} s ({} still queued)",
+            "RSS idle {:.1} MiB, with {} tasks queued: peak {:.1} MiB over {:.0} s ({} still \
+             queued); {} tasks sent one at a time: {:.1} MiB after a quarter, {:.1} MiB after \
+             all, {:.1} MiB idle after ({:.1} bytes per task)",
             m.idle_rss_mib,
             m.queued_at_start,
             m.deep_queue_peak_rss_mib,
             m.sampled_secs,
-            m.queued_at_end
+            m.queued_at_end,
+            m.trickle_tasks,
+            m.trickle_rss_quarter_mib,
+            m.trickle_rss_end_mib,
+            m.trickle_rss_idle_after_mib,
+            m.trickle_growth_bytes_per_task
         ),
     }
 }

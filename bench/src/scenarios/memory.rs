@@ -49,6 +49,7 @@ pub async fn memory(
     let queued_at_end = bench.queued().await?;
     drop(worker);
     bench.flush().await?;
+    let trickle = trickle(bench, queued / 5, concurrency).await?;
 
     Ok(Row {
         system: System::Taskq,
@@ -63,7 +64,53 @@ pub async fn memory(
             queued_at_end,
             sampled_secs: busy.as_secs_f64(),
             enqueue_secs,
+            trickle_tasks: trickle.tasks,
+            trickle_rss_quarter_mib: mib(trickle.quarter),
+            trickle_rss_end_mib: mib(trickle.end),
+            trickle_rss_idle_after_mib: mib(trickle.idle_after),
+            trickle_growth_bytes_per_task: trickle.end.saturating_sub(trickle.quarter) as f64
+                / (trickle.tasks - trickle.tasks / 4).max(1) as f64,
         }),
+    })
+}
+
+/// Resident memory of a worker fed one task at a time, in bytes.
+struct Trickle {
+    tasks: u64,
+    quarter: u64,
+    end: u64,
+    idle_after: u64,
+}
+
+/// Sends `tasks` no-op tasks one at a time to a fresh worker, which runs each as it comes and
+/// mostly waits in between, and reads its memory along the way.
+async fn trickle(bench: &mut Bench, tasks: u64, concurrency: usize) -> anyhow::Result<Trickle> {
+    let worker = WorkerProcess::start(bench, concurrency)?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut quarter = 0;
+    for i in 0..tasks {
+        if i == tasks / 4 {
+            quarter = worker.rss()?;
+        }
+        bench
+            .client
+            .send(&crate::tasks::noop, (i,), taskq::Options::new())
+            .await?;
+    }
+    // Let the worker finish what was sent, then read it busy-done and idle.
+    while bench.queued().await? > 0 {
+        tokio::time::sleep(SAMPLE_EVERY).await;
+    }
+    let end = worker.rss()?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_after = worker.rss()?;
+    drop(worker);
+    bench.flush().await?;
+    Ok(Trickle {
+        tasks,
+        quarter,
+        end,
+        idle_after,
     })
 }
 
