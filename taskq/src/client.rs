@@ -335,7 +335,7 @@ impl Client {
         message.kwargs = kwargs;
         message.eta = options.resolved_eta(now);
         message.expires = options.resolved_expires(now);
-        message.time_limit = (options.time_limit_secs, None);
+        message.time_limit = (options.time_limit_secs, options.soft_time_limit_secs);
         message.priority = options.priority.unwrap_or(0);
         message.ignore_result = ignore_result;
         let envelope = message.encode(&queue)?;
@@ -437,6 +437,9 @@ fn with_task_defaults(mut options: Options, defaults: &crate::TaskOptions) -> Op
     }
     if options.time_limit_secs.is_none() {
         options.time_limit_secs = defaults.time_limit_secs;
+    }
+    if options.soft_time_limit_secs.is_none() {
+        options.soft_time_limit_secs = defaults.soft_time_limit_secs;
     }
     if options.ignore_result.is_none() && defaults.ignore_result {
         options.ignore_result = Some(true);

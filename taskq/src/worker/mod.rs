@@ -32,6 +32,7 @@ mod recovery;
 mod revoked;
 mod running;
 mod scheduler;
+mod time_limit;
 
 pub use health::{Health, HealthHandle};
 
