@@ -6,7 +6,8 @@
 //! `reply.celery.pidbox` to the caller's reply queue, with the `ticket` header the caller
 //! matches replies by.
 //!
-//! Supported: `ping`, `registered`, `active`, `stats`, `revoke`, `revoked`, `scheduled` and
+//! Supported: `ping`, `registered`, `active`, `stats`, `revoke`, `revoked` (the ids this
+//! worker honours: its copy of the broker's revoked set, see [`crate::revoke`]), `scheduled` and
 //! `reserved` (always empty: taskq parks ETA tasks in Redis and starts reserved ones at once),
 //! `active_queues`, `conf`, `clock`, `enable_events`, `disable_events`.
 
@@ -15,13 +16,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::Shared;
+use super::{revoked, Shared};
 use crate::broker::Subscription;
 use crate::message::KombuMessage;
 use crate::registry;
 
 /// The mailbox exchange (Celery's `control_exchange` `celery` + `.pidbox`).
-pub(super) const EXCHANGE: &str = "celery.pidbox";
+pub(super) const EXCHANGE: &str = crate::revoke::CONTROL_EXCHANGE;
 
 /// Where replies go (direct exchange, bound per caller).
 pub(super) const REPLY_EXCHANGE: &str = "reply.celery.pidbox";
@@ -84,7 +85,7 @@ async fn handle(shared: &Shared, raw: &str) {
     let method = body.get("method").and_then(Value::as_str).unwrap_or("");
     let arguments = body.get("arguments").cloned().unwrap_or(Value::Null);
     tracing::debug!(%method, "remote control command");
-    let reply = dispatch(shared, method, &arguments);
+    let reply = dispatch(shared, method, &arguments).await;
     if let (Some(reply_to), Some(ticket)) = (body.get("reply_to"), body.get("ticket")) {
         send_reply(shared, reply_to, ticket, reply).await;
     }
@@ -98,7 +99,7 @@ fn addressed_to(body: &Value, hostname: &str) -> bool {
     }
 }
 
-fn dispatch(shared: &Shared, method: &str, arguments: &Value) -> Value {
+async fn dispatch(shared: &Shared, method: &str, arguments: &Value) -> Value {
     match method {
         "ping" => match shared.health.problem() {
             None => json!({"ok": "pong"}),
@@ -107,7 +108,7 @@ fn dispatch(shared: &Shared, method: &str, arguments: &Value) -> Value {
         "registered" => json!(registry::all().iter().map(|e| e.name).collect::<Vec<_>>()),
         "active" => json!(shared.tasks.active(&shared.settings.hostname)),
         "stats" => stats(shared),
-        "revoke" => revoke(shared, arguments),
+        "revoke" => revoke(shared, arguments).await,
         "revoked" => json!(shared.revoked.ids()),
         "scheduled" | "reserved" => json!([]),
         "active_queues" => active_queues(shared),
@@ -120,8 +121,9 @@ fn dispatch(shared: &Shared, method: &str, arguments: &Value) -> Value {
 }
 
 /// Remembers the ids as revoked (they are discarded when fetched) and, with `terminate`,
-/// aborts those running now; they end REVOKED "terminated".
-fn revoke(shared: &Shared, arguments: &Value) -> Value {
+/// aborts those running now; they end REVOKED "terminated". The ids are recorded in the
+/// broker too, so that workers not listening now honour them as well (see [`crate::revoke`]).
+async fn revoke(shared: &Shared, arguments: &Value) -> Value {
     let ids: Vec<String> = match arguments.get("task_id") {
         Some(Value::String(id)) => vec![id.clone()],
         Some(Value::Array(ids)) => ids
@@ -139,6 +141,7 @@ fn revoke(shared: &Shared, arguments: &Value) -> Value {
         }
     }
     tracing::info!(ids = ?ids, terminate, "tasks flagged as revoked");
+    revoked::record_in_broker(shared, &ids).await;
     json!({"ok": format!("tasks {} flagged as revoked", ids.join(", "))})
 }
 
