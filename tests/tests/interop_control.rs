@@ -263,6 +263,58 @@ async fn celery_control_revoke_holds_for_the_worker_that_replaces_the_one_it_rea
     taskq_tests::worker::assert_nothing_unacked(&server);
 }
 
+/// A Python worker started after a revoke (sent with taskq's `Client::revoke` while it was not
+/// running) learns it from the taskq worker through Celery's mingle (`hello`), and discards
+/// the task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_worker_started_after_a_revoke_learns_it_from_the_taskq_worker() {
+    for line in CELERY_LINES {
+        let python = tokio::task::spawn_blocking(move || PythonEnv::get(line))
+            .await
+            .unwrap();
+        let version = python.celery_version();
+        let Setup {
+            server,
+            client,
+            worker,
+        } = setup();
+        inspect(&python, &server, "ping").await; // the taskq worker listens
+        let id = uuid::Uuid::new_v4().to_string();
+        client.revoke(&id).await.unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("py-worker.log");
+        let (py, broker, backend) = (python.clone(), server.url(), server.url_db(1));
+        let log_path = log.clone();
+        let _py_worker = tokio::task::spawn_blocking(move || {
+            py.start_mingling_worker(&broker, &backend, &["pyq"], &log_path)
+        })
+        .await
+        .unwrap();
+        let sent = client
+            .send_by_name(
+                "py.add",
+                vec![json!(1), json!(2)],
+                serde_json::Map::new(),
+                Options::new().queue("pyq").task_id(&id),
+            )
+            .await
+            .unwrap();
+        let record = wait_for_status(&server, sent.id(), "REVOKED", WAIT).await;
+        assert_eq!(
+            record["result"]["exc_type"], "TaskRevokedError",
+            "Celery {version}"
+        );
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.contains("Discarding revoked task"),
+            "Celery {version}: the Python worker discarded it:\n{text}"
+        );
+        worker.stop().await;
+        println!("Celery {version}: learnt the revoke through mingle");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_revoke_with_terminate_aborts_a_running_task() {
     let python = tokio::task::spawn_blocking(|| PythonEnv::get(CELERY_LATEST))

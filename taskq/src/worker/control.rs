@@ -9,7 +9,8 @@
 //! Supported: `ping`, `registered`, `active`, `stats`, `revoke`, `revoked` (the ids this
 //! worker honours: its copy of the broker's revoked set, see [`crate::revoke`]), `scheduled` and
 //! `reserved` (always empty: taskq parks ETA tasks in Redis and starts reserved ones at once),
-//! `active_queues`, `conf`, `clock`, `enable_events`, `disable_events`.
+//! `active_queues`, `conf`, `clock`, `enable_events`, `disable_events`, and `hello` (Celery's
+//! mingle: a Python worker starting up learns the revoked ids from a taskq node).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,6 +111,7 @@ async fn dispatch(shared: &Shared, method: &str, arguments: &Value) -> Value {
         "stats" => stats(shared),
         "revoke" => revoke(shared, arguments).await,
         "revoked" => json!(shared.revoked.ids()),
+        "hello" => hello(shared, arguments).await,
         "scheduled" | "reserved" => json!([]),
         "active_queues" => active_queues(shared),
         "conf" => json!({}),
@@ -143,6 +145,43 @@ async fn revoke(shared: &Shared, arguments: &Value) -> Value {
     tracing::info!(ids = ?ids, terminate, "tasks flagged as revoked");
     revoked::record_in_broker(shared, &ids).await;
     json!({"ok": format!("tasks {} flagged as revoked", ids.join(", "))})
+}
+
+/// Celery's mingle: a Python worker starting up sends its revoked ids to every node and
+/// takes theirs (and the clock) from the replies. Keep its ids, in the broker too, and answer
+/// with ours as a list, what Celery 5.7 sends and every Celery 5 line's `LimitedSet.update`
+/// accepts. A node's own `hello` gets no answer, as in Celery.
+async fn hello(shared: &Shared, arguments: &Value) -> Value {
+    let from = arguments.get("from_node").and_then(Value::as_str);
+    if from == Some(shared.settings.hostname.as_str()) {
+        return Value::Null;
+    }
+    let theirs = mingled_ids(arguments.get("revoked"));
+    if !theirs.is_empty() {
+        for id in &theirs {
+            shared.revoked.add(id);
+        }
+        revoked::record_in_broker(shared, &theirs).await;
+    }
+    tracing::info!(
+        node = from.unwrap_or("?"),
+        "mingle: sync with a starting node"
+    );
+    json!({"revoked": shared.revoked.ids(), "clock": shared.tick()})
+}
+
+/// The ids of a mingle `revoked` value: a list of ids (Celery 5.7) or `LimitedSet._data`, an
+/// object keyed by id (Celery 5.6 and before).
+fn mingled_ids(revoked: Option<&Value>) -> Vec<String> {
+    match revoked {
+        Some(Value::Array(ids)) => ids
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::Object(entries)) => entries.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn stats(shared: &Shared) -> Value {
@@ -263,6 +302,14 @@ mod tests {
             "taskq@h"
         ));
         assert!(!addressed_to(&json!({"destination": ["a@h"]}), "taskq@h"));
+    }
+
+    #[test]
+    fn mingle_revoked_ids_come_as_a_list_or_as_limited_set_data() {
+        assert_eq!(mingled_ids(Some(&json!(["a", "b"]))), ["a", "b"]);
+        let data = json!({"a": [1795236465.5, "a"]});
+        assert_eq!(mingled_ids(Some(&data)), ["a"]);
+        assert!(mingled_ids(None).is_empty());
     }
 
     #[test]
