@@ -80,9 +80,14 @@ async fn a_task_revoked_before_any_worker_started_is_discarded_by_the_worker_sta
         .await
         .unwrap();
 
+    let started = std::time::Instant::now();
     let worker = RunningWorker::start(&client, |b| b.shutdown_grace(GRACE));
     assert_eq!(kept.get(WAIT).await.unwrap(), 2, "the other task runs");
     assert_discarded(&revoked).await;
+    eprintln!(
+        "REVOKED seen {:?} after the worker started",
+        started.elapsed()
+    );
     assert_eq!(
         BEFORE_START_RUNS.load(Ordering::SeqCst),
         1,
@@ -172,9 +177,14 @@ async fn a_revoke_recorded_while_the_worker_was_not_listening_is_picked_up() {
         .record_revokes(&[id.to_owned()])
         .await
         .unwrap();
+    let recorded = std::time::Instant::now();
     let options = Options::new().countdown(Duration::from_secs(2)).task_id(id);
     let revoked = client.send(&revoked_unheard, (3,), options).await.unwrap();
     assert_discarded(&revoked).await;
+    eprintln!(
+        "discarded {:?} after the revoke was recorded (countdown 2 s)",
+        recorded.elapsed()
+    );
     assert_eq!(RESYNC_RUNS.load(Ordering::SeqCst), 0);
     worker.stop().await;
 }
