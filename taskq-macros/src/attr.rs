@@ -1,5 +1,5 @@
 //! The attribute's options: `#[task(name = "...", queue = "...", ignore_result, time_limit = 30,
-//! crate = "...")]`.
+//! soft_time_limit = 20, crate = "...")]`.
 //!
 //! Parsing is lenient where it can be: a misspelt key, a repeated key or a bad value is
 //! recorded as an error and parsing goes on, so that every mistake in the attribute is reported
@@ -20,17 +20,19 @@ pub(crate) mod kw {
     syn::custom_keyword!(queue);
     syn::custom_keyword!(ignore_result);
     syn::custom_keyword!(time_limit);
+    syn::custom_keyword!(soft_time_limit);
     syn::custom_keyword!(max_retries);
     syn::custom_keyword!(retry_backoff);
     syn::custom_keyword!(retry_if);
 }
 
 /// Every accepted key, in the order the documentation lists them.
-pub(crate) const KEYS: [&str; 8] = [
+pub(crate) const KEYS: [&str; 9] = [
     "name",
     "queue",
     "ignore_result",
     "time_limit",
+    "soft_time_limit",
     "max_retries",
     "retry_backoff",
     "retry_if",
@@ -48,6 +50,9 @@ pub(crate) struct TaskArgs {
     pub ignore_result: Option<LitBool>,
     /// `time_limit = 30` or `time_limit = 2.5`, in seconds.
     pub time_limit: Option<Seconds>,
+    /// `soft_time_limit = 20`: when the task is told to wind down, in seconds; below
+    /// `time_limit` when both are given.
+    pub soft_time_limit: Option<Seconds>,
     /// `max_retries = 3`: how many times a failed run is retried.
     pub max_retries: Option<LitInt>,
     /// `retry_backoff = 2` or `retry_backoff = 0.5`: the first retry delay, in seconds.
@@ -66,7 +71,8 @@ pub(crate) struct RetryIf {
     pub matcher: syn::Expr,
 }
 
-/// A validated number of seconds (`time_limit`, `retry_backoff`): positive and finite.
+/// A validated number of seconds (`time_limit`, `soft_time_limit`, `retry_backoff`): positive
+/// and finite.
 pub(crate) struct Seconds {
     /// The value in seconds.
     pub secs: f64,
@@ -128,6 +134,17 @@ impl TaskArgs {
                     key.span,
                     &mut errors,
                 );
+            } else if lookahead.peek(kw::soft_time_limit) {
+                let key: kw::soft_time_limit = input.parse()?;
+                let value = parse_value(input, "soft_time_limit", key.span)?;
+                let limit = value.and_then(|v| errors.keep(seconds_value("soft_time_limit", &v)));
+                set(
+                    &mut args.soft_time_limit,
+                    limit,
+                    "soft_time_limit",
+                    key.span,
+                    &mut errors,
+                );
             } else if lookahead.peek(kw::max_retries) {
                 let key: kw::max_retries = input.parse()?;
                 let value = parse_value(input, "max_retries", key.span)?;
@@ -184,7 +201,30 @@ impl TaskArgs {
             }
             input.parse::<Token![,]>()?;
         }
+        if let Err(error) = args.check_limits_in_order() {
+            errors.push(error);
+            args.soft_time_limit = None;
+        }
         Ok((args, errors))
+    }
+
+    /// The soft limit warns the task before the hard one stops it, so it must come first: a
+    /// soft limit at or past the hard one could never fire. Reported at the soft limit's value.
+    fn check_limits_in_order(&self) -> syn::Result<()> {
+        let (Some(soft), Some(hard)) = (&self.soft_time_limit, &self.time_limit) else {
+            return Ok(());
+        };
+        if soft.secs < hard.secs {
+            return Ok(());
+        }
+        Err(Error::new(
+            soft.span,
+            format!(
+                "`soft_time_limit` ({} s) must be below `time_limit` ({} s): the soft limit \
+                 tells the task to wind down before the hard limit stops it",
+                soft.secs, hard.secs
+            ),
+        ))
     }
 }
 
@@ -243,7 +283,7 @@ fn unknown_key(key: &Ident) -> Error {
 
 /// A key the user probably meant, if any.
 fn suggestion(given: &str) -> Option<&'static str> {
-    const ALIASES: [(&str, &str); 12] = [
+    const ALIASES: [(&str, &str); 14] = [
         ("autoretry_for", "retry_if"),
         ("retry_on", "retry_if"),
         ("retry_when", "retry_if"),
@@ -253,6 +293,8 @@ fn suggestion(given: &str) -> Option<&'static str> {
         ("timeout", "time_limit"),
         ("time_limit_secs", "time_limit"),
         ("timelimit", "time_limit"),
+        ("soft_limit", "soft_time_limit"),
+        ("soft_timeout", "soft_time_limit"),
         ("queue_name", "queue"),
         ("task_name", "name"),
         ("krate", "crate"),
@@ -442,6 +484,27 @@ mod tests {
     }
 
     #[test]
+    fn soft_time_limit_must_be_below_the_hard_one() {
+        let args = parse(quote! { soft_time_limit = 1, time_limit = 10 }).unwrap();
+        assert_eq!(args.soft_time_limit.unwrap().secs, 1.0);
+        assert_eq!(
+            parse(quote! { soft_time_limit = 0.5 })
+                .unwrap()
+                .soft_time_limit
+                .unwrap()
+                .secs,
+            0.5
+        );
+        for tokens in [
+            quote! { time_limit = 5, soft_time_limit = 5 },
+            quote! { soft_time_limit = 10, time_limit = 2.5 },
+        ] {
+            assert!(error(tokens).contains("must be below `time_limit`"));
+        }
+        assert!(error(quote! { soft_limit = 3 }).contains("did you mean `soft_time_limit`?"));
+    }
+
+    #[test]
     fn time_limit_must_be_a_positive_number() {
         for bad in [
             quote! { time_limit = 0 },
@@ -503,7 +566,7 @@ mod tests {
         assert_eq!(
             error(quote! { rate_limit = 3 }),
             "unknown `#[task]` option `rate_limit`; accepted options are: \
-             `name`, `queue`, `ignore_result`, `time_limit`, `max_retries`, `retry_backoff`, `retry_if`, `crate`"
+             `name`, `queue`, `ignore_result`, `time_limit`, `soft_time_limit`, `max_retries`, `retry_backoff`, `retry_if`, `crate`"
         );
         assert!(error(quote! { retries = 3 }).contains("did you mean `max_retries`?"));
         assert!(error(quote! { autoretry_for = x }).contains("did you mean `retry_if`?"));

@@ -232,6 +232,11 @@ fn generate(options: &TaskArgs, func: &ItemFn) -> TokenStream {
         secs.set_span(limit.span);
         task_options.extend(quote!(.time_limit_secs(#secs)));
     }
+    if let Some(limit) = &options.soft_time_limit {
+        let mut secs = Literal::f64_suffixed(limit.secs);
+        secs.set_span(limit.span);
+        task_options.extend(quote!(.soft_time_limit_secs(#secs)));
+    }
     if let Some(retries) = &options.max_retries {
         task_options.extend(quote!(.max_retries(#retries)));
     }

@@ -82,12 +82,14 @@
 //! | `queue = "reports"` | the queue calls go to when they name none | the client's default queue |
 //! | `ignore_result` or `ignore_result = true` | store no result | `false` |
 //! | `time_limit = 30` or `time_limit = 2.5` | hard time limit in seconds; a run still going is cancelled and fails with `TimeLimitExceeded` | none |
-//! | `max_retries = 3` | how many times a run that returned `Err` or panicked runs again (time limits, revokes and bad arguments are not retried) | `0` |
+//! | `soft_time_limit = 20` or `soft_time_limit = 2.5` | soft time limit in seconds, below `time_limit` when both are given: the task is told through `taskq::request::soft_time_limit()`; a run that never asked for it is stopped and fails with `SoftTimeLimitExceeded`, one that asked may wind down until the hard limit | none |
+//! | `max_retries = 3` | how many times a run that returned `Err`, panicked or was stopped at its soft time limit runs again (hard time limits, revokes and bad arguments are not retried) | `0` |
 //! | `retry_backoff = 1` or `retry_backoff = 0.5` | the first retry's delay in seconds; it doubles for each next retry (up to 600 s), with jitter between half and all of it | `1` |
 //! | `retry_if = is_transient` or `retry_if = \|e\| e.is_timeout()` | which errors are retried (Celery's `autoretry_for`): a function or closure of `&E` returning `bool`. Only errors it matches are retried; panics are not. Needs `max_retries` | every `Err` and panic |
 //! | `crate = "my_app::taskq"` | where the runtime crate is, when it is renamed or re-exported | `::taskq` |
 //!
-//! Per-call `taskq::Options` (`.queue(..)`, `.time_limit(..)`, `.ignore_result(..)`) override
+//! Per-call `taskq::Options` (`.queue(..)`, `.time_limit(..)`, `.soft_time_limit(..)`,
+//! `.ignore_result(..)`) override
 //! them for one call. A mistaken option is reported
 //! at the option (with a suggestion for a misspelt key) and left out; the task is still
 //! generated.

@@ -230,11 +230,7 @@ impl Client {
             .publish(std::slice::from_ref(&call.outgoing))
             .await?;
         tracing::debug!(task = name, id = %call.id, queue = %call.outgoing.queue, "task sent");
-        Ok(AsyncResult::new(
-            call.id,
-            self.inner.backend.clone(),
-            call.ignore_result,
-        ))
+        Ok(AsyncResult::new(call.id, self.clone(), call.ignore_result))
     }
 
     /// Sends many calls of `task` at once: every message is encoded first, then all are
@@ -293,9 +289,7 @@ impl Client {
         tracing::debug!(task = T::NAME, count = handles.len(), "tasks sent");
         Ok(handles
             .into_iter()
-            .map(|(id, ignore_result)| {
-                AsyncResult::new(id, self.inner.backend.clone(), ignore_result)
-            })
+            .map(|(id, ignore_result)| AsyncResult::new(id, self.clone(), ignore_result))
             .collect())
     }
 
@@ -335,7 +329,7 @@ impl Client {
         message.kwargs = kwargs;
         message.eta = options.resolved_eta(now);
         message.expires = options.resolved_expires(now);
-        message.time_limit = (options.time_limit_secs, None);
+        message.time_limit = (options.time_limit_secs, options.soft_time_limit_secs);
         message.priority = options.priority.unwrap_or(0);
         message.ignore_result = ignore_result;
         let envelope = message.encode(&queue)?;
@@ -366,7 +360,69 @@ impl Client {
     /// assert_eq!(result.id(), "d3c0c7a8-0000-4000-8000-000000000000");
     /// ```
     pub fn result<T>(&self, id: impl Into<String>) -> AsyncResult<T> {
-        AsyncResult::new(id.into(), self.inner.backend.clone(), false)
+        AsyncResult::new(id.into(), self.clone(), false)
+    }
+
+    /// Revokes task `task_id`, like Celery's `app.control.revoke(task_id)`: no worker starts
+    /// it from now on. The id is recorded in the broker first, so the revoke holds even when
+    /// no worker is up or all are restarting (for 3 hours, like Celery's revokes; see
+    /// [`crate::revoke`]), then Celery's `revoke` command is broadcast, so that running
+    /// workers, taskq or Python, act at once. A run already going is left to finish; see
+    /// [`terminate`](Self::terminate).
+    ///
+    /// A revoked task is discarded when a worker takes it (at once, or when its countdown is
+    /// due) and stored as REVOKED.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the broker cannot be reached: then the revoke may not hold.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> taskq::Result<()> {
+    /// #[taskq::task(name = "tasks.send_newsletter")]
+    /// async fn send_newsletter(issue: u32) {}
+    ///
+    /// let mut config = taskq::Config::default();
+    /// config.broker_url = "memory://revoke-doc".into();
+    /// config.result_backend = "memory://revoke-doc".into();
+    /// let client = taskq::Client::from_config(config)?;
+    /// let sent = client
+    ///     .send(&send_newsletter, (42,), taskq::Options::new().countdown(std::time::Duration::from_secs(3600)))
+    ///     .await?;
+    /// client.revoke(sent.id()).await?; // changed our minds: it will not go out
+    /// # Ok(()) }
+    /// ```
+    pub async fn revoke(&self, task_id: &str) -> Result<()> {
+        self.send_revoke(&[task_id.to_owned()], false).await
+    }
+
+    /// Revokes task `task_id` and stops it where it is running, like Celery's
+    /// `app.control.revoke(task_id, terminate=True)`: a taskq worker cancels the run and
+    /// stores REVOKED "terminated" (a Python worker signals the process with SIGTERM).
+    ///
+    /// # Errors
+    ///
+    /// As for [`revoke`](Self::revoke).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: taskq::Client) -> taskq::Result<()> {
+    /// client.terminate("9b1c7a0e-0000-4000-8000-000000000001").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn terminate(&self, task_id: &str) -> Result<()> {
+        self.send_revoke(&[task_id.to_owned()], true).await
+    }
+
+    /// Records `ids` as revoked in the broker, then broadcasts Celery's `revoke` command.
+    async fn send_revoke(&self, ids: &[String], terminate: bool) -> Result<()> {
+        self.inner.broker.record_revokes(ids).await?;
+        let envelope = crate::revoke::control_message(ids, terminate).encode()?;
+        self.inner
+            .broker
+            .broadcast(crate::revoke::CONTROL_EXCHANGE, "", &envelope)
+            .await?;
+        tracing::info!(?ids, terminate, "tasks revoked");
+        Ok(())
     }
 
     /// The broker.
@@ -437,6 +493,9 @@ fn with_task_defaults(mut options: Options, defaults: &crate::TaskOptions) -> Op
     }
     if options.time_limit_secs.is_none() {
         options.time_limit_secs = defaults.time_limit_secs;
+    }
+    if options.soft_time_limit_secs.is_none() {
+        options.soft_time_limit_secs = defaults.soft_time_limit_secs;
     }
     if options.ignore_result.is_none() && defaults.ignore_result {
         options.ignore_result = Some(true);

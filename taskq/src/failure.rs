@@ -108,6 +108,29 @@ impl TaskFailure {
         }))
     }
 
+    /// The failure of a task stopped at its soft time limit because it did not watch it
+    /// (Celery's `SoftTimeLimitExceeded`, raised inside a Python task and left uncaught).
+    /// Stored as Celery's own workers store it: module `billiard.exceptions` (where Celery's
+    /// `celery.exceptions.SoftTimeLimitExceeded` is defined) and no arguments, so Python's
+    /// `AsyncResult.get()` raises that very class.
+    ///
+    /// ```
+    /// let f = taskq::TaskFailure::soft_time_limit_exceeded(1.0);
+    /// assert!(f.is_soft_timeout() && !f.is_timeout());
+    /// assert_eq!((f.exc_type(), f.exc_module()), ("SoftTimeLimitExceeded", "billiard.exceptions"));
+    /// ```
+    pub fn soft_time_limit_exceeded(seconds: f64) -> Self {
+        Self(Box::new(Inner {
+            exc_type: "SoftTimeLimitExceeded".to_owned(),
+            exc_module: "billiard.exceptions".to_owned(),
+            exc_message: json!([]),
+            traceback: Some(format!(
+                "SoftTimeLimitExceeded: task exceeded its soft time limit of {seconds} s \
+                 without watching it (taskq::request::soft_time_limit)"
+            )),
+        }))
+    }
+
     /// The failure stored for a message naming a task no worker has registered.
     ///
     /// ```
@@ -219,13 +242,23 @@ impl TaskFailure {
         self.0.traceback.as_deref()
     }
 
-    /// Whether the task was cancelled at its time limit.
+    /// Whether the task was cancelled at its (hard) time limit. A task stopped at its soft
+    /// limit is [`is_soft_timeout`](Self::is_soft_timeout) instead.
     ///
     /// ```
     /// assert!(taskq::TaskFailure::time_limit_exceeded(1.0).is_timeout());
     /// ```
     pub fn is_timeout(&self) -> bool {
         self.0.exc_type == "TimeLimitExceeded"
+    }
+
+    /// Whether the task was stopped at its soft time limit (`SoftTimeLimitExceeded`).
+    ///
+    /// ```
+    /// assert!(taskq::TaskFailure::soft_time_limit_exceeded(2.0).is_soft_timeout());
+    /// ```
+    pub fn is_soft_timeout(&self) -> bool {
+        self.0.exc_type == "SoftTimeLimitExceeded"
     }
 
     /// Whether the task was revoked or had expired.
@@ -256,9 +289,12 @@ impl TaskFailure {
     }
 
     /// Whether the task's own code failed (returned `Err` or panicked), as opposed to taskq
-    /// stopping it (time limit, revoke, bad arguments, unknown name): only those are retried.
+    /// stopping it (hard time limit, revoke, bad arguments, unknown name): only those are
+    /// retried. The soft time limit counts as the task's own: Celery raises
+    /// `SoftTimeLimitExceeded` inside the task, where `autoretry_for=(Exception,)` retries it.
     pub(crate) fn raised_by_task(&self) -> bool {
-        self.0.exc_module == RUST_EXC_MODULE && self.0.exc_type != "TaskCancelled"
+        (self.0.exc_module == RUST_EXC_MODULE && self.0.exc_type != "TaskCancelled")
+            || self.is_soft_timeout()
     }
 
     /// The stored `result` object: `{"exc_type", "exc_message", "exc_module"}`.
@@ -287,7 +323,11 @@ impl TaskFailure {
 
 impl fmt::Display for TaskFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.0.exc_type, self.message())
+        // Like Python's traceback line: an exception without arguments shows its name alone.
+        match self.message() {
+            message if message.is_empty() => f.write_str(&self.0.exc_type),
+            message => write!(f, "{}: {message}", self.0.exc_type),
+        }
     }
 }
 

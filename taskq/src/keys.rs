@@ -13,6 +13,7 @@
 //! | `taskq.eta` | zset | delivery tag → due time of a parked ETA message |
 //! | `taskq.eta.messages` | hash | delivery tag → `[list key, envelope]` |
 //! | `taskq.dead_letter` | list | messages that cannot run, with the reason |
+//! | `taskq.revoked` | zset | revoked task id → revoke time (server clock), at most 50,000 ids of the last 3 h (see [`crate::revoke`]) |
 //! | `celery-task-meta-<id>` | string + channel | the result record, also published |
 //! | `_kombu.binding.<exchange>` | set | `routing_key\x06\x16pattern\x06\x16queue` of a direct exchange (e.g. `reply.celery.pidbox`) |
 //! | `/<db>.<exchange>[/<routing_key>]` | Pub/Sub channel | fanout exchanges: `celery.pidbox` (remote control), `celeryev` (events) |
@@ -246,6 +247,19 @@ impl BrokerKeys {
     pub fn dead_letter(&self) -> String {
         format!("{}taskq.dead_letter", self.prefix)
     }
+
+    /// Revoked task ids, scored by when they were revoked on the server's clock: what every
+    /// worker honours, kept in Redis so that a revoke holds with no worker up (see
+    /// [`crate::revoke`]). Trimmed to the revokes of the last 3 hours, at most 50,000, on
+    /// every write.
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// assert_eq!(keys.revoked(), "taskq.revoked");
+    /// ```
+    pub fn revoked(&self) -> String {
+        format!("{}taskq.revoked", self.prefix)
+    }
 }
 
 /// Key names on the result side.
@@ -296,5 +310,6 @@ mod tests {
             "bpfx:/2.celeryev/worker.heartbeat"
         );
         assert_eq!(b.exchange_binding("x"), "bpfx:_kombu.binding.x");
+        assert_eq!(b.revoked(), "bpfx:taskq.revoked");
     }
 }

@@ -59,6 +59,7 @@ pub mod pyjson;
 pub mod registry;
 pub mod request;
 pub mod result;
+pub mod revoke;
 mod scripts;
 pub mod state;
 pub mod task;

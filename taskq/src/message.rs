@@ -284,7 +284,7 @@ pub struct TaskMessage {
     pub retries: u32,
     /// Hard time limit in seconds.
     pub hard_time_limit: Option<f64>,
-    /// Soft time limit in seconds (taskq treats it as a hard limit when no hard one is set).
+    /// Soft time limit in seconds (see [`crate::request::soft_time_limit`]).
     pub soft_time_limit: Option<f64>,
     /// `Some(true)` when the producer asked for no result; `None` when it did not say.
     pub ignore_result: Option<bool>,
@@ -397,7 +397,8 @@ impl TaskMessage {
         }
     }
 
-    /// The time limit to enforce: the hard one, else the soft one.
+    /// The hard time limit, when positive. The soft one ([`soft_time_limit`](Self::soft_time_limit))
+    /// is enforced beside it.
     ///
     /// ```
     /// use taskq::message::{NewMessage, TaskMessage};
@@ -408,9 +409,7 @@ impl TaskMessage {
     /// assert_eq!(decoded.time_limit(), Some(30.0));
     /// ```
     pub fn time_limit(&self) -> Option<f64> {
-        self.hard_time_limit
-            .or(self.soft_time_limit)
-            .filter(|s| *s > 0.0)
+        self.hard_time_limit.filter(|s| *s > 0.0)
     }
 }
 

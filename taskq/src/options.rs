@@ -25,6 +25,7 @@ pub struct Options {
     pub(crate) countdown: Option<Duration>,
     pub(crate) expires: Option<Expiry>,
     pub(crate) time_limit_secs: Option<f64>,
+    pub(crate) soft_time_limit_secs: Option<f64>,
     pub(crate) ignore_result: Option<bool>,
 }
 
@@ -130,6 +131,23 @@ impl Options {
     /// ```
     pub fn time_limit(mut self, limit: Duration) -> Self {
         self.time_limit_secs = Some(limit.as_secs_f64());
+        self
+    }
+
+    /// Soft time limit for this call (Celery's `soft_time_limit`): the task is told when it
+    /// passes (see [`request::soft_time_limit`](crate::request::soft_time_limit)) and, if it
+    /// never asked to be told, stopped and stored as FAILURE (`SoftTimeLimitExceeded`). Sent
+    /// in the `timelimit` header as `[hard, soft]`, which Python workers honour too.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let options = taskq::Options::new()
+    ///     .soft_time_limit(Duration::from_secs(50))
+    ///     .time_limit(Duration::from_secs(60));
+    /// ```
+    pub fn soft_time_limit(mut self, limit: Duration) -> Self {
+        self.soft_time_limit_secs = Some(limit.as_secs_f64());
         self
     }
 

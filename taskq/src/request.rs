@@ -1,12 +1,18 @@
 //! The running task's own request, like Celery's `self.request`: its id, how many times it
-//! was retried, and how many times it was taken back from a worker that died.
+//! was retried, how many times it was taken back from a worker that died, and its soft time
+//! limit.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 tokio::task_local! {
     static CURRENT: Request;
     static RETRY: Cell<RetryAsk>;
+    static SOFT_LIMIT: Option<SoftLimitWatch>;
 }
 
 /// What the running task said about retrying, read by the worker once it returns.
@@ -92,16 +98,187 @@ pub(crate) fn note_retry_verdict(retry: bool) {
     });
 }
 
-/// Runs `fut` with `request` as the current request; returns its output and what it asked
-/// about retrying.
+/// The soft time limit of the running task, if it has one: Celery's `soft_time_limit`, in
+/// Rust terms. Where Celery raises `SoftTimeLimitExceeded` inside the task, taskq tells the
+/// task through this handle, and the task decides how to wind down.
+///
+/// Asking for the handle is the task's promise to watch it: the worker then lets the run go
+/// on past the soft limit (up to the hard limit, if any), so that it can clean up and return
+/// its own result. A task that never asks is stopped at the soft limit and stored as FAILURE
+/// `SoftTimeLimitExceeded`, as an uncaught exception is in Celery.
+///
+/// `None` when the task has no soft limit (neither its message nor its `#[task]` sets one, or
+/// the soft limit is not below the hard one), or outside a worker (e.g. in `.call()`).
+///
+/// ```
+/// use std::time::Duration;
+///
+/// #[taskq::task(name = "tasks.crawl", soft_time_limit = 50, time_limit = 60)]
+/// async fn crawl(urls: Vec<String>) -> usize {
+///     let limit = taskq::request::soft_time_limit();
+///     let mut done = 0;
+///     for _url in &urls {
+///         if limit.as_ref().is_some_and(|l| l.is_exceeded()) {
+///             break; // out of time: report what was done
+///         }
+///         tokio::time::sleep(Duration::from_millis(1)).await; // fetch the page
+///         done += 1;
+///     }
+///     done
+/// }
+/// # #[tokio::main] async fn main() {
+/// // Outside a worker there is no limit, so every page is fetched.
+/// assert_eq!(crawl.call(vec!["a".into(), "b".into()]).await, 2);
+/// # }
+/// ```
+pub fn soft_time_limit() -> Option<SoftTimeLimit> {
+    SOFT_LIMIT
+        .try_with(|watch| watch.as_ref().map(SoftLimitWatch::handle))
+        .ok()
+        .flatten()
+}
+
+/// A running task's soft time limit, from [`soft_time_limit`]. Cheap to clone, and `Send`, so
+/// it can be moved into tasks the task spawns.
+///
+/// Wait for it beside the work with `tokio::select!`:
+///
+/// ```
+/// use std::time::Duration;
+///
+/// #[taskq::task(name = "tasks.export", soft_time_limit = 5, time_limit = 10)]
+/// async fn export(rows: u64) -> Result<u64, String> {
+///     let Some(limit) = taskq::request::soft_time_limit() else {
+///         return Ok(write_rows(rows).await); // no limit (or run inline)
+///     };
+///     tokio::select! {
+///         written = write_rows(rows) => Ok(written),
+///         () = limit.exceeded() => {
+///             // Clean up (remove the partial file, release a lock), then report.
+///             Err(format!("export stopped after {:?}", limit.limit()))
+///         }
+///     }
+/// }
+///
+/// async fn write_rows(rows: u64) -> u64 {
+///     tokio::time::sleep(Duration::from_millis(rows)).await;
+///     rows
+/// }
+/// # #[tokio::main] async fn main() {
+/// # assert_eq!(export.call(3).await, Ok(3));
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SoftTimeLimit {
+    exceeded: CancellationToken,
+    limit: Duration,
+}
+
+impl SoftTimeLimit {
+    /// The soft limit, counted from when the run started.
+    ///
+    /// ```
+    /// # async fn demo() {
+    /// if let Some(limit) = taskq::request::soft_time_limit() {
+    ///     println!("must wind down after {:?}", limit.limit());
+    /// }
+    /// # }
+    /// ```
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// Whether the soft limit has passed.
+    ///
+    /// ```
+    /// # async fn demo() {
+    /// # let batches = vec![1, 2, 3];
+    /// let limit = taskq::request::soft_time_limit();
+    /// for batch in batches {
+    ///     if limit.as_ref().is_some_and(|l| l.is_exceeded()) {
+    ///         break;
+    ///     }
+    ///     # let _ = batch;
+    /// }
+    /// # }
+    /// ```
+    pub fn is_exceeded(&self) -> bool {
+        self.exceeded.is_cancelled()
+    }
+
+    /// Completes when the soft limit passes (at once if it has).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping it (e.g. when another `select!` branch wins) loses nothing, and it
+    /// can be awaited again.
+    ///
+    /// ```
+    /// # async fn demo(limit: taskq::request::SoftTimeLimit) {
+    /// tokio::select! {
+    ///     () = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+    ///     () = limit.exceeded() => println!("out of time, cleaning up"),
+    /// }
+    /// # }
+    /// ```
+    pub async fn exceeded(&self) {
+        self.exceeded.cancelled().await;
+    }
+}
+
+/// The worker's side of a run's soft time limit: fires the handle's token when the limit
+/// passes, and knows whether the task asked for the handle.
+#[derive(Debug, Clone)]
+pub(crate) struct SoftLimitWatch {
+    exceeded: CancellationToken,
+    limit: Duration,
+    asked: Arc<AtomicBool>,
+}
+
+impl SoftLimitWatch {
+    pub(crate) fn new(limit: Duration) -> Self {
+        Self {
+            exceeded: CancellationToken::new(),
+            limit,
+            asked: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub(crate) fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// Tells the task that its soft limit has passed.
+    pub(crate) fn fire(&self) {
+        self.exceeded.cancel();
+    }
+
+    /// Whether the task asked for its handle, i.e. promised to wind down by itself.
+    pub(crate) fn watched(&self) -> bool {
+        self.asked.load(Ordering::SeqCst)
+    }
+
+    fn handle(&self) -> SoftTimeLimit {
+        self.asked.store(true, Ordering::SeqCst);
+        SoftTimeLimit {
+            exceeded: self.exceeded.clone(),
+            limit: self.limit,
+        }
+    }
+}
+
+/// Runs `fut` with `request` as the current request (and `soft_limit` as its soft time
+/// limit); returns its output and what it asked about retrying.
 pub(crate) async fn scope<F: std::future::Future>(
     request: Request,
+    soft_limit: Option<SoftLimitWatch>,
     fut: F,
 ) -> (F::Output, RetryAsk) {
     let run = async {
         let output = fut.await;
         (output, RETRY.with(Cell::get))
     };
+    let run = SOFT_LIMIT.scope(soft_limit, run);
     CURRENT
         .scope(request, RETRY.scope(Cell::new(RetryAsk::Unset), run))
         .await

@@ -33,7 +33,8 @@ use crate::{Client, Error, Result};
 /// ```
 pub struct AsyncResult<T = Value> {
     id: String,
-    backend: Arc<dyn ResultBackend>,
+    /// The client it was sent through: its result store, and its broker for revokes.
+    client: Client,
     ignored: bool,
     _type: PhantomData<fn() -> T>,
 }
@@ -42,7 +43,7 @@ impl<T> Clone for AsyncResult<T> {
     fn clone(&self) -> Self {
         Self {
             id: self.id.clone(),
-            backend: self.backend.clone(),
+            client: self.client.clone(),
             ignored: self.ignored,
             _type: PhantomData,
         }
@@ -53,19 +54,23 @@ impl<T> fmt::Debug for AsyncResult<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncResult")
             .field("id", &self.id)
-            .field("backend", &self.backend.describe())
+            .field("backend", &self.backend().describe())
             .finish()
     }
 }
 
 impl<T> AsyncResult<T> {
-    pub(crate) fn new(id: String, backend: Arc<dyn ResultBackend>, ignored: bool) -> Self {
+    pub(crate) fn new(id: String, client: Client, ignored: bool) -> Self {
         Self {
             id,
-            backend,
+            client,
             ignored,
             _type: PhantomData,
         }
+    }
+
+    fn backend(&self) -> &Arc<dyn ResultBackend> {
+        self.client.backend()
     }
 
     /// A handle to task `id` on the current client's result store (see [`Client::current`]).
@@ -105,7 +110,7 @@ impl<T> AsyncResult<T> {
     /// # Ok(()) }
     /// ```
     pub fn typed<U>(self) -> AsyncResult<U> {
-        AsyncResult::new(self.id, self.backend, self.ignored)
+        AsyncResult::new(self.id, self.client, self.ignored)
     }
 
     /// The whole stored record; a task with none reads as PENDING.
@@ -124,7 +129,7 @@ impl<T> AsyncResult<T> {
     /// ```
     pub async fn meta(&self) -> Result<ResultMeta> {
         Ok(self
-            .backend
+            .backend()
             .get(&self.id)
             .await?
             .unwrap_or_else(|| ResultMeta::pending(&self.id)))
@@ -236,7 +241,42 @@ impl<T> AsyncResult<T> {
     /// # Ok(()) }
     /// ```
     pub async fn forget(&self) -> Result<()> {
-        self.backend.forget(&self.id).await
+        self.backend().forget(&self.id).await
+    }
+
+    /// Revokes the task, like Celery's `AsyncResult.revoke()`: no worker will start it, also
+    /// one started later (see [`Client::revoke`]). A run already going is left to finish; see
+    /// [`terminate`](Self::terminate).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] when the broker cannot be reached: then the revoke may not hold.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// let result: taskq::AsyncResult<u64> = taskq::AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+    /// result.revoke().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn revoke(&self) -> Result<()> {
+        self.client.revoke(&self.id).await
+    }
+
+    /// Revokes the task and stops it if it is running, like Celery's
+    /// `AsyncResult.revoke(terminate=True)` (see [`Client::terminate`]).
+    ///
+    /// # Errors
+    ///
+    /// As for [`revoke`](Self::revoke).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// let result: taskq::AsyncResult<u64> = taskq::AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+    /// result.terminate().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn terminate(&self) -> Result<()> {
+        self.client.terminate(&self.id).await
     }
 }
 
@@ -273,7 +313,7 @@ impl<T: DeserializeOwned> AsyncResult<T> {
             return Err(Error::ResultIgnored);
         }
         let meta = self
-            .backend
+            .backend()
             .wait_ready(&self.id, timeout)
             .await?
             .ok_or(Error::Timeout(timeout))?;

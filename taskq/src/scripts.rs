@@ -423,6 +423,29 @@ return moved
 "#;
 
 /// The scripts, loaded once (redis-rs sends EVALSHA and falls back to EVAL).
+/// Records task ids as revoked at the server's clock, then trims the set to the revokes of
+/// the last `expires` seconds and to the newest `max` ids (Celery's `LimitedSet` bounds). A
+/// second revoke of an id moves its time forward; many workers recording the same revoke at
+/// once leave one entry. The key expires when nothing is written to it for `expires`, so an
+/// idle set vanishes on its own.
+///
+/// * `KEYS[1]` the revoked zset.
+/// * `ARGV[1]` expiry in seconds, `ARGV[2]` most ids kept, `ARGV[3..]` the ids.
+/// * Returns the server time used (seconds, as a string).
+pub(crate) const REVOKE: &str = r#"
+local expires = tonumber(ARGV[1])
+local max = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = string.format('%d.%06d', t[1], t[2])
+for i = 3, #ARGV do
+  redis.call('ZADD', KEYS[1], now, ARGV[i])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.6f', tonumber(now) - expires))
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(max + 1))
+redis.call('PEXPIRE', KEYS[1], math.ceil(expires * 1000))
+return now
+"#;
+
 #[derive(Debug)]
 pub(crate) struct Scripts {
     pub(crate) store_results: Script,
@@ -435,6 +458,7 @@ pub(crate) struct Scripts {
     pub(crate) recover: Script,
     pub(crate) requeue_dead: Script,
     pub(crate) resend: Script,
+    pub(crate) revoke: Script,
 }
 
 impl Scripts {
@@ -450,6 +474,7 @@ impl Scripts {
             recover: releasing(RECOVER),
             requeue_dead: Script::new(REQUEUE_DEAD),
             resend: Script::new(RESEND),
+            revoke: Script::new(REVOKE),
         }
     }
 }

@@ -72,6 +72,11 @@ pub struct TaskOptions {
     /// Hard time limit in seconds: a run still going after it is cancelled and stored as
     /// FAILURE (`TimeLimitExceeded`).
     pub time_limit_secs: Option<f64>,
+    /// Soft time limit in seconds (Celery's `soft_time_limit`): a run that never asked for
+    /// [`soft_time_limit`](crate::request::soft_time_limit) is stopped then and stored as
+    /// FAILURE (`SoftTimeLimitExceeded`); one that asked is told and may wind down until the
+    /// hard limit.
+    pub soft_time_limit_secs: Option<f64>,
     /// How many times a run that returned `Err` or panicked is retried (default 0: never).
     pub max_retries: u32,
     /// The first retry's delay in seconds; each next retry doubles it, up to
@@ -101,6 +106,7 @@ impl TaskOptions {
             queue: None,
             ignore_result: false,
             time_limit_secs: None,
+            soft_time_limit_secs: None,
             max_retries: 0,
             retry_backoff_secs: 1.0,
             retry_if: false,
@@ -173,6 +179,17 @@ impl TaskOptions {
     /// ```
     pub const fn time_limit_secs(mut self, secs: f64) -> Self {
         self.time_limit_secs = Some(secs);
+        self
+    }
+
+    /// Sets the soft time limit in seconds.
+    ///
+    /// ```
+    /// let options = taskq::TaskOptions::new().time_limit_secs(10.0).soft_time_limit_secs(5.0);
+    /// assert_eq!(options.soft_time_limit_secs, Some(5.0));
+    /// ```
+    pub const fn soft_time_limit_secs(mut self, secs: f64) -> Self {
+        self.soft_time_limit_secs = Some(secs);
         self
     }
 }

@@ -174,6 +174,34 @@ impl PythonEnv {
         log: &Path,
         envs: &[(&str, &str)],
     ) -> ChildGuard {
+        self.spawn_worker(broker, backend, queues, log, &["--without-mingle"], envs)
+    }
+
+    /// Like [`start_worker`](Self::start_worker), with Celery's mingle on: at start-up the
+    /// worker asks the nodes already running for their revoked ids (the `hello` command).
+    ///
+    /// # Panics
+    ///
+    /// As [`start_worker`](Self::start_worker).
+    pub fn start_mingling_worker(
+        &self,
+        broker: &str,
+        backend: &str,
+        queues: &[&str],
+        log: &Path,
+    ) -> ChildGuard {
+        self.spawn_worker(broker, backend, queues, log, &[], &[])
+    }
+
+    fn spawn_worker(
+        &self,
+        broker: &str,
+        backend: &str,
+        queues: &[&str],
+        log: &Path,
+        mingle: &[&str],
+        envs: &[(&str, &str)],
+    ) -> ChildGuard {
         let log_file = File::create(log).expect("cannot create the worker log");
         let worker = ChildGuard::spawn(
             self.command(broker, backend)
@@ -191,7 +219,8 @@ impl PythonEnv {
                     "-l",
                     "INFO",
                 ])
-                .args(["--without-mingle", "--without-gossip", "-n", "py@%h", "-Q"])
+                .args(mingle)
+                .args(["--without-gossip", "-n", "py@%h", "-Q"])
                 .arg(queues.join(","))
                 .stdout(log_file.try_clone().expect("log handle"))
                 .stderr(log_file),

@@ -1,6 +1,7 @@
 //! Celery's remote control against a taskq worker: the real `celery inspect …` and
 //! `celery control revoke` commands, and `AsyncResult.revoke(terminate=True)` from Python,
-//! answered by taskq on the `celery.pidbox` fanout exchange.
+//! answered by taskq on the `celery.pidbox` fanout exchange. Revokes also hold for workers
+//! started after them.
 
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -208,6 +209,110 @@ async fn celery_control_revoke_discards_a_task_waiting_for_its_eta() {
     assert_eq!(meta(&server, sent.id())["status"], "REVOKED");
     worker.stop().await;
     taskq_tests::worker::assert_nothing_unacked(&server);
+}
+
+/// `celery control revoke` reaches a taskq worker that then restarts: the worker that
+/// replaces it lists the id in `inspect revoked` and discards the task when it is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn celery_control_revoke_holds_for_the_worker_that_replaces_the_one_it_reached() {
+    let python = tokio::task::spawn_blocking(|| PythonEnv::get(CELERY_LATEST))
+        .await
+        .unwrap();
+    let Setup {
+        server,
+        client,
+        worker,
+    } = setup();
+    inspect(&python, &server, "ping").await; // the worker listens
+    let id = "0b6f3f7e-3c9a-4f55-9d61-5a3e2c1d0e01";
+    let out = celery(
+        &python,
+        &server,
+        &["control", "revoke", id, "-j", "--timeout", "1"],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(NODE) && stdout.contains("flagged as revoked"),
+        "celery control revoke: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    worker.stop().await;
+
+    let replacement = RunningWorker::start(&client, |b| {
+        b.hostname(NODE).shutdown_grace(Duration::from_secs(1))
+    });
+    let revoked = inspect(&python, &server, "revoked").await;
+    assert_eq!(revoked, json!([id]), "inspect revoked on the new worker");
+    let sent = client
+        .send(
+            &add,
+            (2, 2),
+            Options::new()
+                .task_id(id)
+                .countdown(Duration::from_millis(500)),
+        )
+        .await
+        .unwrap();
+    let record = wait_for_status(&server, sent.id(), "REVOKED", WAIT).await;
+    assert_eq!(record["result"]["exc_message"], json!(["revoked"]));
+    // It never ran: a run would have stored SUCCESS, which is never overwritten.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(meta(&server, sent.id())["status"], "REVOKED");
+    replacement.stop().await;
+    taskq_tests::worker::assert_nothing_unacked(&server);
+}
+
+/// A Python worker started after a revoke (sent with taskq's `Client::revoke` while it was not
+/// running) learns it from the taskq worker through Celery's mingle (`hello`), and discards
+/// the task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_worker_started_after_a_revoke_learns_it_from_the_taskq_worker() {
+    for line in CELERY_LINES {
+        let python = tokio::task::spawn_blocking(move || PythonEnv::get(line))
+            .await
+            .unwrap();
+        let version = python.celery_version();
+        let Setup {
+            server,
+            client,
+            worker,
+        } = setup();
+        inspect(&python, &server, "ping").await; // the taskq worker listens
+        let id = uuid::Uuid::new_v4().to_string();
+        client.revoke(&id).await.unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("py-worker.log");
+        let (py, broker, backend) = (python.clone(), server.url(), server.url_db(1));
+        let log_path = log.clone();
+        let _py_worker = tokio::task::spawn_blocking(move || {
+            py.start_mingling_worker(&broker, &backend, &["pyq"], &log_path)
+        })
+        .await
+        .unwrap();
+        let sent = client
+            .send_by_name(
+                "py.add",
+                vec![json!(1), json!(2)],
+                serde_json::Map::new(),
+                Options::new().queue("pyq").task_id(&id),
+            )
+            .await
+            .unwrap();
+        let record = wait_for_status(&server, sent.id(), "REVOKED", WAIT).await;
+        assert_eq!(
+            record["result"]["exc_type"], "TaskRevokedError",
+            "Celery {version}"
+        );
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.contains("Discarding revoked task"),
+            "Celery {version}: the Python worker discarded it:\n{text}"
+        );
+        worker.stop().await;
+        println!("Celery {version}: learnt the revoke through mingle");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

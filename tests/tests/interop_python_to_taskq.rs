@@ -193,6 +193,27 @@ async fn arguments_results_and_json_shapes_round_trip() {
     .await;
 }
 
+/// Python sends `soft_time_limit=1, time_limit=10` (header `[10, 1]`) for a task that runs
+/// 3 s and never watches its limit: the taskq worker stops it at 1 s, and Python's `get()`
+/// raises Celery's own `SoftTimeLimitExceeded`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soft_time_limit_sent_by_python_is_honoured() {
+    let calls = json!([
+        {"task": "interop.sleep_ms", "args": [3000],
+         "options": {"soft_time_limit": 1, "time_limit": 10}},
+    ]);
+    drive_all(calls, &["celery"], |version, results, _| {
+        let error = &results[0]["error"];
+        assert_eq!(
+            error["type"], "SoftTimeLimitExceeded",
+            "Celery {version}: {results:?}"
+        );
+        assert_eq!(error["module"], "billiard.exceptions", "Celery {version}");
+        assert_eq!(results[0]["state"], "FAILURE", "Celery {version}");
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_reach_python_as_exceptions() {
     let calls = json!([

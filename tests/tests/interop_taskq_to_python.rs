@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Map, Value};
-use taskq::{AsyncResult, Client, Error, Options, TaskState};
+use taskq::{AsyncResult, Client, Error, Options, TaskFailure, TaskState};
 use taskq_tests::python::{PythonEnv, CELERY_LINES};
 use taskq_tests::worker::{client, meta_key, query};
 use taskq_tests::{ChildGuard, RedisServer};
@@ -222,6 +222,36 @@ async fn python_failures_reach_taskq_with_type_message_and_traceback() {
         assert!(
             failure.is_timeout(),
             "Celery {v}: [hard, soft] time limit not applied: {failure}"
+        );
+
+        // The soft limit travels as the header's second value; Celery raises
+        // SoftTimeLimitExceeded in the task, which stores it as taskq does.
+        let soft = call(
+            &fleet,
+            "py.sleep",
+            json!([3]),
+            json!({}),
+            Options::new()
+                .soft_time_limit(Duration::from_secs(1))
+                .time_limit(Duration::from_secs(10)),
+        )
+        .await;
+        let failure = soft
+            .get(WAIT)
+            .await
+            .unwrap_err()
+            .task_failure()
+            .cloned()
+            .unwrap();
+        assert!(
+            failure.is_soft_timeout(),
+            "Celery {v}: soft time limit not applied: {failure}"
+        );
+        let ours = TaskFailure::soft_time_limit_exceeded(1.0);
+        assert_eq!(
+            (failure.exc_module(), failure.message()),
+            (ours.exc_module(), ours.message()),
+            "Celery {v}: stored as Celery stores it"
         );
     }
 }

@@ -13,6 +13,7 @@ use super::{
 };
 use crate::connection::named_instance;
 use crate::keys::BrokerKeys;
+use crate::revoke::{RevokeLog, Revoked};
 use crate::Result;
 
 /// The in-memory broker. Every `memory://<name>` URL in a process names one shared instance,
@@ -55,6 +56,8 @@ struct State {
     fanout: HashMap<String, broadcast::Sender<String>>,
     /// Direct exchange → `(routing key, queue)` bindings.
     bindings: HashMap<String, Vec<(String, String)>>,
+    /// Revoked ids with their revoke times, bounded as on Redis.
+    revoked: RevokeLog,
 }
 
 impl State {
@@ -429,6 +432,28 @@ impl Broker for MemoryBroker {
 
     fn describe(&self) -> String {
         format!("memory://{}", self.name)
+    }
+
+    async fn record_revokes(&self, ids: &[String]) -> Result<()> {
+        let now = crate::unix_now();
+        let mut state = self.state();
+        for id in ids {
+            state.revoked.record(id, now, now);
+        }
+        Ok(())
+    }
+
+    async fn revokes_since(&self, since: f64) -> Result<Revoked> {
+        let now = crate::unix_now();
+        let mut state = self.state();
+        state.revoked.trim(now);
+        let ids = state
+            .revoked
+            .entries()
+            .filter(|(_, at)| *at >= since)
+            .map(|(id, at)| (id.to_owned(), at))
+            .collect();
+        Ok(Revoked { now, ids })
     }
 
     async fn broadcast(&self, exchange: &str, _routing_key: &str, envelope: &str) -> Result<()> {

@@ -17,7 +17,9 @@
 //! Besides task queues, a broker carries kombu's two other kinds of exchange, used by remote
 //! control and events: fanout exchanges ([`Broker::broadcast`], [`Broker::subscribe_broadcast`];
 //! Redis Pub/Sub, fire-and-forget) and direct exchanges routed through a binding table
-//! ([`Broker::publish_direct`]; how remote-control replies reach the asking client).
+//! ([`Broker::publish_direct`]; how remote-control replies reach the asking client). It also
+//! keeps the set of revoked task ids ([`Broker::record_revokes`], [`Broker::revokes_since`]),
+//! so that a revoke holds with no worker listening.
 
 pub mod memory;
 mod pubsub;
@@ -268,6 +270,16 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
         routing_key: &str,
         envelope: &str,
     ) -> Result<usize>;
+
+    /// Records `ids` as revoked, at the broker's clock now, in the set every worker honours
+    /// (see [`crate::revoke`]): kept for [`REVOKE_EXPIRES`](crate::revoke::REVOKE_EXPIRES),
+    /// at most [`REVOKES_MAX`](crate::revoke::REVOKES_MAX) ids, oldest out first. Recording
+    /// an id again moves its time forward; many workers recording the same revoke are fine.
+    async fn record_revokes(&self, ids: &[String]) -> Result<()>;
+
+    /// The revokes recorded at or after `since` (the broker's clock, seconds since the epoch)
+    /// that have not expired, and the broker's clock now; `f64::NEG_INFINITY` reads them all.
+    async fn revokes_since(&self, since: f64) -> Result<crate::revoke::Revoked>;
 
     /// The broker URL with any password masked, for logs and banners.
     fn describe(&self) -> String;

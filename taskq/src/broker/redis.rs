@@ -25,6 +25,7 @@ use super::{
 use crate::config::mask_url;
 use crate::connection::LazyConnection;
 use crate::keys::BrokerKeys;
+use crate::revoke::{Revoked, REVOKES_MAX, REVOKE_EXPIRES};
 use crate::scripts::Scripts;
 use crate::Result;
 
@@ -591,6 +592,50 @@ impl Broker for RedisBroker {
 
     fn describe(&self) -> String {
         mask_url(&self.url)
+    }
+
+    async fn record_revokes(&self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.scripts.revoke.prepare_invoke();
+        invocation
+            .key(self.keys.revoked())
+            .arg(REVOKE_EXPIRES.as_secs_f64())
+            .arg(REVOKES_MAX)
+            .arg(ids);
+        let mut conn = self.conn().await?;
+        let _now: String = invocation.invoke_async(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn revokes_since(&self, since: f64) -> Result<Revoked> {
+        let min = if since.is_finite() {
+            format!("{since:.6}")
+        } else {
+            "-inf".to_owned()
+        };
+        let mut conn = self.conn().await?;
+        // Two commands, one round trip; the clock comes first, so nothing recorded after the
+        // read can carry a time before `now` (the next read starts from it).
+        let ((secs, micros), entries): ((u64, u64), Vec<(String, f64)>) = redis::pipe()
+            .cmd("TIME")
+            .cmd("ZRANGEBYSCORE")
+            .arg(self.keys.revoked())
+            .arg(min)
+            .arg("+inf")
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await?;
+        let now = secs as f64 + micros as f64 / 1e6;
+        let oldest_live = now - REVOKE_EXPIRES.as_secs_f64();
+        Ok(Revoked {
+            now,
+            ids: entries
+                .into_iter()
+                .filter(|(_, at)| *at > oldest_live)
+                .collect(),
+        })
     }
 
     async fn broadcast(&self, exchange: &str, routing_key: &str, envelope: &str) -> Result<()> {

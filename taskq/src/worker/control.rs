@@ -6,22 +6,24 @@
 //! `reply.celery.pidbox` to the caller's reply queue, with the `ticket` header the caller
 //! matches replies by.
 //!
-//! Supported: `ping`, `registered`, `active`, `stats`, `revoke`, `revoked`, `scheduled` and
+//! Supported: `ping`, `registered`, `active`, `stats`, `revoke`, `revoked` (the ids this
+//! worker honours: its copy of the broker's revoked set, see [`crate::revoke`]), `scheduled` and
 //! `reserved` (always empty: taskq parks ETA tasks in Redis and starts reserved ones at once),
-//! `active_queues`, `conf`, `clock`, `enable_events`, `disable_events`.
+//! `active_queues`, `conf`, `clock`, `enable_events`, `disable_events`, and `hello` (Celery's
+//! mingle: a Python worker starting up learns the revoked ids from a taskq node).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::Shared;
+use super::{revoked, Shared};
 use crate::broker::Subscription;
 use crate::message::KombuMessage;
 use crate::registry;
 
 /// The mailbox exchange (Celery's `control_exchange` `celery` + `.pidbox`).
-pub(super) const EXCHANGE: &str = "celery.pidbox";
+pub(super) const EXCHANGE: &str = crate::revoke::CONTROL_EXCHANGE;
 
 /// Where replies go (direct exchange, bound per caller).
 pub(super) const REPLY_EXCHANGE: &str = "reply.celery.pidbox";
@@ -84,7 +86,7 @@ async fn handle(shared: &Shared, raw: &str) {
     let method = body.get("method").and_then(Value::as_str).unwrap_or("");
     let arguments = body.get("arguments").cloned().unwrap_or(Value::Null);
     tracing::debug!(%method, "remote control command");
-    let reply = dispatch(shared, method, &arguments);
+    let reply = dispatch(shared, method, &arguments).await;
     if let (Some(reply_to), Some(ticket)) = (body.get("reply_to"), body.get("ticket")) {
         send_reply(shared, reply_to, ticket, reply).await;
     }
@@ -98,7 +100,7 @@ fn addressed_to(body: &Value, hostname: &str) -> bool {
     }
 }
 
-fn dispatch(shared: &Shared, method: &str, arguments: &Value) -> Value {
+async fn dispatch(shared: &Shared, method: &str, arguments: &Value) -> Value {
     match method {
         "ping" => match shared.health.problem() {
             None => json!({"ok": "pong"}),
@@ -107,8 +109,9 @@ fn dispatch(shared: &Shared, method: &str, arguments: &Value) -> Value {
         "registered" => json!(registry::all().iter().map(|e| e.name).collect::<Vec<_>>()),
         "active" => json!(shared.tasks.active(&shared.settings.hostname)),
         "stats" => stats(shared),
-        "revoke" => revoke(shared, arguments),
+        "revoke" => revoke(shared, arguments).await,
         "revoked" => json!(shared.revoked.ids()),
+        "hello" => hello(shared, arguments).await,
         "scheduled" | "reserved" => json!([]),
         "active_queues" => active_queues(shared),
         "conf" => json!({}),
@@ -120,8 +123,9 @@ fn dispatch(shared: &Shared, method: &str, arguments: &Value) -> Value {
 }
 
 /// Remembers the ids as revoked (they are discarded when fetched) and, with `terminate`,
-/// aborts those running now; they end REVOKED "terminated".
-fn revoke(shared: &Shared, arguments: &Value) -> Value {
+/// aborts those running now; they end REVOKED "terminated". The ids are recorded in the
+/// broker too, so that workers not listening now honour them as well (see [`crate::revoke`]).
+async fn revoke(shared: &Shared, arguments: &Value) -> Value {
     let ids: Vec<String> = match arguments.get("task_id") {
         Some(Value::String(id)) => vec![id.clone()],
         Some(Value::Array(ids)) => ids
@@ -139,7 +143,45 @@ fn revoke(shared: &Shared, arguments: &Value) -> Value {
         }
     }
     tracing::info!(ids = ?ids, terminate, "tasks flagged as revoked");
+    revoked::record_in_broker(shared, &ids).await;
     json!({"ok": format!("tasks {} flagged as revoked", ids.join(", "))})
+}
+
+/// Celery's mingle: a Python worker starting up sends its revoked ids to every node and
+/// takes theirs (and the clock) from the replies. Keep its ids, in the broker too, and answer
+/// with ours as a list, what Celery 5.7 sends and every Celery 5 line's `LimitedSet.update`
+/// accepts. A node's own `hello` gets no answer, as in Celery.
+async fn hello(shared: &Shared, arguments: &Value) -> Value {
+    let from = arguments.get("from_node").and_then(Value::as_str);
+    if from == Some(shared.settings.hostname.as_str()) {
+        return Value::Null;
+    }
+    let theirs = mingled_ids(arguments.get("revoked"));
+    if !theirs.is_empty() {
+        for id in &theirs {
+            shared.revoked.add(id);
+        }
+        revoked::record_in_broker(shared, &theirs).await;
+    }
+    tracing::info!(
+        node = from.unwrap_or("?"),
+        "mingle: sync with a starting node"
+    );
+    json!({"revoked": shared.revoked.ids(), "clock": shared.tick()})
+}
+
+/// The ids of a mingle `revoked` value: a list of ids (Celery 5.7) or `LimitedSet._data`, an
+/// object keyed by id (Celery 5.6 and before).
+fn mingled_ids(revoked: Option<&Value>) -> Vec<String> {
+    match revoked {
+        Some(Value::Array(ids)) => ids
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::Object(entries)) => entries.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn stats(shared: &Shared) -> Value {
@@ -260,6 +302,14 @@ mod tests {
             "taskq@h"
         ));
         assert!(!addressed_to(&json!({"destination": ["a@h"]}), "taskq@h"));
+    }
+
+    #[test]
+    fn mingle_revoked_ids_come_as_a_list_or_as_limited_set_data() {
+        assert_eq!(mingled_ids(Some(&json!(["a", "b"]))), ["a", "b"]);
+        let data = json!({"a": [1795236465.5, "a"]});
+        assert_eq!(mingled_ids(Some(&data)), ["a"]);
+        assert!(mingled_ids(None).is_empty());
     }
 
     #[test]

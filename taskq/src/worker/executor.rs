@@ -2,7 +2,7 @@
 //! caught and a time limit can cancel it), and the outcome goes to the completer.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinError;
@@ -11,6 +11,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::completer::{Action, Completion};
+use super::time_limit::{self, Outcome, TimeLimits};
 use super::{events, lease, Shared};
 use crate::broker::Delivery;
 use crate::failure::TaskFailure;
@@ -186,12 +187,9 @@ impl Job {
         self.finish(Some(record), Action::Ack);
     }
 
-    /// Runs the body under the time limit; `None` if shutdown cancelled it, REVOKED
+    /// Runs the body under its time limits; `None` if shutdown cancelled it, REVOKED
     /// "terminated" if `abort` fired.
-    async fn execute(
-        &self,
-        abort: &CancellationToken,
-    ) -> Option<(Result<serde_json::Value, TaskFailure>, RetryAsk)> {
+    async fn execute(&self, abort: &CancellationToken) -> Option<Outcome> {
         let args = (self.message.args.clone(), self.message.kwargs.clone());
         let body = (self.entry.run)(args);
         let client = self.shared.client.clone();
@@ -201,14 +199,14 @@ impl Job {
             retries: self.message.retries,
             recoveries: self.message.recoveries,
         };
-        let mut handle =
-            tokio::spawn(async move { client.scope(crate::request::scope(request, body)).await });
-        let limit = self
-            .message
-            .time_limit()
-            .or(self.entry.options.time_limit_secs);
+        let limits = TimeLimits::of(&self.message, &self.entry.options);
+        let soft = limits.soft_watch();
+        let scoped = crate::request::scope(request, soft.clone(), body);
+        let mut handle = tokio::spawn(async move { client.scope(scoped).await });
         let outcome = tokio::select! {
-            joined = with_limit(&mut handle, limit) => Some(joined),
+            joined = time_limit::enforce(&mut handle, limits, soft.as_ref()) => {
+                Some(joined.unwrap_or_else(|e| (Err(join_failure(e)), RetryAsk::Unset)))
+            }
             () = abort.cancelled() => Some((Err(TaskFailure::revoked("terminated")), RetryAsk::Unset)),
             () = self.shared.hard_stop.cancelled() => None,
         };
@@ -242,24 +240,6 @@ impl Job {
 fn exception_repr(failure: &TaskFailure) -> String {
     let message = crate::message::py_repr(&serde_json::Value::String(failure.message()));
     format!("{}({message})", failure.exc_type())
-}
-
-async fn with_limit(
-    handle: &mut tokio::task::JoinHandle<(Result<serde_json::Value, TaskFailure>, RetryAsk)>,
-    limit: Option<f64>,
-) -> (Result<serde_json::Value, TaskFailure>, RetryAsk) {
-    let joined = match limit {
-        None => handle.await,
-        Some(secs) => match tokio::time::timeout(Duration::from_secs_f64(secs), &mut *handle).await
-        {
-            Ok(joined) => joined,
-            Err(_) => {
-                handle.abort();
-                return (Err(TaskFailure::time_limit_exceeded(secs)), RetryAsk::Unset);
-            }
-        },
-    };
-    joined.unwrap_or_else(|e| (Err(join_failure(e)), RetryAsk::Unset))
 }
 
 fn join_failure(error: JoinError) -> TaskFailure {

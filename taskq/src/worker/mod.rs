@@ -13,7 +13,9 @@
 //!
 //! Beside them, [`control`](self) answers Celery's remote control (`celery inspect`,
 //! `celery control revoke`) on the `celery.pidbox` fanout exchange, and, when enabled, the
-//! events loop publishes Celery events (`celeryev`) for monitors such as Flower.
+//! events loop publishes Celery events (`celeryev`) for monitors such as Flower. The revoked
+//! ids are loaded from the broker before the consumer takes its first message and topped up
+//! every second ([`crate::revoke`]).
 //!
 //! A message is acknowledged only after its result is stored. On SIGINT/SIGTERM the consumer
 //! stops fetching, messages not yet started go back to their queues at once, running tasks get
@@ -33,6 +35,7 @@ mod revoked;
 mod room;
 mod running;
 mod scheduler;
+mod time_limit;
 
 pub use health::{Health, HealthHandle};
 
@@ -44,7 +47,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -448,7 +451,14 @@ impl Worker {
         let leases = lease::spawn(shared.clone(), leases_stop.clone());
         let recovery = tokio::spawn(recovery::run(shared.clone()));
         let dispatcher = tokio::spawn(dispatcher::run(shared.clone(), ready_rx));
-        let consumer = tokio::spawn(consumer::run(shared.clone(), done_tx, ready_tx));
+        let (revokes_loaded, revokes_ready) = oneshot::channel();
+        let revokes = tokio::spawn(revoked::run(shared.clone(), revokes_loaded));
+        let consumer = tokio::spawn(consume_once_revokes_loaded(
+            shared.clone(),
+            revokes_ready,
+            done_tx,
+            ready_tx,
+        ));
         tracing::info!(node = %shared.settings.hostname, "worker ready");
 
         tokio::select! {
@@ -469,6 +479,7 @@ impl Worker {
         leases_stop.cancel();
         let _ = tokio::task::spawn_blocking(move || leases.map(|t| t.join())).await;
         let _ = control.await;
+        let _ = revokes.await;
         // Last, so the events of tasks that finished during the drain go out before
         // `worker-offline`.
         events_stop.cancel();
@@ -476,6 +487,24 @@ impl Worker {
         shared.health.set_running(false);
         tracing::info!("worker stopped");
         Ok(())
+    }
+}
+
+/// Runs the consumer once the revoked ids are loaded from the broker, so that a task
+/// revoked while no worker ran is never started; nothing if the worker stops first.
+async fn consume_once_revokes_loaded(
+    shared: Arc<Shared>,
+    revokes_ready: oneshot::Receiver<()>,
+    completions: mpsc::UnboundedSender<completer::Completion>,
+    ready: mpsc::UnboundedSender<executor::Job>,
+) {
+    tokio::select! {
+        loaded = revokes_ready => {
+            if loaded.is_ok() {
+                consumer::run(shared, completions, ready).await;
+            }
+        }
+        () = shared.stopping.cancelled() => {}
     }
 }
 
@@ -535,7 +564,7 @@ struct Shared {
     parked: Notify,
     /// Tasks running now, and counts of finished ones.
     tasks: running::Running,
-    /// Ids revoked by remote control.
+    /// Revoked ids: the broker's set, kept here, plus those just revoked by remote control.
     revoked: revoked::RevokedSet,
     /// Celery events switch and queue.
     events: events::Events,

@@ -7,6 +7,7 @@ use taskq::Task;
     queue = "images",
     ignore_result,
     time_limit = 2.5,
+    soft_time_limit = 1.5,
     max_retries = 3,
     retry_backoff = 0.5,
     crate = "::taskq"
@@ -27,6 +28,8 @@ fn main() {
     assert_eq!(resize::ARG_NAMES, ["type", "width"]);
     assert_eq!(resize::OPTIONS.queue, Some("images"));
     assert_eq!(resize::OPTIONS.time_limit_secs, Some(2.5));
+    assert_eq!(resize::OPTIONS.soft_time_limit_secs, Some(1.5));
+    assert_eq!(thumbnail::OPTIONS.soft_time_limit_secs, None);
     assert!(!thumbnail::OPTIONS.ignore_result);
     assert_eq!(thumbnail::OPTIONS.time_limit_secs, Some(30.0));
 }
