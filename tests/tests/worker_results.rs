@@ -551,3 +551,36 @@ async fn results_are_kept_a_day_by_default() {
     );
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_dropped_mid_wait_leaves_no_waiter_or_subscription_behind() {
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    // Nobody runs these: each get() waits until the caller gives up and drops it.
+    let ids: Vec<String> = (0..50).map(|i| format!("never-run-{i}")).collect();
+    for id in &ids {
+        let pending = client.result::<i64>(id);
+        let waited = tokio::time::timeout(Duration::from_millis(20), pending.get(WAIT)).await;
+        assert!(waited.is_err(), "the caller gave up first");
+    }
+    let channels: Vec<String> = ids.iter().map(|id| meta_key(id)).collect();
+    eventually(WAIT, "every subscription to end", || async {
+        let mut args = vec!["NUMSUB"];
+        args.extend(channels.iter().map(String::as_str));
+        let counts: Vec<redis::Value> = {
+            let mut cmd = redis::cmd("PUBSUB");
+            cmd.arg(&args);
+            cmd.query(&mut server.connection()).unwrap()
+        };
+        // [channel, subscribers, channel, subscribers, ...]
+        counts
+            .chunks(2)
+            .all(|pair| matches!(pair[1], redis::Value::Int(0)))
+    })
+    .await;
+    // And the waiters are gone: the next get() on one of them still works.
+    let sent = client.send(&double, (21,), Options::new()).await.unwrap();
+    let worker = RunningWorker::start(&client, |b| b);
+    assert_eq!(sent.get(WAIT).await.unwrap(), 42);
+    worker.stop().await;
+}

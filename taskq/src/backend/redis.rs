@@ -142,17 +142,38 @@ impl RedisBackend {
     async fn subscribe(
         &self,
         channel: &str,
-    ) -> Result<(Arc<Hub>, (u64, mpsc::UnboundedReceiver<String>))> {
+    ) -> Result<(Membership, mpsc::UnboundedReceiver<String>)> {
         let hub = self.hub().await?;
-        match hub.join(channel).await {
-            Ok(joined) => Ok((hub, joined)),
+        match Hub::join(&hub, channel).await {
+            Ok(joined) => Ok(joined),
             Err(crate::Error::Redis(e)) if is_connection_error(&e) => {
                 hub.close();
                 let hub = self.hub().await?;
-                let joined = hub.join(channel).await?;
-                Ok((hub, joined))
+                Hub::join(&hub, channel).await
             }
             Err(e) => Err(e),
+        }
+    }
+}
+
+/// A waiter's place on the hub, given up when dropped: when `wait_ready` returns, and also
+/// when its caller drops it mid-wait (inside `select!` or a `timeout`), so neither the waiter
+/// nor the channel's subscription outlives it.
+#[derive(Debug)]
+struct Membership {
+    hub: Arc<Hub>,
+    channel: String,
+    id: u64,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        let (hub, channel, id) = (self.hub.clone(), std::mem::take(&mut self.channel), self.id);
+        // Off the caller's path: the unsubscribe's round trip would only add to every `get()`.
+        // Leaves and joins keep their order on the hub's lock. Outside a runtime (the process
+        // is ending) there is nothing left to clean.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { hub.leave(&channel, id).await });
         }
     }
 }
@@ -169,22 +190,31 @@ impl Hub {
     }
 
     /// Registers a waiter on `channel`, subscribing (and waiting for Redis to confirm) when it
-    /// is the channel's first.
-    async fn join(&self, channel: &str) -> Result<(u64, mpsc::UnboundedReceiver<String>)> {
-        let mut sink = self.sink.lock().await;
+    /// is the channel's first. The waiter leaves when its [`Membership`] is dropped, even if
+    /// that is during the subscribe.
+    async fn join(
+        hub: &Arc<Self>,
+        channel: &str,
+    ) -> Result<(Membership, mpsc::UnboundedReceiver<String>)> {
+        let mut sink = hub.sink.lock().await;
         let (tx, rx) = mpsc::unbounded_channel();
         let (id, first) = {
-            let mut w = self.waiters.lock().expect("waiters lock");
+            let mut w = hub.waiters.lock().expect("waiters lock");
             w.next_id += 1;
             let id = w.next_id;
             let list = w.by_channel.entry(channel.to_owned()).or_default();
             list.push((id, tx));
             (id, list.len() == 1)
         };
+        let membership = Membership {
+            hub: hub.clone(),
+            channel: channel.to_owned(),
+            id,
+        };
         if first {
             sink.subscribe(channel).await?;
         }
-        Ok((id, rx))
+        Ok((membership, rx))
     }
 
     /// Removes a waiter, unsubscribing when it was the channel's last.
@@ -246,8 +276,8 @@ impl ResultBackend for RedisBackend {
     async fn wait_ready(&self, task_id: &str, timeout: Duration) -> Result<Option<ResultMeta>> {
         let deadline = tokio::time::Instant::now() + timeout;
         let channel = self.keys.task_meta(task_id);
-        let (hub, (id, mut rx)) = self.subscribe(&channel).await?;
-        let outcome = async {
+        let (_membership, mut rx) = self.subscribe(&channel).await?;
+        async {
             if let Some(meta) = self.get(task_id).await?.filter(|m| m.status.is_ready()) {
                 return Ok(Some(meta));
             }
@@ -260,11 +290,7 @@ impl ResultBackend for RedisBackend {
             // Timed out, or the Pub/Sub connection dropped: one last read decides.
             Ok(self.get(task_id).await?.filter(|m| m.status.is_ready()))
         }
-        .await;
-        // Off the caller's path: the answer is known, and the unsubscribe's round trip would
-        // only add to every `get()`. Leaves and joins keep their order on the hub's lock.
-        tokio::spawn(async move { hub.leave(&channel, id).await });
-        outcome
+        .await
     }
 
     async fn forget(&self, task_id: &str) -> Result<()> {
