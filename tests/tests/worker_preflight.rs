@@ -174,3 +174,30 @@ async fn a_full_redis_pauses_the_fleet_and_it_resumes_without_a_duplicate() {
         worker.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_with_a_wrong_password_fails_at_start_with_the_reason() {
+    let server = RedisServer::start();
+    taskq_tests::redis_cmd(
+        &server.url(),
+        &[
+            "ACL", "SETUSER", "app", "on", ">s3cret", "~*", "&*", "+@all",
+        ],
+    );
+    let url = format!("redis://app:wrong@127.0.0.1:{}/0", server.port());
+    let client = client(&server, |config| {
+        config.broker_url = url.clone();
+        config.result_backend = url.clone();
+    });
+    let worker = Worker::builder(client).banner(false).build();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(10),
+        worker.run_until(std::future::pending()),
+    )
+    .await
+    .expect("it fails at once instead of retrying forever");
+    let err = outcome.unwrap_err().to_string();
+    println!("worker with a wrong password: {err}");
+    assert!(err.contains("refused this worker's credentials"), "{err}");
+    assert!(!err.contains("wrong@"), "the password is not echoed: {err}");
+}
