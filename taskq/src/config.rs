@@ -16,7 +16,7 @@
 //! | `TASKQ_VISIBILITY_TIMEOUT` | `30` | seconds a killed or frozen taskq worker's messages stay claimed before recovery returns them to their queue (live workers renew their leases) |
 //! | `TASKQ_CELERY_VISIBILITY_TIMEOUT` | `3600` | the same for messages Python Celery workers hold (they renew nothing): kombu's `visibility_timeout` |
 //! | `TASKQ_SEND_EVENTS` | `false` | publish Celery events (`celeryev`) for Flower and `celery events` (Celery's `-E`) |
-//! | `TASKQ_MAX_MESSAGE_SIZE` | `1048576` | largest message in bytes: bigger ones are refused at send and dead-lettered at fetch |
+//! | `TASKQ_MAX_MESSAGE_SIZE` | `8388608` (8 MiB) | largest message in bytes, as stored and once decompressed: bigger ones are refused at send, and at fetch dead-lettered with FAILURE stored |
 //! | `TASKQ_UNKNOWN_TASK_RETRIES` | `3` | times a worker puts back a task it does not know (another worker may) before failing it |
 
 use std::time::Duration;
@@ -31,10 +31,13 @@ use crate::{Error, Result};
 /// ```
 pub const DEFAULT_BROKER_URL: &str = "redis://127.0.0.1:6379/0";
 
-/// The default [`Config::max_message_size`]: 1 MiB. Redis would take up to 512 MB, but a
-/// message that large stalls the worker that decodes it; large data belongs in storage,
-/// passed to the task by reference.
-pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 20;
+/// The default [`Config::max_message_size`]: 8 MiB. Celery sets no limit, and its users do
+/// send arguments of a few megabytes (2 MB of JSON is a 2.7 MB envelope, the body being
+/// base64): 8 MiB takes about 6 MB of JSON arguments. Redis would take up to 512 MB, but a
+/// worker holds up to its prefetch (concurrency × 4) messages at once, so the limit bounds
+/// its memory: 32 messages of 8 MiB at concurrency 8. Larger data belongs in storage, passed
+/// to the task by reference.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 8 << 20;
 
 /// taskq's settings.
 ///
@@ -94,7 +97,8 @@ pub struct Config {
     /// The largest message, in bytes, that a client sends or a worker takes. A send of a
     /// bigger one fails with [`Error::MessageTooLarge`] and
     /// writes nothing; a bigger one found in a queue (from another producer) goes to the
-    /// dead-letter list without reaching the worker's memory.
+    /// dead-letter list without reaching the worker's memory, and its caller gets a FAILURE
+    /// (`MessageTooLarge`). A compressed body may decompress to this size at most.
     pub max_message_size: usize,
     /// How many times a worker puts back a task it does not know, with backoff, before it
     /// stores FAILURE (`NotRegistered`) and dead-letters the message.

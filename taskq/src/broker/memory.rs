@@ -9,10 +9,12 @@ use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc, Notify};
 
 use super::{
-    Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, RecoverAfter, Subscription,
+    Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, RecoverAfter, RefusedMessage,
+    Subscription,
 };
 use crate::connection::named_instance;
 use crate::keys::BrokerKeys;
+use crate::message::{task_id_by_search, Refusal};
 use crate::Result;
 
 /// The in-memory broker. Every `memory://<name>` URL in a process names one shared instance,
@@ -164,7 +166,7 @@ impl MemoryBroker {
         let mut state = self.state();
         let mut fetched = Fetched {
             now,
-            deliveries: Vec::new(),
+            ..Fetched::default()
         };
         for (list, queue) in order {
             while fetched.deliveries.len() < max {
@@ -172,11 +174,12 @@ impl MemoryBroker {
                     break;
                 };
                 let tag = if raw.len() > max_bytes {
-                    Err(oversize_reason(raw.len(), max_bytes))
+                    Err((
+                        super::FETCH_REFUSED_TOO_LARGE,
+                        oversize_reason(raw.len(), max_bytes),
+                    ))
                 } else {
-                    delivery_tag(&raw).ok_or_else(|| {
-                        "message has no properties.delivery_tag or is not JSON".to_owned()
-                    })
+                    delivery_tag(&raw)
                 };
                 match tag {
                     Ok(tag) => {
@@ -190,12 +193,21 @@ impl MemoryBroker {
                         state.unacked.insert(tag, delivery.clone());
                         fetched.deliveries.push(delivery);
                     }
-                    Err(reason) => state.dead.push_front(DeadLetter {
-                        reason,
-                        queue: queue.clone(),
-                        payload: raw.to_string(),
-                        time: now,
-                    }),
+                    Err((code, reason)) => {
+                        // The id is found as the Redis script finds it, by search.
+                        let refusal = Refusal::new(super::refusal_kind(code), &reason)
+                            .or_task_id(task_id_by_search(&raw));
+                        state.dead.push_front(DeadLetter {
+                            reason,
+                            queue: queue.clone(),
+                            payload: raw.to_string(),
+                            time: now,
+                        });
+                        fetched.refused.push(RefusedMessage {
+                            queue: queue.clone(),
+                            refusal,
+                        });
+                    }
                 }
             }
         }
@@ -208,13 +220,26 @@ fn oversize_reason(size: usize, limit: usize) -> String {
     format!("message is {size} bytes, over the limit of {limit} (TASKQ_MAX_MESSAGE_SIZE)")
 }
 
-fn delivery_tag(raw: &str) -> Option<String> {
-    let envelope: serde_json::Value = serde_json::from_str(raw).ok()?;
+/// The delivery tag of an envelope, or the fetch's refusal code and reason, worded as the
+/// Redis script's.
+fn delivery_tag(raw: &str) -> Result<String, (&'static str, String)> {
+    let envelope: serde_json::Value = serde_json::from_str(raw).map_err(|e| {
+        (
+            super::FETCH_REFUSED_NOT_JSON,
+            format!("message is not JSON: {e}"),
+        )
+    })?;
     envelope
-        .get("properties")?
-        .get("delivery_tag")?
-        .as_str()
+        .get("properties")
+        .and_then(|p| p.get("delivery_tag"))
+        .and_then(serde_json::Value::as_str)
         .map(str::to_owned)
+        .ok_or_else(|| {
+            (
+                super::FETCH_REFUSED_NO_TAG,
+                "message has no properties.delivery_tag".to_owned(),
+            )
+        })
 }
 
 #[async_trait]

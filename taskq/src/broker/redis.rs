@@ -18,11 +18,13 @@ use redis::AsyncConnectionConfig;
 use tokio::sync::Mutex;
 
 use super::{
-    Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, RecoverAfter, Subscription,
+    Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, RecoverAfter, RefusedMessage,
+    Subscription,
 };
 use crate::config::mask_url;
 use crate::connection::LazyConnection;
 use crate::keys::BrokerKeys;
+use crate::message::Refusal;
 use crate::scripts::Scripts;
 use crate::Result;
 
@@ -177,16 +179,29 @@ impl RedisBroker {
             .collect()
     }
 
+    /// Reads the fetch script's reply (see `scripts::FETCH`): messages taken, and refused
+    /// ones, told apart by the sign of their list's index.
     fn parse_fetch_reply(reply: Vec<redis::Value>, order: &[(String, String)]) -> Result<Fetched> {
         let mut items = reply.into_iter();
         let now: String = from_value(items.next().unwrap_or(redis::Value::Nil))?;
         let mut fetched = Fetched {
             now: now.parse().unwrap_or_default(),
-            deliveries: Vec::new(),
+            ..Fetched::default()
         };
         while let (Some(index), Some(tag), Some(raw)) = (items.next(), items.next(), items.next()) {
-            let index: usize = from_value(index)?;
-            let (source, queue) = order[index - 1].clone();
+            let index: i64 = from_value(index)?;
+            if index < 0 {
+                let (_, queue) = &order[index.unsigned_abs() as usize - 1];
+                let reason: String = from_value(items.next().unwrap_or(redis::Value::Nil))?;
+                fetched.refused.push(refused_message(
+                    queue,
+                    &from_value::<String>(tag)?,
+                    raw,
+                    reason,
+                )?);
+                continue;
+            }
+            let (source, queue) = order[index as usize - 1].clone();
             let raw: String = from_value(raw)?;
             fetched.deliveries.push(Delivery {
                 tag: from_value(tag)?,
@@ -197,6 +212,23 @@ impl RedisBroker {
         }
         Ok(fetched)
     }
+}
+
+/// A refusal from the fetch script's reply: its code, the task id found (`""`: none) and
+/// the reason.
+fn refused_message(
+    queue: &str,
+    code: &str,
+    id: redis::Value,
+    reason: String,
+) -> Result<RefusedMessage> {
+    let id: String = from_value(id)?;
+    let refusal = Refusal::new(super::refusal_kind(code), reason)
+        .or_task_id(Some(id.as_str()).filter(|id| !id.is_empty()));
+    Ok(RefusedMessage {
+        queue: queue.to_owned(),
+        refusal,
+    })
 }
 
 fn from_value<T: redis::FromRedisValue>(value: redis::Value) -> Result<T> {
