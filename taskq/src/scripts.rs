@@ -338,13 +338,25 @@ return renewed
 ///   up its `taskq_crashes` header), `KEYS[5]` dead-letter list.
 /// * `ARGV[1]` leased timeout in seconds, `ARGV[2]` unleased timeout in seconds (not below
 ///   the leased one), `ARGV[3]` max messages, `ARGV[4]` key prefix, `ARGV[5]` priority
-///   separator.
+///   separator, `ARGV[6]` the priority steps, ascending from 0, comma-separated (`0,3,6,9`;
+///   built by `BrokerKeys`, which builds the same lists for publish and fetch).
 /// * Returns the number of messages returned to their queues.
 pub(crate) const RECOVER: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local limit = tonumber(ARGV[3])
 local restored = 0
+local steps = {}
+for step in string.gmatch(ARGV[6], '%d+') do steps[#steps + 1] = tonumber(step) end
+
+-- kombu's bucket: the largest step not above the priority (steps ascend from 0).
+local function bucket_of(priority)
+  local bucket = 0
+  for _, step in ipairs(steps) do
+    if step <= priority then bucket = step end
+  end
+  return bucket
+end
 
 local function recover(tag)
   local held, started = release(tag)
@@ -355,7 +367,7 @@ local function recover(tag)
     local info = type(props.delivery_info) == 'table' and props.delivery_info or {}
     local queue = type(entry[3]) == 'string' and entry[3] or tostring(info.routing_key or 'celery')
     local priority = math.min(math.max(tonumber(props.priority) or 0, 0), 9)
-    local bucket = priority >= 9 and 9 or (priority >= 6 and 6 or (priority >= 3 and 3 or 0))
+    local bucket = bucket_of(priority)
     local list = ARGV[4] .. queue .. (bucket > 0 and (ARGV[5] .. bucket) or '')
     if type(props.delivery_info) == 'table' then props.delivery_info.redelivered = true end
     if type(envelope.headers) ~= 'table' then envelope.headers = {} end

@@ -1,5 +1,5 @@
 //! Python Celery producers sending what Celery workers take and taskq workers once refused
-//! or lost in silence: compressed bodies and large arguments; and what
+//! or lost in silence: compressed bodies, large arguments, custom priority steps; and what
 //! taskq still refuses (pickle, messages over its size limit), which Python's
 //! `AsyncResult.get()` must then raise at once instead of waiting for its timeout.
 
@@ -126,3 +126,37 @@ async fn pickle_and_oversized_calls_fail_at_once_in_python() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_priority_steps_are_read_where_celery_writes_them() {
+    // The steps Celery's documentation suggests for fine-grained priorities on Redis.
+    let steps: Vec<u8> = (0..=9).collect();
+    let calls = json!([1, 5, 7, 0, 9].map(|priority| json!({
+        "task": "interop.refused.add", "args": [priority, 100],
+        "options": {"priority": priority}, "timeout": 15,
+    })));
+    for line in CELERY_LINES {
+        let setup = setup(line, |config| config.priority_steps = steps.clone()).await;
+        let version = setup.python.celery_version();
+        let (broker, backend) = (setup.server.url(), setup.server.url_db(1));
+        let results = tokio::task::spawn_blocking({
+            let py = setup.python.clone();
+            let calls = calls.clone();
+            move || {
+                let options = (
+                    "BROKER_TRANSPORT_OPTIONS",
+                    r#"{"priority_steps": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}"#,
+                );
+                py.drive_with_env(&broker, &backend, &[options], &calls)
+            }
+        })
+        .await
+        .unwrap();
+        let got: Vec<Value> = results.iter().map(|r| r["result"].clone()).collect();
+        assert_eq!(
+            got,
+            [101, 105, 107, 100, 109].map(|n| json!(n)),
+            "Celery {version}: {results:?}"
+        );
+        setup.worker.stop().await;
+    }
+}

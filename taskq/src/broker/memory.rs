@@ -77,9 +77,24 @@ impl MemoryBroker {
     /// assert!(std::sync::Arc::ptr_eq(&a, &taskq::broker::memory::MemoryBroker::named("x")));
     /// ```
     pub fn named(name: &str) -> Arc<Self> {
+        Self::named_with_keys(name, BrokerKeys::default())
+    }
+
+    /// Like [`named`](Self::named), laying out its lists by `keys` (priority steps) when this
+    /// opening creates the instance; later openings share it as it was created.
+    ///
+    /// ```
+    /// use taskq::{broker::memory::MemoryBroker, keys::BrokerKeys};
+    ///
+    /// let keys = BrokerKeys::default().with_priority_steps(&[0, 5, 7]);
+    /// let broker = MemoryBroker::named_with_keys("steps-doc", keys);
+    /// assert!(broker.is_empty("celery"));
+    /// ```
+    pub fn named_with_keys(name: &str, keys: BrokerKeys) -> Arc<Self> {
         static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<MemoryBroker>>>> = OnceLock::new();
         named_instance(&REGISTRY, name, || MemoryBroker {
             name: name.to_owned(),
+            keys,
             ..Default::default()
         })
     }
@@ -250,7 +265,7 @@ impl Broker for MemoryBroker {
             for m in messages {
                 let list = self
                     .keys
-                    .queue_list(&m.queue, super::priority_bucket(m.priority));
+                    .queue_list(&m.queue, self.keys.priority_bucket(m.priority));
                 state
                     .lists
                     .entry(list)

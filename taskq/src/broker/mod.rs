@@ -390,27 +390,3 @@ pub struct DeadLetter {
     /// When it was dead-lettered, in seconds since the Unix epoch.
     pub time: f64,
 }
-
-/// Maps a priority 0–9 to kombu's bucket (largest step ≤ priority) for steps `[0, 3, 6, 9]`.
-pub(crate) const PRIORITY_STEPS: [u8; 4] = [0, 3, 6, 9];
-
-pub(crate) fn priority_bucket(priority: u8) -> u8 {
-    let p = priority.min(9);
-    PRIORITY_STEPS
-        .iter()
-        .copied()
-        .filter(|s| *s <= p)
-        .max()
-        .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn priorities_map_to_kombu_buckets() {
-        let buckets: Vec<u8> = (0..=12).map(priority_bucket).collect();
-        assert_eq!(buckets, [0, 0, 0, 3, 3, 3, 6, 6, 6, 9, 9, 9, 9]);
-    }
-}

@@ -281,7 +281,7 @@ impl Broker for RedisBroker {
                 .ignore();
         }
         for message in messages {
-            let bucket = super::priority_bucket(message.priority);
+            let bucket = self.keys.priority_bucket(message.priority);
             pipe.lpush(
                 self.keys.queue_list(&message.queue, bucket),
                 &message.envelope,
@@ -468,6 +468,7 @@ impl Broker for RedisBroker {
             .arg(max)
             .arg(self.keys.prefix())
             .arg(self.keys.priority_sep())
+            .arg(self.keys.priority_steps_arg())
             .invoke_async(&mut conn)
             .await?;
         Ok(restored)
