@@ -533,6 +533,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn refusals_name_their_kind_and_id_as_the_redis_script_does() {
+        use crate::message::RefusalKind;
+        let broker = MemoryBroker::named("memory-refusal-test");
+        let untagged = r#"{"headers": {"task": "t", "id": "id-1"}, "properties": {}}"#;
+        for envelope in [untagged, "not json"] {
+            let outgoing = Outgoing {
+                queue: "celery".to_owned(),
+                priority: 0,
+                envelope: envelope.to_owned(),
+            };
+            broker.publish(&[outgoing]).await.unwrap();
+        }
+        let fetched = broker.fetch(&["celery".into()], 10, 1 << 20).await.unwrap();
+        assert!(fetched.deliveries.is_empty());
+        let refusals: Vec<_> = fetched
+            .refused
+            .iter()
+            .map(|r| (r.refusal.kind(), r.refusal.task_id()))
+            .collect();
+        assert_eq!(
+            refusals,
+            [
+                (RefusalKind::Invalid, Some("id-1")),
+                (RefusalKind::Undecodable, None)
+            ]
+        );
+        assert_eq!(broker.dead_letters(10).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
     async fn a_deferred_retry_comes_back_with_its_new_envelope_and_releases_everything() {
         let broker = MemoryBroker::named("memory-defer-test");
         let outgoing = Outgoing {

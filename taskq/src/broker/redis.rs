@@ -188,23 +188,24 @@ impl RedisBroker {
             now: now.parse().unwrap_or_default(),
             ..Fetched::default()
         };
-        while let (Some(index), Some(tag), Some(raw)) = (items.next(), items.next(), items.next()) {
+        while let (Some(index), Some(second), Some(third)) =
+            (items.next(), items.next(), items.next())
+        {
             let index: i64 = from_value(index)?;
             if index < 0 {
-                let (_, queue) = &order[index.unsigned_abs() as usize - 1];
-                let reason: String = from_value(items.next().unwrap_or(redis::Value::Nil))?;
-                fetched.refused.push(refused_message(
-                    queue,
-                    &from_value::<String>(tag)?,
-                    raw,
-                    reason,
-                )?);
+                // A refusal: its code, the task id, and one more item, the reason.
+                let reason = items.next().unwrap_or(redis::Value::Nil);
+                let queue = &order[index.unsigned_abs() as usize - 1].1;
+                fetched
+                    .refused
+                    .push(refused_message(queue, second, third, reason)?);
                 continue;
             }
+            // A message taken: its tag and text.
             let (source, queue) = order[index as usize - 1].clone();
-            let raw: String = from_value(raw)?;
+            let raw: String = from_value(third)?;
             fetched.deliveries.push(Delivery {
-                tag: from_value(tag)?,
+                tag: from_value(second)?,
                 queue,
                 source,
                 raw: raw.into(),
@@ -218,12 +219,13 @@ impl RedisBroker {
 /// the reason.
 fn refused_message(
     queue: &str,
-    code: &str,
+    code: redis::Value,
     id: redis::Value,
-    reason: String,
+    reason: redis::Value,
 ) -> Result<RefusedMessage> {
-    let id: String = from_value(id)?;
-    let refusal = Refusal::new(super::refusal_kind(code), reason)
+    let (code, id, reason): (String, String, String) =
+        (from_value(code)?, from_value(id)?, from_value(reason)?);
+    let refusal = Refusal::new(super::refusal_kind(&code), reason)
         .or_task_id(Some(id.as_str()).filter(|id| !id.is_empty()));
     Ok(RefusedMessage {
         queue: queue.to_owned(),
