@@ -13,6 +13,7 @@ use crate::broker::memory::MemoryBroker;
 use crate::broker::redis::RedisBroker;
 use crate::broker::{Broker, Outgoing};
 use crate::clock::ServerClock;
+use crate::keys::BrokerKeys;
 use crate::message::NewMessage;
 use crate::options::Options;
 use crate::result::AsyncResult;
@@ -88,7 +89,8 @@ impl Client {
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn from_config(config: Config) -> Result<Self> {
-        let broker = open_broker(&config.broker_url)?;
+        let keys = BrokerKeys::default().with_priority_steps(&config.priority_steps);
+        let broker = open_broker_with_keys(&config.broker_url, keys)?;
         let backend = open_backend(&config.result_backend, &config)?;
         Ok(Self::with_parts(broker, backend, config))
     }
@@ -515,9 +517,30 @@ fn with_task_defaults(mut options: Options, defaults: &crate::TaskOptions) -> Op
 /// # Ok::<(), taskq::Error>(())
 /// ```
 pub fn open_broker(url: &str) -> Result<Arc<dyn Broker>> {
+    open_broker_with_keys(url, BrokerKeys::default())
+}
+
+/// Like [`open_broker`], with key names built by `keys` (prefix, priority separator and
+/// steps).
+///
+/// # Errors
+///
+/// [`Error::Config`] for an unknown scheme.
+///
+/// ```
+/// use taskq::keys::BrokerKeys;
+///
+/// let keys = BrokerKeys::default().with_priority_steps(&[0, 5, 7]);
+/// let broker = taskq::client::open_broker_with_keys("memory://steps", keys)?;
+/// assert_eq!(broker.describe(), "memory://steps");
+/// # Ok::<(), taskq::Error>(())
+/// ```
+pub fn open_broker_with_keys(url: &str, keys: BrokerKeys) -> Result<Arc<dyn Broker>> {
     match scheme(url) {
-        "memory" => Ok(MemoryBroker::named(memory_name(url))),
-        "redis" | "rediss" | "unix" | "redis+unix" => Ok(Arc::new(RedisBroker::open(url)?)),
+        "memory" => Ok(MemoryBroker::named_with_keys(memory_name(url), keys)),
+        "redis" | "rediss" | "unix" | "redis+unix" => {
+            Ok(Arc::new(RedisBroker::with_keys(url, keys)?))
+        }
         other => Err(Error::Config(format!(
             "broker URL scheme {other:?} is not supported (use redis://, rediss:// or memory://)"
         ))),

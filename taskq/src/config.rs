@@ -16,12 +16,14 @@
 //! | `TASKQ_VISIBILITY_TIMEOUT` | `30` | seconds a killed or frozen taskq worker's messages stay claimed before recovery returns them to their queue (live workers renew their leases) |
 //! | `TASKQ_CELERY_VISIBILITY_TIMEOUT` | unset | taskq never takes back messages Python Celery workers hold (they renew no lease; kombu restores them); set it (at least their `visibility_timeout`) only when no Python worker is left to do that |
 //! | `TASKQ_SEND_EVENTS` | `false` | publish Celery events (`celeryev`) for Flower and `celery events` (Celery's `-E`) |
-//! | `TASKQ_MAX_MESSAGE_SIZE` | `1048576` | largest message in bytes: bigger ones are refused at send and dead-lettered at fetch |
+//! | `TASKQ_MAX_MESSAGE_SIZE` | `8388608` (8 MiB) | largest message in bytes, as stored and once decompressed: bigger ones are refused at send, and at fetch dead-lettered with FAILURE stored |
 //! | `TASKQ_UNKNOWN_TASK_RETRIES` | `3` | times a worker puts back a task it does not know (another worker may) before failing it |
+//! | `TASKQ_PRIORITY_STEPS` | `0,3,6,9` | kombu's `priority_steps` transport option: the priority buckets, each a Redis list; must match the Celery apps' |
 
 use std::time::Duration;
 
 use crate::backend::DEFAULT_RESULT_EXPIRES;
+use crate::keys::DEFAULT_PRIORITY_STEPS;
 use crate::{Error, Result};
 
 /// The broker URL used when none is configured.
@@ -31,10 +33,13 @@ use crate::{Error, Result};
 /// ```
 pub const DEFAULT_BROKER_URL: &str = "redis://127.0.0.1:6379/0";
 
-/// The default [`Config::max_message_size`]: 1 MiB. Redis would take up to 512 MB, but a
-/// message that large stalls the worker that decodes it; large data belongs in storage,
-/// passed to the task by reference.
-pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 20;
+/// The default [`Config::max_message_size`]: 8 MiB. Celery sets no limit, and its users do
+/// send arguments of a few megabytes (2 MB of JSON is a 2.7 MB envelope, the body being
+/// base64): 8 MiB takes about 6 MB of JSON arguments. Redis would take up to 512 MB, but a
+/// worker holds up to its prefetch (concurrency × 4) messages at once, so the limit bounds
+/// its memory: 32 messages of 8 MiB at concurrency 8. Larger data belongs in storage, passed
+/// to the task by reference.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 8 << 20;
 
 /// taskq's settings.
 ///
@@ -95,11 +100,16 @@ pub struct Config {
     /// The largest message, in bytes, that a client sends or a worker takes. A send of a
     /// bigger one fails with [`Error::MessageTooLarge`] and
     /// writes nothing; a bigger one found in a queue (from another producer) goes to the
-    /// dead-letter list without reaching the worker's memory.
+    /// dead-letter list without reaching the worker's memory, and its caller gets a FAILURE
+    /// (`MessageTooLarge`). A compressed body may decompress to this size at most.
     pub max_message_size: usize,
     /// How many times a worker puts back a task it does not know, with backoff, before it
     /// stores FAILURE (`NotRegistered`) and dead-letters the message.
     pub unknown_task_retries: u32,
+    /// kombu's `priority_steps` (`broker_transport_options`): each step is a priority bucket
+    /// with a Redis list of its own; default `[0, 3, 6, 9]`. Use the same steps as the
+    /// Celery apps sharing the broker, or their messages wait in lists no taskq worker reads.
+    pub priority_steps: Vec<u8>,
 }
 
 impl Default for Config {
@@ -122,6 +132,7 @@ impl Default for Config {
             celery_visibility_timeout: None,
             max_recoveries: 5,
             require_noeviction: false,
+            priority_steps: DEFAULT_PRIORITY_STEPS.to_vec(),
         }
     }
 }
@@ -217,6 +228,9 @@ impl Config {
         if let Some(flag) = get(&["TASKQ_SEND_EVENTS"]) {
             config.send_events = parse_bool("TASKQ_SEND_EVENTS", &flag)?;
         }
+        if let Some(steps) = get(&["TASKQ_PRIORITY_STEPS"]) {
+            config.priority_steps = parse_priority_steps(&steps)?;
+        }
         Ok(config)
     }
 }
@@ -250,6 +264,24 @@ fn parse_bool(name: &str, value: &str) -> Result<bool> {
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(Error::Config(format!("{name}={value:?} is not a boolean"))),
     }
+}
+
+/// `0,5,7` (or kombu's list spelling `[0, 5, 7]`): priorities 0–9, strictly ascending from 0,
+/// as kombu needs them for its bucket lookup.
+fn parse_priority_steps(list: &str) -> Result<Vec<u8>> {
+    let name = "TASKQ_PRIORITY_STEPS";
+    let steps = list
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .map(|step| parse::<u8>(name, step.trim()))
+        .collect::<Result<Vec<u8>>>()?;
+    let ascending = steps.windows(2).all(|pair| pair[0] < pair[1]);
+    if steps.first() != Some(&0) || !ascending || steps.iter().any(|s| *s > 9) {
+        return Err(Error::Config(format!(
+            "{name}={list:?} must be priorities 0-9 in ascending order, starting with 0"
+        )));
+    }
+    Ok(steps)
 }
 
 fn parse_queues(list: &str) -> Result<Vec<String>> {
@@ -346,6 +378,21 @@ mod tests {
                 .result_expires,
             None
         );
+    }
+
+    #[test]
+    fn priority_steps_read_like_kombus_option() {
+        let steps =
+            |text: &str| config(&[("TASKQ_PRIORITY_STEPS", text)]).map(|c| c.priority_steps);
+        assert_eq!(config(&[]).unwrap().priority_steps, [0, 3, 6, 9]);
+        assert_eq!(steps("0,5,7").unwrap(), [0, 5, 7]);
+        assert_eq!(
+            steps("[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]").unwrap(),
+            (0..=9).collect::<Vec<u8>>()
+        );
+        for bad in ["5,7", "0,7,5", "0,0", "0,10", "0,x"] {
+            assert!(steps(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

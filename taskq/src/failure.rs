@@ -187,6 +187,50 @@ impl TaskFailure {
         )
     }
 
+    /// A message serialized with something other than JSON (pickle, yaml, msgpack): kombu's
+    /// `ContentDisallowed`, as a Python worker with Celery's default `accept_content` raises.
+    ///
+    /// ```
+    /// let f = taskq::TaskFailure::content_disallowed("content type \"application/x-yaml\" is not supported");
+    /// assert_eq!((f.exc_type(), f.exc_module()), ("ContentDisallowed", "kombu.exceptions"));
+    /// ```
+    pub fn content_disallowed(reason: impl Into<String>) -> Self {
+        Self::new("ContentDisallowed", "kombu.exceptions", reason)
+    }
+
+    /// A message body that cannot be decoded (bad base64, not JSON, unsupported or corrupt
+    /// compression, a `NaN` argument): kombu's `DecodeError`.
+    ///
+    /// ```
+    /// assert_eq!(taskq::TaskFailure::decode_error("body is not JSON").exc_type(), "DecodeError");
+    /// ```
+    pub fn decode_error(reason: impl Into<String>) -> Self {
+        Self::new("DecodeError", "kombu.exceptions", reason)
+    }
+
+    /// A message that is not a valid task (bad body shape, `eta`, `timelimit`, `retries`):
+    /// Celery's `InvalidTaskError`, which Celery raises for the same headers.
+    ///
+    /// ```
+    /// let f = taskq::TaskFailure::invalid_task("eta \"not-a-date\" is not an ISO 8601 time");
+    /// assert_eq!((f.exc_type(), f.exc_module()), ("InvalidTaskError", "celery.exceptions"));
+    /// ```
+    pub fn invalid_task(reason: impl Into<String>) -> Self {
+        Self::new("InvalidTaskError", "celery.exceptions", reason)
+    }
+
+    /// A message over the size limit (`TASKQ_MAX_MESSAGE_SIZE`), as stored or decompressed.
+    /// Celery has no such exception; Python builds `MessageTooLarge` on the fly from the
+    /// non-importable module [`RUST_EXC_MODULE`].
+    ///
+    /// ```
+    /// let f = taskq::TaskFailure::message_too_large("message is 20000000 bytes, over the limit");
+    /// assert_eq!((f.exc_type(), f.exc_module()), ("MessageTooLarge", taskq::RUST_EXC_MODULE));
+    /// ```
+    pub fn message_too_large(reason: impl Into<String>) -> Self {
+        Self::new("MessageTooLarge", RUST_EXC_MODULE, reason)
+    }
+
     /// Replaces the traceback text.
     ///
     /// ```

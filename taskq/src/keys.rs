@@ -5,7 +5,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `<queue>`, `<queue>\x06\x163`, `…6`, `…9` | list | messages per priority bucket |
+//! | `<queue>`, `<queue>\x06\x163`, `…6`, `…9` | list | messages per priority bucket (kombu's `priority_steps`, `[0, 3, 6, 9]` unless configured) |
 //! | `unacked` | hash | delivery tag → `[envelope, exchange, routing_key]` |
 //! | `unacked_index` | zset | delivery tag → fetch time |
 //! | `_kombu.binding.<queue>` | set | the queue's binding (declared on publish) |
@@ -18,7 +18,12 @@
 //! | `_kombu.binding.<exchange>` | set | `routing_key\x06\x16pattern\x06\x16queue` of a direct exchange (e.g. `reply.celery.pidbox`) |
 //! | `/<db>.<exchange>[/<routing_key>]` | Pub/Sub channel | fanout exchanges: `celery.pidbox` (remote control), `celeryev` (events) |
 
-use crate::broker::PRIORITY_STEPS;
+/// kombu's default `priority_steps`: the priority buckets, each a list of its own.
+///
+/// ```
+/// assert_eq!(taskq::keys::DEFAULT_PRIORITY_STEPS, [0, 3, 6, 9]);
+/// ```
+pub const DEFAULT_PRIORITY_STEPS: [u8; 4] = [0, 3, 6, 9];
 
 /// kombu's default separator between a queue name and its priority bucket.
 ///
@@ -41,6 +46,8 @@ pub const DEFAULT_PRIORITY_SEP: &str = "\x06\x16";
 pub struct BrokerKeys {
     prefix: String,
     sep: String,
+    /// Ascending, starting at 0.
+    steps: Vec<u8>,
 }
 
 impl Default for BrokerKeys {
@@ -60,7 +67,57 @@ impl BrokerKeys {
         Self {
             prefix: prefix.to_owned(),
             sep: sep.to_owned(),
+            steps: DEFAULT_PRIORITY_STEPS.to_vec(),
         }
+    }
+
+    /// The same keys with kombu's `priority_steps` transport option: each step is a bucket
+    /// with a list of its own, and a priority goes to the largest step not above it. Every
+    /// producer and worker on a queue must use the same steps, or messages wait in lists
+    /// nobody reads. Steps are sorted, and 0 is added if missing (kombu's lookup needs it).
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default().with_priority_steps(&[0, 5, 7]);
+    /// assert_eq!(keys.priority_bucket(6), 5);
+    /// assert_eq!(keys.queue_list("celery", keys.priority_bucket(7)), "celery\x06\x167");
+    /// assert_eq!(keys.fetch_order(&["celery".into()]).len(), 3);
+    /// ```
+    pub fn with_priority_steps(mut self, steps: &[u8]) -> Self {
+        let mut steps = steps.to_vec();
+        steps.push(0);
+        steps.sort_unstable();
+        steps.dedup();
+        self.steps = steps;
+        self
+    }
+
+    /// The priority steps, ascending from 0.
+    pub fn priority_steps(&self) -> &[u8] {
+        &self.steps
+    }
+
+    /// The steps as the recovery script takes them (`ARGV`): `"0,3,6,9"`.
+    pub(crate) fn priority_steps_arg(&self) -> String {
+        let steps: Vec<String> = self.steps.iter().map(u8::to_string).collect();
+        steps.join(",")
+    }
+
+    /// The bucket of a priority as kombu picks it: priorities are clamped to 0–9, then the
+    /// largest step not above the priority (`steps[bisect(steps, n) - 1]`).
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// let buckets: Vec<u8> = (0..=9).map(|p| keys.priority_bucket(p)).collect();
+    /// assert_eq!(buckets, [0, 0, 0, 3, 3, 3, 6, 6, 6, 9]);
+    /// ```
+    pub fn priority_bucket(&self, priority: u8) -> u8 {
+        let priority = priority.min(9);
+        self.steps
+            .iter()
+            .copied()
+            .filter(|step| *step <= priority)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The `global_keyprefix` prepended to every key.
@@ -73,7 +130,7 @@ impl BrokerKeys {
         &self.sep
     }
 
-    /// The list holding `queue`'s messages of priority bucket `bucket` (0, 3, 6 or 9).
+    /// The list holding `queue`'s messages of priority bucket `bucket` (a priority step).
     ///
     /// ```
     /// let keys = taskq::keys::BrokerKeys::default();
@@ -87,8 +144,9 @@ impl BrokerKeys {
         }
     }
 
-    /// The lists to pop from, in kombu's order: every queue's bucket 0, then bucket 3, … so
-    /// priority 0 is served first. Each list is paired with its queue name.
+    /// The lists to pop from, in kombu's order: every queue's bucket 0, then the next step's
+    /// (3 by default), … so priority 0 is served first. Each list is paired with its queue
+    /// name.
     ///
     /// ```
     /// let keys = taskq::keys::BrokerKeys::default();
@@ -97,7 +155,7 @@ impl BrokerKeys {
     /// assert_eq!(order.len(), 8);
     /// ```
     pub fn fetch_order(&self, queues: &[String]) -> Vec<(String, String)> {
-        PRIORITY_STEPS
+        self.steps
             .iter()
             .flat_map(|bucket| {
                 queues
@@ -311,5 +369,34 @@ mod tests {
         );
         assert_eq!(b.exchange_binding("x"), "bpfx:_kombu.binding.x");
         assert_eq!(b.revoked(), "bpfx:taskq.revoked");
+    }
+
+    #[test]
+    fn custom_priority_steps_name_the_lists_kombu_writes() {
+        let buckets = |keys: &BrokerKeys| {
+            (0..=12)
+                .map(|p| keys.priority_bucket(p))
+                .collect::<Vec<_>>()
+        };
+        let default = BrokerKeys::default();
+        assert_eq!(buckets(&default), [0, 0, 0, 3, 3, 3, 6, 6, 6, 9, 9, 9, 9]);
+        // kombu with priority_steps=[0, 5, 7]: 1 → `celery`, 5 → `celery\x06\x165`, 7 and
+        // above → `celery\x06\x167`.
+        let custom = BrokerKeys::default().with_priority_steps(&[7, 5, 0]);
+        assert_eq!(buckets(&custom), [0, 0, 0, 0, 0, 5, 5, 7, 7, 7, 7, 7, 7]);
+        let lists: Vec<String> = custom
+            .fetch_order(&["celery".into()])
+            .into_iter()
+            .map(|(list, _)| list)
+            .collect();
+        assert_eq!(lists, ["celery", "celery\x06\x165", "celery\x06\x167"]);
+        assert_eq!(custom.priority_steps_arg(), "0,5,7");
+        // Without 0, kombu's lookup would wrap around; taskq adds it.
+        assert_eq!(
+            BrokerKeys::default()
+                .with_priority_steps(&[4])
+                .priority_steps(),
+            [0, 4]
+        );
     }
 }

@@ -19,9 +19,32 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::config::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::pyjson;
 
+mod compression;
+mod refusal;
 mod typed;
+
+pub use refusal::{Refusal, RefusalKind};
+
+/// Names of the protocol 2 headers taskq reads or validates.
+pub(crate) mod header {
+    /// The task id.
+    pub(crate) const ID: &str = "id";
+    /// The task name; its presence marks a protocol 2 message.
+    pub(crate) const TASK: &str = "task";
+    /// Not before this time (ISO 8601).
+    pub(crate) const ETA: &str = "eta";
+    /// Discard if not started by this time (ISO 8601).
+    pub(crate) const EXPIRES: &str = "expires";
+    /// `[hard, soft]` time limits in seconds.
+    pub(crate) const TIMELIMIT: &str = "timelimit";
+    /// How many times the task was retried.
+    pub(crate) const RETRIES: &str = "retries";
+    /// kombu's compression of the body, by content type (see `compression.rs`).
+    pub(crate) const COMPRESSION: &str = "compression";
+}
 
 /// Header counting how many workers put a message back because they did not know its task.
 /// Python Celery ignores headers it does not know.
@@ -55,7 +78,7 @@ pub(crate) fn retry_envelope(
     eta: f64,
     task_id: &str,
 ) -> Result<String, String> {
-    let mut envelope = parse_envelope(raw)?;
+    let mut envelope = parse_envelope(raw).map_err(|r| r.to_string())?;
     let eta = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(eta.max(0.0));
     let headers = envelope
         .get_mut("headers")
@@ -310,40 +333,76 @@ pub struct TaskMessage {
 }
 
 impl TaskMessage {
-    /// Decodes a kombu envelope.
+    /// Decodes a kombu envelope, decompressing a compressed body to at most
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`] bytes (see [`decode_limited`](Self::decode_limited)).
     ///
     /// # Errors
     ///
-    /// Returns the reason when the text is not a task message taskq can run: not JSON, missing
-    /// headers or properties, a content type other than JSON, compression, a body that is not
-    /// `[args, kwargs, embed]`.
+    /// A [`Refusal`] when the text is not a task message taskq can run: not JSON, missing
+    /// headers or properties, a content type other than JSON, an unsupported compression, a
+    /// body that is not `[args, kwargs, embed]`, an `eta`, `expires`, `timelimit` or `retries`
+    /// header Celery would not accept either. It carries the task id when it could be read.
     ///
     /// ```
     /// let err = taskq::message::TaskMessage::decode("not json").unwrap_err();
-    /// assert!(err.starts_with("envelope is not JSON"));
+    /// assert!(err.reason().starts_with("envelope is not JSON"));
     /// ```
-    pub fn decode(raw: &str) -> Result<Self, String> {
+    pub fn decode(raw: &str) -> Result<Self, Refusal> {
+        Self::decode_limited(raw, DEFAULT_MAX_MESSAGE_SIZE)
+    }
+
+    /// Decodes a kombu envelope; a compressed body may decompress to at most `max_bytes`.
+    ///
+    /// # Errors
+    ///
+    /// As [`decode`](Self::decode); a body that decompresses to more than `max_bytes` is a
+    /// [`RefusalKind::TooLarge`] refusal.
+    ///
+    /// ```
+    /// use taskq::message::{NewMessage, TaskMessage};
+    ///
+    /// let raw = NewMessage::new("tasks.add", "id-1").encode("celery").unwrap();
+    /// assert_eq!(TaskMessage::decode_limited(&raw, 4096).unwrap().id, "id-1");
+    /// ```
+    pub fn decode_limited(raw: &str, max_bytes: usize) -> Result<Self, Refusal> {
         match typed::decode(raw) {
             Some(message) => Ok(message),
-            None => Self::decode_general(raw),
+            None => Self::decode_general(raw, max_bytes),
         }
     }
 
     /// Reads any message taskq accepts, protocol 1 or 2, through `Value` maps; slower than
-    /// the typed path, which covers the common shape.
-    fn decode_general(raw: &str) -> Result<Self, String> {
+    /// the typed path, which covers the common shape. A refusal carries the `id` header when
+    /// there is one, whatever else is wrong.
+    fn decode_general(raw: &str, max_bytes: usize) -> Result<Self, Refusal> {
         let envelope = parse_envelope(raw)?;
-        let envelope = &envelope;
-        let headers = object_field(envelope, "headers")?;
-        let properties = object_field(envelope, "properties")?;
-        check_content_type(envelope, headers)?;
-        let body = decode_body(envelope, properties)?;
-        let (task, id, args, kwargs, meta) = if headers.contains_key("task") {
-            split_v2(headers, body)?
+        let headers = envelope
+            .get("headers")
+            .and_then(Value::as_object)
+            .ok_or_else(|| Refusal::invalid("envelope has no `headers` object"))?;
+        let id = headers.get(header::ID).and_then(Value::as_str);
+        Self::decode_parts(&envelope, headers, max_bytes).map_err(|r| r.or_task_id(id))
+    }
+
+    fn decode_parts(
+        envelope: &Map<String, Value>,
+        headers: &Map<String, Value>,
+        max_bytes: usize,
+    ) -> Result<Self, Refusal> {
+        let properties = object_field(envelope, "properties").map_err(Refusal::invalid)?;
+        check_content_type(envelope)?;
+        let body = decode_body(envelope, headers, properties, max_bytes)?;
+        let (task, id, args, kwargs, meta) = if headers.contains_key(header::TASK) {
+            split_v2(headers, body)
         } else {
-            split_v1(body)?
-        };
-        Ok(Self::from_parts(task, id, args, kwargs, &meta, properties))
+            split_v1(body)
+        }
+        .map_err(Refusal::invalid)?;
+        let checked = CheckedMeta::read(&meta)
+            .map_err(|reason| Refusal::invalid(reason).or_task_id(Some(&id)))?;
+        Ok(Self::from_parts(
+            task, id, args, kwargs, checked, &meta, properties,
+        ))
     }
 
     fn from_parts(
@@ -351,11 +410,10 @@ impl TaskMessage {
         id: String,
         args: Vec<Value>,
         kwargs: Map<String, Value>,
+        checked: CheckedMeta,
         meta: &Map<String, Value>,
         properties: &Map<String, Value>,
     ) -> Self {
-        let limits = meta.get("timelimit").and_then(Value::as_array);
-        let limit = |i: usize| limits.and_then(|l| l.get(i)).and_then(Value::as_f64);
         let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
         let info = properties.get("delivery_info");
         Self {
@@ -363,14 +421,11 @@ impl TaskMessage {
             id,
             args,
             kwargs,
-            eta: meta.get("eta").and_then(Value::as_str).and_then(parse_time),
-            expires: meta
-                .get("expires")
-                .and_then(Value::as_str)
-                .and_then(parse_time),
-            retries: meta.get("retries").and_then(Value::as_u64).unwrap_or(0) as u32,
-            hard_time_limit: limit(0),
-            soft_time_limit: limit(1),
+            eta: checked.eta,
+            expires: checked.expires,
+            retries: checked.retries,
+            hard_time_limit: checked.time_limits.0,
+            soft_time_limit: checked.time_limits.1,
             ignore_result: meta.get("ignore_result").and_then(Value::as_bool),
             parent_id: text(meta.get("parent_id")),
             root_id: text(meta.get("root_id")),
@@ -413,6 +468,76 @@ impl TaskMessage {
     }
 }
 
+/// The headers whose values Celery checks (or would trip over) before it runs a task, checked
+/// the same way: a message with a wrong one is refused, never run with the value ignored.
+struct CheckedMeta {
+    eta: Option<DateTime<Utc>>,
+    expires: Option<DateTime<Utc>>,
+    retries: u32,
+    time_limits: (Option<f64>, Option<f64>),
+}
+
+impl CheckedMeta {
+    fn read(meta: &Map<String, Value>) -> Result<Self, String> {
+        Ok(Self {
+            eta: optional_time(meta, header::ETA)?,
+            expires: optional_time(meta, header::EXPIRES)?,
+            retries: retry_count(meta)?,
+            time_limits: time_limits(meta)?,
+        })
+    }
+}
+
+/// A time header: absent or `null`, or an ISO 8601 time. Celery's `Request` raises
+/// `InvalidTaskError` for an `eta` or `expires` that `maybe_iso8601` cannot parse.
+fn optional_time(meta: &Map<String, Value>, name: &str) -> Result<Option<DateTime<Utc>>, String> {
+    match meta.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => parse_time(text)
+            .map(Some)
+            .ok_or_else(|| format!("{name} {text:?} is not an ISO 8601 time")),
+        Some(other) => Err(format!("{name} {other} is not an ISO 8601 time string")),
+    }
+}
+
+/// The `retries` header: absent or `null` (0), or a whole number from 0. Celery adds 1 to it
+/// on each retry and compares it with `max_retries`, so a negative count would buy a task
+/// extra retries and a non-number would fail only at its first retry; taskq refuses both.
+fn retry_count(meta: &Map<String, Value>) -> Result<u32, String> {
+    match meta.get(header::RETRIES) {
+        None | Some(Value::Null) => Ok(0),
+        Some(value) => value
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| format!("retries {value} is not a count of retries (0 or more)")),
+    }
+}
+
+/// The `timelimit` header: absent or `null`, or `[hard, soft]` with each a number of seconds
+/// or `null`. Celery unpacks it as exactly two values and hands them to the pool as timeouts,
+/// where anything else fails; taskq refuses the message instead of running it unlimited.
+fn time_limits(meta: &Map<String, Value>) -> Result<(Option<f64>, Option<f64>), String> {
+    let seconds = |v: &Value| match v {
+        Value::Null => Some(None),
+        other => other.as_f64().map(Some),
+    };
+    match meta.get(header::TIMELIMIT) {
+        None | Some(Value::Null) => Ok((None, None)),
+        Some(Value::Array(pair)) if pair.len() == 2 => {
+            match (seconds(&pair[0]), seconds(&pair[1])) {
+                (Some(hard), Some(soft)) => Ok((hard, soft)),
+                _ => Err(format!(
+                    "timelimit {} is not [hard, soft] in seconds or null",
+                    Value::Array(pair.clone())
+                )),
+            }
+        }
+        Some(other) => Err(format!(
+            "timelimit {other} is not [hard, soft] in seconds or null"
+        )),
+    }
+}
+
 type Parts = (
     String,
     String,
@@ -422,8 +547,8 @@ type Parts = (
 );
 
 fn split_v2(headers: &Map<String, Value>, body: Value) -> Result<Parts, String> {
-    let task = string_field(headers, "task", "headers")?;
-    let id = string_field(headers, "id", "headers")?;
+    let task = string_field(headers, header::TASK, "headers")?;
+    let id = string_field(headers, header::ID, "headers")?;
     let (args, kwargs) = split_body_v2(body)?;
     Ok((task, id, args, kwargs, headers.clone()))
 }
@@ -472,10 +597,12 @@ fn args_and_kwargs(args: Value, kwargs: Value) -> Result<(Vec<Value>, Map<String
 }
 
 /// The envelope as a JSON object, or why it is not one.
-fn parse_envelope(raw: &str) -> Result<Map<String, Value>, String> {
-    match serde_json::from_str(raw).map_err(|e| format!("envelope is not JSON: {e}"))? {
+fn parse_envelope(raw: &str) -> Result<Map<String, Value>, Refusal> {
+    let parsed = serde_json::from_str(raw)
+        .map_err(|e| Refusal::undecodable(format!("envelope is not JSON: {e}")))?;
+    match parsed {
         Value::Object(map) => Ok(map),
-        _ => Err("envelope is not a JSON object".to_owned()),
+        _ => Err(Refusal::undecodable("envelope is not a JSON object")),
     }
 }
 
@@ -495,45 +622,62 @@ fn string_field(map: &Map<String, Value>, name: &str, place: &str) -> Result<Str
         .ok_or_else(|| format!("{place} have no string `{name}`"))
 }
 
-fn check_content_type(
-    envelope: &Map<String, Value>,
-    headers: &Map<String, Value>,
-) -> Result<(), String> {
+/// Only JSON is accepted, as by a Python worker with Celery's default `accept_content`:
+/// pickle would run code chosen by whoever can write to the queue.
+fn check_content_type(envelope: &Map<String, Value>) -> Result<(), Refusal> {
+    let refuse = |reason: String| Err(Refusal::new(RefusalKind::ContentDisallowed, reason));
     match envelope.get("content-type").and_then(Value::as_str) {
-        Some(CONTENT_TYPE_JSON) => {}
-        Some(other) => {
-            return Err(format!(
-                "content type {other:?} is not supported (only {CONTENT_TYPE_JSON})"
-            ))
-        }
-        None => return Err("envelope has no content-type".to_owned()),
+        Some(CONTENT_TYPE_JSON) => Ok(()),
+        Some(other) => refuse(format!(
+            "content type {other:?}{} is not supported: taskq accepts {CONTENT_TYPE_JSON} only",
+            serializer_name(other)
+        )),
+        None => refuse("envelope has no content-type".to_owned()),
     }
-    if let Some(compression) = headers.get("compression").and_then(Value::as_str) {
-        return Err(format!(
-            "compressed bodies ({compression}) are not supported"
-        ));
-    }
-    Ok(())
 }
 
+/// ` (pickle)` for kombu's content type of a known serializer, to make refusals plain.
+fn serializer_name(content_type: &str) -> &'static str {
+    match content_type {
+        "application/x-python-serialize" => " (pickle)",
+        "application/x-yaml" => " (yaml)",
+        "application/x-msgpack" => " (msgpack)",
+        _ => "",
+    }
+}
+
+/// The body's JSON: base64-decoded if so encoded, decompressed (to at most `max_bytes`) if
+/// the `compression` header names a method, and parsed with Python's literals.
 fn decode_body(
     envelope: &Map<String, Value>,
+    headers: &Map<String, Value>,
     properties: &Map<String, Value>,
-) -> Result<Value, String> {
+    max_bytes: usize,
+) -> Result<Value, Refusal> {
     let body = envelope
         .get("body")
         .and_then(Value::as_str)
-        .ok_or("envelope has no string `body`")?;
-    let text = match properties.get("body_encoding").and_then(Value::as_str) {
-        Some("base64") => {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(body)
-                .map_err(|e| format!("body is not valid base64: {e}"))?;
-            String::from_utf8(bytes).map_err(|_| "body is not UTF-8".to_owned())?
-        }
-        _ => body.to_owned(),
+        .ok_or_else(|| Refusal::invalid("envelope has no string `body`"))?;
+    let mut bytes = match properties.get("body_encoding").and_then(Value::as_str) {
+        Some("base64") => base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|e| Refusal::undecodable(format!("body is not valid base64: {e}")))?,
+        _ => body.as_bytes().to_vec(),
     };
-    pyjson::from_str(&text).map_err(|e| format!("body is not JSON: {e}"))
+    match headers.get(header::COMPRESSION) {
+        None | Some(Value::Null) => {}
+        Some(Value::String(method)) => {
+            bytes = compression::decompress(method, &bytes, max_bytes)?;
+        }
+        Some(other) => {
+            return Err(Refusal::undecodable(format!(
+                "compression header {other} is not a method name"
+            )))
+        }
+    }
+    let text = String::from_utf8(bytes).map_err(|_| Refusal::undecodable("body is not UTF-8"))?;
+    pyjson::from_str_refusing_nan(&text)
+        .map_err(|e| Refusal::undecodable(format!("body is not JSON: {e}")))
 }
 
 /// Any kombu message with a JSON body: remote-control commands and replies (`celery.pidbox`,
@@ -635,7 +779,7 @@ impl KombuMessage {
     /// assert!(taskq::message::KombuMessage::decode("{}").is_err());
     /// ```
     pub fn decode(raw: &str) -> Result<Self, String> {
-        let envelope = parse_envelope(raw)?;
+        let envelope = parse_envelope(raw).map_err(|r| r.to_string())?;
         let envelope = &envelope;
         let headers = envelope
             .get("headers")
@@ -643,8 +787,9 @@ impl KombuMessage {
             .cloned()
             .unwrap_or_default();
         let properties = object_field(envelope, "properties")?;
-        check_content_type(envelope, &headers)?;
-        let body = decode_body(envelope, properties)?;
+        check_content_type(envelope).map_err(|r| r.to_string())?;
+        let body = decode_body(envelope, &headers, properties, DEFAULT_MAX_MESSAGE_SIZE)
+            .map_err(|r| r.to_string())?;
         let info = properties.get("delivery_info");
         let text = |name: &str| {
             info.and_then(|i| i.get(name))
@@ -693,6 +838,22 @@ pub(crate) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
             .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
             .map(|t| t.and_utc())
         })
+}
+
+/// The task id of an envelope too large or too broken to decode, found as the broker's fetch
+/// script finds it (`scripts::FETCH`, `first_string`): the first `"id": "..."` (else
+/// `"id":"..."`) in the text, if that string holds no escape. In kombu's envelope the `body`
+/// comes first but is a string (base64, or JSON whose quotes are all escaped, so no match
+/// inside it), then `content-*`, then `headers`, where `id` is the third field: the first
+/// match is the `id` header. `None` for protocol 1 messages, whose id is inside the body.
+pub(crate) fn task_id_by_search(raw: &str) -> Option<&str> {
+    const NEEDLES: [&str; 2] = ["\"id\": \"", "\"id\":\""];
+    let (needle, at) = NEEDLES
+        .iter()
+        .find_map(|needle| raw.find(needle).map(|at| (needle, at)))?;
+    let rest = &raw[at + needle.len()..];
+    let value = &rest[..rest.find('"')?];
+    (!value.is_empty() && !value.contains('\\')).then_some(value)
 }
 
 /// `gen<pid>@<hostname>`, as Python producers write in `origin`.
@@ -792,17 +953,127 @@ mod tests {
         ];
         for raw in &samples {
             let typed = typed::decode(raw).expect("the common shape takes the typed path");
-            assert_eq!(Ok(typed), TaskMessage::decode_general(raw), "{raw}");
+            assert_eq!(
+                Ok(typed),
+                TaskMessage::decode_general(raw, DEFAULT_MAX_MESSAGE_SIZE),
+                "{raw}"
+            );
         }
-        // Odd shapes go the general way, which explains itself.
-        let odd_retries = celery_add_message().replace(r#""retries": 0"#, r#""retries": "0""#);
-        assert!(typed::decode(&odd_retries).is_none());
-        assert_eq!(TaskMessage::decode(&odd_retries).unwrap().retries, 0);
+        // Odd shapes go the general way, which reads what it can (kombu reads an invalid
+        // priority as 0) and explains what it refuses.
+        let odd_priority = celery_add_message().replace(r#""priority": 0"#, r#""priority": "3""#);
+        assert!(typed::decode(&odd_priority).is_none());
+        assert_eq!(TaskMessage::decode(&odd_priority).unwrap().priority, 0);
         let msgpack = celery_add_message().replace("application/json", "application/x-msgpack");
         assert!(typed::decode(&msgpack).is_none());
-        assert!(TaskMessage::decode(&msgpack)
-            .unwrap_err()
-            .contains("msgpack"));
+        let refusal = TaskMessage::decode(&msgpack).unwrap_err();
+        assert!(refusal.reason().contains("msgpack"), "{refusal}");
+        assert_eq!(
+            refusal.task_id(),
+            Some("890ebb03-5a96-424e-a471-d215a7f7201c")
+        );
+    }
+
+    /// The Celery message for add(2, 3) with its body compressed by kombu's `method`.
+    fn compressed_add_message(method: &str, packed: &[u8]) -> String {
+        let mut envelope: Value = serde_json::from_str(&celery_add_message()).unwrap();
+        envelope["body"] = base64::engine::general_purpose::STANDARD
+            .encode(packed)
+            .into();
+        envelope["headers"]["compression"] = method.into();
+        pyjson::to_string(&envelope).unwrap()
+    }
+
+    #[test]
+    fn compressed_bodies_decode_within_the_limit() {
+        let body =
+            br#"[[2, 3], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]"#;
+        let raw = compressed_add_message("application/x-gzip", &compression::zlib(body));
+        let msg = TaskMessage::decode(&raw).unwrap();
+        assert_eq!(msg.args, vec![json!(2), json!(3)]);
+        let refusal = TaskMessage::decode_limited(&raw, body.len() - 1).unwrap_err();
+        assert_eq!(refusal.kind(), RefusalKind::TooLarge);
+        assert_eq!(
+            refusal.task_id(),
+            Some("890ebb03-5a96-424e-a471-d215a7f7201c")
+        );
+        let brotli = compressed_add_message("application/x-brotli", b"whatever");
+        let refusal = TaskMessage::decode(&brotli).unwrap_err();
+        assert_eq!(refusal.kind(), RefusalKind::Undecodable);
+        assert_eq!(refusal.failure().exc_type(), "DecodeError");
+    }
+
+    #[test]
+    fn headers_celery_would_refuse_are_refused_with_the_id() {
+        let add = celery_add_message();
+        let cases = [
+            (
+                r#""eta": null"#,
+                r#""eta": "not-a-date""#,
+                "eta \"not-a-date\"",
+            ),
+            (r#""eta": null"#, r#""eta": 1700000000"#, "eta 1700000000"),
+            (
+                r#""expires": null"#,
+                r#""expires": "soon""#,
+                "expires \"soon\"",
+            ),
+            (
+                r#""timelimit": [null, null]"#,
+                r#""timelimit": ["abc", null]"#,
+                r#"timelimit ["abc",null]"#,
+            ),
+            (
+                r#""timelimit": [null, null]"#,
+                r#""timelimit": [60]"#,
+                "timelimit [60]",
+            ),
+            (r#""retries": 0"#, r#""retries": -1"#, "retries -1"),
+            (r#""retries": 0"#, r#""retries": "0""#, r#"retries "0""#),
+        ];
+        for (good, bad, said) in cases {
+            let raw = add.replace(good, bad);
+            assert_ne!(raw, add);
+            let refusal = TaskMessage::decode(&raw).unwrap_err();
+            assert_eq!(refusal.kind(), RefusalKind::Invalid, "{bad}");
+            assert!(refusal.reason().contains(said), "{bad}: {refusal}");
+            assert_eq!(
+                refusal.task_id(),
+                Some("890ebb03-5a96-424e-a471-d215a7f7201c")
+            );
+            assert_eq!(refusal.failure().exc_type(), "InvalidTaskError");
+        }
+        // Numbers and null stay fine, as does a number of seconds with a fraction.
+        let fine = add.replace(r#""timelimit": [null, null]"#, r#""timelimit": [1.5, 1]"#);
+        assert_eq!(TaskMessage::decode(&fine).unwrap().time_limit(), Some(1.5));
+    }
+
+    #[test]
+    fn nan_arguments_are_refused_not_turned_into_null() {
+        let raw = r#"{"body": "[[1.5, NaN], {}, null]", "content-type": "application/json", "headers": {"task": "t", "id": "i"}, "properties": {}}"#;
+        let refusal = TaskMessage::decode(raw).unwrap_err();
+        assert_eq!(refusal.kind(), RefusalKind::Undecodable);
+        assert!(refusal.reason().contains("NaN"), "{refusal}");
+        assert_eq!(refusal.task_id(), Some("i"));
+        let inf = raw.replace("NaN", "-Infinity");
+        let args = TaskMessage::decode(&inf).unwrap().args;
+        let value: f64 = serde_json::from_value(args[1].clone()).unwrap();
+        assert_eq!(value, f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn the_task_id_is_found_by_search_like_the_fetch_script() {
+        assert_eq!(
+            task_id_by_search(&celery_add_message()),
+            Some("890ebb03-5a96-424e-a471-d215a7f7201c")
+        );
+        let compact = r#"{"body":"e30=","headers":{"task":"t","id":"c-1"},"properties":{"correlation_id":"x"}}"#;
+        assert_eq!(task_id_by_search(compact), Some("c-1"));
+        // Quotes inside the body string are escaped, so a body never matches.
+        let v1 = r#"{"body": "{\"task\": \"t\", \"id\": \"in-body\"}", "headers": {}}"#;
+        assert_eq!(task_id_by_search(v1), None);
+        assert_eq!(task_id_by_search(r#"{"id": "a\"b"}"#), None);
+        assert_eq!(task_id_by_search("not json"), None);
     }
 
     #[test]
@@ -935,7 +1206,7 @@ mod tests {
         ];
         for (raw, expected) in cases {
             let err = TaskMessage::decode(raw).unwrap_err();
-            assert!(err.contains(expected), "{raw}: {err}");
+            assert!(err.reason().contains(expected), "{raw}: {err}");
         }
     }
 

@@ -90,21 +90,44 @@ pub fn from_str(text: &str) -> serde_json::Result<Value> {
     match serde_json::from_str(text) {
         Ok(value) => Ok(value),
         Err(error) => match replace_python_literals(text) {
-            Some(fixed) => serde_json::from_str(&fixed),
+            Some((fixed, _)) => serde_json::from_str(&fixed),
             None => Err(error),
         },
     }
 }
 
-/// Rewrites `NaN` / `Infinity` / `-Infinity` outside strings; `None` when there are none.
-fn replace_python_literals(text: &str) -> Option<String> {
+/// Parses a task body as Python writes it, like [`from_str`], but refuses `NaN` instead of
+/// turning it into `null`: an argument must not silently change value. Python's `json`
+/// (and so Celery) accepts `NaN`, but no JSON number, and so no `serde_json::Value` and no
+/// task argument decoded from one, can hold it. Infinities pass, as in [`from_str`].
+///
+/// # Errors
+///
+/// The reason, when the text is not JSON or holds a `NaN`.
+pub(crate) fn from_str_refusing_nan(text: &str) -> Result<Value, String> {
+    let error = match serde_json::from_str(text) {
+        Ok(value) => return Ok(value),
+        Err(error) => error,
+    };
+    match replace_python_literals(text) {
+        Some((_, true)) => Err("it holds a NaN, which taskq cannot pass to a task: JSON \
+                                numbers cannot hold NaN (send None or a string instead)"
+            .to_owned()),
+        Some((fixed, false)) => serde_json::from_str(&fixed).map_err(|e| e.to_string()),
+        None => Err(error.to_string()),
+    }
+}
+
+/// Rewrites `NaN` / `Infinity` / `-Infinity` outside strings, and says whether a `NaN` was
+/// among them; `None` when there are none.
+fn replace_python_literals(text: &str) -> Option<(String, bool)> {
     const LITERALS: [(&str, &str); 3] = [
         ("-Infinity", "-1e999"),
         ("Infinity", "1e999"),
         ("NaN", "null"),
     ];
     let mut out = String::with_capacity(text.len() + 16);
-    let (mut in_string, mut escaped, mut changed) = (false, false, false);
+    let (mut in_string, mut escaped, mut changed, mut nan) = (false, false, false, false);
     let mut rest = text;
     while let Some(ch) = rest.chars().next() {
         if !in_string {
@@ -113,6 +136,7 @@ fn replace_python_literals(text: &str) -> Option<String> {
                 out.push_str(replacement);
                 rest = &rest[literal.len()..];
                 changed = true;
+                nan |= *literal == "NaN";
                 continue;
             }
         }
@@ -125,7 +149,7 @@ fn replace_python_literals(text: &str) -> Option<String> {
         out.push(ch);
         rest = &rest[ch.len_utf8()..];
     }
-    changed.then_some(out)
+    changed.then_some((out, nan))
 }
 
 /// Python's `", "` between items of arrays and objects.
@@ -216,6 +240,16 @@ mod tests {
         assert_eq!(v["c"], r#"Infinity "NaN""#);
         assert_eq!(v["d"], 2);
         assert!(from_str("{nope}").is_err());
+    }
+
+    #[test]
+    fn task_bodies_refuse_nan_but_keep_infinities() {
+        let err = from_str_refusing_nan("[[1.5, NaN], {}, null]").unwrap_err();
+        assert!(err.contains("NaN"), "{err}");
+        let v = from_str_refusing_nan(r#"[[Infinity, "NaN"], {}, null]"#).unwrap();
+        let inf: f64 = serde_json::from_value(v[0][0].clone()).unwrap();
+        assert_eq!((inf, v[0][1].clone()), (f64::INFINITY, Value::from("NaN")));
+        assert!(from_str_refusing_nan("[nope").is_err());
     }
 
     #[test]

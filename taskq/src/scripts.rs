@@ -19,12 +19,23 @@ use redis::Script;
 ///
 /// Each message taken also gets a taskq lease in `taskq.leases` (see [`RENEW`]).
 ///
+/// A refused message's caller must learn why (the worker stores a FAILURE under its task id,
+/// in the result store, which may be another Redis), so the reply names each refusal with the
+/// task id when it can be read. The id is found like the tag, by a plain find, but the first
+/// `"id": "..."` rather than the last: in kombu's envelope the `body` comes first but is a
+/// string (base64, or JSON with every quote escaped, so nothing in it matches), and `id` is
+/// the third field of `headers`, before any user header. Only refused messages are searched,
+/// and the reply for a message taken is unchanged, so the common path costs the same.
+///
 /// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` dead-letter list,
 ///   `KEYS[4]` leases zset, `KEYS[5..]` queue lists in fetch order.
 /// * `ARGV[1]` max messages, `ARGV[2]` max message size in bytes; `ARGV[3..]` the queue name
 ///   of each list in `KEYS[5..]`.
-/// * Returns `{now, i1, tag1, raw1, i2, tag2, raw2, …}`: the server time (seconds, as a
-///   string) and, per message, the 1-based index of its list in `KEYS[5..]`, its tag and text.
+/// * Returns `{now, …}`: the server time (seconds, as a string), then per message taken
+///   `i, tag, raw`: the 1-based index of its list in `KEYS[5..]`, its tag and text; and per
+///   message refused `-i, code, id, reason`: the index negated, why in a word (`too_large`,
+///   `not_json` or `no_tag`; see `broker::refusal_kind`), the task id (`""` when not found)
+///   and the reason also written to the dead-letter list.
 pub(crate) const FETCH: &str = r#"
 local limit = tonumber(ARGV[1])
 local max_bytes = tonumber(ARGV[2])
@@ -35,7 +46,7 @@ local taken = 0
 
 -- The needles for a field, in the spellings tried: Python's `": "` first, then compact JSON.
 local needles = {}
-for _, field in ipairs({'delivery_tag', 'exchange', 'routing_key'}) do
+for _, field in ipairs({'delivery_tag', 'exchange', 'routing_key', 'id'}) do
   needles[field] = {'"' .. field .. '": "', '"' .. field .. '":"'}
 end
 
@@ -71,7 +82,23 @@ local function last_string(raw, field)
   return nil
 end
 
--- Tag, exchange and routing key of an envelope, or nil and why it cannot be tracked.
+-- The first plain string value of `"field": "..."` (or `"field":"..."`) in `raw`, or nil
+-- if there is none, it is empty or it holds an escape. For refused messages only.
+local function first_string(raw, field)
+  for _, needle in ipairs(needles[field]) do
+    local _, open_end = string.find(raw, needle, 1, true)
+    if open_end then
+      local close = string.find(raw, '"', open_end + 1, true)
+      local value = close and string.sub(raw, open_end + 1, close - 1) or ''
+      if value == '' or string.find(value, '\\', 1, true) then return nil end
+      return value
+    end
+  end
+  return nil
+end
+
+-- Tag, exchange and routing key of an envelope, or nil, a refusal code and why it cannot be
+-- tracked.
 local function describe(raw, queue)
   local tag = last_string(raw, 'delivery_tag')
   if tag then
@@ -81,7 +108,8 @@ local function describe(raw, queue)
   local props = ok and type(env) == 'table' and env.properties
   tag = type(props) == 'table' and props.delivery_tag
   if type(tag) ~= 'string' then
-    return nil, ok and 'message has no properties.delivery_tag' or ('message is not JSON: ' .. tostring(env))
+    if ok then return nil, 'no_tag', 'message has no properties.delivery_tag' end
+    return nil, 'not_json', 'message is not JSON: ' .. tostring(env)
   end
   local info = type(props.delivery_info) == 'table' and props.delivery_info or {}
   local exchange = type(info.exchange) == 'string' and info.exchange or ''
@@ -117,15 +145,20 @@ for i = 5, #KEYS do
     local batch = redis.call('RPOP', KEYS[i], want)
     if not batch then break end
     for _, raw in ipairs(batch) do
-      local tag, exchange, routing_key, reason
+      local tag, exchange, routing_key, code, reason
       if #raw > max_bytes then
+        code = 'too_large'
         reason = 'message is ' .. #raw .. ' bytes, over the limit of ' .. max_bytes .. ' (TASKQ_MAX_MESSAGE_SIZE)'
       else
         tag, exchange, routing_key = describe(raw, queue)
-        if not tag then reason = exchange end
+        if not tag then code, reason = exchange, routing_key end
       end
       if reason then
         redis.call('LPUSH', KEYS[3], cjson.encode({reason = reason, queue = queue, payload = raw, time = tonumber(now)}))
+        out[#out + 1] = 4 - i
+        out[#out + 1] = code
+        out[#out + 1] = first_string(raw, 'id') or ''
+        out[#out + 1] = reason
       else
         held[#held + 1] = tag
         held[#held + 1] = '[' .. raw .. ', ' .. json_string(exchange) .. ', ' .. json_string(routing_key) .. ']'
@@ -352,14 +385,27 @@ return lost
 /// * `KEYS[1..4]` as for [`RELEASE`] (a recovery of a message in the started set also counts
 ///   up its `taskq_crashes` header), `KEYS[5]` dead-letter list.
 /// * `ARGV[1]` leased timeout in seconds, `ARGV[2]` unleased timeout in seconds (not below
-///   the leased one; empty: unleased messages are left alone), `ARGV[3]` max messages, `ARGV[4]` key prefix, `ARGV[5]` priority
-///   separator.
+///   the leased one; empty: unleased messages are left alone), `ARGV[3]` max messages,
+///   `ARGV[4]` key prefix, `ARGV[5]` priority separator, `ARGV[6]` the priority steps,
+///   ascending from 0, comma-separated (`0,3,6,9`; built by `BrokerKeys`, which builds the
+///   same lists for publish and fetch).
 /// * Returns the number of messages returned to their queues.
 pub(crate) const RECOVER: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local limit = tonumber(ARGV[3])
 local restored = 0
+local steps = {}
+for step in string.gmatch(ARGV[6], '%d+') do steps[#steps + 1] = tonumber(step) end
+
+-- kombu's bucket: the largest step not above the priority (steps ascend from 0).
+local function bucket_of(priority)
+  local bucket = 0
+  for _, step in ipairs(steps) do
+    if step <= priority then bucket = step end
+  end
+  return bucket
+end
 
 local function recover(tag)
   local held, started = release(tag)
@@ -370,7 +416,7 @@ local function recover(tag)
     local info = type(props.delivery_info) == 'table' and props.delivery_info or {}
     local queue = type(entry[3]) == 'string' and entry[3] or tostring(info.routing_key or 'celery')
     local priority = math.min(math.max(tonumber(props.priority) or 0, 0), 9)
-    local bucket = priority >= 9 and 9 or (priority >= 6 and 6 or (priority >= 3 and 3 or 0))
+    local bucket = bucket_of(priority)
     local list = ARGV[4] .. queue .. (bucket > 0 and (ARGV[5] .. bucket) or '')
     if type(props.delivery_info) == 'table' then props.delivery_info.redelivered = true end
     if type(envelope.headers) ~= 'table' then envelope.headers = {} end

@@ -2,10 +2,12 @@
 to a real `celery worker`, and a driver that sends tasks from Python to taskq workers.
 
 The broker and result URLs come from BROKER_URL and RESULT_BACKEND (both redis:// URLs of a
-redis-server the Rust test started).
+redis-server the Rust test started); BROKER_TRANSPORT_OPTIONS, when set, is a JSON object of
+kombu transport options (e.g. custom priority_steps).
 """
 import datetime
 import decimal
+import json
 import os
 import time
 import uuid
@@ -18,6 +20,7 @@ app = Celery(
     backend=os.environ.get("RESULT_BACKEND", os.environ["BROKER_URL"]),
 )
 app.conf.update(
+    broker_transport_options=json.loads(os.environ.get("BROKER_TRANSPORT_OPTIONS") or "{}"),
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
     worker_prefetch_multiplier=1,

@@ -113,8 +113,25 @@ impl PythonEnv {
     ///
     /// When the driver fails, with its output.
     pub fn drive(&self, broker: &str, backend: &str, calls: &Value) -> Vec<Value> {
+        self.drive_with_env(broker, backend, &[], calls)
+    }
+
+    /// Like [`drive`](Self::drive), with extra environment variables for the Celery app
+    /// (e.g. `BROKER_TRANSPORT_OPTIONS`, see `tests/python/celery_app.py`).
+    ///
+    /// # Panics
+    ///
+    /// When the driver fails, with its output.
+    pub fn drive_with_env(
+        &self,
+        broker: &str,
+        backend: &str,
+        env: &[(&str, &str)],
+        calls: &Value,
+    ) -> Vec<Value> {
         let mut child = self
             .command(broker, backend)
+            .envs(env.iter().copied())
             .arg("drive.py")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

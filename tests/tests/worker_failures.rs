@@ -394,13 +394,32 @@ async fn malformed_messages_are_dead_lettered_and_good_ones_run() {
         assert_eq!(entry.queue, "celery");
         assert!(entry.time > 1.0e9, "{entry:?}");
     }
-    // None of the bad messages produced a result record.
-    for id in ["bad-2", "bad-3", "bad-4", "bad-5"] {
+    // Each bad message whose id can be read has its FAILURE stored, so its caller learns why
+    // at once: the one without a tag (refused by the fetch) as well as the undecodable ones.
+    let expected = [
+        (
+            "bad-2",
+            "InvalidTaskError",
+            "celery.exceptions",
+            "delivery_tag",
+        ),
+        ("bad-3", "ContentDisallowed", "kombu.exceptions", "msgpack"),
+        ("bad-4", "InvalidTaskError", "celery.exceptions", "elements"),
+        ("bad-5", "DecodeError", "kombu.exceptions", "base64"),
+    ];
+    for (id, exc_type, exc_module, word) in expected {
+        let err = client
+            .result::<Value>(id)
+            .get(WAIT)
+            .await
+            .expect_err("a refused message fails");
+        let failure = err.task_failure().expect("a stored failure, not a timeout");
         assert_eq!(
-            query::<i64>(&server.url_db(1), &["EXISTS", &meta_key(id)]),
-            0,
+            (failure.exc_type(), failure.exc_module()),
+            (exc_type, exc_module),
             "{id}"
         );
+        assert!(failure.message().contains(word), "{id}: {failure}");
     }
 
     // Still alive and working.
@@ -474,7 +493,7 @@ async fn a_message_over_the_size_limit_found_in_a_queue_is_dead_lettered_whole()
     );
     assert!(huge_len > 20_000_000);
 
-    // The worker keeps the default limit, 1 MiB.
+    // The worker keeps the default limit, 8 MiB.
     let capped = client(&server, |_| {});
     let worker = RunningWorker::start(&capped, |b| b.shutdown_grace(GRACE));
     assert_eq!(small_before.get(WAIT).await.unwrap(), 1);
@@ -487,7 +506,7 @@ async fn a_message_over_the_size_limit_found_in_a_queue_is_dead_lettered_whole()
     let dead = capped.broker().dead_letters(1).await.unwrap().remove(0);
     assert!(
         dead.reason.contains(&format!(
-            "message is {huge_len} bytes, over the limit of 1048576"
+            "message is {huge_len} bytes, over the limit of 8388608"
         )),
         "{}",
         dead.reason
@@ -498,12 +517,140 @@ async fn a_message_over_the_size_limit_found_in_a_queue_is_dead_lettered_whole()
         "the raw message is kept whole"
     );
     assert_eq!(dead.queue, "celery");
-    // The huge task never ran, so it has no result.
-    assert_eq!(
-        query::<i64>(&server.url_db(1), &["EXISTS", &meta_key(huge.id())]),
-        0
+    // The huge task never ran; its caller gets a FAILURE that says why instead of waiting.
+    let started = Instant::now();
+    let err = huge.get(WAIT).await.expect_err("refused for its size");
+    assert!(started.elapsed() < Duration::from_secs(2), "{err}");
+    let failure = err.task_failure().expect("a stored failure, not a timeout");
+    assert_eq!(failure.exc_type(), "MessageTooLarge");
+    assert_eq!(failure.exc_module(), taskq::RUST_EXC_MODULE);
+    assert!(
+        failure.message().contains("over the limit of 8388608"),
+        "{failure}"
     );
     assert!(worker.is_alive());
+    worker.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Compressed messages and headers Celery would refuse
+// ---------------------------------------------------------------------------
+
+/// A kombu envelope for `test.failures.add` with id `id`, whose body is `body` (bytes, as
+/// kombu sends them: base64) and with `headers` added to the minimal ones.
+fn raw_add_message(id: &str, body: &[u8], headers: Value) -> String {
+    let mut all = json!({"lang": "py", "task": "test.failures.add", "id": id});
+    all.as_object_mut()
+        .unwrap()
+        .extend(headers.as_object().unwrap().clone());
+    json!({
+        "body": base64::engine::general_purpose::STANDARD.encode(body),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": all,
+        "properties": {
+            "correlation_id": id,
+            "delivery_info": {"exchange": "", "routing_key": "celery"},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": format!("tag-{id}"),
+        },
+    })
+    .to_string()
+}
+
+fn zlib(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_bodies_run_and_a_decompression_bomb_is_refused() {
+    let server = RedisServer::start();
+    let client = client(&server, |config| config.max_message_size = 1 << 20);
+    let add_body =
+        br#"[[20, 22], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]"#;
+    let compressed = raw_add_message(
+        "zlib-1",
+        &zlib(add_body),
+        json!({"compression": "application/x-gzip"}),
+    );
+    // 64 MiB of spaces around the arguments: a few tens of kilobytes compressed.
+    let mut inflated = vec![b' '; 64 << 20];
+    inflated.extend_from_slice(add_body);
+    let bomb = zlib(&inflated);
+    assert!(bomb.len() < 200 << 10, "{} bytes", bomb.len());
+    let bomb = raw_add_message("bomb-1", &bomb, json!({"compression": "zlib"}));
+    for raw in [&compressed, &bomb] {
+        let _: i64 = query(&server.url(), &["LPUSH", "celery", raw]);
+    }
+    let worker = RunningWorker::start(&client, |b| b.concurrency(1).shutdown_grace(GRACE));
+
+    assert_eq!(client.result::<i64>("zlib-1").get(WAIT).await.unwrap(), 42);
+    let err = client
+        .result::<Value>("bomb-1")
+        .get(WAIT)
+        .await
+        .expect_err("the bomb is refused");
+    let failure = err.task_failure().expect("a stored failure");
+    assert_eq!(failure.exc_type(), "MessageTooLarge");
+    assert!(
+        failure
+            .message()
+            .contains("decompresses (zlib) to more than"),
+        "{failure}"
+    );
+    let url = server.url();
+    wait_until(WAIT, "the bomb's dead letter", || {
+        query::<i64>(&url, &["LLEN", "taskq.dead_letter"]) == 1
+    });
+    let dead = client.broker().dead_letters(1).await.unwrap().remove(0);
+    assert_eq!(dead.payload, bomb);
+    wait_nothing_unacked(&server, WAIT);
+    assert!(worker.is_alive());
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_celery_refuses_are_failures_and_dead_letters_not_ignored() {
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    let body = br#"[[1, 2], {}, null]"#;
+    let cases = [
+        ("eta-1", json!({"eta": "not-a-date"}), "eta \"not-a-date\""),
+        ("limit-1", json!({"timelimit": ["abc", null]}), "timelimit"),
+        ("retries-1", json!({"retries": -1}), "retries -1"),
+    ];
+    for (id, headers, _) in &cases {
+        let raw = raw_add_message(id, body, headers.clone());
+        let _: i64 = query(&server.url(), &["LPUSH", "celery", &raw]);
+    }
+    let worker = RunningWorker::start(&client, |b| b.concurrency(1).shutdown_grace(GRACE));
+    for (id, _, said) in &cases {
+        let err = client
+            .result::<i64>(*id)
+            .get(WAIT)
+            .await
+            .expect_err("refused, never run");
+        let failure = err.task_failure().expect("a stored failure");
+        assert_eq!(failure.exc_type(), "InvalidTaskError", "{id}");
+        assert_eq!(failure.exc_module(), "celery.exceptions", "{id}");
+        assert!(failure.message().contains(said), "{id}: {failure}");
+    }
+    let url = server.url();
+    wait_until(WAIT, "three dead letters", || {
+        query::<i64>(&url, &["LLEN", "taskq.dead_letter"]) == 3
+    });
+    for dead in client.broker().dead_letters(3).await.unwrap() {
+        let (_, _, said) = cases
+            .iter()
+            .find(|(id, _, _)| dead.payload.contains(&format!("tag-{id}")))
+            .expect("one of the cases");
+        assert!(dead.reason.contains(said), "{}", dead.reason);
+    }
+    wait_nothing_unacked(&server, WAIT);
     worker.stop().await;
 }
 

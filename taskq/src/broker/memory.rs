@@ -9,10 +9,12 @@ use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc, Notify};
 
 use super::{
-    Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, RecoverAfter, Subscription,
+    Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, RecoverAfter, RefusedMessage,
+    Subscription,
 };
 use crate::connection::named_instance;
 use crate::keys::BrokerKeys;
+use crate::message::{task_id_by_search, Refusal};
 use crate::revoke::{RevokeLog, Revoked};
 use crate::Result;
 
@@ -78,9 +80,24 @@ impl MemoryBroker {
     /// assert!(std::sync::Arc::ptr_eq(&a, &taskq::broker::memory::MemoryBroker::named("x")));
     /// ```
     pub fn named(name: &str) -> Arc<Self> {
+        Self::named_with_keys(name, BrokerKeys::default())
+    }
+
+    /// Like [`named`](Self::named), laying out its lists by `keys` (priority steps) when this
+    /// opening creates the instance; later openings share it as it was created.
+    ///
+    /// ```
+    /// use taskq::{broker::memory::MemoryBroker, keys::BrokerKeys};
+    ///
+    /// let keys = BrokerKeys::default().with_priority_steps(&[0, 5, 7]);
+    /// let broker = MemoryBroker::named_with_keys("steps-doc", keys);
+    /// assert!(broker.is_empty("celery"));
+    /// ```
+    pub fn named_with_keys(name: &str, keys: BrokerKeys) -> Arc<Self> {
         static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<MemoryBroker>>>> = OnceLock::new();
         named_instance(&REGISTRY, name, || MemoryBroker {
             name: name.to_owned(),
+            keys,
             ..Default::default()
         })
     }
@@ -167,7 +184,7 @@ impl MemoryBroker {
         let mut state = self.state();
         let mut fetched = Fetched {
             now,
-            deliveries: Vec::new(),
+            ..Fetched::default()
         };
         for (list, queue) in order {
             while fetched.deliveries.len() < max {
@@ -175,11 +192,12 @@ impl MemoryBroker {
                     break;
                 };
                 let tag = if raw.len() > max_bytes {
-                    Err(oversize_reason(raw.len(), max_bytes))
+                    Err((
+                        super::FETCH_REFUSED_TOO_LARGE,
+                        oversize_reason(raw.len(), max_bytes),
+                    ))
                 } else {
-                    delivery_tag(&raw).ok_or_else(|| {
-                        "message has no properties.delivery_tag or is not JSON".to_owned()
-                    })
+                    delivery_tag(&raw)
                 };
                 match tag {
                     Ok(tag) => {
@@ -193,12 +211,21 @@ impl MemoryBroker {
                         state.unacked.insert(tag, delivery.clone());
                         fetched.deliveries.push(delivery);
                     }
-                    Err(reason) => state.dead.push_front(DeadLetter {
-                        reason,
-                        queue: queue.clone(),
-                        payload: raw.to_string(),
-                        time: now,
-                    }),
+                    Err((code, reason)) => {
+                        // The id is found as the Redis script finds it, by search.
+                        let refusal = Refusal::new(super::refusal_kind(code), &reason)
+                            .or_task_id(task_id_by_search(&raw));
+                        state.dead.push_front(DeadLetter {
+                            reason,
+                            queue: queue.clone(),
+                            payload: raw.to_string(),
+                            time: now,
+                        });
+                        fetched.refused.push(RefusedMessage {
+                            queue: queue.clone(),
+                            refusal,
+                        });
+                    }
                 }
             }
         }
@@ -211,13 +238,26 @@ fn oversize_reason(size: usize, limit: usize) -> String {
     format!("message is {size} bytes, over the limit of {limit} (TASKQ_MAX_MESSAGE_SIZE)")
 }
 
-fn delivery_tag(raw: &str) -> Option<String> {
-    let envelope: serde_json::Value = serde_json::from_str(raw).ok()?;
+/// The delivery tag of an envelope, or the fetch's refusal code and reason, worded as the
+/// Redis script's.
+fn delivery_tag(raw: &str) -> Result<String, (&'static str, String)> {
+    let envelope: serde_json::Value = serde_json::from_str(raw).map_err(|e| {
+        (
+            super::FETCH_REFUSED_NOT_JSON,
+            format!("message is not JSON: {e}"),
+        )
+    })?;
     envelope
-        .get("properties")?
-        .get("delivery_tag")?
-        .as_str()
+        .get("properties")
+        .and_then(|p| p.get("delivery_tag"))
+        .and_then(serde_json::Value::as_str)
         .map(str::to_owned)
+        .ok_or_else(|| {
+            (
+                super::FETCH_REFUSED_NO_TAG,
+                "message has no properties.delivery_tag".to_owned(),
+            )
+        })
 }
 
 #[async_trait]
@@ -228,7 +268,7 @@ impl Broker for MemoryBroker {
             for m in messages {
                 let list = self
                     .keys
-                    .queue_list(&m.queue, super::priority_bucket(m.priority));
+                    .queue_list(&m.queue, self.keys.priority_bucket(m.priority));
                 state
                     .lists
                     .entry(list)
@@ -518,6 +558,36 @@ mod tests {
 
     fn envelope(tag: &str, attempt: u32) -> String {
         serde_json::json!({"attempt": attempt, "properties": {"delivery_tag": tag}}).to_string()
+    }
+
+    #[tokio::test]
+    async fn refusals_name_their_kind_and_id_as_the_redis_script_does() {
+        use crate::message::RefusalKind;
+        let broker = MemoryBroker::named("memory-refusal-test");
+        let untagged = r#"{"headers": {"task": "t", "id": "id-1"}, "properties": {}}"#;
+        for envelope in [untagged, "not json"] {
+            let outgoing = Outgoing {
+                queue: "celery".to_owned(),
+                priority: 0,
+                envelope: envelope.to_owned(),
+            };
+            broker.publish(&[outgoing]).await.unwrap();
+        }
+        let fetched = broker.fetch(&["celery".into()], 10, 1 << 20).await.unwrap();
+        assert!(fetched.deliveries.is_empty());
+        let refusals: Vec<_> = fetched
+            .refused
+            .iter()
+            .map(|r| (r.refusal.kind(), r.refusal.task_id()))
+            .collect();
+        assert_eq!(
+            refusals,
+            [
+                (RefusalKind::Invalid, Some("id-1")),
+                (RefusalKind::Undecodable, None)
+            ]
+        );
+        assert_eq!(broker.dead_letters(10).await.unwrap().len(), 2);
     }
 
     #[tokio::test]

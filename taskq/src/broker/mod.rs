@@ -33,6 +33,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use crate::message::{Refusal, RefusalKind};
 use crate::Result;
 
 /// Envelopes arriving on a fanout exchange, from [`Broker::subscribe_broadcast`]. Dropping it
@@ -155,7 +156,50 @@ pub struct Fetched {
     pub now: f64,
     /// The messages, highest priority first.
     pub deliveries: Vec<Delivery>,
+    /// Messages the fetch moved to the dead-letter list instead (over the size limit, or
+    /// without a delivery tag), for the worker to log and to tell their callers.
+    pub refused: Vec<RefusedMessage>,
 }
+
+/// A message a fetch refused and dead-lettered without handing it over: too large to bring
+/// into a worker's memory, or impossible to track (no delivery tag).
+///
+/// ```
+/// # #[tokio::main] async fn main() -> taskq::Result<()> {
+/// use taskq::broker::{memory::MemoryBroker, Broker, Outgoing};
+///
+/// let broker = MemoryBroker::named("refused-doc");
+/// let envelope = taskq::message::NewMessage::new("t", "id-big").args(vec!["x".repeat(2000).into()]).encode("celery").unwrap();
+/// broker.publish(&[Outgoing { queue: "celery".into(), priority: 0, envelope }]).await?;
+/// let fetched = broker.fetch(&["celery".into()], 10, 1000).await?;
+/// assert!(fetched.deliveries.is_empty());
+/// assert_eq!(fetched.refused[0].refusal.task_id(), Some("id-big"));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefusedMessage {
+    /// The queue it was taken from.
+    pub queue: String,
+    /// Why, and the task id when the fetch could find it in the text.
+    pub refusal: Refusal,
+}
+
+/// How the fetch names a refusal's kind (the Redis script's reply, the memory broker's
+/// choice), and the kind it is.
+pub(crate) fn refusal_kind(code: &str) -> RefusalKind {
+    match code {
+        FETCH_REFUSED_TOO_LARGE => RefusalKind::TooLarge,
+        FETCH_REFUSED_NOT_JSON => RefusalKind::Undecodable,
+        _ => RefusalKind::Invalid,
+    }
+}
+
+/// The fetch's code for a message over the size limit.
+pub(crate) const FETCH_REFUSED_TOO_LARGE: &str = "too_large";
+/// The fetch's code for a message that is not JSON.
+pub(crate) const FETCH_REFUSED_NOT_JSON: &str = "not_json";
+/// The fetch's code for a message without a delivery tag.
+pub(crate) const FETCH_REFUSED_NO_TAG: &str = "no_tag";
 
 /// A broker implementation.
 ///
@@ -178,7 +222,7 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// Moves up to `max` messages from `queues` into the unacked set, in priority order and
     /// then queue order. Never waits: the batch is empty when the queues are. Messages that
     /// cannot be tracked (not JSON, no delivery tag) or are longer than `max_bytes` go to the
-    /// dead-letter list instead, with the reason.
+    /// dead-letter list instead, with the reason, and are listed in [`Fetched::refused`].
     ///
     /// # Cancel safety
     ///
@@ -379,28 +423,4 @@ pub struct DeadLetter {
     pub payload: String,
     /// When it was dead-lettered, in seconds since the Unix epoch.
     pub time: f64,
-}
-
-/// Maps a priority 0–9 to kombu's bucket (largest step ≤ priority) for steps `[0, 3, 6, 9]`.
-pub(crate) const PRIORITY_STEPS: [u8; 4] = [0, 3, 6, 9];
-
-pub(crate) fn priority_bucket(priority: u8) -> u8 {
-    let p = priority.min(9);
-    PRIORITY_STEPS
-        .iter()
-        .copied()
-        .filter(|s| *s <= p)
-        .max()
-        .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn priorities_map_to_kombu_buckets() {
-        let buckets: Vec<u8> = (0..=12).map(priority_bucket).collect();
-        assert_eq!(buckets, [0, 0, 0, 3, 3, 3, 6, 6, 6, 9, 9, 9, 9]);
-    }
 }

@@ -20,11 +20,13 @@ use redis::AsyncConnectionConfig;
 use tokio::sync::Mutex;
 
 use super::{
-    Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, RecoverAfter, Subscription,
+    Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, RecoverAfter, RefusedMessage,
+    Subscription,
 };
 use crate::config::mask_url;
 use crate::connection::LazyConnection;
 use crate::keys::BrokerKeys;
+use crate::message::Refusal;
 use crate::revoke::{Revoked, REVOKES_MAX, REVOKE_EXPIRES};
 use crate::scripts::Scripts;
 use crate::Result;
@@ -205,19 +207,33 @@ impl RedisBroker {
             .collect()
     }
 
+    /// Reads the fetch script's reply (see `scripts::FETCH`): messages taken, and refused
+    /// ones, told apart by the sign of their list's index.
     fn parse_fetch_reply(reply: Vec<redis::Value>, order: &[(String, String)]) -> Result<Fetched> {
         let mut items = reply.into_iter();
         let now: String = from_value(items.next().unwrap_or(redis::Value::Nil))?;
         let mut fetched = Fetched {
             now: now.parse().unwrap_or_default(),
-            deliveries: Vec::new(),
+            ..Fetched::default()
         };
-        while let (Some(index), Some(tag), Some(raw)) = (items.next(), items.next(), items.next()) {
-            let index: usize = from_value(index)?;
-            let (source, queue) = order[index - 1].clone();
-            let raw: String = from_value(raw)?;
+        while let (Some(index), Some(second), Some(third)) =
+            (items.next(), items.next(), items.next())
+        {
+            let index: i64 = from_value(index)?;
+            if index < 0 {
+                // A refusal: its code, the task id, and one more item, the reason.
+                let reason = items.next().unwrap_or(redis::Value::Nil);
+                let queue = &order[index.unsigned_abs() as usize - 1].1;
+                fetched
+                    .refused
+                    .push(refused_message(queue, second, third, reason)?);
+                continue;
+            }
+            // A message taken: its tag and text.
+            let (source, queue) = order[index as usize - 1].clone();
+            let raw: String = from_value(third)?;
             fetched.deliveries.push(Delivery {
-                tag: from_value(tag)?,
+                tag: from_value(second)?,
                 queue,
                 source,
                 raw: raw.into(),
@@ -225,6 +241,24 @@ impl RedisBroker {
         }
         Ok(fetched)
     }
+}
+
+/// A refusal from the fetch script's reply: its code, the task id found (`""`: none) and
+/// the reason.
+fn refused_message(
+    queue: &str,
+    code: redis::Value,
+    id: redis::Value,
+    reason: redis::Value,
+) -> Result<RefusedMessage> {
+    let (code, id, reason): (String, String, String) =
+        (from_value(code)?, from_value(id)?, from_value(reason)?);
+    let refusal = Refusal::new(super::refusal_kind(&code), reason)
+        .or_task_id(Some(id.as_str()).filter(|id| !id.is_empty()));
+    Ok(RefusedMessage {
+        queue: queue.to_owned(),
+        refusal,
+    })
 }
 
 fn from_value<T: redis::FromRedisValue>(value: redis::Value) -> Result<T> {
@@ -300,7 +334,7 @@ const MAX_RESENDS: usize = 3;
 impl RedisBroker {
     /// The list each message goes to.
     fn destination(&self, message: &Outgoing) -> String {
-        let bucket = super::priority_bucket(message.priority);
+        let bucket = self.keys.priority_bucket(message.priority);
         self.keys.queue_list(&message.queue, bucket)
     }
 
@@ -541,6 +575,7 @@ impl Broker for RedisBroker {
             .arg(max)
             .arg(self.keys.prefix())
             .arg(self.keys.priority_sep())
+            .arg(self.keys.priority_steps_arg())
             .invoke_async(&mut conn)
             .await?;
         Ok(restored)

@@ -5,13 +5,16 @@
 //!
 //! It only handles the common shape: protocol 2, JSON, base64 or plain body, every field of
 //! the type Celery writes. Anything else (protocol 1, a field of an odd type, compression,
-//! another content type) returns `None`, and [`TaskMessage::decode`] takes its general path,
-//! which accepts what it can and explains what it rejects. Both paths give the same message.
+//! another content type, a time that does not parse, a `NaN`) returns `None`, and
+//! [`TaskMessage::decode`] takes its general path, which accepts what it can and explains what
+//! it refuses. Both paths give the same message.
 
 use std::borrow::Cow;
 
 use base64::Engine as _;
 use serde::Deserialize;
+
+use chrono::{DateTime, Utc};
 
 use super::{parse_time, split_body_v2, TaskMessage, CONTENT_TYPE_JSON};
 use crate::pyjson;
@@ -52,7 +55,7 @@ struct Headers<'a> {
     group: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     taskset: Option<Cow<'a, str>>,
-    /// Present only to send compressed messages to the general path, which rejects them.
+    /// Present only to send compressed messages to the general path, which decompresses them.
     #[serde(default, borrow)]
     compression: Option<Cow<'a, str>>,
     #[serde(default)]
@@ -98,7 +101,7 @@ pub(super) fn decode(raw: &str) -> Option<TaskMessage> {
         }
         _ => envelope.body.into_owned(),
     };
-    let (args, kwargs) = split_body_v2(pyjson::from_str(&body).ok()?).ok()?;
+    let (args, kwargs) = split_body_v2(pyjson::from_str_refusing_nan(&body).ok()?).ok()?;
     let headers = envelope.headers;
     let properties = envelope.properties;
     let owned = |text: Option<Cow<'_, str>>| text.map(Cow::into_owned);
@@ -109,8 +112,8 @@ pub(super) fn decode(raw: &str) -> Option<TaskMessage> {
         id: headers.id.into_owned(),
         args,
         kwargs,
-        eta: headers.eta.as_deref().and_then(parse_time),
-        expires: headers.expires.as_deref().and_then(parse_time),
+        eta: time(headers.eta.as_deref())?,
+        expires: time(headers.expires.as_deref())?,
         retries: count(headers.retries),
         hard_time_limit,
         soft_time_limit,
@@ -128,4 +131,12 @@ pub(super) fn decode(raw: &str) -> Option<TaskMessage> {
         recoveries: count(headers.taskq_recoveries),
         crashes: count(headers.taskq_crashes),
     })
+}
+
+/// A time header's value; `None` when it does not parse, so that the general path refuses it.
+fn time(text: Option<&str>) -> Option<Option<DateTime<Utc>>> {
+    match text {
+        None => Some(None),
+        Some(text) => parse_time(text).map(Some),
+    }
 }

@@ -1,6 +1,10 @@
 //! Takes messages from the broker in batches, as many as there are free reservation slots,
 //! and decides each one's fate: run it (handed in order to the dispatcher), park it until its
-//! ETA, or settle it at once (expired, unknown task, undecodable).
+//! ETA, or settle it at once (expired, unknown task, refused).
+//!
+//! A refused message (one the fetch dead-lettered as too large or untrackable, or one that
+//! does not decode into a task taskq can run) also gets a FAILURE stored under its task id
+//! whenever the id can be read, so that its caller learns why instead of waiting.
 //!
 //! Fetching and deciding overlap: a batch is decoded on a task of its own while the next
 //! fetch is in flight, so Redis's time and the worker's add up less.
@@ -12,9 +16,9 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::completer::{Action, Completion};
 use super::{events, executor, Shared};
-use crate::broker::Delivery;
+use crate::broker::{Delivery, Fetched, RefusedMessage};
 use crate::failure::TaskFailure;
-use crate::message::{with_header, TaskMessage, UNKNOWN_ATTEMPTS_HEADER};
+use crate::message::{with_header, Refusal, TaskMessage, UNKNOWN_ATTEMPTS_HEADER};
 use crate::registry;
 use crate::state::ResultMeta;
 
@@ -89,7 +93,7 @@ async fn fetch_batches(shared: &Arc<Shared>, batches: mpsc::Sender<Batch>) {
         // Sent before the fetch: the leases it writes last at least a timeout from here.
         let asked = std::time::Instant::now();
         // Never cancelled: once Redis has moved messages to `unacked`, they must be handed on.
-        match broker.fetch(queues, reservations.len(), max_bytes).await {
+        match fetch_reporting_refusals(shared, queues, reservations.len(), max_bytes).await {
             Ok(fetched) if fetched.deliveries.is_empty() => {
                 shared.health.contact();
                 drop(reservations);
@@ -127,6 +131,50 @@ async fn fetch_batches(shared: &Arc<Shared>, batches: mpsc::Sender<Batch>) {
         }
     }
 }
+
+/// One fetch. The messages it refused are already dead-lettered; they are logged, and a
+/// FAILURE is stored for each whose task id the fetch found, before the rest is handed on.
+async fn fetch_reporting_refusals(
+    shared: &Shared,
+    queues: &[String],
+    max: usize,
+    max_bytes: usize,
+) -> crate::Result<Fetched> {
+    let mut fetched = shared.client.broker().fetch(queues, max, max_bytes).await?;
+    if !fetched.refused.is_empty() {
+        report_refused(shared, std::mem::take(&mut fetched.refused)).await;
+    }
+    Ok(fetched)
+}
+
+/// Logs messages the fetch refused and stores their callers' FAILURE. Not retried: the
+/// message is safe in the dead-letter list with its reason whatever happens here.
+async fn report_refused(shared: &Shared, refused: Vec<RefusedMessage>) {
+    let mut records = Vec::new();
+    for RefusedMessage { queue, refusal } in &refused {
+        tracing::error!(
+            %queue, id = refusal.task_id().unwrap_or(UNREADABLE_ID), reason = %refusal,
+            "message refused at fetch: dead-lettered"
+        );
+        records.extend(failure_record(refusal));
+    }
+    if records.is_empty() {
+        return;
+    }
+    if let Err(e) = shared.client.backend().store(&records).await {
+        tracing::error!(error = %e, count = records.len(), "cannot store the FAILURE of refused messages; they are in the dead-letter list");
+    }
+}
+
+/// The FAILURE record telling a refused message's caller why, when its task id is known.
+fn failure_record(refusal: &Refusal) -> Option<ResultMeta> {
+    refusal
+        .task_id()
+        .map(|id| ResultMeta::failure(id, &refusal.failure()))
+}
+
+/// How logs show the task id of a refused message whose id cannot be read.
+const UNREADABLE_ID: &str = "(unreadable)";
 
 async fn pause_after_error(shared: &Shared, error: &crate::Error, backoff: &mut Duration) {
     tracing::error!(error = %error, "cannot fetch from the broker; retrying in {backoff:?}");
@@ -183,15 +231,17 @@ async fn dispatch(
             reservation,
         });
     };
-    let message = match TaskMessage::decode(&delivery.raw) {
+    let max_bytes = shared.client.config().max_message_size;
+    let message = match TaskMessage::decode_limited(&delivery.raw, max_bytes) {
         Ok(message) => message,
-        Err(reason) => {
-            return settle(
-                delivery,
-                None,
-                Action::DeadLetter(format!("undecodable message: {reason}")),
-                reservation,
-            )
+        Err(refusal) => {
+            tracing::error!(
+                queue = %delivery.queue, id = refusal.task_id().unwrap_or(UNREADABLE_ID),
+                reason = %refusal, "message refused: FAILURE stored if its id is known, dead-lettered"
+            );
+            let record = failure_record(&refusal);
+            let reason = format!("undecodable message: {refusal}");
+            return settle(delivery, record, Action::DeadLetter(reason), reservation);
         }
     };
     if message.expires.is_some_and(|t| timestamp(t) <= now) {

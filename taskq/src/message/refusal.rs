@@ -1,0 +1,125 @@
+//! Why a received message cannot run, and what its caller is told.
+//!
+//! A refused message goes to the dead-letter list with the [reason](Refusal::reason); when its
+//! task id can be read, the worker also stores a FAILURE under that id, so that whoever waits
+//! on the result (taskq's `AsyncResult::get`, Python's `AsyncResult.get()`) learns at once why,
+//! instead of waiting for a timeout. The exception each kind stores is one a Python user knows.
+
+use std::fmt;
+
+use crate::failure::TaskFailure;
+
+/// What is wrong with a refused message; each kind stores its own exception.
+///
+/// ```
+/// use taskq::message::{RefusalKind, TaskMessage};
+///
+/// let pickled = r#"{"body": "gAJ9", "content-type": "application/x-python-serialize", "headers": {"task": "t", "id": "i"}, "properties": {}}"#;
+/// let refusal = TaskMessage::decode(pickled).unwrap_err();
+/// assert_eq!(refusal.kind(), RefusalKind::ContentDisallowed);
+/// assert_eq!(refusal.task_id(), Some("i"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefusalKind {
+    /// Serialized with something other than JSON (pickle, yaml, msgpack, …) or with no
+    /// content type. Stored as kombu's `ContentDisallowed`, what a Python worker with Celery's
+    /// default `accept_content` raises for the same message.
+    ContentDisallowed,
+    /// The body cannot be decoded: not base64, not UTF-8, not JSON, compressed with a method
+    /// taskq does not support or corrupt, or holding a `NaN`. Stored as kombu's `DecodeError`.
+    Undecodable,
+    /// Decoded, but not a valid task message: a body that is not `[args, kwargs, embed]`, no
+    /// task name, an `eta` that is not a time, a bad `timelimit` or `retries`. Stored as
+    /// Celery's `InvalidTaskError`, which Celery raises for the same headers.
+    Invalid,
+    /// Larger than `TASKQ_MAX_MESSAGE_SIZE`, as stored or once decompressed. Stored as
+    /// `MessageTooLarge` (module `taskq.exceptions`; Python builds the class on the fly).
+    TooLarge,
+}
+
+/// A message taskq refuses to run: the reason, and the task id when it can be read.
+///
+/// ```
+/// let refusal = taskq::message::TaskMessage::decode("not json").unwrap_err();
+/// assert!(refusal.reason().starts_with("envelope is not JSON"));
+/// assert_eq!(refusal.task_id(), None); // nobody to tell
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    kind: RefusalKind,
+    reason: String,
+    task_id: Option<String>,
+}
+
+impl Refusal {
+    /// A refusal of `kind` for `reason`, its task id not known yet.
+    pub(crate) fn new(kind: RefusalKind, reason: impl Into<String>) -> Self {
+        Self {
+            kind,
+            reason: reason.into(),
+            task_id: None,
+        }
+    }
+
+    /// Shorthand for a [`RefusalKind::Invalid`] refusal.
+    pub(crate) fn invalid(reason: impl Into<String>) -> Self {
+        Self::new(RefusalKind::Invalid, reason)
+    }
+
+    /// Shorthand for a [`RefusalKind::Undecodable`] refusal.
+    pub(crate) fn undecodable(reason: impl Into<String>) -> Self {
+        Self::new(RefusalKind::Undecodable, reason)
+    }
+
+    /// The same refusal, with `id` as its task id unless it has one already.
+    pub(crate) fn or_task_id(mut self, id: Option<&str>) -> Self {
+        if self.task_id.is_none() {
+            self.task_id = id.map(str::to_owned);
+        }
+        self
+    }
+
+    /// What is wrong.
+    pub fn kind(&self) -> RefusalKind {
+        self.kind
+    }
+
+    /// Why the message is refused, for logs and the dead-letter list.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// The message's task id, when it could be read: the FAILURE is stored under it.
+    pub fn task_id(&self) -> Option<&str> {
+        self.task_id.as_deref()
+    }
+
+    /// The failure stored for the task, in the exception its [kind](RefusalKind) names.
+    ///
+    /// ```
+    /// let refusal = taskq::message::TaskMessage::decode(
+    ///     r#"{"body": "[[], {}, null]", "content-type": "application/json", "headers": {"task": "t", "id": "i", "eta": "soon"}, "properties": {}}"#,
+    /// ).unwrap_err();
+    /// let failure = refusal.failure();
+    /// assert_eq!((failure.exc_type(), failure.exc_module()), ("InvalidTaskError", "celery.exceptions"));
+    /// assert!(failure.message().contains("\"soon\""));
+    /// ```
+    pub fn failure(&self) -> TaskFailure {
+        let reason = self.reason.as_str();
+        match self.kind {
+            RefusalKind::ContentDisallowed => TaskFailure::content_disallowed(reason),
+            RefusalKind::Undecodable => TaskFailure::decode_error(reason),
+            RefusalKind::Invalid => TaskFailure::invalid_task(reason),
+            RefusalKind::TooLarge => TaskFailure::message_too_large(reason),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for Refusal {}
