@@ -54,7 +54,7 @@ async fn connection_kills_during_sends_fail_no_send_and_queue_each_once() {
     const SENDS: u64 = 2000;
     let server = RedisServer::start();
     let client = client(&server, |_| {});
-    // Kills every normal client connection (not its own) every 10 ms while the sends go on.
+    // Kills every normal client connection (not its own) every 20 ms while the sends go on.
     let stop = Arc::new(AtomicBool::new(false));
     let kills = Arc::new(AtomicUsize::new(0));
     let killer = {
@@ -68,7 +68,7 @@ async fn connection_kills_during_sends_fail_no_send_and_queue_each_once() {
                     .query(&mut conn)
                     .expect("CLIENT KILL");
                 kills.fetch_add(killed as usize, Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(10));
+                std::thread::sleep(Duration::from_millis(20));
             }
         })
     };

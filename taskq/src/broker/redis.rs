@@ -328,8 +328,10 @@ async fn list_wait(
 }
 
 /// How many times a send goes again after its connection dropped: Redis's idle `timeout`, a
-/// proxy or a `CLIENT KILL` close connections, and each new one may be closed too.
-const MAX_RESENDS: usize = 3;
+/// proxy or a `CLIENT KILL` close connections, and each new one may be closed too. A resend
+/// goes at once: the connection manager notices a closed connection only when a command
+/// fails on it, and a wait would give the new connection time to be closed as well.
+const MAX_RESENDS: usize = 5;
 
 impl RedisBroker {
     /// The list each message goes to.

@@ -37,6 +37,9 @@ impl Room {
 
     /// Waits until Redis has room for this worker's writes.
     pub(super) async fn wait(&self) {
+        if *self.0.borrow() {
+            return; // the usual case, on the fetch path: no subscription
+        }
         let mut open = self.0.subscribe();
         let _ = open.wait_for(|open| *open).await;
     }
