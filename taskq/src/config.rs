@@ -15,6 +15,7 @@
 //! | `TASKQ_MAX_RECOVERIES` | `5` | crashes (worker lost while running the task) after which the message is dead-lettered |
 //! | `TASKQ_VISIBILITY_TIMEOUT` | `30` | seconds a killed or frozen taskq worker's messages stay claimed before recovery returns them to their queue (live workers renew their leases) |
 //! | `TASKQ_CELERY_VISIBILITY_TIMEOUT` | unset | taskq never takes back messages Python Celery workers hold (they renew no lease; kombu restores them); set it (at least their `visibility_timeout`) only when no Python worker is left to do that |
+//! | `TASKQ_HOSTNAME` | `taskq-<pid>@<host>` | the worker's node name, Celery's `-n`: `%h` host name, `%n` without domain, `%d` domain |
 //! | `TASKQ_SEND_EVENTS` | `false` | publish Celery events (`celeryev`) for Flower and `celery events` (Celery's `-E`) |
 //! | `TASKQ_MAX_MESSAGE_SIZE` | `8388608` (8 MiB) | largest message in bytes, as stored and once decompressed: bigger ones are refused at send, and at fetch dead-lettered with FAILURE stored |
 //! | `TASKQ_UNKNOWN_TASK_RETRIES` | `3` | times a worker puts back a task it does not know (another worker may) before failing it |
@@ -68,6 +69,9 @@ pub struct Config {
     pub result_expires: Option<Duration>,
     /// Queue for tasks that name none.
     pub default_queue: String,
+    /// Workers' node name template, Celery's `-n`: `%h` (host name), `%n` (host name without
+    /// its domain), `%d` (domain). `None`: `taskq-<pid>@<host>`, unique per worker.
+    pub worker_name: Option<String>,
     /// Tasks a worker runs at once.
     pub concurrency: usize,
     /// Queues a worker consumes.
@@ -126,6 +130,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             track_started: false,
             send_events: false,
+            worker_name: None,
             unknown_task_retries: 3,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             visibility_timeout: Duration::from_secs(30),
@@ -227,6 +232,9 @@ impl Config {
         }
         if let Some(flag) = get(&["TASKQ_SEND_EVENTS"]) {
             config.send_events = parse_bool("TASKQ_SEND_EVENTS", &flag)?;
+        }
+        if let Some(name) = get(&["TASKQ_HOSTNAME"]) {
+            config.worker_name = Some(name);
         }
         if let Some(steps) = get(&["TASKQ_PRIORITY_STEPS"]) {
             config.priority_steps = parse_priority_steps(&steps)?;

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use taskq::{Client, Options};
 use taskq_tests::python::{PythonEnv, CELERY_LATEST, CELERY_LINES};
 use taskq_tests::worker::{client, eventually, meta_key, query, RunningWorker};
-use taskq_tests::RedisServer;
+use taskq_tests::{spawn_example_worker, RedisServer};
 
 const NODE: &str = "taskq@control-test";
 const WAIT: Duration = Duration::from_secs(20);
@@ -370,4 +370,55 @@ async fn celery_python(python: &PythonEnv, server: &RedisServer, script: &str) -
     tokio::task::spawn_blocking(move || cmd.output().expect("cannot run python"))
         .await
         .unwrap()
+}
+
+/// Workers configured from the environment on one host are distinct nodes by default (they
+/// were all `taskq@<host>`, so `celery inspect` saw one node answering several times), and
+/// `TASKQ_HOSTNAME` takes Celery's `-n` templates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_on_one_host_are_distinct_nodes_and_take_celery_name_templates() {
+    let python = tokio::task::spawn_blocking(|| PythonEnv::get(CELERY_LATEST))
+        .await
+        .unwrap();
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let _workers = [
+        spawn_example_worker(&server, dir.path(), "a.log", &[]),
+        spawn_example_worker(&server, dir.path(), "b.log", &[]),
+        spawn_example_worker(
+            &server,
+            dir.path(),
+            "c.log",
+            &[("TASKQ_HOSTNAME", "reports@%n")],
+        ),
+    ];
+    let host = hostname::get().unwrap().into_string().unwrap();
+    let short = host.split('.').next().unwrap().to_owned();
+    let deadline = Instant::now() + WAIT;
+    let nodes = loop {
+        let out = celery(
+            &python,
+            &server,
+            &["inspect", "ping", "-j", "--timeout", "2"],
+        )
+        .await;
+        let replies: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim())
+            .unwrap_or(Value::Null);
+        let nodes: Vec<String> = replies
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        if nodes.len() == 3 || Instant::now() > deadline {
+            break nodes;
+        }
+    };
+    println!("celery inspect ping answered by {nodes:?}");
+    assert_eq!(nodes.len(), 3, "three distinct nodes: {nodes:?}");
+    assert!(nodes.contains(&format!("reports@{short}")), "{nodes:?}");
+    let defaults: Vec<&String> = nodes.iter().filter(|n| n.starts_with("taskq-")).collect();
+    assert_eq!(defaults.len(), 2, "{nodes:?}");
+    assert!(
+        defaults.iter().all(|n| n.ends_with(&format!("@{host}"))),
+        "{nodes:?}"
+    );
 }

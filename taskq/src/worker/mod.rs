@@ -30,6 +30,7 @@ mod events;
 mod executor;
 mod health;
 mod lease;
+mod node_name;
 mod recovery;
 mod revoked;
 mod room;
@@ -248,7 +249,9 @@ impl WorkerBuilder {
         self
     }
 
-    /// The node name shown in logs and STARTED records (default `taskq@<host name>`).
+    /// The node name shown in logs, STARTED records, events and `celery inspect` (default
+    /// `TASKQ_HOSTNAME`, else `taskq-<pid>@<host name>`, unique per worker). Takes Celery's
+    /// `-n` templates: `%h` (host name), `%n` (host name without its domain), `%d` (domain).
     ///
     /// ```
     /// let client = taskq::Client::from_config(taskq::Config::default())?;
@@ -256,7 +259,7 @@ impl WorkerBuilder {
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn hostname(mut self, name: impl Into<String>) -> Self {
-        self.settings.hostname = name.into();
+        self.settings.hostname = node_name::expand(&name.into(), &crate::hostname());
         self
     }
 
@@ -351,7 +354,7 @@ impl Worker {
             stall_after: DEFAULT_STALL_AFTER,
             max_recoveries: config.max_recoveries,
             require_noeviction: config.require_noeviction,
-            hostname: format!("taskq@{}", crate::hostname()),
+            hostname: node_name::for_new_worker(config.worker_name.as_deref(), &crate::hostname()),
             banner: true,
             send_events: config.send_events,
         };
