@@ -768,3 +768,49 @@ async fn dead_letters_can_be_put_back_once_their_cause_is_fixed() {
     assert_eq!(query::<i64>(&url, &["LLEN", "taskq.dead_letter"]), 0);
     assert_eq!(client.broker().requeue_dead_letters(10).await.unwrap(), 0);
 }
+
+/// A flood of garbage is logged without flooding the log: a line for each of the first few
+/// dead letters every 10 s, then one line counting the rest, so every one is accounted for.
+#[test]
+fn a_flood_of_dead_letters_is_logged_rate_limited_with_a_count_of_the_rest() {
+    const GARBAGE: usize = 2000;
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let mut pipe = redis::pipe();
+    for i in 0..GARBAGE {
+        pipe.lpush("celery", format!("not a message {i}")).ignore();
+    }
+    let () = pipe.query(&mut server.connection()).unwrap();
+    let worker = taskq_tests::spawn_example_worker(&server, dir.path(), "worker.log", &[]);
+    wait_until(
+        Duration::from_secs(30),
+        "every message to be dead-lettered",
+        || {
+            taskq_tests::worker::query::<i64>(&url, &["LLEN", "taskq.dead_letter"])
+                == GARBAGE as i64
+        },
+    );
+    worker.terminate();
+    let mut worker = worker;
+    assert!(
+        worker.wait_timeout(Duration::from_secs(20)).is_some(),
+        "the worker stops"
+    );
+    let log = std::fs::read_to_string(dir.path().join("worker.log")).unwrap();
+    let written = log.matches("message refused at fetch").count();
+    let counted: usize = log
+        .lines()
+        .filter_map(|line| {
+            let (before, _) = line.split_once(" more messages were dead-lettered")?;
+            before.rsplit(' ').next()?.parse::<usize>().ok()
+        })
+        .sum();
+    println!("{GARBAGE} dead letters: {written} lines written, {counted} counted in summaries");
+    assert!(written <= 30, "{written} lines for {GARBAGE} dead letters");
+    assert_eq!(
+        written + counted,
+        GARBAGE,
+        "every dead letter is accounted for"
+    );
+}

@@ -111,7 +111,9 @@ async fn settle(shared: &Shared, batch: &[Completion]) {
                 shared.client.broker().dead_letter(&c.delivery, reason)
             })
             .await;
-            tracing::error!(queue = %c.delivery.queue, %reason, "message moved to the dead-letter list");
+            shared.dead_letter_log.log(|| {
+                tracing::error!(queue = %c.delivery.queue, %reason, "message moved to the dead-letter list")
+            });
         }
     }
 }

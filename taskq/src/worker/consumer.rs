@@ -152,10 +152,12 @@ async fn fetch_reporting_refusals(
 async fn report_refused(shared: &Shared, refused: Vec<RefusedMessage>) {
     let mut records = Vec::new();
     for RefusedMessage { queue, refusal } in &refused {
-        tracing::error!(
-            %queue, id = refusal.task_id().unwrap_or(UNREADABLE_ID), reason = %refusal,
-            "message refused at fetch: dead-lettered"
-        );
+        shared.dead_letter_log.log(|| {
+            tracing::error!(
+                %queue, id = refusal.task_id().unwrap_or(UNREADABLE_ID), reason = %refusal,
+                "message refused at fetch: dead-lettered"
+            )
+        });
         records.extend(failure_record(refusal));
     }
     if records.is_empty() {
@@ -235,10 +237,12 @@ async fn dispatch(
     let message = match TaskMessage::decode_limited(&delivery.raw, max_bytes) {
         Ok(message) => message,
         Err(refusal) => {
-            tracing::error!(
-                queue = %delivery.queue, id = refusal.task_id().unwrap_or(UNREADABLE_ID),
-                reason = %refusal, "message refused: FAILURE stored if its id is known, dead-lettered"
-            );
+            shared.dead_letter_log.log(|| {
+                tracing::error!(
+                    queue = %delivery.queue, id = refusal.task_id().unwrap_or(UNREADABLE_ID),
+                    reason = %refusal, "message refused: FAILURE stored if its id is known, dead-lettered"
+                )
+            });
             let record = failure_record(&refusal);
             let reason = format!("undecodable message: {refusal}");
             return settle(delivery, record, Action::DeadLetter(reason), reservation);

@@ -25,6 +25,7 @@ mod banner;
 mod completer;
 mod consumer;
 mod control;
+mod dead_letter_log;
 mod dispatcher;
 mod events;
 mod executor;
@@ -489,6 +490,7 @@ impl Worker {
         // `worker-offline`.
         events_stop.cancel();
         let _ = events.await;
+        shared.dead_letter_log.report();
         shared.health.set_running(false);
         tracing::info!("worker stopped");
         Ok(())
@@ -611,6 +613,8 @@ struct Shared {
     health: HealthHandle,
     /// Closed while Redis refuses this worker's writes for lack of memory.
     room: room::Room,
+    /// Log lines for dead letters, limited.
+    dead_letter_log: Arc<dead_letter_log::DeadLetterLog>,
 }
 
 impl Shared {
@@ -643,6 +647,7 @@ impl Shared {
             started: Instant::now(),
             health,
             room: room::Room::new(),
+            dead_letter_log: dead_letter_log::DeadLetterLog::new(),
         });
         (shared, event_queue)
     }
