@@ -74,6 +74,16 @@ async fn inspect(python: &PythonEnv, server: &RedisServer, method: &str) -> Valu
     }
 }
 
+/// Waits for `id`'s REVOKED ("revoked") record and checks that it stays: a run would have
+/// stored SUCCESS, which is never overwritten. Returns the record.
+async fn assert_discarded_unrun(server: &RedisServer, id: &str) -> Value {
+    let record = wait_for_status(server, id, "REVOKED", WAIT).await;
+    assert_eq!(record["result"]["exc_message"], json!(["revoked"]));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(meta(server, id)["status"], "REVOKED");
+    record
+}
+
 /// The stored result record of `id` (results are in db 1), or `Null` while there is none.
 fn meta(server: &RedisServer, id: &str) -> Value {
     let text: Option<String> = query(&server.url_db(1), &["GET", &meta_key(id)]);
@@ -201,12 +211,8 @@ async fn celery_control_revoke_discards_a_task_waiting_for_its_eta() {
         "nothing stored before the ETA"
     );
 
-    let record = wait_for_status(&server, sent.id(), "REVOKED", WAIT).await;
+    let record = assert_discarded_unrun(&server, sent.id()).await;
     assert_eq!(record["result"]["exc_type"], "TaskRevokedError");
-    assert_eq!(record["result"]["exc_message"], json!(["revoked"]));
-    // It never ran: a run would have stored SUCCESS, which is never overwritten.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(meta(&server, sent.id())["status"], "REVOKED");
     worker.stop().await;
     taskq_tests::worker::assert_nothing_unacked(&server);
 }
@@ -254,11 +260,7 @@ async fn celery_control_revoke_holds_for_the_worker_that_replaces_the_one_it_rea
         )
         .await
         .unwrap();
-    let record = wait_for_status(&server, sent.id(), "REVOKED", WAIT).await;
-    assert_eq!(record["result"]["exc_message"], json!(["revoked"]));
-    // It never ran: a run would have stored SUCCESS, which is never overwritten.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(meta(&server, sent.id())["status"], "REVOKED");
+    assert_discarded_unrun(&server, sent.id()).await;
     replacement.stop().await;
     taskq_tests::worker::assert_nothing_unacked(&server);
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use taskq::{Client, Options};
 use taskq_tests::python::{PythonEnv, CELERY_LATEST};
 use taskq_tests::worker::{client, query, RunningWorker};
-use taskq_tests::RedisServer;
+use taskq_tests::{ChildGuard, RedisServer};
 
 const TASK_SECS: f64 = 3.0;
 
@@ -39,8 +39,12 @@ fn runs(ledger: &Path) -> usize {
         .count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn taskq_recovery_leaves_a_live_python_workers_long_task_alone() {
+/// A Redis, a temporary directory (the worker's log is `celery.log` there) and a Celery 5.6
+/// prefork worker on `queue`, with `envs` for the app.
+async fn python_worker_on(
+    queue: &'static str,
+    envs: &'static [(&'static str, &'static str)],
+) -> (RedisServer, tempfile::TempDir, ChildGuard) {
     let python = tokio::task::spawn_blocking(|| PythonEnv::get(CELERY_LATEST))
         .await
         .unwrap();
@@ -48,11 +52,17 @@ async fn taskq_recovery_leaves_a_live_python_workers_long_task_alone() {
     let dir = tempfile::tempdir().unwrap();
     let (broker, backend) = (server.url(), server.url_db(1));
     let log = dir.path().join("celery.log");
-    let _python_worker = tokio::task::spawn_blocking(move || {
-        python.start_worker(&broker, &backend, &["pylong"], &log)
+    let worker = tokio::task::spawn_blocking(move || {
+        python.start_worker_with(&broker, &backend, &[queue], &log, envs)
     })
     .await
     .unwrap();
+    (server, dir, worker)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taskq_recovery_leaves_a_live_python_workers_long_task_alone() {
+    let (server, dir, _python_worker) = python_worker_on("pylong", &[]).await;
     let client = client(&server, |_| {});
 
     // A taskq worker whose own leases lapse after 0.5 s runs recovery every 0.2 s while the
@@ -86,24 +96,8 @@ async fn taskq_recovery_leaves_a_live_python_workers_long_task_alone() {
 /// kombu's own restore applies it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn taskq_never_takes_an_eta_task_from_a_python_worker_by_default() {
-    let python = tokio::task::spawn_blocking(|| PythonEnv::get(CELERY_LATEST))
-        .await
-        .unwrap();
-    let server = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let (broker, backend) = (server.url(), server.url_db(1));
-    let log = dir.path().join("celery.log");
-    let _python_worker = tokio::task::spawn_blocking(move || {
-        python.start_worker_with(
-            &broker,
-            &backend,
-            &["pyeta"],
-            &log,
-            &[("VISIBILITY_TIMEOUT", "36000")],
-        )
-    })
-    .await
-    .unwrap();
+    let (server, dir, _python_worker) =
+        python_worker_on("pyeta", &[("VISIBILITY_TIMEOUT", "36000")]).await;
     let client = client(&server, |_| {});
     let ledger = dir.path().join("eta.log");
     let sent = client
