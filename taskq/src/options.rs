@@ -48,6 +48,14 @@ impl Options {
 
     /// Uses this task id instead of a fresh UUID (the result is stored under it).
     ///
+    /// It is also the idempotency key of a send. A send that fails with a timeout may still
+    /// have been queued: the command can reach Redis and run there while its reply is lost.
+    /// Sending again with the same id is safe when the task treats the id as its key: the
+    /// result of either run is stored under the one id, and the task can look the id up
+    /// (`taskq::request::current()`'s `id`) to skip work it already did. A send that fails with a
+    /// dropped connection needs none of this: the client re-sends it itself, and only once
+    /// it knows the message is not in Redis.
+    ///
     /// ```
     /// let options = taskq::Options::new().task_id("report-42");
     /// ```
