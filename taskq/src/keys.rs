@@ -290,8 +290,8 @@ impl BrokerKeys {
         format!("{}taskq.leases", self.prefix)
     }
 
-    /// Delivery tags of recovered messages whose task has started again (a recovery of one of
-    /// these counts as a crash of the task).
+    /// Delivery tags of held messages whose task has started (a recovery of one of these
+    /// counts as a crash of the task).
     pub fn started(&self) -> String {
         format!("{}taskq.started", self.prefix)
     }

@@ -19,6 +19,12 @@ use redis::Script;
 ///
 /// Each message taken also gets a taskq lease in `taskq.leases` (see [`RENEW`]).
 ///
+/// A delivery tag is the message's key in `unacked`, so two copies of one envelope (pushed
+/// twice, restored twice) would share one entry and a crash would lose all copies but one.
+/// A copy whose tag is already held, or taken earlier in the same call, is held under
+/// `<tag>+<n>` instead, with its envelope's tag rewritten to match. Finding them costs one
+/// `HMGET` per call.
+///
 /// A refused message's caller must learn why (the worker stores a FAILURE under its task id,
 /// in the result store, which may be another Redis), so the reply names each refusal with the
 /// task id when it can be read. The id is found like the tag, by a plain find, but the first
@@ -27,18 +33,23 @@ use redis::Script;
 /// the third field of `headers`, before any user header. Only refused messages are searched,
 /// and the reply for a message taken is unchanged, so the common path costs the same.
 ///
+/// The first messages taken, as many as the worker has idle execution slots, also go into the
+/// started set: they start at once, and marking them here spares each start a round trip
+/// (see `worker::start_marks`).
+///
 /// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` dead-letter list,
-///   `KEYS[4]` leases zset, `KEYS[5..]` queue lists in fetch order.
-/// * `ARGV[1]` max messages, `ARGV[2]` max message size in bytes; `ARGV[3..]` the queue name
-///   of each list in `KEYS[5..]`.
+///   `KEYS[4]` leases zset, `KEYS[5]` started set, `KEYS[6..]` queue lists in fetch order.
+/// * `ARGV[1]` max messages, `ARGV[2]` max message size in bytes, `ARGV[3]` how many of the
+///   messages taken to mark started; `ARGV[4..]` the queue name of each list in `KEYS[6..]`.
 /// * Returns `{now, …}`: the server time (seconds, as a string), then per message taken
-///   `i, tag, raw`: the 1-based index of its list in `KEYS[5..]`, its tag and text; and per
+///   `i, tag, raw`: the 1-based index of its list in `KEYS[6..]`, its tag and text; and per
 ///   message refused `-i, code, id, reason`: the index negated, why in a word (`too_large`,
 ///   `not_json` or `no_tag`; see `broker::refusal_kind`), the task id (`""` when not found)
 ///   and the reason also written to the dead-letter list.
 pub(crate) const FETCH: &str = r#"
 local limit = tonumber(ARGV[1])
 local max_bytes = tonumber(ARGV[2])
+local to_mark = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = string.format('%d.%06d', t[1], t[2])
 local out = {now}
@@ -136,9 +147,11 @@ local function json_string(value)
 end
 
 -- What the held messages need, written with one command each below: an entry per message
--- costs Redis far more through single commands from Lua than as arguments of one.
-local held, scores = {}, {}
-for i = 5, #KEYS do
+-- costs Redis far more through single commands from Lua than as arguments of one. For the
+-- k-th message taken, `held[2k - 1]` and `scores[2k]` are its tag, `held[2k]` its unacked
+-- entry and `out[places[k]]` its tag in the reply, followed by its text.
+local held, scores, places = {}, {}, {}
+for i = 6, #KEYS do
   local queue = ARGV[i - 2]
   while taken < limit do
     local want = limit - taken
@@ -155,7 +168,7 @@ for i = 5, #KEYS do
       end
       if reason then
         redis.call('LPUSH', KEYS[3], cjson.encode({reason = reason, queue = queue, payload = raw, time = tonumber(now)}))
-        out[#out + 1] = 4 - i
+        out[#out + 1] = 5 - i
         out[#out + 1] = code
         out[#out + 1] = first_string(raw, 'id') or ''
         out[#out + 1] = reason
@@ -164,8 +177,9 @@ for i = 5, #KEYS do
         held[#held + 1] = '[' .. raw .. ', ' .. json_string(exchange) .. ', ' .. json_string(routing_key) .. ']'
         scores[#scores + 1] = now
         scores[#scores + 1] = tag
-        out[#out + 1] = i - 4
+        out[#out + 1] = i - 5
         out[#out + 1] = tag
+        places[#places + 1] = #out
         out[#out + 1] = raw
         taken = taken + 1
       end
@@ -173,9 +187,59 @@ for i = 5, #KEYS do
     if #batch < want then break end
   end
 end
+
+-- Copies of one envelope (pushed twice, or restored twice) share its tag, and so would one
+-- unacked entry: a crash would then lose all copies but one. Each copy after the first,
+-- in this batch or already held, gets a tag of its own: `<tag>+<n>`, unused.
+local function unused_tag(tag, seen)
+  local n = 1
+  while seen[tag .. '+' .. n] or redis.call('HEXISTS', KEYS[1], tag .. '+' .. n) == 1 do
+    n = n + 1
+  end
+  return tag .. '+' .. n
+end
+
+-- The envelope with its delivery tag replaced, or the text unchanged if it does not decode
+-- (the worker dead-letters it then; its entry is still its own).
+local function with_tag(raw, tag)
+  local ok, envelope = pcall(cjson.decode, raw)
+  if not ok or type(envelope) ~= 'table' or type(envelope.properties) ~= 'table' then return raw end
+  envelope.properties.delivery_tag = tag
+  return cjson.encode(envelope)
+end
+
+local function give_copies_their_own_tags()
+  local seen = {}
+  for first = 1, taken, 1000 do
+    local last = math.min(first + 999, taken)
+    local tags = {}
+    for k = first, last do tags[#tags + 1] = held[2 * k - 1] end
+    local present = redis.call('HMGET', KEYS[1], unpack(tags))
+    for k = first, last do
+      local tag = held[2 * k - 1]
+      if seen[tag] or present[k - first + 1] then
+        local old_raw = out[places[k] + 1]
+        local fresh = unused_tag(tag, seen)
+        local raw = with_tag(old_raw, fresh)
+        held[2 * k - 1] = fresh
+        held[2 * k] = '[' .. raw .. string.sub(held[2 * k], #old_raw + 2)
+        scores[2 * k] = fresh
+        out[places[k]] = fresh
+        out[places[k] + 1] = raw
+        tag = fresh
+      end
+      seen[tag] = true
+    end
+  end
+end
+
+give_copies_their_own_tags()
 call_chunked('HSET', KEYS[1], held)
 call_chunked('ZADD', KEYS[2], scores)
 call_chunked('ZADD', KEYS[4], scores)
+local starting = {}
+for k = 1, math.min(to_mark, taken) do starting[k] = held[2 * k - 1] end
+call_chunked('SADD', KEYS[5], starting)
 return out
 "#;
 
@@ -185,7 +249,7 @@ return out
 /// the same order (`RedisBroker::held_keys`).
 ///
 /// * `KEYS[1]` unacked hash, `KEYS[2]` unacked_index zset, `KEYS[3]` leases zset, `KEYS[4]`
-///   set of started recovered messages. Scripts that use it put their own keys from `KEYS[5]`.
+///   set of started messages. Scripts that use it put their own keys from `KEYS[5]`.
 /// * `release(tag)` returns the unacked entry the tag held (`false` if none: settled already,
 ///   or fenced by a recovery), and whether the tag was in the started set.
 pub(crate) const RELEASE: &str = r#"

@@ -188,6 +188,103 @@ async fn a_message_that_keeps_killing_its_worker_is_dead_lettered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_kills_every_worker_is_stopped_after_max_recoveries_crashes_first_run_included()
+{
+    const MAX_RECOVERIES: usize = 2;
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(&server, |config| config.result_backend = server.url());
+    let sent = send_push(&client, "dev-poison").await;
+    let url = server.url();
+    let log = dir.path().join("workers.log");
+    let runs_started = || {
+        std::fs::read_to_string(&log)
+            .map(|log| log.matches("received").count())
+            .unwrap_or_default()
+    };
+    let dead_lettered = || query::<i64>(&url, &["LLEN", "taskq.dead_letter"]) == 1;
+    // Each worker takes the message (its earlier holder's lease lapsed) and dies while
+    // running it, as a task that aborts the process would make it, until one refuses it.
+    let mut crashes = 0;
+    loop {
+        let mut worker = spawn_example_worker(
+            &server,
+            dir.path(),
+            "workers.log",
+            &[
+                ("TASKQ_VISIBILITY_TIMEOUT", "2"),
+                ("TASKQ_EXAMPLE_DELAY_MS", "3000"),
+                ("TASKQ_MAX_RECOVERIES", "2"),
+            ],
+        );
+        wait_until(WAIT, "the worker to run or refuse the message", || {
+            runs_started() > crashes || dead_lettered()
+        });
+        if dead_lettered() {
+            break;
+        }
+        worker.kill(); // SIGKILL mid-run
+        crashes += 1;
+        assert!(crashes <= MAX_RECOVERIES + 1, "the crash loop goes on");
+    }
+    assert_eq!(
+        crashes, MAX_RECOVERIES,
+        "TASKQ_MAX_RECOVERIES=2 allows two crashes, the first run's included"
+    );
+    let err = sent.get(WAIT).await.unwrap_err();
+    let failure = err.task_failure().unwrap();
+    assert_eq!(failure.exc_type(), "WorkerLostError", "{failure}");
+    assert!(
+        !dir.path().join("notification.log").exists(),
+        "no run completed"
+    );
+    wait_until(WAIT, "nothing to be held or marked", || {
+        query::<i64>(&url, &["HLEN", "unacked"]) == 0
+            && query::<i64>(&url, &["SCARD", "taskq.started"]) == 0
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_copies_of_one_envelope_are_held_apart_and_all_survive_a_kill() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let id = uuid::Uuid::new_v4().to_string();
+    let raw = taskq::message::NewMessage::new("tasks.send_push_notification", &id)
+        .args(vec![json!("dev-copy")])
+        .encode("celery")
+        .unwrap();
+    for _ in 0..3 {
+        redis_cmd(&url, &["LPUSH", "celery", &raw]); // one envelope, one delivery tag
+    }
+    let envs = [
+        ("TASKQ_VISIBILITY_TIMEOUT", "2"),
+        ("TASKQ_EXAMPLE_DELAY_MS", "3000"),
+        ("TASKQ_CONCURRENCY", "4"),
+    ];
+    let mut first = spawn_example_worker(&server, dir.path(), "first.log", &envs);
+    wait_until(WAIT, "the worker to take all three", || {
+        query::<i64>(&url, &["LLEN", "celery"]) == 0
+    });
+    std::thread::sleep(Duration::from_millis(300)); // well inside their 3 s runs
+    first.kill();
+    assert_eq!(
+        query::<i64>(&url, &["HLEN", "unacked"]),
+        3,
+        "each copy must be held under a tag of its own"
+    );
+
+    let _second = spawn_example_worker(&server, dir.path(), "second.log", &envs);
+    wait_until(WAIT, "all three copies to run", || {
+        std::fs::read_to_string(dir.path().join("notification.log"))
+            .is_ok_and(|log| log.lines().count() == 3)
+    });
+    wait_until(WAIT, "everything to be acknowledged", || {
+        query::<i64>(&url, &["HLEN", "unacked"]) == 0
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_worker_that_wakes_up_cannot_release_the_new_holders_message() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();

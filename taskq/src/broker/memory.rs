@@ -49,7 +49,7 @@ struct State {
     unacked: HashMap<String, Delivery>,
     /// Delivery tag → when its lease was last renewed (seconds since the epoch).
     leases: HashMap<String, f64>,
-    /// Tags of recovered messages whose task started again.
+    /// Tags of messages whose task started.
     started: std::collections::HashSet<String>,
     /// (due time in microseconds, tag) → parked delivery.
     eta: BTreeMap<(i64, String), Delivery>,
@@ -81,6 +81,12 @@ impl MemoryBroker {
     /// ```
     pub fn named(name: &str) -> Arc<Self> {
         Self::named_with_keys(name, BrokerKeys::default())
+    }
+
+    /// Whether the message held under `tag` is marked started.
+    #[cfg(test)]
+    pub(crate) fn is_started(&self, tag: &str) -> bool {
+        self.state().started.contains(tag)
     }
 
     /// Like [`named`](Self::named), laying out its lists by `keys` (priority steps) when this
@@ -201,6 +207,7 @@ impl MemoryBroker {
                 };
                 match tag {
                     Ok(tag) => {
+                        let (tag, raw) = own_tag(&state.unacked, tag, raw);
                         let delivery = Delivery {
                             tag: tag.clone(),
                             queue: queue.clone(),
@@ -236,6 +243,27 @@ impl MemoryBroker {
 /// The dead-letter reason of a message over the size limit, worded as the Redis broker's.
 fn oversize_reason(size: usize, limit: usize) -> String {
     format!("message is {size} bytes, over the limit of {limit} (TASKQ_MAX_MESSAGE_SIZE)")
+}
+
+/// A copy of an envelope whose tag is already held gets a tag of its own, `<tag>+<n>`, in its
+/// envelope too, as the Redis fetch script does: one entry per tag would lose all copies but
+/// one on a crash.
+fn own_tag(unacked: &HashMap<String, Delivery>, tag: String, raw: Arc<str>) -> (String, Arc<str>) {
+    if !unacked.contains_key(&tag) {
+        return (tag, raw);
+    }
+    let fresh = (1..)
+        .map(|n| format!("{tag}+{n}"))
+        .find(|candidate| !unacked.contains_key(candidate))
+        .expect("an unused tag");
+    let retagged = serde_json::from_str::<serde_json::Value>(&raw)
+        .ok()
+        .and_then(|mut envelope| {
+            *envelope.get_mut("properties")?.get_mut("delivery_tag")? =
+                serde_json::Value::String(fresh.clone());
+            serde_json::to_string(&envelope).ok()
+        });
+    (fresh, retagged.map_or(raw, Arc::from))
 }
 
 /// The delivery tag of an envelope, or the fetch's refusal code and reason, worded as the
@@ -280,9 +308,18 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
-    async fn fetch(&self, queues: &[String], max: usize, max_bytes: usize) -> Result<Fetched> {
+    async fn fetch_marking(
+        &self,
+        queues: &[String],
+        max: usize,
+        max_bytes: usize,
+        mark_started: usize,
+    ) -> Result<Fetched> {
         let order = self.keys.fetch_order(queues);
-        Ok(self.take(&order, max, max_bytes, crate::unix_now()))
+        let fetched = self.take(&order, max, max_bytes, crate::unix_now());
+        let starting = fetched.deliveries.iter().take(mark_started);
+        self.state().started.extend(starting.map(|d| d.tag.clone()));
+        Ok(fetched)
     }
 
     async fn wait_for_messages(&self, queues: &[String], timeout: Duration) -> Result<()> {
@@ -449,8 +486,16 @@ impl Broker for MemoryBroker {
         Ok(restored)
     }
 
-    async fn mark_started(&self, tag: &str) -> Result<()> {
-        self.state().started.insert(tag.to_owned());
+    async fn mark_started(&self, tags: &[String]) -> Result<()> {
+        self.state().started.extend(tags.iter().cloned());
+        Ok(())
+    }
+
+    async fn unmark_started(&self, tags: &[String]) -> Result<()> {
+        let mut state = self.state();
+        for tag in tags {
+            state.started.remove(tag);
+        }
         Ok(())
     }
 
@@ -601,7 +646,7 @@ mod tests {
         broker.publish(&[outgoing]).await.unwrap();
         let held = broker.fetch(&["celery".into()], 1, 1 << 20).await.unwrap();
         let first = held.deliveries[0].clone();
-        broker.mark_started(&first.tag).await.unwrap();
+        broker.mark_started(&[first.tag.clone()]).await.unwrap();
 
         let next = Delivery {
             raw: envelope("t1", 1).into(),

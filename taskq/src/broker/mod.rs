@@ -228,7 +228,20 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     ///
     /// Not cancel-safe: dropping the future after the store has moved messages leaves them
     /// unacked with nobody holding them. Let it finish.
-    async fn fetch(&self, queues: &[String], max: usize, max_bytes: usize) -> Result<Fetched>;
+    async fn fetch(&self, queues: &[String], max: usize, max_bytes: usize) -> Result<Fetched> {
+        self.fetch_marking(queues, max, max_bytes, 0).await
+    }
+
+    /// [`fetch`](Self::fetch), marking the first `mark_started` messages taken as started in
+    /// the same step (as [`mark_started`](Self::mark_started) would): a worker with idle
+    /// execution slots starts them at once. Not cancel-safe either.
+    async fn fetch_marking(
+        &self,
+        queues: &[String],
+        max: usize,
+        max_bytes: usize,
+        mark_started: usize,
+    ) -> Result<Fetched>;
 
     /// Waits until one of `queues` has a message, or `timeout` passes. Takes nothing, so a
     /// fetch must follow; it may also wake without a message (another worker was faster).
@@ -273,9 +286,13 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// for when a message counts as lost.
     async fn recover(&self, after: RecoverAfter, max: usize) -> Result<usize>;
 
-    /// Records that the task of a recovered message has started, so that losing it again
-    /// counts as a crash of the task (poison-message detection).
-    async fn mark_started(&self, tag: &str) -> Result<()>;
+    /// Records that the tasks of these held messages have started, so that losing one now
+    /// counts as a crash of its task (poison-message detection).
+    async fn mark_started(&self, tags: &[String]) -> Result<()>;
+
+    /// Takes back start marks of messages whose tasks did not start after all (their holder
+    /// found its lease lost). Settling a message removes its mark as well.
+    async fn unmark_started(&self, tags: &[String]) -> Result<()>;
 
     /// Checks that the broker answers.
     async fn ping(&self) -> Result<()>;

@@ -407,7 +407,13 @@ impl Broker for RedisBroker {
         sent
     }
 
-    async fn fetch(&self, queues: &[String], max: usize, max_bytes: usize) -> Result<Fetched> {
+    async fn fetch_marking(
+        &self,
+        queues: &[String],
+        max: usize,
+        max_bytes: usize,
+        mark_started: usize,
+    ) -> Result<Fetched> {
         let order = self.keys.fetch_order(queues);
         let mut invocation = self.scripts.fetch.prepare_invoke();
         invocation
@@ -415,8 +421,10 @@ impl Broker for RedisBroker {
             .key(self.keys.unacked_index())
             .key(self.keys.dead_letter())
             .key(self.keys.leases())
+            .key(self.keys.started())
             .arg(max)
-            .arg(max_bytes);
+            .arg(max_bytes)
+            .arg(mark_started);
         for (list, queue) in &order {
             invocation.key(list).arg(queue);
         }
@@ -583,11 +591,27 @@ impl Broker for RedisBroker {
         Ok(restored)
     }
 
-    async fn mark_started(&self, tag: &str) -> Result<()> {
+    async fn mark_started(&self, tags: &[String]) -> Result<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
         let mut conn = self.conn().await?;
         let _: i64 = redis::cmd("SADD")
             .arg(self.keys.started())
-            .arg(tag)
+            .arg(tags)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn unmark_started(&self, tags: &[String]) -> Result<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn().await?;
+        let _: i64 = redis::cmd("SREM")
+            .arg(self.keys.started())
+            .arg(tags)
             .query_async(&mut conn)
             .await?;
         Ok(())

@@ -24,7 +24,7 @@ pub(super) enum Action {
     /// Cannot run: move it to the dead-letter list with the reason.
     DeadLetter(String),
     /// Not this worker's any more (its lease lapsed while it was frozen or cut off, and another
-    /// worker recovered it, or will): leave it in Redis untouched.
+    /// worker recovered it, or will): leave it in Redis, only taking back its start mark.
     Relinquish,
     /// Failed, to be retried: park `envelope` (the next attempt) until `eta`, in the same step
     /// that releases the original.
@@ -87,6 +87,17 @@ async fn settle(shared: &Shared, batch: &[Completion]) {
     if !acks.is_empty() {
         retry(shared, "acknowledge messages", || {
             shared.client.broker().ack(&acks)
+        })
+        .await;
+    }
+    let relinquished: Vec<String> = batch
+        .iter()
+        .filter(|c| matches!(c.action, Action::Relinquish))
+        .map(|c| c.delivery.tag.clone())
+        .collect();
+    if !relinquished.is_empty() {
+        retry(shared, "take back start marks", || {
+            shared.client.broker().unmark_started(&relinquished)
         })
         .await;
     }

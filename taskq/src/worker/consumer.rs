@@ -32,8 +32,20 @@ const MAX_FETCH: usize = 256;
 struct Batch {
     deliveries: Vec<Delivery>,
     reservations: Vec<OwnedSemaphorePermit>,
+    /// How many of the first deliveries the fetch marked started (for idle slots).
+    start_marked: usize,
     /// The broker's clock at the fetch.
     now: f64,
+}
+
+/// One message of a batch, as the decider takes it.
+struct Arrival {
+    delivery: Delivery,
+    reservation: OwnedSemaphorePermit,
+    /// The broker's clock at the fetch.
+    now: f64,
+    /// Whether the fetch already marked it started.
+    start_marked: bool,
 }
 
 /// Batches fetched ahead of the one being decided: one is enough to overlap the two.
@@ -65,16 +77,14 @@ async fn decide_batches(
 ) {
     while let Some(batch) = batches.recv().await {
         let pairs = batch.deliveries.into_iter().zip(batch.reservations);
-        for (delivery, reservation) in pairs {
-            dispatch(
-                &shared,
-                &completions,
-                &ready,
+        for (n, (delivery, reservation)) in pairs.enumerate() {
+            let fetched = Arrival {
                 delivery,
                 reservation,
-                batch.now,
-            )
-            .await;
+                now: batch.now,
+                start_marked: n < batch.start_marked,
+            };
+            dispatch(&shared, &completions, &ready, fetched).await;
         }
     }
 }
@@ -92,8 +102,11 @@ async fn fetch_batches(shared: &Arc<Shared>, batches: mpsc::Sender<Batch>) {
         }
         // Sent before the fetch: the leases it writes last at least a timeout from here.
         let asked = std::time::Instant::now();
+        let startable = startable_now(shared);
         // Never cancelled: once Redis has moved messages to `unacked`, they must be handed on.
-        match fetch_reporting_refusals(shared, queues, reservations.len(), max_bytes).await {
+        let fetch =
+            fetch_reporting_refusals(shared, queues, reservations.len(), max_bytes, startable);
+        match fetch.await {
             Ok(fetched) if fetched.deliveries.is_empty() => {
                 shared.health.contact();
                 drop(reservations);
@@ -116,6 +129,7 @@ async fn fetch_batches(shared: &Arc<Shared>, batches: mpsc::Sender<Batch>) {
                 // Slots the fetch did not fill are free for the next one at once.
                 reservations.truncate(fetched.deliveries.len());
                 let batch = Batch {
+                    start_marked: startable.min(fetched.deliveries.len()),
                     deliveries: fetched.deliveries,
                     reservations,
                     now: fetched.now,
@@ -132,6 +146,17 @@ async fn fetch_batches(shared: &Arc<Shared>, batches: mpsc::Sender<Batch>) {
     }
 }
 
+/// How many messages fetched now would start at once: idle execution slots that no message
+/// already here waits for (one fetched earlier, or finished and not yet acknowledged, which
+/// errs on the side of too few). The fetch marks that many started itself, sparing their
+/// starts a round trip (see `start_marks`).
+fn startable_now(shared: &Shared) -> usize {
+    let idle = shared.running.available_permits();
+    let busy = shared.settings.concurrency.saturating_sub(idle);
+    let waiting = shared.held.len().saturating_sub(busy);
+    idle.saturating_sub(waiting)
+}
+
 /// One fetch. The messages it refused are already dead-lettered; they are logged, and a
 /// FAILURE is stored for each whose task id the fetch found, before the rest is handed on.
 async fn fetch_reporting_refusals(
@@ -139,8 +164,13 @@ async fn fetch_reporting_refusals(
     queues: &[String],
     max: usize,
     max_bytes: usize,
+    mark_started: usize,
 ) -> crate::Result<Fetched> {
-    let mut fetched = shared.client.broker().fetch(queues, max, max_bytes).await?;
+    let mut fetched = shared
+        .client
+        .broker()
+        .fetch_marking(queues, max, max_bytes, mark_started)
+        .await?;
     if !fetched.refused.is_empty() {
         report_refused(shared, std::mem::take(&mut fetched.refused)).await;
     }
@@ -221,10 +251,14 @@ async fn dispatch(
     shared: &Arc<Shared>,
     completions: &mpsc::UnboundedSender<Completion>,
     ready: &mpsc::UnboundedSender<executor::Job>,
-    delivery: Delivery,
-    reservation: OwnedSemaphorePermit,
-    now: f64,
+    fetched: Arrival,
 ) {
+    let Arrival {
+        delivery,
+        reservation,
+        now,
+        start_marked,
+    } = fetched;
     let settle = |delivery, record, action, reservation| {
         let _ = completions.send(Completion {
             delivery,
@@ -283,6 +317,7 @@ async fn dispatch(
         delivery,
         reservation,
         completions: completions.clone(),
+        start_marked,
     };
     if shared.revoked.contains(&job.message.id) {
         // Revoked by remote control, e.g. while its ETA was pending.

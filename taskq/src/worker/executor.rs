@@ -11,6 +11,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::completer::{Action, Completion};
+use super::start_marks::PendingMark;
 use super::time_limit::{self, Outcome, TimeLimits};
 use super::{events, lease, Shared};
 use crate::broker::Delivery;
@@ -28,12 +29,21 @@ pub(super) struct Job {
     pub(super) delivery: Delivery,
     pub(super) reservation: OwnedSemaphorePermit,
     pub(super) completions: mpsc::UnboundedSender<Completion>,
+    /// Whether the fetch marked it started already (it came for an idle slot).
+    pub(super) start_marked: bool,
 }
 
 impl Job {
-    /// Runs the task in the execution slot the dispatcher gave it.
-    pub(super) async fn run(self, _slot: OwnedSemaphorePermit) {
+    /// Runs the task in the execution slot the dispatcher gave it, once its start mark
+    /// (asked for while it waited for the slot) is in Redis.
+    pub(super) async fn run(self, _slot: OwnedSemaphorePermit, mark: PendingMark) {
         let (name, id) = (self.entry.name, self.message.id.clone());
+        // Awaited first, so that no settling of the message can overtake its mark. And before
+        // the lease is checked: a lease this worker still holds afterwards proves the mark
+        // landed while the message was its own, not on a recovered one.
+        if let Err(e) = mark.landed().await {
+            tracing::warn!(error = %e, "cannot mark a task as started; a crash now is not counted against it");
+        }
         if self.shared.revoked.contains(&id) {
             // Revoked while it waited for a slot.
             return self.discard_revoked();
@@ -46,18 +56,6 @@ impl Job {
             return self.finish(None, Action::Relinquish);
         }
         tracing::info!("Task {name}[{id}] received");
-        if self.message.recoveries > 0 {
-            // Recovered before: if this run is lost too, count it against the task.
-            if let Err(e) = self
-                .shared
-                .client
-                .broker()
-                .mark_started(&self.delivery.tag)
-                .await
-            {
-                tracing::warn!(error = %e, "cannot mark a recovered task as started");
-            }
-        }
         let abort = self.shared.tasks.start(name, &self.message);
         events::task(&self.shared, "task-started", &id, || json!({}));
         if self.shared.settings.track_started {

@@ -85,6 +85,11 @@ impl Held {
         }
     }
 
+    /// How many messages the worker holds.
+    pub(super) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     /// The tags whose leases are worth renewing: all but the lost ones.
     fn snapshot(&self) -> Vec<String> {
         self.lock()

@@ -37,6 +37,7 @@ mod revoked;
 mod room;
 mod running;
 mod scheduler;
+mod start_marks;
 mod time_limit;
 
 pub use health::{Health, HealthHandle};
@@ -615,6 +616,8 @@ struct Shared {
     room: room::Room,
     /// Log lines for dead letters, limited.
     dead_letter_log: Arc<dead_letter_log::DeadLetterLog>,
+    /// Marks messages started in Redis before their tasks run.
+    start_marks: start_marks::StartMarks,
 }
 
 impl Shared {
@@ -630,6 +633,7 @@ impl Shared {
         let reservations = settings.concurrency * settings.prefetch_multiplier;
         let (events, event_queue) = events::Events::new(settings.send_events);
         let held = lease::Held::new(settings.visibility_timeout);
+        let start_marks = start_marks::StartMarks::start(client.broker().clone());
         let shared = Arc::new(Self {
             client,
             running: Arc::new(Semaphore::new(settings.concurrency)),
@@ -648,6 +652,7 @@ impl Shared {
             health,
             room: room::Room::new(),
             dead_letter_log: dead_letter_log::DeadLetterLog::new(),
+            start_marks,
         });
         (shared, event_queue)
     }
