@@ -646,7 +646,10 @@ mod tests {
         broker.publish(&[outgoing]).await.unwrap();
         let held = broker.fetch(&["celery".into()], 1, 1 << 20).await.unwrap();
         let first = held.deliveries[0].clone();
-        broker.mark_started(&[first.tag.clone()]).await.unwrap();
+        broker
+            .mark_started(std::slice::from_ref(&first.tag))
+            .await
+            .unwrap();
 
         let next = Delivery {
             raw: envelope("t1", 1).into(),
