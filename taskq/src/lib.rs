@@ -33,7 +33,7 @@
 //! ```
 //!
 //! The modules, one concept each: [`task`](mod@task) (the trait `#[task]` implements), [`registry`]
-//! (link-time task registry), [`message`] (the wire format), [`broker`] and [`backend`]
+//! (link-time task registry), [`protocol`] (the wire format), [`broker`] and [`backend`]
 //! (Redis and in-memory implementations), [`result`] ([`AsyncResult`]), [`worker`],
 //! [`config`], [`keys`] (every Redis key name).
 
@@ -53,9 +53,8 @@ mod connection;
 mod error;
 mod failure;
 pub mod keys;
-pub mod message;
 mod options;
-pub mod pyjson;
+pub mod protocol;
 pub mod registry;
 pub mod request;
 pub mod result;
@@ -70,6 +69,7 @@ pub use config::Config;
 pub use error::{Error, Result};
 pub use failure::{TaskFailure, TaskReturn, RUST_EXC_MODULE};
 pub use options::Options;
+pub use protocol::pyjson;
 pub use result::AsyncResult;
 pub use state::TaskState;
 pub use task::{Task, TaskOptions};

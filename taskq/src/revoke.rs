@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::message::KombuMessage;
+use crate::protocol::KombuMessage;
 
 /// Most revoked ids kept (Celery's `REVOKES_MAX`); the oldest go first.
 ///

@@ -22,8 +22,9 @@ use redis::Script;
 /// A delivery tag is the message's key in `unacked`, so two copies of one envelope (pushed
 /// twice, restored twice) would share one entry and a crash would lose all copies but one.
 /// A copy whose tag is already held, or taken earlier in the same call, is held under
-/// `<tag>+<n>` instead, with its envelope's tag rewritten to match. Finding them costs one
-/// `HMGET` per call.
+/// `<tag>+<n>` instead, with its envelope's tag rewritten to match (the rule of
+/// `protocol::edit::copy_tag` and `with_delivery_tag`). Finding them costs one `HMGET` per
+/// call.
 ///
 /// A refused message's caller must learn why (the worker stores a FAILURE under its task id,
 /// in the result store, which may be another Redis), so the reply names each refusal with the
@@ -31,7 +32,8 @@ use redis::Script;
 /// `"id": "..."` rather than the last: in kombu's envelope the `body` comes first but is a
 /// string (base64, or JSON with every quote escaped, so nothing in it matches), and `id` is
 /// the third field of `headers`, before any user header. Only refused messages are searched,
-/// and the reply for a message taken is unchanged, so the common path costs the same.
+/// and the reply for a message taken is unchanged, so the common path costs the same. The
+/// same search in Rust is `protocol::edit::task_id_by_search`.
 ///
 /// The first messages taken, as many as the worker has idle execution slots, also go into the
 /// started set: they start at once, and marking them here spares each start a round trip
@@ -435,7 +437,8 @@ return lost
 /// Returns messages whose lease lapsed (their worker died or froze) to the front of their
 /// queue, as kombu's visibility restore does, marked redelivered and with its
 /// `taskq_recoveries` header counted up (a message that keeps killing its worker is stopped)
-/// and a new delivery tag (which fences the worker that lost it). Safe when many workers run
+/// and a new delivery tag (which fences the worker that lost it): the envelope edit of
+/// `protocol::edit::recovered`, which the memory broker applies. Safe when many workers run
 /// it at once: each message moves exactly once. Index entries without a message are dropped;
 /// an entry that is not `[envelope, exchange, routing_key]` goes to the dead-letter list.
 ///

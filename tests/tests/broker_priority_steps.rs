@@ -6,7 +6,7 @@ use std::time::Duration;
 use taskq::broker::redis::RedisBroker;
 use taskq::broker::{Broker, Outgoing, RecoverAfter};
 use taskq::keys::BrokerKeys;
-use taskq::message::NewMessage;
+use taskq::protocol::NewMessage;
 use taskq_tests::worker::query;
 use taskq_tests::RedisServer;
 

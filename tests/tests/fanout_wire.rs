@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use taskq::broker::redis::RedisBroker;
 use taskq::broker::Broker;
 use taskq::keys::{BrokerKeys, DEFAULT_PRIORITY_SEP};
-use taskq::message::KombuMessage;
+use taskq::protocol::KombuMessage;
 use taskq::Options;
 use taskq_tests::worker::{client, query, RunningWorker};
 use taskq_tests::RedisServer;

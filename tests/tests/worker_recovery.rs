@@ -130,7 +130,7 @@ fn plant_held_message(
     crashes: u32,
     running: bool,
 ) {
-    let raw = taskq::message::NewMessage::new("test.recovery.long", id)
+    let raw = taskq::protocol::NewMessage::new("test.recovery.long", id)
         .args(vec![json!(id), json!(10)])
         .encode("celery")
         .unwrap();
@@ -250,7 +250,7 @@ async fn three_copies_of_one_envelope_are_held_apart_and_all_survive_a_kill() {
     let dir = tempfile::tempdir().unwrap();
     let url = server.url();
     let id = uuid::Uuid::new_v4().to_string();
-    let raw = taskq::message::NewMessage::new("tasks.send_push_notification", &id)
+    let raw = taskq::protocol::NewMessage::new("tasks.send_push_notification", &id)
         .args(vec![json!("dev-copy")])
         .encode("celery")
         .unwrap();

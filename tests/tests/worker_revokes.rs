@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
-use taskq::message::KombuMessage;
+use taskq::protocol::KombuMessage;
 use taskq::{AsyncResult, Client, Config, Options, TaskState};
 use taskq_tests::worker::{client, eventually, query, wait_nothing_unacked, RunningWorker};
 use taskq_tests::RedisServer;

@@ -14,7 +14,8 @@ use super::{
 };
 use crate::connection::named_instance;
 use crate::keys::BrokerKeys;
-use crate::message::{task_id_by_search, Refusal};
+use crate::protocol::edit::{self, task_id_by_search};
+use crate::protocol::DecodeError;
 use crate::revoke::{RevokeLog, Revoked};
 use crate::Result;
 
@@ -25,7 +26,7 @@ use crate::Result;
 /// # #[tokio::main] async fn main() -> taskq::Result<()> {
 /// use std::time::Duration;
 /// use taskq::broker::{memory::MemoryBroker, Broker, Outgoing};
-/// use taskq::message::NewMessage;
+/// use taskq::protocol::NewMessage;
 ///
 /// let broker = MemoryBroker::named("doc-example");
 /// let envelope = NewMessage::new("tasks.add", "id-1").encode("celery").unwrap();
@@ -220,7 +221,7 @@ impl MemoryBroker {
                     }
                     Err((code, reason)) => {
                         // The id is found as the Redis script finds it, by search.
-                        let refusal = Refusal::new(super::refusal_kind(code), &reason)
+                        let refusal = DecodeError::new(super::refusal_kind(code), &reason)
                             .or_task_id(task_id_by_search(&raw));
                         state.dead.push_front(DeadLetter {
                             reason,
@@ -240,52 +241,43 @@ impl MemoryBroker {
     }
 }
 
+/// The dead-letter reason of a held message recovery cannot read, worded as the Redis
+/// broker's (`scripts::RECOVER`).
+const UNRECOVERABLE: &str = "unacked entry is not [envelope, exchange, routing_key]";
+
 /// The dead-letter reason of a message over the size limit, worded as the Redis broker's.
 fn oversize_reason(size: usize, limit: usize) -> String {
     format!("message is {size} bytes, over the limit of {limit} (TASKQ_MAX_MESSAGE_SIZE)")
 }
 
-/// A copy of an envelope whose tag is already held gets a tag of its own, `<tag>+<n>`, in its
-/// envelope too, as the Redis fetch script does: one entry per tag would lose all copies but
-/// one on a crash.
+/// A copy of an envelope whose tag is already held gets a tag of its own, in its envelope
+/// too, as the Redis fetch script does (see [`edit::copy_tag`]).
 fn own_tag(unacked: &HashMap<String, Delivery>, tag: String, raw: Arc<str>) -> (String, Arc<str>) {
     if !unacked.contains_key(&tag) {
         return (tag, raw);
     }
     let fresh = (1..)
-        .map(|n| format!("{tag}+{n}"))
+        .map(|n| edit::copy_tag(&tag, n))
         .find(|candidate| !unacked.contains_key(candidate))
         .expect("an unused tag");
-    let retagged = serde_json::from_str::<serde_json::Value>(&raw)
-        .ok()
-        .and_then(|mut envelope| {
-            *envelope.get_mut("properties")?.get_mut("delivery_tag")? =
-                serde_json::Value::String(fresh.clone());
-            serde_json::to_string(&envelope).ok()
-        });
+    let retagged = edit::with_delivery_tag(&raw, &fresh);
     (fresh, retagged.map_or(raw, Arc::from))
 }
 
 /// The delivery tag of an envelope, or the fetch's refusal code and reason, worded as the
 /// Redis script's.
 fn delivery_tag(raw: &str) -> Result<String, (&'static str, String)> {
-    let envelope: serde_json::Value = serde_json::from_str(raw).map_err(|e| {
-        (
+    match edit::delivery_tag(raw) {
+        Ok(Some(tag)) => Ok(tag),
+        Ok(None) => Err((
+            super::FETCH_REFUSED_NO_TAG,
+            "message has no properties.delivery_tag".to_owned(),
+        )),
+        Err(e) => Err((
             super::FETCH_REFUSED_NOT_JSON,
             format!("message is not JSON: {e}"),
-        )
-    })?;
-    envelope
-        .get("properties")
-        .and_then(|p| p.get("delivery_tag"))
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            (
-                super::FETCH_REFUSED_NO_TAG,
-                "message has no properties.delivery_tag".to_owned(),
-            )
-        })
+        )),
+    }
 }
 
 #[async_trait]
@@ -460,22 +452,36 @@ impl Broker for MemoryBroker {
         let cutoff = crate::unix_now() - after.leased().as_secs_f64();
         let restored = {
             let mut state = self.state();
-            let stale: Vec<String> = state
+            // Oldest lease first, as the Redis script reads its lease zset.
+            let mut stale: Vec<(f64, String)> = state
                 .leases
                 .iter()
                 .filter(|(_, renewed)| **renewed <= cutoff)
-                .map(|(tag, _)| tag.clone())
-                .take(max)
+                .map(|(tag, renewed)| (*renewed, tag.clone()))
                 .collect();
+            stale.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+            stale.truncate(max);
             let mut restored = 0;
-            for tag in stale {
-                if let Some(d) = state.release(&tag) {
-                    state
-                        .lists
-                        .entry(d.source.clone())
-                        .or_default()
-                        .push_back(d.raw);
-                    restored += 1;
+            for (_, tag) in stale {
+                let started = state.started.contains(&tag);
+                let Some(held) = state.release(&tag) else {
+                    continue;
+                };
+                match edit::recovered(&held.raw, &tag, started) {
+                    Ok(recovered) => {
+                        state
+                            .lists
+                            .entry(held.source.clone())
+                            .or_default()
+                            .push_back(recovered.raw.into());
+                        restored += 1;
+                    }
+                    Err(_) => state.dead.push_front(DeadLetter {
+                        reason: UNRECOVERABLE.to_owned(),
+                        queue: String::new(),
+                        payload: held.raw.to_string(),
+                        time: crate::unix_now(),
+                    }),
                 }
             }
             restored
@@ -607,7 +613,7 @@ mod tests {
 
     #[tokio::test]
     async fn refusals_name_their_kind_and_id_as_the_redis_script_does() {
-        use crate::message::RefusalKind;
+        use crate::protocol::DecodeErrorKind;
         let broker = MemoryBroker::named("memory-refusal-test");
         let untagged = r#"{"headers": {"task": "t", "id": "id-1"}, "properties": {}}"#;
         for envelope in [untagged, "not json"] {
@@ -628,8 +634,8 @@ mod tests {
         assert_eq!(
             refusals,
             [
-                (RefusalKind::Invalid, Some("id-1")),
-                (RefusalKind::Undecodable, None)
+                (DecodeErrorKind::Invalid, Some("id-1")),
+                (DecodeErrorKind::Undecodable, None)
             ]
         );
         assert_eq!(broker.dead_letters(10).await.unwrap().len(), 2);

@@ -33,7 +33,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use crate::message::{Refusal, RefusalKind};
+use crate::protocol::{DecodeError, DecodeErrorKind};
 use crate::Result;
 
 /// Envelopes arriving on a fanout exchange, from [`Broker::subscribe_broadcast`]. Dropping it
@@ -95,7 +95,7 @@ pub(crate) const SUBSCRIPTION_BUFFER: usize = 1024;
 /// A message to publish.
 ///
 /// ```
-/// use taskq::{broker::Outgoing, message::NewMessage};
+/// use taskq::{broker::Outgoing, protocol::NewMessage};
 ///
 /// let outgoing = Outgoing {
 ///     queue: "celery".into(),
@@ -121,7 +121,7 @@ pub struct Outgoing {
 /// use taskq::broker::{memory::MemoryBroker, Broker, Outgoing};
 ///
 /// let broker = MemoryBroker::named("delivery-doc");
-/// let envelope = taskq::message::NewMessage::new("t", "id").encode("celery").unwrap();
+/// let envelope = taskq::protocol::NewMessage::new("t", "id").encode("celery").unwrap();
 /// broker.publish(&[Outgoing { queue: "celery".into(), priority: 0, envelope }]).await?;
 /// let delivery = broker.fetch(&["celery".into()], 1, 1 << 20).await?.deliveries.remove(0);
 /// assert_eq!((delivery.queue.as_str(), delivery.source.as_str()), ("celery", "celery"));
@@ -169,7 +169,7 @@ pub struct Fetched {
 /// use taskq::broker::{memory::MemoryBroker, Broker, Outgoing};
 ///
 /// let broker = MemoryBroker::named("refused-doc");
-/// let envelope = taskq::message::NewMessage::new("t", "id-big").args(vec!["x".repeat(2000).into()]).encode("celery").unwrap();
+/// let envelope = taskq::protocol::NewMessage::new("t", "id-big").args(vec!["x".repeat(2000).into()]).encode("celery").unwrap();
 /// broker.publish(&[Outgoing { queue: "celery".into(), priority: 0, envelope }]).await?;
 /// let fetched = broker.fetch(&["celery".into()], 10, 1000).await?;
 /// assert!(fetched.deliveries.is_empty());
@@ -181,16 +181,16 @@ pub struct RefusedMessage {
     /// The queue it was taken from.
     pub queue: String,
     /// Why, and the task id when the fetch could find it in the text.
-    pub refusal: Refusal,
+    pub refusal: DecodeError,
 }
 
 /// How the fetch names a refusal's kind (the Redis script's reply, the memory broker's
 /// choice), and the kind it is.
-pub(crate) fn refusal_kind(code: &str) -> RefusalKind {
+pub(crate) fn refusal_kind(code: &str) -> DecodeErrorKind {
     match code {
-        FETCH_REFUSED_TOO_LARGE => RefusalKind::TooLarge,
-        FETCH_REFUSED_NOT_JSON => RefusalKind::Undecodable,
-        _ => RefusalKind::Invalid,
+        FETCH_REFUSED_TOO_LARGE => DecodeErrorKind::TooLarge,
+        FETCH_REFUSED_NOT_JSON => DecodeErrorKind::Undecodable,
+        _ => DecodeErrorKind::Invalid,
     }
 }
 

@@ -26,7 +26,7 @@ use super::{
 use crate::config::mask_url;
 use crate::connection::LazyConnection;
 use crate::keys::BrokerKeys;
-use crate::message::Refusal;
+use crate::protocol::DecodeError;
 use crate::revoke::{Revoked, REVOKES_MAX, REVOKE_EXPIRES};
 use crate::scripts::Scripts;
 use crate::Result;
@@ -253,7 +253,7 @@ fn refused_message(
 ) -> Result<RefusedMessage> {
     let (code, id, reason): (String, String, String) =
         (from_value(code)?, from_value(id)?, from_value(reason)?);
-    let refusal = Refusal::new(super::refusal_kind(&code), reason)
+    let refusal = DecodeError::new(super::refusal_kind(&code), reason)
         .or_task_id(Some(id.as_str()).filter(|id| !id.is_empty()));
     Ok(RefusedMessage {
         queue: queue.to_owned(),

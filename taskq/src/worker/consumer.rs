@@ -18,7 +18,9 @@ use super::completer::{Action, Completion};
 use super::{events, executor, Shared};
 use crate::broker::{Delivery, Fetched, RefusedMessage};
 use crate::failure::TaskFailure;
-use crate::message::{with_header, Refusal, TaskMessage, UNKNOWN_ATTEMPTS_HEADER};
+use crate::protocol::edit::with_header;
+use crate::protocol::names::header;
+use crate::protocol::{DecodeError, TaskMessage};
 use crate::registry;
 use crate::state::ResultMeta;
 
@@ -199,7 +201,7 @@ async fn report_refused(shared: &Shared, refused: Vec<RefusedMessage>) {
 }
 
 /// The FAILURE record telling a refused message's caller why, when its task id is known.
-fn failure_record(refusal: &Refusal) -> Option<ResultMeta> {
+fn failure_record(refusal: &DecodeError) -> Option<ResultMeta> {
     refusal
         .task_id()
         .map(|id| ResultMeta::failure(id, &refusal.failure()))
@@ -341,7 +343,11 @@ async fn unknown_task(
 ) {
     let attempt = message.unknown_attempts;
     if attempt < shared.settings.unknown_task_retries {
-        let marked = with_header(&delivery.raw, UNKNOWN_ATTEMPTS_HEADER, (attempt + 1).into());
+        let marked = with_header(
+            &delivery.raw,
+            header::TASKQ_UNKNOWN_ATTEMPTS,
+            (attempt + 1).into(),
+        );
         if let Ok(raw) = marked {
             let delay = f64::from(1u32 << attempt.min(10));
             tracing::warn!(

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use super::{revoked, Shared};
 use crate::broker::Subscription;
-use crate::message::KombuMessage;
+use crate::protocol::KombuMessage;
 use crate::registry;
 
 /// The mailbox exchange (Celery's `control_exchange` `celery` + `.pidbox`).

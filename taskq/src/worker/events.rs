@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use crate::message::{args_repr, format_datetime, py_repr, KombuMessage, TaskMessage};
+use crate::protocol::{args_repr, format_datetime, py_repr, KombuMessage, TaskMessage};
 
 /// Celery's event exchange.
 pub(super) const EXCHANGE: &str = "celeryev";

@@ -16,7 +16,8 @@ use super::time_limit::{self, Outcome, TimeLimits};
 use super::{events, lease, Shared};
 use crate::broker::Delivery;
 use crate::failure::TaskFailure;
-use crate::message::{retry_envelope, TaskMessage};
+use crate::protocol::edit::retry_envelope;
+use crate::protocol::TaskMessage;
 use crate::registry::TaskEntry;
 use crate::request::RetryAsk;
 use crate::state::ResultMeta;
@@ -236,7 +237,7 @@ impl Job {
 
 /// Python's `repr()` of the exception, as `task-failed` carries it: `ValueError('bad')`.
 fn exception_repr(failure: &TaskFailure) -> String {
-    let message = crate::message::py_repr(&serde_json::Value::String(failure.message()));
+    let message = crate::protocol::py_repr(&serde_json::Value::String(failure.message()));
     format!("{}({message})", failure.exc_type())
 }
 

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::message::TaskMessage;
+use crate::protocol::TaskMessage;
 
 /// A running task, as `inspect active` shows it.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::failure::TaskFailure;
-use crate::message::TaskMessage;
+use crate::protocol::TaskMessage;
 use crate::request::{RetryAsk, SoftLimitWatch};
 use crate::task::TaskOptions;
 
@@ -86,7 +86,7 @@ pub(super) async fn enforce(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::NewMessage;
+    use crate::protocol::NewMessage;
 
     fn limits(header: (Option<f64>, Option<f64>), task: TaskOptions) -> TimeLimits {
         let mut message = NewMessage::new("t", "id");

@@ -16,8 +16,9 @@ use serde::Deserialize;
 
 use chrono::{DateTime, Utc};
 
-use super::{parse_time, split_body_v2, TaskMessage, CONTENT_TYPE_JSON};
-use crate::pyjson;
+use super::super::pyjson;
+use super::{split_body_v2, TaskMessage};
+use crate::protocol::{parse_time, CONTENT_TYPE_JSON};
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
@@ -138,5 +139,41 @@ fn time(text: Option<&str>) -> Option<Option<DateTime<Utc>>> {
     match text {
         None => Some(None),
         Some(text) => parse_time(text).map(Some),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::protocol::edit::with_header;
+    use crate::protocol::names::header;
+    use crate::protocol::NewMessage;
+
+    /// The typed structs spell each name as a field identifier; this pins the headers taskq
+    /// edits to [`names`](crate::protocol::names).
+    #[test]
+    fn the_fast_path_reads_the_headers_by_their_protocol_names() {
+        let mut raw = NewMessage::new("tasks.add", "id-1")
+            .encode("celery")
+            .unwrap();
+        for (name, value) in [
+            (header::TASKQ_UNKNOWN_ATTEMPTS, 1),
+            (header::TASKQ_RECOVERIES, 2),
+            (header::TASKQ_CRASHES, 3),
+        ] {
+            raw = with_header(&raw, name, json!(value)).unwrap();
+        }
+        raw = with_header(&raw, header::PARENT_ID, json!("p")).unwrap();
+        raw = with_header(&raw, header::GROUP, json!("g")).unwrap();
+        let msg = super::decode(&raw).expect("the common shape");
+        assert_eq!(
+            (msg.unknown_attempts, msg.recoveries, msg.crashes),
+            (1, 2, 3)
+        );
+        assert_eq!(
+            (msg.parent_id.as_deref(), msg.group.as_deref()),
+            (Some("p"), Some("g"))
+        );
     }
 }

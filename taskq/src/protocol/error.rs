@@ -1,6 +1,6 @@
-//! Why a received message cannot run, and what its caller is told.
+//! Why a received message cannot run (a decode error), and what its caller is told.
 //!
-//! A refused message goes to the dead-letter list with the [reason](Refusal::reason); when its
+//! A refused message goes to the dead-letter list with the [reason](DecodeError::reason); when its
 //! task id can be read, the worker also stores a FAILURE under that id, so that whoever waits
 //! on the result (taskq's `AsyncResult::get`, Python's `AsyncResult.get()`) learns at once why,
 //! instead of waiting for a timeout. The exception each kind stores is one a Python user knows.
@@ -12,16 +12,16 @@ use crate::failure::TaskFailure;
 /// What is wrong with a refused message; each kind stores its own exception.
 ///
 /// ```
-/// use taskq::message::{RefusalKind, TaskMessage};
+/// use taskq::protocol::{DecodeErrorKind, TaskMessage};
 ///
 /// let pickled = r#"{"body": "gAJ9", "content-type": "application/x-python-serialize", "headers": {"task": "t", "id": "i"}, "properties": {}}"#;
 /// let refusal = TaskMessage::decode(pickled).unwrap_err();
-/// assert_eq!(refusal.kind(), RefusalKind::ContentDisallowed);
+/// assert_eq!(refusal.kind(), DecodeErrorKind::ContentDisallowed);
 /// assert_eq!(refusal.task_id(), Some("i"));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum RefusalKind {
+pub enum DecodeErrorKind {
     /// Serialized with something other than JSON (pickle, yaml, msgpack, …) or with no
     /// content type. Stored as kombu's `ContentDisallowed`, what a Python worker with Celery's
     /// default `accept_content` raises for the same message.
@@ -41,20 +41,20 @@ pub enum RefusalKind {
 /// A message taskq refuses to run: the reason, and the task id when it can be read.
 ///
 /// ```
-/// let refusal = taskq::message::TaskMessage::decode("not json").unwrap_err();
+/// let refusal = taskq::protocol::TaskMessage::decode("not json").unwrap_err();
 /// assert!(refusal.reason().starts_with("envelope is not JSON"));
 /// assert_eq!(refusal.task_id(), None); // nobody to tell
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct Refusal {
-    kind: RefusalKind,
+pub struct DecodeError {
+    kind: DecodeErrorKind,
     reason: String,
     task_id: Option<String>,
 }
 
-impl Refusal {
+impl DecodeError {
     /// A refusal of `kind` for `reason`, its task id not known yet.
-    pub(crate) fn new(kind: RefusalKind, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: DecodeErrorKind, reason: impl Into<String>) -> Self {
         Self {
             kind,
             reason: reason.into(),
@@ -62,14 +62,14 @@ impl Refusal {
         }
     }
 
-    /// Shorthand for a [`RefusalKind::Invalid`] refusal.
+    /// Shorthand for a [`DecodeErrorKind::Invalid`] refusal.
     pub(crate) fn invalid(reason: impl Into<String>) -> Self {
-        Self::new(RefusalKind::Invalid, reason)
+        Self::new(DecodeErrorKind::Invalid, reason)
     }
 
-    /// Shorthand for a [`RefusalKind::Undecodable`] refusal.
+    /// Shorthand for a [`DecodeErrorKind::Undecodable`] refusal.
     pub(crate) fn undecodable(reason: impl Into<String>) -> Self {
-        Self::new(RefusalKind::Undecodable, reason)
+        Self::new(DecodeErrorKind::Undecodable, reason)
     }
 
     /// The same refusal, with `id` as its task id unless it has one already.
@@ -81,7 +81,7 @@ impl Refusal {
     }
 
     /// What is wrong.
-    pub fn kind(&self) -> RefusalKind {
+    pub fn kind(&self) -> DecodeErrorKind {
         self.kind
     }
 
@@ -95,10 +95,10 @@ impl Refusal {
         self.task_id.as_deref()
     }
 
-    /// The failure stored for the task, in the exception its [kind](RefusalKind) names.
+    /// The failure stored for the task, in the exception its [kind](DecodeErrorKind) names.
     ///
     /// ```
-    /// let refusal = taskq::message::TaskMessage::decode(
+    /// let refusal = taskq::protocol::TaskMessage::decode(
     ///     r#"{"body": "[[], {}, null]", "content-type": "application/json", "headers": {"task": "t", "id": "i", "eta": "soon"}, "properties": {}}"#,
     /// ).unwrap_err();
     /// let failure = refusal.failure();
@@ -108,18 +108,18 @@ impl Refusal {
     pub fn failure(&self) -> TaskFailure {
         let reason = self.reason.as_str();
         match self.kind {
-            RefusalKind::ContentDisallowed => TaskFailure::content_disallowed(reason),
-            RefusalKind::Undecodable => TaskFailure::decode_error(reason),
-            RefusalKind::Invalid => TaskFailure::invalid_task(reason),
-            RefusalKind::TooLarge => TaskFailure::message_too_large(reason),
+            DecodeErrorKind::ContentDisallowed => TaskFailure::content_disallowed(reason),
+            DecodeErrorKind::Undecodable => TaskFailure::decode_error(reason),
+            DecodeErrorKind::Invalid => TaskFailure::invalid_task(reason),
+            DecodeErrorKind::TooLarge => TaskFailure::message_too_large(reason),
         }
     }
 }
 
-impl fmt::Display for Refusal {
+impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.reason)
     }
 }
 
-impl std::error::Error for Refusal {}
+impl std::error::Error for DecodeError {}

@@ -19,7 +19,7 @@
 
 use std::io::{self, Write};
 
-use super::refusal::{Refusal, RefusalKind};
+use super::{DecodeError, DecodeErrorKind};
 
 /// The compression methods taskq decodes, named by kombu's content types.
 const SUPPORTED: &str = "application/x-gzip (zlib), application/x-bz2, application/x-lzma";
@@ -29,9 +29,9 @@ const SUPPORTED: &str = "application/x-gzip (zlib), application/x-bz2, applicati
 ///
 /// # Errors
 ///
-/// A [`RefusalKind::Undecodable`] refusal for an unknown method or corrupt data, a
-/// [`RefusalKind::TooLarge`] one when the result would exceed `limit`.
-pub(crate) fn decompress(method: &str, data: &[u8], limit: usize) -> Result<Vec<u8>, Refusal> {
+/// A [`DecodeErrorKind::Undecodable`] refusal for an unknown method or corrupt data, a
+/// [`DecodeErrorKind::TooLarge`] one when the result would exceed `limit`.
+pub(crate) fn decompress(method: &str, data: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
     let mut sink = CappedSink::new(limit);
     let outcome = match method {
         "application/x-gzip" | "gzip" | "zlib" => {
@@ -43,21 +43,21 @@ pub(crate) fn decompress(method: &str, data: &[u8], limit: usize) -> Result<Vec<
         "application/x-lzma" | "lzma" | "xz" => lzma_rs::xz_decompress(&mut &data[..], &mut sink)
             .map_err(|e| io::Error::other(e.to_string())),
         other => {
-            return Err(Refusal::undecodable(format!(
+            return Err(DecodeError::undecodable(format!(
                 "compression {other:?} is not supported (taskq decodes {SUPPORTED})"
             )))
         }
     };
     match outcome {
-        _ if sink.overflowed => Err(Refusal::new(
-            RefusalKind::TooLarge,
+        _ if sink.overflowed => Err(DecodeError::new(
+            DecodeErrorKind::TooLarge,
             format!(
                 "body decompresses ({method}) to more than the limit of {limit} bytes \
                  (TASKQ_MAX_MESSAGE_SIZE)"
             ),
         )),
         Ok(()) => Ok(sink.bytes),
-        Err(e) => Err(Refusal::undecodable(format!(
+        Err(e) => Err(DecodeError::undecodable(format!(
             "body is not valid {method} data: {e}"
         ))),
     }
@@ -153,7 +153,7 @@ mod tests {
         let bomb = zlib(&vec![b' '; 50 << 20]);
         assert!(bomb.len() < 100 << 10, "{} bytes", bomb.len());
         let refusal = decompress("application/x-gzip", &bomb, 1 << 20).unwrap_err();
-        assert_eq!(refusal.kind(), RefusalKind::TooLarge);
+        assert_eq!(refusal.kind(), DecodeErrorKind::TooLarge);
         assert!(refusal.reason().contains("1048576"), "{refusal}");
         // Exactly at the limit is still fine.
         let exact = zlib(&[b'x'; 1000]);
@@ -163,10 +163,10 @@ mod tests {
     #[test]
     fn unknown_methods_and_corrupt_data_say_why() {
         let refusal = decompress("application/x-brotli", b"x", 100).unwrap_err();
-        assert_eq!(refusal.kind(), RefusalKind::Undecodable);
+        assert_eq!(refusal.kind(), DecodeErrorKind::Undecodable);
         assert!(refusal.reason().contains("not supported"), "{refusal}");
         let refusal = decompress("application/x-bz2", b"not bzip2", 100).unwrap_err();
-        assert_eq!(refusal.kind(), RefusalKind::Undecodable);
+        assert_eq!(refusal.kind(), DecodeErrorKind::Undecodable);
         assert!(
             refusal.reason().contains("not valid application/x-bz2"),
             "{refusal}"

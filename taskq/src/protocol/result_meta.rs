@@ -1,0 +1,285 @@
+//! The result record under `celery-task-meta-<id>`, as Celery's Redis backend writes it.
+
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{format_datetime, pyjson};
+use crate::failure::TaskFailure;
+use crate::state::TaskState;
+
+/// One result record, in the layout Celery's Redis backend writes:
+/// `{"status", "result", "traceback", "children", "date_done", ["parent_id",] "task_id"}`.
+///
+/// ```
+/// use taskq::state::ResultMeta;
+///
+/// let meta = ResultMeta::success("id-1", serde_json::json!(5));
+/// let text = meta.to_json();
+/// assert!(text.starts_with(r#"{"status": "SUCCESS", "result": 5, "traceback": null, "children": [], "date_done": "#));
+/// assert!(text.ends_with(r#", "task_id": "id-1"}"#));
+/// assert_eq!(ResultMeta::from_json(&text).unwrap(), meta);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultMeta {
+    /// The task's state.
+    pub status: TaskState,
+    /// The return value (SUCCESS), an exception object (FAILURE, RETRY, REVOKED), or the
+    /// meta of other states.
+    pub result: Value,
+    /// Traceback text of a failure.
+    pub traceback: Option<String>,
+    /// Results of tasks this task sent (kept as stored).
+    pub children: Value,
+    /// When the task finished (ISO-8601), for ready states.
+    pub date_done: Option<String>,
+    /// Parent task id, if the task was sent by another task.
+    pub parent_id: Option<String>,
+    /// Group id, if the task belongs to a group.
+    pub group_id: Option<String>,
+    /// The task id.
+    pub task_id: String,
+}
+
+#[derive(Serialize)]
+struct MetaOut<'a> {
+    status: &'a str,
+    result: &'a Value,
+    traceback: Option<&'a str>,
+    children: &'a Value,
+    date_done: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_id: Option<&'a str>,
+    task_id: &'a str,
+}
+
+impl ResultMeta {
+    fn new(task_id: &str, status: TaskState, result: Value) -> Self {
+        let date_done = status.is_ready().then(|| format_datetime(Utc::now()));
+        Self {
+            status,
+            result,
+            traceback: None,
+            children: Value::Array(Vec::new()),
+            date_done,
+            parent_id: None,
+            group_id: None,
+            task_id: task_id.to_owned(),
+        }
+    }
+
+    /// A SUCCESS record with the return value.
+    ///
+    /// ```
+    /// use taskq::state::ResultMeta;
+    ///
+    /// assert_eq!(ResultMeta::success("id", 5.into()).status, taskq::TaskState::Success);
+    /// ```
+    pub fn success(task_id: &str, result: Value) -> Self {
+        Self::new(task_id, TaskState::Success, result)
+    }
+
+    /// A FAILURE record (or REVOKED, for revoke failures) with the exception and traceback.
+    ///
+    /// ```
+    /// use taskq::state::ResultMeta;
+    ///
+    /// let meta = ResultMeta::failure("id", &taskq::TaskFailure::panic("boom"));
+    /// assert_eq!(meta.status, taskq::TaskState::Failure);
+    /// ```
+    pub fn failure(task_id: &str, failure: &TaskFailure) -> Self {
+        let status = if failure.is_revoked() {
+            TaskState::Revoked
+        } else {
+            TaskState::Failure
+        };
+        let mut meta = Self::new(task_id, status, failure.to_exception_json());
+        meta.traceback = failure.traceback().map(str::to_owned);
+        meta
+    }
+
+    /// A RETRY record: the failure that will be retried, not ready yet.
+    ///
+    /// ```
+    /// let meta = taskq::state::ResultMeta::retry("id", &taskq::TaskFailure::panic("flaky"));
+    /// assert_eq!(meta.status, taskq::TaskState::Retry);
+    /// assert!(meta.date_done.is_none());
+    /// ```
+    pub fn retry(task_id: &str, failure: &TaskFailure) -> Self {
+        let mut meta = Self::new(task_id, TaskState::Retry, failure.to_exception_json());
+        meta.traceback = failure.traceback().map(str::to_owned);
+        meta
+    }
+
+    /// A STARTED record with the worker's pid and host name, as Celery writes.
+    ///
+    /// ```
+    /// use taskq::state::ResultMeta;
+    ///
+    /// assert!(ResultMeta::started("id", "taskq@host").date_done.is_none());
+    /// ```
+    pub fn started(task_id: &str, hostname: &str) -> Self {
+        let result = serde_json::json!({"pid": std::process::id(), "hostname": hostname});
+        Self::new(task_id, TaskState::Started, result)
+    }
+
+    /// A record of any state, with `meta` as its result (Celery's `update_state`).
+    ///
+    /// ```
+    /// use taskq::state::ResultMeta;
+    ///
+    /// let meta = ResultMeta::custom("id", "PROGRESS".into(), serde_json::json!({"done": 3}));
+    /// assert_eq!(meta.status.as_str(), "PROGRESS");
+    /// ```
+    pub fn custom(task_id: &str, state: TaskState, meta: Value) -> Self {
+        Self::new(task_id, state, meta)
+    }
+
+    /// Sets the parent task id.
+    ///
+    /// ```
+    /// use taskq::state::ResultMeta;
+    ///
+    /// let meta = ResultMeta::success("id", 1.into()).with_parent(Some("parent-id".into()));
+    /// assert!(meta.to_json().contains(r#""parent_id": "parent-id""#));
+    /// ```
+    pub fn with_parent(mut self, parent_id: Option<String>) -> Self {
+        self.parent_id = parent_id;
+        self
+    }
+
+    /// Sets the group id.
+    ///
+    /// ```
+    /// use taskq::state::ResultMeta;
+    ///
+    /// let meta = ResultMeta::success("id", 1.into()).with_group(Some("g1".into()));
+    /// assert!(meta.to_json().contains(r#""group_id": "g1""#));
+    /// ```
+    pub fn with_group(mut self, group_id: Option<String>) -> Self {
+        self.group_id = group_id;
+        self
+    }
+
+    /// The failure in this record, for exception states.
+    ///
+    /// ```
+    /// use taskq::state::ResultMeta;
+    ///
+    /// let meta = ResultMeta::failure("id", &taskq::TaskFailure::revoked("expired"));
+    /// assert!(meta.failure_info().unwrap().is_revoked());
+    /// ```
+    pub fn failure_info(&self) -> Option<TaskFailure> {
+        self.status
+            .is_exception()
+            .then(|| TaskFailure::from_exception_json(&self.result, self.traceback.clone()))
+    }
+
+    /// The JSON text stored in Redis and published to waiters.
+    ///
+    /// ```
+    /// use taskq::state::ResultMeta;
+    ///
+    /// assert!(ResultMeta::success("id", 5.into()).to_json().starts_with(r#"{"status": "SUCCESS", "result": 5"#));
+    /// ```
+    pub fn to_json(&self) -> String {
+        let out = MetaOut {
+            status: self.status.as_str(),
+            result: &self.result,
+            traceback: self.traceback.as_deref(),
+            children: &self.children,
+            date_done: self.date_done.as_deref(),
+            group_id: self.group_id.as_deref(),
+            parent_id: self.parent_id.as_deref(),
+            task_id: &self.task_id,
+        };
+        pyjson::to_string(&out).expect("result meta is plain JSON")
+    }
+
+    /// Reads a stored record, written by taskq or by Python Celery.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`](crate::Error::Malformed) when the text is not a JSON object with a
+    /// string `status`.
+    ///
+    /// ```
+    /// use taskq::state::ResultMeta;
+    ///
+    /// let meta = ResultMeta::from_json(r#"{"status": "SUCCESS", "result": 42, "task_id": "x"}"#)?;
+    /// assert_eq!(meta.result, 42);
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
+    pub fn from_json(text: &str) -> crate::Result<Self> {
+        let value: Value =
+            pyjson::from_str(text).map_err(|e| crate::Error::malformed("result", e.to_string()))?;
+        let Value::Object(mut map) = value else {
+            return Err(crate::Error::malformed("result", "not a JSON object"));
+        };
+        let status = match map.get("status") {
+            Some(Value::String(s)) => TaskState::from(s.as_str()),
+            _ => return Err(crate::Error::malformed("result", "no string `status`")),
+        };
+        let mut take_text = |name: &str| match map.remove(name) {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        Ok(Self {
+            traceback: take_text("traceback"),
+            date_done: take_text("date_done"),
+            parent_id: take_text("parent_id"),
+            group_id: take_text("group_id"),
+            task_id: take_text("task_id").unwrap_or_default(),
+            result: pyjson::untag(map.remove("result").unwrap_or(Value::Null)),
+            children: map.remove("children").unwrap_or(Value::Array(Vec::new())),
+            status,
+        })
+    }
+
+    /// The state of a task whose record is absent.
+    pub(crate) fn pending(task_id: &str) -> Self {
+        let mut meta = Self::new(task_id, TaskState::Pending, Value::Null);
+        meta.children = Value::Null;
+        meta
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn failure_records_have_celery_shape() {
+        let meta = ResultMeta::failure("x", &TaskFailure::new("ValueError", "builtins", "bad"));
+        let v: Value = serde_json::from_str(&meta.to_json()).unwrap();
+        assert_eq!(v["status"], "FAILURE");
+        assert_eq!(
+            v["result"],
+            json!({"exc_type": "ValueError", "exc_message": ["bad"], "exc_module": "builtins"})
+        );
+        assert!(v["date_done"].is_string());
+    }
+
+    #[test]
+    fn python_records_read_back() {
+        let text = r#"{"status": "FAILURE", "result": {"exc_type": "ValueError", "exc_message": ["bad thing", 42], "exc_module": "builtins"}, "traceback": "Traceback ...", "children": [], "date_done": "2026-11-21T04:47:50.848476+00:00", "task_id": "b5"}"#;
+        let meta = ResultMeta::from_json(text).unwrap();
+        assert_eq!(meta.status, TaskState::Failure);
+        let failure = meta.failure_info().unwrap();
+        assert_eq!(
+            (failure.exc_type(), failure.message()),
+            ("ValueError", "bad thing, 42".to_owned())
+        );
+        assert_eq!(failure.traceback(), Some("Traceback ..."));
+    }
+
+    #[test]
+    fn started_records_are_not_ready_and_have_no_date() {
+        let meta = ResultMeta::started("x", "host");
+        assert!(meta.date_done.is_none());
+        assert!(meta.to_json().contains(r#""hostname": "host""#));
+    }
+}
