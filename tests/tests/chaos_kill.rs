@@ -28,6 +28,11 @@ fn spawn_worker(server: &RedisServer, dir: &std::path::Path, n: usize, life: usi
         ("TASKQ_VISIBILITY_TIMEOUT", "1"),
         ("TASKQ_EXAMPLE_DELAY_MS", "150"),
         ("TASKQ_CONCURRENCY", slots.as_str()),
+        // The kills here are random, not caused by tasks: at one kill per worker-second and
+        // 150 ms tasks, an innocent task of a long run can be present at 5 kills in a row and
+        // be stopped as a poison message (seen in a 500-kill run: 1 task, its caller told
+        // `WorkerLostError`). This test is about loss; poison detection has its own tests.
+        ("TASKQ_MAX_RECOVERIES", "1000"),
         ("RUST_LOG", "warn"),
     ];
     spawn_example_worker(server, dir, &format!("worker-{n}-{life}.log"), &envs)
