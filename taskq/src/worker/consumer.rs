@@ -153,7 +153,7 @@ async fn fetch_batches(shared: &Arc<Shared>, batches: mpsc::Sender<Batch>) {
 /// errs on the side of too few). The fetch marks that many started itself, sparing their
 /// starts a round trip (see `start_marks`).
 fn startable_now(shared: &Shared) -> usize {
-    let idle = shared.running.available_permits();
+    let idle = shared.execution_slots.available_permits();
     let busy = shared.settings.concurrency.saturating_sub(idle);
     let waiting = shared.held.len().saturating_sub(busy);
     idle.saturating_sub(waiting)
@@ -227,12 +227,12 @@ async fn reserve(shared: &Shared) -> Option<Vec<OwnedSemaphorePermit>> {
     if shared.stopping.is_cancelled() {
         return None;
     }
-    let first = match shared.reserved.clone().try_acquire_owned() {
+    let first = match shared.reservation_slots.clone().try_acquire_owned() {
         Ok(permit) => permit,
         Err(_) => {
             shared.health.waiting_for_slot(true);
             let permit = tokio::select! {
-                permit = shared.reserved.clone().acquire_owned() => permit.ok(),
+                permit = shared.reservation_slots.clone().acquire_owned() => permit.ok(),
                 () = shared.stopping.cancelled() => None,
             };
             shared.health.waiting_for_slot(false);
@@ -241,7 +241,7 @@ async fn reserve(shared: &Shared) -> Option<Vec<OwnedSemaphorePermit>> {
     };
     let mut permits = vec![first];
     while permits.len() < MAX_FETCH {
-        match shared.reserved.clone().try_acquire_owned() {
+        match shared.reservation_slots.clone().try_acquire_owned() {
             Ok(p) => permits.push(p),
             Err(_) => break,
         }

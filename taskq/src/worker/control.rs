@@ -107,7 +107,7 @@ async fn dispatch(shared: &Shared, method: &str, arguments: &Value) -> Value {
             Some(problem) => json!({"error": problem}),
         },
         "registered" => json!(registry::all().iter().map(|e| e.name).collect::<Vec<_>>()),
-        "active" => json!(shared.tasks.active(&shared.settings.hostname)),
+        "active" => json!(shared.running_tasks.active(&shared.settings.hostname)),
         "stats" => stats(shared),
         "revoke" => revoke(shared, arguments).await,
         "revoked" => json!(shared.revoked.ids()),
@@ -138,7 +138,7 @@ async fn revoke(shared: &Shared, arguments: &Value) -> Value {
     let terminate = arguments.get("terminate").and_then(Value::as_bool) == Some(true);
     for id in &ids {
         shared.revoked.add(id);
-        if terminate && shared.tasks.terminate(id) {
+        if terminate && shared.running_tasks.terminate(id) {
             tracing::info!(%id, "terminating task (revoked)");
         }
     }
@@ -187,7 +187,7 @@ fn mingled_ids(revoked: Option<&Value>) -> Vec<String> {
 fn stats(shared: &Shared) -> Value {
     let settings = &shared.settings;
     json!({
-        "total": shared.tasks.totals(),
+        "total": shared.running_tasks.totals(),
         "pid": std::process::id(),
         "clock": shared.tick().to_string(),
         "uptime": shared.started.elapsed().as_secs(),

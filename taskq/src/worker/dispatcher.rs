@@ -28,7 +28,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut ready: mpsc::UnboundedReceiver<
         };
         let slot = tokio::select! {
             biased;
-            slot = shared.running.clone().acquire_owned() => slot.expect("the slot semaphore is never closed"),
+            slot = shared.execution_slots.clone().acquire_owned() => slot.expect("the slot semaphore is never closed"),
             () = shared.stopping.cancelled() => {
                 // The requeue takes the mark back, so it must not overtake it.
                 let _ = mark.landed().await;

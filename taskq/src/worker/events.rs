@@ -166,8 +166,8 @@ async fn publish_worker(shared: &Shared, kind: &str) {
     let mut event = common(shared, kind);
     let fields = json!({
         "freq": HEARTBEAT.as_secs_f64(),
-        "active": shared.tasks.active_count(),
-        "processed": shared.tasks.processed(),
+        "active": shared.running_tasks.active_count(),
+        "processed": shared.running_tasks.processed(),
         "loadavg": loadavg(),
         "sw_ident": "taskq",
         "sw_ver": env!("CARGO_PKG_VERSION"),

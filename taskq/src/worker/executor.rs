@@ -57,14 +57,14 @@ impl Job {
             return self.finish(None, Action::Relinquish);
         }
         tracing::info!("Task {name}[{id}] received");
-        let abort = self.shared.tasks.start(name, &self.message);
+        let abort = self.shared.running_tasks.start(name, &self.message);
         events::task(&self.shared, "task-started", &id, || json!({}));
         if self.shared.settings.track_started {
             self.store_started().await;
         }
         let started = Instant::now();
         let outcome = self.execute(&abort).await;
-        self.shared.tasks.finish(&id);
+        self.shared.running_tasks.finish(&id);
         let Some((outcome, retry_ask)) = outcome else {
             tracing::warn!("Task {name}[{id}] cancelled by shutdown; put back in its queue");
             return self.finish(None, Action::Requeue);

@@ -586,9 +586,9 @@ struct Shared {
     client: Client,
     settings: Settings,
     /// Execution slots: at most `concurrency` tasks run at once.
-    running: Arc<Semaphore>,
+    execution_slots: Arc<Semaphore>,
     /// Reservation slots: at most `concurrency × prefetch` messages held unfinished.
-    reserved: Arc<Semaphore>,
+    reservation_slots: Arc<Semaphore>,
     /// Stop fetching and starting tasks.
     stopping: CancellationToken,
     /// Cancel running tasks (after the grace period).
@@ -598,13 +598,13 @@ struct Shared {
     /// Wakes the scheduler when a message was parked.
     parked: Notify,
     /// Tasks running now, and counts of finished ones.
-    tasks: running::Running,
+    running_tasks: running::Running,
     /// Revoked ids: the broker's set, kept here, plus those just revoked by remote control.
     revoked: revoked::RevokedSet,
     /// Celery events switch and queue.
     events: events::Events,
     /// Lamport clock shared with Celery nodes through events and remote control.
-    clock: AtomicU64,
+    lamport_clock: AtomicU64,
     /// When the worker started, for `stats`' uptime.
     started: Instant,
     /// The messages this worker holds in `unacked`, whose leases it renews, and how long each
@@ -636,18 +636,18 @@ impl Shared {
         let start_marks = start_marks::StartMarks::start(client.broker().clone());
         let shared = Arc::new(Self {
             client,
-            running: Arc::new(Semaphore::new(settings.concurrency)),
-            reserved: Arc::new(Semaphore::new(reservations.max(settings.concurrency))),
+            execution_slots: Arc::new(Semaphore::new(settings.concurrency)),
+            reservation_slots: Arc::new(Semaphore::new(reservations.max(settings.concurrency))),
             settings,
             stopping,
             hard_stop: CancellationToken::new(),
             jobs: TaskTracker::new(),
             parked: Notify::new(),
-            tasks: running::Running::default(),
+            running_tasks: running::Running::default(),
             held,
             revoked: revoked::RevokedSet::default(),
             events,
-            clock: AtomicU64::new(0),
+            lamport_clock: AtomicU64::new(0),
             started: Instant::now(),
             health,
             room: room::Room::new(),
@@ -659,12 +659,12 @@ impl Shared {
 
     /// Advances the Lamport clock for an event or reply and returns the new value.
     fn tick(&self) -> u64 {
-        self.clock.fetch_add(1, Ordering::Relaxed) + 1
+        self.lamport_clock.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Moves the Lamport clock past a value another node sent.
     fn adjust_clock(&self, other: u64) {
-        self.clock.fetch_max(other + 1, Ordering::Relaxed);
+        self.lamport_clock.fetch_max(other + 1, Ordering::Relaxed);
     }
 
     /// The broker's clock now, estimated from the last fetch (the client's clock, which a
