@@ -1,8 +1,8 @@
 //! Every name in kombu's envelope and Celery's protocol 2 headers that taskq reads or writes,
 //! spelled once. Rust code names a field through these constants; the serde structs of the
-//! encoder ([`super::encode`]) and of the fast decoder ([`super::decode`]) spell them as field
+//! encoder ([`NewMessage`](super::NewMessage)) and of the fast decoder (`decode/fast.rs`) spell them as field
 //! identifiers, and a test checks each struct against this list. The Lua scripts in
-//! `scripts.rs` cannot import them; each names the rule of [`super::edit`] it mirrors.
+//! `scripts.rs` cannot import them; each names the rule of `protocol/edit.rs` it mirrors.
 
 /// Top-level fields of kombu's envelope.
 pub mod field {
