@@ -45,6 +45,7 @@
 )]
 
 pub mod backend;
+mod backoff;
 pub mod broker;
 pub mod client;
 mod clock;

@@ -8,10 +8,8 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::{Subscription, SUBSCRIPTION_BUFFER};
+use crate::backoff::Backoff;
 use crate::Result;
-
-/// Longest pause between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Subscribes to `patterns` on a new connection of `client`, then keeps feeding the returned
 /// subscription from a background task.
@@ -69,16 +67,16 @@ async fn reconnect(
     patterns: &[String],
     tx: &mpsc::Sender<String>,
 ) -> Option<redis::aio::PubSub> {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::starting_at(Duration::from_millis(100));
     loop {
         if tx.is_closed() {
             return None;
         }
+        let wait = backoff.next_delay();
         match connect(client, patterns).await {
             Ok(p) => return Some(p),
-            Err(e) => tracing::warn!(error = %e, "cannot resubscribe; retrying in {backoff:?}"),
+            Err(e) => tracing::warn!(error = %e, "cannot resubscribe; retrying in {wait:?}"),
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        tokio::time::sleep(wait).await;
     }
 }

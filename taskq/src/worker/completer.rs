@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::{room, Shared};
+use crate::backoff::Backoff;
 use crate::broker::Delivery;
 use crate::state::ResultMeta;
 
@@ -137,7 +138,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = crate::Result<()>>,
 {
-    let mut delay = Duration::from_millis(50);
+    let mut backoff = Backoff::starting_at(Duration::from_millis(50));
     let mut shutdown_deadline = None;
     loop {
         match op().await {
@@ -155,9 +156,9 @@ where
                         return;
                     }
                 }
-                tracing::warn!(error = %e, "could not {what}; retrying in {delay:?}");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                let wait = backoff.next_delay();
+                tracing::warn!(error = %e, "could not {what}; retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
             }
         }
     }

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::completer::{Action, Completion};
 use super::{events, executor, Shared};
+use crate::backoff::Backoff;
 use crate::broker::{Delivery, Fetched, RefusedMessage};
 use crate::failure::TaskFailure;
 use crate::protocol::edit::with_header;
@@ -96,7 +97,7 @@ async fn fetch_batches(shared: &Arc<Shared>, batches: mpsc::Sender<Batch>) {
     let queues = &shared.settings.queues;
     let broker = shared.client.broker();
     let max_bytes = shared.client.config().max_message_size;
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::starting_at(Duration::from_millis(100));
     while let Some(reservations) = reserve(shared).await {
         tokio::select! {
             () = shared.room.wait() => {}
@@ -122,7 +123,7 @@ async fn fetch_batches(shared: &Arc<Shared>, batches: mpsc::Sender<Batch>) {
             }
             Ok(fetched) => {
                 shared.health.contact();
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 shared.client.clock().observe(fetched.now);
                 shared
                     .held
@@ -210,13 +211,13 @@ fn failure_record(refusal: &DecodeError) -> Option<ResultMeta> {
 /// How logs show the task id of a refused message whose id cannot be read.
 const UNREADABLE_ID: &str = "(unreadable)";
 
-async fn pause_after_error(shared: &Shared, error: &crate::Error, backoff: &mut Duration) {
-    tracing::error!(error = %error, "cannot fetch from the broker; retrying in {backoff:?}");
+async fn pause_after_error(shared: &Shared, error: &crate::Error, backoff: &mut Backoff) {
+    let wait = backoff.next_delay();
+    tracing::error!(error = %error, "cannot fetch from the broker; retrying in {wait:?}");
     tokio::select! {
-        () = tokio::time::sleep(*backoff) => {}
+        () = tokio::time::sleep(wait) => {}
         () = shared.stopping.cancelled() => {}
     }
-    *backoff = (*backoff * 2).min(Duration::from_secs(5));
 }
 
 /// Waits for at least one free reservation slot and takes up to [`MAX_FETCH`]; `None` on

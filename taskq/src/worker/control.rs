@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{revoked, Shared};
+use crate::backoff::Backoff;
 use crate::broker::Subscription;
 use crate::protocol::KombuMessage;
 use crate::registry;
@@ -45,23 +46,23 @@ pub(super) async fn run(shared: Arc<Shared>) {
 
 /// Subscribes to the mailbox, retrying while Redis is away; `None` on shutdown.
 async fn subscribe(shared: &Shared) -> Option<Subscription> {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::starting_at(Duration::from_millis(100));
     loop {
         let attempt = tokio::select! {
             s = shared.client.broker().subscribe_broadcast(EXCHANGE) => s,
             () = shared.stopping.cancelled() => return None,
         };
+        let wait = backoff.next_delay();
         match attempt {
             Ok(s) => return Some(s),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot subscribe to remote control; retrying in {backoff:?}")
+                tracing::warn!(error = %e, "cannot subscribe to remote control; retrying in {wait:?}")
             }
         }
         tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(wait) => {}
             () = shared.stopping.cancelled() => return None,
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
