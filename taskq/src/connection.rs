@@ -63,7 +63,8 @@ pub(crate) fn open_client(url: &str) -> Result<redis::Client> {
     Ok(redis::Client::build_with_tls(base, certs)?)
 }
 
-/// Splits off the query string of a URL, keeping other parameters for redis-rs.
+/// Splits off the query string of a URL, keeping other parameters for redis-rs. Ours come back
+/// percent-decoded, as redis-py reads them (`ssl_ca_certs=%2Fetc%2Fca.pem` is `/etc/ca.pem`).
 fn split_query(url: &str) -> (String, Vec<(String, String)>) {
     let Some((base, query)) = url.split_once('?') else {
         return (url.to_owned(), Vec::new());
@@ -71,9 +72,10 @@ fn split_query(url: &str) -> (String, Vec<(String, String)>) {
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decoded = url::form_urlencoded::parse(pair.as_bytes()).next();
+        let (key, value) = decoded.unwrap_or_default();
         if key.starts_with("ssl_") || key.starts_with("socket_") {
-            ours.push((key.to_owned(), value.to_owned()));
+            ours.push((key.into_owned(), value.into_owned()));
         } else {
             theirs.push(pair);
         }
@@ -224,6 +226,11 @@ mod tests {
         assert_eq!(base, "rediss://h:6380/0?protocol=resp3");
         assert_eq!(ours, [("ssl_cert_reqs".to_owned(), "CERT_NONE".to_owned())]);
         assert_eq!(split_query("redis://h/0").0, "redis://h/0");
+        let (_, ours) = split_query("rediss://h/0?ssl_ca_certs=%2Fetc%2Fmy%20ca.pem");
+        assert_eq!(
+            ours,
+            [("ssl_ca_certs".to_owned(), "/etc/my ca.pem".to_owned())]
+        );
     }
 
     #[test]
