@@ -6,11 +6,7 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
-use crate::backend::memory::MemoryBackend;
-use crate::backend::redis::RedisBackend;
 use crate::backend::ResultBackend;
-use crate::broker::memory::MemoryBroker;
-use crate::broker::redis::RedisBroker;
 use crate::broker::{Broker, Outgoing};
 use crate::clock::ServerClock;
 use crate::keys::BrokerKeys;
@@ -90,8 +86,8 @@ impl Client {
     /// ```
     pub fn from_config(config: Config) -> Result<Self> {
         let keys = BrokerKeys::default().with_priority_steps(&config.priority_steps);
-        let broker = open_broker_with_keys(&config.broker_url, keys)?;
-        let backend = open_backend(&config.result_backend, &config)?;
+        let broker = crate::broker::open_with_keys(&config.broker_url, keys)?;
+        let backend = crate::backend::open(&config.result_backend, config.result_expires)?;
         Ok(Self::with_parts(broker, backend, config))
     }
 
@@ -503,100 +499,4 @@ fn with_task_defaults(mut options: Options, defaults: &crate::TaskOptions) -> Op
         options.ignore_result = Some(true);
     }
     options
-}
-
-/// Opens the broker named by `url`: `redis://`, `rediss://`, `unix://` or `memory://[name]`.
-///
-/// # Errors
-///
-/// [`Error::Config`] for an unknown scheme.
-///
-/// ```
-/// let broker = taskq::client::open_broker("memory://docs")?;
-/// assert_eq!(broker.describe(), "memory://docs");
-/// # Ok::<(), taskq::Error>(())
-/// ```
-pub fn open_broker(url: &str) -> Result<Arc<dyn Broker>> {
-    open_broker_with_keys(url, BrokerKeys::default())
-}
-
-/// Like [`open_broker`], with key names built by `keys` (prefix, priority separator and
-/// steps).
-///
-/// # Errors
-///
-/// [`Error::Config`] for an unknown scheme.
-///
-/// ```
-/// use taskq::keys::BrokerKeys;
-///
-/// let keys = BrokerKeys::default().with_priority_steps(&[0, 5, 7]);
-/// let broker = taskq::client::open_broker_with_keys("memory://steps", keys)?;
-/// assert_eq!(broker.describe(), "memory://steps");
-/// # Ok::<(), taskq::Error>(())
-/// ```
-pub fn open_broker_with_keys(url: &str, keys: BrokerKeys) -> Result<Arc<dyn Broker>> {
-    match scheme(url) {
-        "memory" => Ok(MemoryBroker::named_with_keys(memory_name(url), keys)),
-        "redis" | "rediss" | "unix" | "redis+unix" => {
-            Ok(Arc::new(RedisBroker::with_keys(url, keys)?))
-        }
-        other => Err(Error::Config(format!(
-            "broker URL scheme {other:?} is not supported (use redis://, rediss:// or memory://)"
-        ))),
-    }
-}
-
-/// Opens the result store named by `url`, keeping results as `config` says.
-///
-/// # Errors
-///
-/// [`Error::Config`] for an unknown scheme.
-///
-/// ```
-/// let backend = taskq::client::open_backend("memory://docs", &taskq::Config::default())?;
-/// assert_eq!(backend.describe(), "memory://docs");
-/// # Ok::<(), taskq::Error>(())
-/// ```
-pub fn open_backend(url: &str, config: &Config) -> Result<Arc<dyn ResultBackend>> {
-    match scheme(url) {
-        "memory" => {
-            let backend = MemoryBackend::named(memory_name(url));
-            backend.set_expires(config.result_expires);
-            Ok(backend)
-        }
-        "redis" | "rediss" | "unix" | "redis+unix" => Ok(Arc::new(RedisBackend::open(url, config.result_expires)?)),
-        other => Err(Error::Config(format!(
-            "result backend URL scheme {other:?} is not supported (use redis://, rediss:// or memory://)"
-        ))),
-    }
-}
-
-fn scheme(url: &str) -> &str {
-    url.split_once("://").map_or(url, |(s, _)| s)
-}
-
-fn memory_name(url: &str) -> &str {
-    url.split_once("://")
-        .map_or("", |(_, rest)| rest.trim_end_matches('/'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unknown_schemes_are_config_errors() {
-        let err = open_broker("amqp://guest@localhost//")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("\"amqp\" is not supported"), "{err}");
-        assert!(open_backend("db+sqlite://x", &Config::default()).is_err());
-    }
-
-    #[test]
-    fn memory_urls_name_shared_instances() {
-        assert_eq!(open_broker("memory://a").unwrap().describe(), "memory://a");
-        assert_eq!(open_broker("memory://").unwrap().describe(), "memory://");
-    }
 }

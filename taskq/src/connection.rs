@@ -183,6 +183,23 @@ impl LazyConnection {
     }
 }
 
+/// The scheme of a store URL (`redis`, `rediss`, `unix`, `memory`...); the whole text when it
+/// has none, so that the error names what was given.
+pub(crate) fn scheme(url: &str) -> &str {
+    url.split_once("://").map_or(url, |(scheme, _)| scheme)
+}
+
+/// Whether `scheme` names a Redis server (TCP, TLS or a Unix socket).
+pub(crate) fn is_redis_scheme(scheme: &str) -> bool {
+    matches!(scheme, "redis" | "rediss" | "unix" | "redis+unix")
+}
+
+/// The instance name of a `memory://<name>` URL (`memory://` is the empty name).
+pub(crate) fn memory_name(url: &str) -> &str {
+    url.split_once("://")
+        .map_or("", |(_, rest)| rest.trim_end_matches('/'))
+}
+
 /// The instance called `name` in `registry`, made by `make` the first time it is asked for.
 pub(crate) fn named_instance<T>(
     registry: &'static OnceLock<Mutex<HashMap<String, Arc<T>>>>,

@@ -202,7 +202,7 @@ impl BrokerKeys {
     /// assert_eq!(keys.binding_member("celery"), "celery\x06\x16\x06\x16celery");
     /// ```
     pub fn binding_member(&self, queue: &str) -> String {
-        format!("{queue}{sep}{sep}{queue}", sep = self.sep)
+        self.exchange_binding_member(queue, queue)
     }
 
     /// kombu's binding table of a (direct) exchange, e.g. `reply.celery.pidbox`: a set of
@@ -214,6 +214,18 @@ impl BrokerKeys {
     /// ```
     pub fn exchange_binding(&self, exchange: &str) -> String {
         format!("{}_kombu.binding.{exchange}", self.prefix)
+    }
+
+    /// The member of [`exchange_binding`](Self::exchange_binding) that routes `routing_key`
+    /// to `queue` (kombu leaves the pattern empty on direct exchanges).
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// assert_eq!(keys.exchange_binding_member("oid", "oid.reply.celery.pidbox"),
+    ///            "oid\x06\x16\x06\x16oid.reply.celery.pidbox");
+    /// ```
+    pub fn exchange_binding_member(&self, routing_key: &str, queue: &str) -> String {
+        format!("{routing_key}{sep}{sep}{queue}", sep = self.sep)
     }
 
     /// Splits a member of [`exchange_binding`](Self::exchange_binding) into

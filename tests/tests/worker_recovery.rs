@@ -434,7 +434,7 @@ async fn ten_recoverers_at_once_return_each_of_1000_lapsed_messages_once() {
     let after = taskq::broker::RecoverAfter::new(Duration::from_millis(10));
     let recoverers: Vec<_> = (0..RECOVERERS)
         .map(|_| {
-            let broker = taskq::client::open_broker(&server.url()).unwrap();
+            let broker = taskq::broker::open(&server.url()).unwrap();
             tokio::spawn(async move {
                 let mut restored = 0;
                 loop {

@@ -8,10 +8,12 @@ pub mod memory;
 pub mod redis;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::connection;
 use crate::state::ResultMeta;
 use crate::Result;
 
@@ -21,6 +23,35 @@ use crate::Result;
 /// assert_eq!(taskq::backend::DEFAULT_RESULT_EXPIRES.as_secs(), 86_400);
 /// ```
 pub const DEFAULT_RESULT_EXPIRES: Duration = Duration::from_secs(86_400);
+
+/// Opens the result store named by `url` (`redis://`, `rediss://`, `unix://` or
+/// `memory://[name]`), keeping each result for `expires` (`None`: forever).
+///
+/// # Errors
+///
+/// [`Error::Config`](crate::Error::Config) for an unknown scheme, [`Error::Redis`](crate::Error::Redis)
+/// for a bad Redis URL.
+///
+/// ```
+/// let backend = taskq::backend::open("memory://docs", None)?;
+/// assert_eq!(backend.describe(), "memory://docs");
+/// # Ok::<(), taskq::Error>(())
+/// ```
+pub fn open(url: &str, expires: Option<Duration>) -> Result<Arc<dyn ResultBackend>> {
+    match connection::scheme(url) {
+        "memory" => {
+            let backend = memory::MemoryBackend::named(connection::memory_name(url));
+            backend.set_expires(expires);
+            Ok(backend)
+        }
+        scheme if connection::is_redis_scheme(scheme) => {
+            Ok(Arc::new(redis::RedisBackend::open(url, expires)?))
+        }
+        other => Err(crate::Error::Config(format!(
+            "result backend URL scheme {other:?} is not supported (use redis://, rediss:// or memory://)"
+        ))),
+    }
+}
 
 /// A result store implementation.
 ///

@@ -158,27 +158,6 @@ impl MemoryBroker {
         self.state().eta.len()
     }
 
-    /// Binds `queue` to the direct exchange `exchange` with `routing_key`, so that
-    /// [`publish_direct`](Broker::publish_direct) delivers there (kombu's `queue_bind`).
-    ///
-    /// ```
-    /// # #[tokio::main] async fn main() -> taskq::Result<()> {
-    /// use taskq::broker::{memory::MemoryBroker, Broker};
-    ///
-    /// let broker = MemoryBroker::named("bind-doc");
-    /// broker.bind("reply.celery.pidbox", "oid", "oid.reply.celery.pidbox");
-    /// assert_eq!(broker.publish_direct("reply.celery.pidbox", "oid", "{}").await?, 1);
-    /// assert_eq!(broker.len("oid.reply.celery.pidbox"), 1);
-    /// # Ok(()) }
-    /// ```
-    pub fn bind(&self, exchange: &str, routing_key: &str, queue: &str) {
-        self.state()
-            .bindings
-            .entry(exchange.to_owned())
-            .or_default()
-            .push((routing_key.to_owned(), queue.to_owned()));
-    }
-
     fn fanout_sender(&self, exchange: &str) -> broadcast::Sender<String> {
         self.state()
             .fanout
@@ -573,6 +552,16 @@ impl Broker for MemoryBroker {
         Ok(Subscription::new(rx, feeder.abort_handle()))
     }
 
+    async fn bind(&self, exchange: &str, routing_key: &str, queue: &str) -> Result<()> {
+        let mut state = self.state();
+        let bindings = state.bindings.entry(exchange.to_owned()).or_default();
+        let binding = (routing_key.to_owned(), queue.to_owned());
+        if !bindings.contains(&binding) {
+            bindings.push(binding);
+        }
+        Ok(())
+    }
+
     async fn publish_direct(
         &self,
         exchange: &str,
@@ -609,36 +598,6 @@ mod tests {
 
     fn envelope(tag: &str, attempt: u32) -> String {
         serde_json::json!({"attempt": attempt, "properties": {"delivery_tag": tag}}).to_string()
-    }
-
-    #[tokio::test]
-    async fn refusals_name_their_kind_and_id_as_the_redis_script_does() {
-        use crate::protocol::DecodeErrorKind;
-        let broker = MemoryBroker::named("memory-refusal-test");
-        let untagged = r#"{"headers": {"task": "t", "id": "id-1"}, "properties": {}}"#;
-        for envelope in [untagged, "not json"] {
-            let outgoing = Outgoing {
-                queue: "celery".to_owned(),
-                priority: 0,
-                envelope: envelope.to_owned(),
-            };
-            broker.publish(&[outgoing]).await.unwrap();
-        }
-        let fetched = broker.fetch(&["celery".into()], 10, 1 << 20).await.unwrap();
-        assert!(fetched.deliveries.is_empty());
-        let refusals: Vec<_> = fetched
-            .refused
-            .iter()
-            .map(|r| (r.refusal.kind(), r.refusal.task_id()))
-            .collect();
-        assert_eq!(
-            refusals,
-            [
-                (DecodeErrorKind::Invalid, Some("id-1")),
-                (DecodeErrorKind::Undecodable, None)
-            ]
-        );
-        assert_eq!(broker.dead_letters(10).await.unwrap().len(), 2);
     }
 
     #[tokio::test]

@@ -33,8 +33,55 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use crate::connection;
+use crate::keys::BrokerKeys;
 use crate::protocol::{DecodeError, DecodeErrorKind};
 use crate::Result;
+
+/// Opens the broker named by `url`: `redis://`, `rediss://`, `unix://` or `memory://[name]`.
+///
+/// # Errors
+///
+/// [`Error::Config`](crate::Error::Config) for an unknown scheme, [`Error::Redis`](crate::Error::Redis)
+/// for a bad Redis URL.
+///
+/// ```
+/// let broker = taskq::broker::open("memory://docs")?;
+/// assert_eq!(broker.describe(), "memory://docs");
+/// # Ok::<(), taskq::Error>(())
+/// ```
+pub fn open(url: &str) -> Result<Arc<dyn Broker>> {
+    open_with_keys(url, BrokerKeys::default())
+}
+
+/// Like [`open`], with key names built by `keys` (prefix, priority separator and steps).
+///
+/// # Errors
+///
+/// As [`open`].
+///
+/// ```
+/// use taskq::keys::BrokerKeys;
+///
+/// let keys = BrokerKeys::default().with_priority_steps(&[0, 5, 7]);
+/// let broker = taskq::broker::open_with_keys("memory://steps", keys)?;
+/// assert_eq!(broker.describe(), "memory://steps");
+/// # Ok::<(), taskq::Error>(())
+/// ```
+pub fn open_with_keys(url: &str, keys: BrokerKeys) -> Result<Arc<dyn Broker>> {
+    match connection::scheme(url) {
+        "memory" => Ok(memory::MemoryBroker::named_with_keys(
+            connection::memory_name(url),
+            keys,
+        )),
+        scheme if connection::is_redis_scheme(scheme) => {
+            Ok(Arc::new(redis::RedisBroker::with_keys(url, keys)?))
+        }
+        other => Err(crate::Error::Config(format!(
+            "broker URL scheme {other:?} is not supported (use redis://, rediss:// or memory://)"
+        ))),
+    }
+}
 
 /// Envelopes arriving on a fanout exchange, from [`Broker::subscribe_broadcast`]. Dropping it
 /// ends the subscription.
@@ -201,9 +248,15 @@ pub(crate) const FETCH_REFUSED_NOT_JSON: &str = "not_json";
 /// The fetch's code for a message without a delivery tag.
 pub(crate) const FETCH_REFUSED_NO_TAG: &str = "no_tag";
 
-/// A broker implementation.
+/// The broker contract: what a worker and a client need from the store that holds messages.
 ///
 /// All operations take batches: one round trip serves many messages.
+///
+/// Sealed: only taskq's own brokers implement it, [`redis::RedisBroker`] and
+/// [`memory::MemoryBroker`], and one test suite (`tests/tests/broker_contract.rs`) holds both to
+/// the same semantics. Applications reach it through [`Client::broker`](crate::Client::broker)
+/// for inspection (dead letters, clocks, pings); the methods a worker drives (fetching,
+/// leases, recovery) may change in a minor release until the contract is declared stable.
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> taskq::Result<()> {
@@ -215,7 +268,7 @@ pub(crate) const FETCH_REFUSED_NO_TAG: &str = "no_tag";
 /// # Ok(()) }
 /// ```
 #[async_trait]
-pub trait Broker: Send + Sync + fmt::Debug + 'static {
+pub trait Broker: sealed::Sealed + Send + Sync + fmt::Debug + 'static {
     /// Appends messages to their queues.
     async fn publish(&self, messages: &[Outgoing]) -> Result<()>;
 
@@ -322,6 +375,11 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// while disconnected are lost, as with kombu).
     async fn subscribe_broadcast(&self, exchange: &str) -> Result<Subscription>;
 
+    /// Binds `queue` to the direct exchange `exchange` with `routing_key`, so that
+    /// [`publish_direct`](Self::publish_direct) delivers there (kombu's `queue_bind`; on
+    /// Redis a member of `_kombu.binding.<exchange>`). Binding twice is one binding.
+    async fn bind(&self, exchange: &str, routing_key: &str, queue: &str) -> Result<()>;
+
     /// Routes `envelope` through the direct exchange `exchange`: appended to every queue bound
     /// with exactly `routing_key` (kombu's `_kombu.binding.<exchange>` table). Returns how many
     /// queues got it.
@@ -344,6 +402,16 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
 
     /// The broker URL with any password masked, for logs and banners.
     fn describe(&self) -> String;
+}
+
+/// Keeps [`Broker`] implemented by this crate's brokers only.
+mod sealed {
+    /// Implemented by the brokers of this crate.
+    #[allow(unreachable_pub)] // Reachable only as a bound, which is the point.
+    pub trait Sealed {}
+
+    impl Sealed for super::memory::MemoryBroker {}
+    impl Sealed for super::redis::RedisBroker {}
 }
 
 /// The outcome of [`Broker::promote_due`].
@@ -440,4 +508,24 @@ pub struct DeadLetter {
     pub payload: String,
     /// When it was dead-lettered, in seconds since the Unix epoch.
     pub time: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unknown_schemes_are_config_errors() {
+        let err = super::open("amqp://guest@localhost//").unwrap_err();
+        assert!(matches!(err, crate::Error::Config(_)));
+        assert!(
+            err.to_string().contains("\"amqp\" is not supported"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn memory_urls_name_shared_instances() {
+        assert_eq!(super::open("memory://a").unwrap().describe(), "memory://a");
+        assert_eq!(super::open("memory://").unwrap().describe(), "memory://");
+        assert_eq!(super::open("memory://a/").unwrap().describe(), "memory://a");
+    }
 }

@@ -715,6 +715,16 @@ impl Broker for RedisBroker {
         super::pubsub::subscribe(self.conn.client().clone(), patterns).await
     }
 
+    async fn bind(&self, exchange: &str, routing_key: &str, queue: &str) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let _added: i64 = redis::cmd("SADD")
+            .arg(self.keys.exchange_binding(exchange))
+            .arg(self.keys.exchange_binding_member(routing_key, queue))
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
     async fn publish_direct(
         &self,
         exchange: &str,

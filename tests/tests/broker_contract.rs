@@ -1,0 +1,710 @@
+//! The broker contract, run against both brokers: `memory://` and a Redis server this test
+//! starts. Every contract below is one async function over `&dyn Broker`; the `contracts!`
+//! macro makes a test of it for each broker, so a `memory://` test cannot pass on behaviour
+//! Redis does not have, nor the other way round.
+//!
+//! What is pinned: the order of a fetch (priority, then queue, then arrival), the refusals
+//! and their dead-letter reasons, settling (ack, requeue, defer, dead-letter) only by the
+//! holder of a message's tag, recovery (a new tag, counts in the headers, `redelivered`),
+//! fencing (a lost lease is reported and cannot settle), crash counting for poison
+//! detection, ETA parking, dead-letter replay, revokes, and both kinds of exchange.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use taskq::broker::{Broker, Delivery, Outgoing, RecoverAfter};
+use taskq::keys::BrokerKeys;
+use taskq::protocol::names::{field, header, property};
+use taskq::protocol::{DecodeErrorKind, NewMessage};
+use taskq::{Client, Config, TaskState};
+use taskq_tests::worker::{eventually, RunningWorker};
+use taskq_tests::RedisServer;
+
+/// Lease lapse used to recover everything held: every lease is at least this old.
+const LAPSED: Duration = Duration::ZERO;
+/// Size limit of a fetch that refuses nothing in these tests.
+const ANY_SIZE: usize = 1 << 20;
+
+/// A broker under test, the result store beside it, and the Redis server behind both when
+/// there is one.
+struct Subject {
+    broker: Arc<dyn Broker>,
+    backend_url: String,
+    _server: Option<RedisServer>,
+}
+
+impl Subject {
+    fn memory(test: &str, keys: BrokerKeys) -> Self {
+        let url = format!("memory://contract-{test}");
+        Self {
+            broker: taskq::broker::open_with_keys(&url, keys).unwrap(),
+            backend_url: url,
+            _server: None,
+        }
+    }
+
+    fn redis(keys: BrokerKeys) -> Self {
+        let server = RedisServer::start();
+        Self {
+            broker: taskq::broker::open_with_keys(&server.url(), keys).unwrap(),
+            backend_url: server.url_db(1),
+            _server: Some(server),
+        }
+    }
+
+    /// A client on this broker and result store.
+    fn client(&self) -> Client {
+        let backend = taskq::backend::open(&self.backend_url, None).unwrap();
+        Client::with_parts(self.broker.clone(), backend, Config::default())
+    }
+}
+
+/// A Celery task message for `queue` with task id `id`, at `priority`.
+fn message(queue: &str, id: &str, priority: u8) -> Outgoing {
+    let mut message = NewMessage::new("tasks.contract", id);
+    message.priority = priority;
+    Outgoing {
+        queue: queue.to_owned(),
+        priority,
+        envelope: message.encode(queue).unwrap(),
+    }
+}
+
+/// A raw envelope, as a foreign or broken producer may write it.
+fn raw(queue: &str, envelope: &str) -> Outgoing {
+    Outgoing {
+        queue: queue.to_owned(),
+        priority: 0,
+        envelope: envelope.to_owned(),
+    }
+}
+
+fn queues(names: &[&str]) -> Vec<String> {
+    names.iter().map(|q| (*q).to_owned()).collect()
+}
+
+fn envelope(delivery: &Delivery) -> Value {
+    serde_json::from_str(&delivery.raw).unwrap()
+}
+
+fn task_id(delivery: &Delivery) -> String {
+    envelope(delivery)[field::HEADERS][header::ID]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn ids(deliveries: &[Delivery]) -> Vec<String> {
+    deliveries.iter().map(task_id).collect()
+}
+
+fn count(delivery: &Delivery, name: &str) -> u64 {
+    envelope(delivery)[field::HEADERS][name]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn tag_in_envelope(delivery: &Delivery) -> String {
+    envelope(delivery)[field::PROPERTIES][property::DELIVERY_TAG]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn redelivered(delivery: &Delivery) -> bool {
+    envelope(delivery)[field::PROPERTIES][property::DELIVERY_INFO][property::REDELIVERED]
+        .as_bool()
+        .unwrap_or(false)
+}
+
+async fn fetch(broker: &dyn Broker, names: &[&str], max: usize) -> Vec<Delivery> {
+    let fetched = broker.fetch(&queues(names), max, ANY_SIZE).await.unwrap();
+    assert!(fetched.refused.is_empty(), "{:?}", fetched.refused);
+    fetched.deliveries
+}
+
+async fn fetch_one(broker: &dyn Broker, queue: &str) -> Delivery {
+    let mut taken = fetch(broker, &[queue], 1).await;
+    assert_eq!(taken.len(), 1, "one message expected in {queue}");
+    taken.remove(0)
+}
+
+// ---------------------------------------------------------------------------------------
+// The contracts.
+// ---------------------------------------------------------------------------------------
+
+/// One queue hands its messages out in the order they were sent; a fetch takes at most `max`
+/// and returns at once, empty, from empty queues.
+async fn messages_of_one_queue_come_in_arrival_order(broker: &dyn Broker) {
+    assert!(fetch(broker, &["celery"], 10).await.is_empty());
+    let sent: Vec<_> = (0..5)
+        .map(|n| message("celery", &format!("m{n}"), 0))
+        .collect();
+    broker.publish(&sent).await.unwrap();
+    assert_eq!(ids(&fetch(broker, &["celery"], 2).await), ["m0", "m1"]);
+    assert_eq!(
+        ids(&fetch(broker, &["celery"], 10).await),
+        ["m2", "m3", "m4"]
+    );
+    assert!(fetch(broker, &["celery"], 10).await.is_empty());
+}
+
+/// A fetch takes by priority (0 first) across all its queues, and within one priority in
+/// the order the queues are named.
+async fn a_fetch_takes_by_priority_then_by_queue_order(broker: &dyn Broker) {
+    broker
+        .publish(&[
+            message("low", "low-9", 9),
+            message("low", "low-0", 0),
+            message("high", "high-3", 3),
+            message("high", "high-0", 0),
+            message("low", "low-6", 6),
+        ])
+        .await
+        .unwrap();
+    let taken = fetch(broker, &["high", "low"], 10).await;
+    assert_eq!(ids(&taken), ["high-0", "low-0", "high-3", "low-6", "low-9"]);
+    let queues: Vec<_> = taken.iter().map(|d| d.queue.as_str()).collect();
+    assert_eq!(queues, ["high", "low", "high", "low", "low"]);
+}
+
+/// With custom priority steps, every priority lands in a list a fetch reads.
+async fn custom_priority_steps_leave_no_priority_behind(broker: &dyn Broker) {
+    let sent: Vec<_> = (0..=9)
+        .rev()
+        .map(|p| message("celery", &format!("p{p}"), p))
+        .collect();
+    broker.publish(&sent).await.unwrap();
+    let taken = fetch(broker, &["celery"], 20).await;
+    // Steps [0, 5, 7]: 0–4 share the first list, 5–6 the second, 7–9 the last, each in
+    // arrival order (highest number sent first).
+    assert_eq!(
+        ids(&taken),
+        ["p4", "p3", "p2", "p1", "p0", "p6", "p5", "p9", "p8", "p7"]
+    );
+}
+
+/// What a fetch cannot hand over goes to the dead-letter list with its reason, and the fetch
+/// names it, with the task id when the text has one: too large, not JSON, no delivery tag.
+async fn refused_messages_are_dead_lettered_with_their_reason(broker: &dyn Broker) {
+    let large = message("celery", "too-large", 0);
+    let size = large.envelope.len();
+    let untagged = r#"{"headers": {"task": "t", "id": "untagged"}, "properties": {}}"#;
+    broker
+        .publish(&[
+            large,
+            raw("celery", "not json"),
+            raw("celery", untagged),
+            message("celery", "fine", 0),
+        ])
+        .await
+        .unwrap();
+    let fetched = broker
+        .fetch(&queues(&["celery"]), 10, size - 1)
+        .await
+        .unwrap();
+    assert_eq!(ids(&fetched.deliveries), ["fine"]);
+    let refused: Vec<_> = fetched
+        .refused
+        .iter()
+        .map(|r| (r.queue.as_str(), r.refusal.kind(), r.refusal.task_id()))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            ("celery", DecodeErrorKind::TooLarge, Some("too-large")),
+            ("celery", DecodeErrorKind::Undecodable, None),
+            ("celery", DecodeErrorKind::Invalid, Some("untagged")),
+        ]
+    );
+
+    let dead = broker.dead_letters(10).await.unwrap();
+    let reasons: Vec<_> = dead.iter().map(|d| d.reason.as_str()).collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert_eq!(reasons[0], "message has no properties.delivery_tag");
+    assert!(
+        reasons[1].starts_with("message is not JSON"),
+        "{}",
+        reasons[1]
+    );
+    assert_eq!(
+        reasons[2],
+        format!(
+            "message is {size} bytes, over the limit of {} (TASKQ_MAX_MESSAGE_SIZE)",
+            size - 1
+        )
+    );
+    assert_eq!(dead[1].payload, "not json");
+    assert!(dead.iter().all(|d| d.queue == "celery" && d.time > 0.0));
+}
+
+/// An acknowledged message is gone: nothing recovers it, and renewing its tag reports it lost.
+async fn an_acked_message_is_gone(broker: &dyn Broker) {
+    broker.publish(&[message("celery", "a", 0)]).await.unwrap();
+    let held = fetch_one(broker, "celery").await;
+    assert_eq!(held.tag, tag_in_envelope(&held));
+    assert_eq!(
+        broker.renew(std::slice::from_ref(&held.tag)).await.unwrap(),
+        [] as [String; 0]
+    );
+    broker.ack(std::slice::from_ref(&held.tag)).await.unwrap();
+    assert_eq!(
+        broker.renew(std::slice::from_ref(&held.tag)).await.unwrap(),
+        [held.tag]
+    );
+    assert_eq!(
+        broker.recover(RecoverAfter::new(LAPSED), 10).await.unwrap(),
+        0
+    );
+    assert!(fetch(broker, &["celery"], 10).await.is_empty());
+}
+
+/// A requeued message goes back to the front of the list it came from, unchanged.
+async fn a_requeued_message_is_next(broker: &dyn Broker) {
+    broker
+        .publish(&[message("celery", "a", 0), message("celery", "b", 0)])
+        .await
+        .unwrap();
+    let a = fetch_one(broker, "celery").await;
+    broker.requeue(std::slice::from_ref(&a)).await.unwrap();
+    let again = fetch(broker, &["celery"], 10).await;
+    assert_eq!(ids(&again), ["a", "b"]);
+    assert_eq!(again[0].raw, a.raw);
+    assert_eq!(again[0].tag, a.tag);
+}
+
+/// A message whose lease lapsed returns to the front of its list under a new tag
+/// (`<tag>.<n>`), counted in `taskq_recoveries` and marked redelivered; a lease renewed
+/// within the timeout keeps it held.
+async fn a_lapsed_lease_is_recovered_under_a_new_tag(broker: &dyn Broker) {
+    broker
+        .publish(&[message("celery", "a", 0), message("celery", "b", 0)])
+        .await
+        .unwrap();
+    let first = fetch_one(broker, "celery").await;
+    assert!(!redelivered(&first));
+    assert_eq!(
+        broker
+            .recover(RecoverAfter::new(Duration::from_secs(60)), 10)
+            .await
+            .unwrap(),
+        0
+    );
+
+    assert_eq!(
+        broker.recover(RecoverAfter::new(LAPSED), 10).await.unwrap(),
+        1
+    );
+    let second = fetch_one(broker, "celery").await;
+    assert_eq!(task_id(&second), "a", "recovered to the front of its list");
+    assert_eq!(second.tag, format!("{}.1", first.tag));
+    assert_eq!(tag_in_envelope(&second), second.tag);
+    assert_eq!(count(&second, header::TASKQ_RECOVERIES), 1);
+    assert_eq!(count(&second, header::TASKQ_CRASHES), 0);
+    assert!(redelivered(&second));
+
+    assert_eq!(
+        broker.recover(RecoverAfter::new(LAPSED), 10).await.unwrap(),
+        1
+    );
+    let third = fetch_one(broker, "celery").await;
+    assert_eq!(count(&third, header::TASKQ_RECOVERIES), 2);
+    assert_eq!(third.tag, format!("{}.2", second.tag));
+}
+
+/// Fencing: once recovered, the old holder learns it lost the message (renew reports its
+/// tag) and nothing it does with the old tag settles the new holder's message.
+async fn a_holder_that_lost_its_lease_cannot_settle_the_message(broker: &dyn Broker) {
+    broker.publish(&[message("celery", "a", 0)]).await.unwrap();
+    let old = fetch_one(broker, "celery").await;
+    broker.recover(RecoverAfter::new(LAPSED), 10).await.unwrap();
+    let new = fetch_one(broker, "celery").await;
+
+    let lost = broker
+        .renew(&[old.tag.clone(), new.tag.clone()])
+        .await
+        .unwrap();
+    assert_eq!(lost, [old.tag.as_str()]);
+
+    broker.ack(std::slice::from_ref(&old.tag)).await.unwrap();
+    broker.requeue(std::slice::from_ref(&old)).await.unwrap();
+    broker.defer(&old, 0.0).await.unwrap();
+    broker.dead_letter(&old, "stale holder").await.unwrap();
+    assert!(broker.dead_letters(10).await.unwrap().is_empty());
+    assert_eq!(broker.promote_due(10).await.unwrap().moved, 0);
+    assert!(fetch(broker, &["celery"], 10).await.is_empty());
+    assert_eq!(
+        broker.renew(std::slice::from_ref(&new.tag)).await.unwrap(),
+        [] as [String; 0]
+    );
+}
+
+/// A message lost while its task ran counts a crash (`taskq_crashes`), which is what poison
+/// detection reads; one lost before it started, or whose start mark was taken back, does not.
+async fn only_a_started_message_counts_a_crash(broker: &dyn Broker) {
+    broker
+        .publish(&[message("celery", "a", 0), message("celery", "b", 0)])
+        .await
+        .unwrap();
+    let fetched = broker
+        .fetch_marking(&queues(&["celery"]), 2, ANY_SIZE, 1)
+        .await
+        .unwrap();
+    assert_eq!(ids(&fetched.deliveries), ["a", "b"]);
+    broker.recover(RecoverAfter::new(LAPSED), 10).await.unwrap();
+    let taken = fetch(broker, &["celery"], 10).await;
+    let counts: Vec<_> = taken
+        .iter()
+        .map(|d| {
+            (
+                task_id(d),
+                count(d, header::TASKQ_RECOVERIES),
+                count(d, header::TASKQ_CRASHES),
+            )
+        })
+        .collect();
+    // Both go back to the front of the list; "a" was marked started by the fetch.
+    assert!(counts.contains(&("a".to_owned(), 1, 1)), "{counts:?}");
+    assert!(counts.contains(&("b".to_owned(), 1, 0)), "{counts:?}");
+
+    let a = taken.iter().find(|d| task_id(d) == "a").unwrap();
+    let b = taken.iter().find(|d| task_id(d) == "b").unwrap();
+    broker
+        .mark_started(&[a.tag.clone(), b.tag.clone()])
+        .await
+        .unwrap();
+    broker
+        .unmark_started(std::slice::from_ref(&b.tag))
+        .await
+        .unwrap();
+    broker.recover(RecoverAfter::new(LAPSED), 10).await.unwrap();
+    let again = fetch(broker, &["celery"], 10).await;
+    let a = again.iter().find(|d| task_id(d) == "a").unwrap();
+    let b = again.iter().find(|d| task_id(d) == "b").unwrap();
+    assert_eq!(count(a, header::TASKQ_CRASHES), 2);
+    assert_eq!(count(b, header::TASKQ_CRASHES), 0);
+    assert_eq!(count(b, header::TASKQ_RECOVERIES), 2);
+}
+
+/// Settling a message clears its start mark: a later copy under the same tag is not taken
+/// for a crashed run.
+async fn settling_clears_the_start_mark(broker: &dyn Broker) {
+    let sent = message("celery", "a", 0);
+    broker.publish(std::slice::from_ref(&sent)).await.unwrap();
+    let held = broker
+        .fetch_marking(&queues(&["celery"]), 1, ANY_SIZE, 1)
+        .await
+        .unwrap()
+        .deliveries
+        .remove(0);
+    broker.ack(&[held.tag]).await.unwrap();
+    broker.publish(&[sent]).await.unwrap();
+    fetch_one(broker, "celery").await;
+    broker.recover(RecoverAfter::new(LAPSED), 10).await.unwrap();
+    let again = fetch_one(broker, "celery").await;
+    assert_eq!(count(&again, header::TASKQ_CRASHES), 0);
+}
+
+/// Two copies of one envelope held at once get tags of their own (`<tag>+<n>`), so settling
+/// or losing one never takes the other with it.
+async fn copies_of_one_envelope_are_held_apart(broker: &dyn Broker) {
+    let sent = message("celery", "a", 0);
+    broker.publish(&[sent.clone(), sent.clone()]).await.unwrap();
+    let held = fetch(broker, &["celery"], 10).await;
+    assert_eq!(held.len(), 2);
+    assert_eq!(held[1].tag, format!("{}+1", held[0].tag));
+    assert_eq!(tag_in_envelope(&held[1]), held[1].tag);
+    broker
+        .ack(std::slice::from_ref(&held[0].tag))
+        .await
+        .unwrap();
+    assert_eq!(
+        broker
+            .renew(std::slice::from_ref(&held[1].tag))
+            .await
+            .unwrap(),
+        [] as [String; 0]
+    );
+    assert_eq!(
+        broker.recover(RecoverAfter::new(LAPSED), 10).await.unwrap(),
+        1
+    );
+    assert_eq!(ids(&fetch(broker, &["celery"], 10).await), ["a"]);
+}
+
+/// A deferred message waits, parked, until its ETA, then goes to the front of its list with
+/// the envelope it was deferred with; `promote_due` tells when the next one is due.
+async fn a_deferred_message_waits_for_its_eta(broker: &dyn Broker) {
+    broker
+        .publish(&[message("celery", "later", 0), message("celery", "due", 0)])
+        .await
+        .unwrap();
+    let held = fetch(broker, &["celery"], 2).await;
+    let now = broker.server_time().await.unwrap();
+    let later_eta = now + 3600.0;
+    broker.defer(&held[0], later_eta).await.unwrap();
+    let retried = Delivery {
+        raw: message("celery", "due-retry", 0).envelope.into(),
+        ..held[1].clone()
+    };
+    broker.defer(&retried, now - 1.0).await.unwrap();
+    assert_eq!(
+        broker
+            .renew(std::slice::from_ref(&held[0].tag))
+            .await
+            .unwrap(),
+        [held[0].tag.clone()]
+    );
+
+    let promoted = broker.promote_due(10).await.unwrap();
+    assert_eq!(promoted.moved, 1);
+    let next = promoted.next_due.expect("the later one is parked");
+    assert!((next - later_eta).abs() < 0.001, "{next} vs {later_eta}");
+    assert_eq!(ids(&fetch(broker, &["celery"], 10).await), ["due-retry"]);
+    assert_eq!(broker.promote_due(10).await.unwrap().moved, 0);
+}
+
+/// Dead letters read newest first, keep the message as it was, and replay oldest first to
+/// the back of their queues.
+async fn dead_letters_are_kept_and_replayed_in_order(broker: &dyn Broker) {
+    broker
+        .publish(&[message("celery", "a", 0), message("celery", "b", 0)])
+        .await
+        .unwrap();
+    let held = fetch(broker, &["celery"], 2).await;
+    broker.dead_letter(&held[0], "first reason").await.unwrap();
+    broker.dead_letter(&held[1], "second reason").await.unwrap();
+    let dead = broker.dead_letters(10).await.unwrap();
+    let entries: Vec<_> = dead
+        .iter()
+        .map(|d| (d.reason.as_str(), d.queue.as_str(), d.payload.as_str()))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("second reason", "celery", &*held[1].raw),
+            ("first reason", "celery", &*held[0].raw),
+        ]
+    );
+    assert_eq!(broker.dead_letters(1).await.unwrap().len(), 1);
+    assert_eq!(
+        broker
+            .renew(std::slice::from_ref(&held[0].tag))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    broker
+        .publish(&[message("celery", "waiting", 0)])
+        .await
+        .unwrap();
+    assert_eq!(broker.requeue_dead_letters(1).await.unwrap(), 1);
+    assert_eq!(broker.requeue_dead_letters(10).await.unwrap(), 1);
+    assert!(broker.dead_letters(10).await.unwrap().is_empty());
+    assert_eq!(
+        ids(&fetch(broker, &["celery"], 10).await),
+        ["waiting", "a", "b"]
+    );
+}
+
+/// A waiter returns when a message arrives, and after its timeout when none does.
+async fn a_waiter_wakes_for_a_message(broker: &dyn Broker) {
+    let started = std::time::Instant::now();
+    broker
+        .wait_for_messages(&queues(&["celery"]), Duration::from_millis(200))
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(150));
+
+    broker.publish(&[message("celery", "a", 0)]).await.unwrap();
+    let started = std::time::Instant::now();
+    broker
+        .wait_for_messages(&queues(&["celery"]), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(ids(&fetch(broker, &["celery"], 10).await), ["a"]);
+}
+
+/// Revokes are kept with the broker's time, and read back from a given time on.
+async fn revokes_are_kept_with_their_time(broker: &dyn Broker) {
+    broker
+        .record_revokes(&["r1".to_owned(), "r2".to_owned()])
+        .await
+        .unwrap();
+    let all = broker.revokes_since(f64::NEG_INFINITY).await.unwrap();
+    let mut ids: Vec<_> = all.ids.iter().map(|(id, _)| id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["r1", "r2"]);
+    assert!(all.ids.iter().all(|(_, at)| *at <= all.now));
+    let later = broker.revokes_since(all.now + 1.0).await.unwrap();
+    assert!(later.ids.is_empty());
+}
+
+/// A fanout message reaches every subscriber whatever its routing key; a direct one reaches
+/// the queues bound with its routing key, and only those.
+async fn exchanges_route_as_kombu_does(broker: &dyn Broker) {
+    let mut first = broker.subscribe_broadcast("celery.pidbox").await.unwrap();
+    let mut second = broker.subscribe_broadcast("celery.pidbox").await.unwrap();
+    broker
+        .broadcast("celery.pidbox", "some.key", "{\"n\": 1}")
+        .await
+        .unwrap();
+    for sub in [&mut first, &mut second] {
+        let got = tokio::time::timeout(Duration::from_secs(10), sub.recv()).await;
+        assert_eq!(got.unwrap().as_deref(), Some("{\"n\": 1}"));
+    }
+
+    broker
+        .bind("reply.celery.pidbox", "oid-1", "oid-1.reply")
+        .await
+        .unwrap();
+    broker
+        .bind("reply.celery.pidbox", "oid-1", "oid-1.reply")
+        .await
+        .unwrap();
+    broker
+        .bind("reply.celery.pidbox", "oid-2", "oid-2.reply")
+        .await
+        .unwrap();
+    let reply = message("oid-1.reply", "reply", 0).envelope;
+    let delivered = broker
+        .publish_direct("reply.celery.pidbox", "oid-1", &reply)
+        .await
+        .unwrap();
+    assert_eq!(delivered, 1);
+    assert_eq!(ids(&fetch(broker, &["oid-1.reply"], 10).await), ["reply"]);
+    assert!(fetch(broker, &["oid-2.reply"], 10).await.is_empty());
+    let nobody = broker
+        .publish_direct("reply.celery.pidbox", "oid-3", &reply)
+        .await
+        .unwrap();
+    assert_eq!(nobody, 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Poison detection, where it acts: a worker reading the crash count.
+// ---------------------------------------------------------------------------------------
+
+#[taskq::task(name = "tasks.contract")]
+async fn contract_task() -> Result<(), std::convert::Infallible> {
+    Ok(())
+}
+
+/// A message whose task crashed its workers `TASKQ_MAX_RECOVERIES` times is not run again:
+/// a worker dead-letters it with the reason and stores `WorkerLostError` for its caller.
+async fn a_worker_dead_letters_a_message_that_crashed_too_often(subject: &Subject) {
+    let client = subject.client();
+    let max = client.config().max_recoveries;
+    let mut poison = message("celery", "poison", 0);
+    let mut envelope: Value = serde_json::from_str(&poison.envelope).unwrap();
+    envelope[field::HEADERS][header::TASKQ_CRASHES] = max.into();
+    poison.envelope = envelope.to_string();
+    subject
+        .broker
+        .publish(&[poison, message("celery", "healthy", 0)])
+        .await
+        .unwrap();
+
+    let worker = RunningWorker::start(&client, |b| b);
+    let healthy = client.result::<()>("healthy");
+    healthy.get(Duration::from_secs(30)).await.unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the poison message dead-lettered",
+        || async { !subject.broker.dead_letters(1).await.unwrap().is_empty() },
+    )
+    .await;
+    worker.stop().await;
+
+    let dead = subject.broker.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].reason.starts_with("WorkerLostError"),
+        "{}",
+        dead[0].reason
+    );
+    let poisoned = client.result::<()>("poison");
+    assert_eq!(poisoned.state().await.unwrap(), TaskState::Failure);
+    let failure = poisoned.failure().await.unwrap().unwrap();
+    assert_eq!(failure.exc_type(), "WorkerLostError");
+}
+
+// ---------------------------------------------------------------------------------------
+// Each contract, on each broker.
+// ---------------------------------------------------------------------------------------
+
+/// Kombu's default priority steps.
+fn default_keys() -> BrokerKeys {
+    BrokerKeys::default()
+}
+
+/// Steps a Celery app may configure instead (`priority_steps`).
+fn custom_steps() -> BrokerKeys {
+    BrokerKeys::default().with_priority_steps(&[0, 5, 7])
+}
+
+/// Makes, for each `contract with keys`, a test on `memory://` and one on Redis. A contract
+/// takes `&dyn Broker`; one marked `(worker)` takes the whole [`Subject`].
+macro_rules! contracts {
+    ($($contract:ident with $keys:ident;)* $((worker) $worker_contract:ident;)*) => {
+        mod on_memory {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $contract() {
+                    let subject = Subject::memory(stringify!($contract), $keys());
+                    super::$contract(subject.broker.as_ref()).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $worker_contract() {
+                    let subject = Subject::memory(stringify!($worker_contract), default_keys());
+                    super::$worker_contract(&subject).await;
+                }
+            )*
+        }
+
+        mod on_redis {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $contract() {
+                    let subject = Subject::redis($keys());
+                    super::$contract(subject.broker.as_ref()).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $worker_contract() {
+                    let subject = Subject::redis(default_keys());
+                    super::$worker_contract(&subject).await;
+                }
+            )*
+        }
+    };
+}
+
+contracts! {
+    messages_of_one_queue_come_in_arrival_order with default_keys;
+    a_fetch_takes_by_priority_then_by_queue_order with default_keys;
+    custom_priority_steps_leave_no_priority_behind with custom_steps;
+    refused_messages_are_dead_lettered_with_their_reason with default_keys;
+    an_acked_message_is_gone with default_keys;
+    a_requeued_message_is_next with default_keys;
+    a_lapsed_lease_is_recovered_under_a_new_tag with default_keys;
+    a_holder_that_lost_its_lease_cannot_settle_the_message with default_keys;
+    only_a_started_message_counts_a_crash with default_keys;
+    settling_clears_the_start_mark with default_keys;
+    copies_of_one_envelope_are_held_apart with default_keys;
+    a_deferred_message_waits_for_its_eta with default_keys;
+    dead_letters_are_kept_and_replayed_in_order with default_keys;
+    a_waiter_wakes_for_a_message with default_keys;
+    revokes_are_kept_with_their_time with default_keys;
+    exchanges_route_as_kombu_does with default_keys;
+    (worker) a_worker_dead_letters_a_message_that_crashed_too_often;
+}
