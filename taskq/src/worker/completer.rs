@@ -5,8 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::task::JoinHandle;
 
+use super::part::Part;
 use super::{room, Shared};
 use crate::backoff::Backoff;
 use crate::broker::Delivery;
@@ -51,7 +54,40 @@ pub(super) struct Completion {
     pub(super) reservation: OwnedSemaphorePermit,
 }
 
-pub(super) async fn run(shared: Arc<Shared>, mut completions: mpsc::UnboundedReceiver<Completion>) {
+/// The part that settles finished messages: their results stored first, then acked,
+/// requeued, parked for a retry or dead-lettered, in batches.
+#[derive(Debug)]
+pub(super) struct Completer {
+    task: JoinHandle<()>,
+}
+
+impl Completer {
+    /// Starts settling what arrives on `completions`. It runs until every sender is gone
+    /// (the consumer's and every job's), so nothing finished is left unsettled.
+    pub(super) fn start(
+        shared: Arc<Shared>,
+        completions: mpsc::UnboundedReceiver<Completion>,
+    ) -> Self {
+        Self {
+            task: tokio::spawn(run(shared, completions)),
+        }
+    }
+}
+
+#[async_trait]
+impl Part for Completer {
+    fn name(&self) -> &'static str {
+        "completer"
+    }
+
+    /// Waits for the last completion to be settled: shut down after the consumer and the
+    /// dispatcher, whose jobs hold the senders.
+    async fn shutdown(self: Box<Self>) {
+        let _ = self.task.await;
+    }
+}
+
+async fn run(shared: Arc<Shared>, mut completions: mpsc::UnboundedReceiver<Completion>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while completions.recv_many(&mut batch, MAX_BATCH).await > 0 {
         settle(&shared, &batch).await;

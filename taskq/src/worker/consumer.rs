@@ -12,9 +12,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use tokio::task::JoinHandle;
 
 use super::completer::{Action, Completion};
+use super::part::Part;
 use super::{events, executor, Shared};
 use crate::backoff::Backoff;
 use crate::broker::{Delivery, Fetched, RefusedMessage};
@@ -54,7 +57,65 @@ struct Arrival {
 /// Batches fetched ahead of the one being decided: one is enough to overlap the two.
 const BATCHES_AHEAD: usize = 1;
 
-pub(super) async fn run(
+/// The part that takes messages from the broker.
+#[derive(Debug)]
+pub(super) struct Consumer {
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl Consumer {
+    /// Starts consuming once `revokes_loaded` says the revoked ids are loaded, so that a task
+    /// revoked while no worker ran is never started. Messages to run go to `ready` (the
+    /// dispatcher), settled ones to `completions` (the completer).
+    pub(super) fn start(
+        shared: Arc<Shared>,
+        revokes_loaded: oneshot::Receiver<()>,
+        completions: mpsc::UnboundedSender<Completion>,
+        ready: mpsc::UnboundedSender<executor::Job>,
+    ) -> Self {
+        let task = tokio::spawn(consume_once_revokes_loaded(
+            shared.clone(),
+            revokes_loaded,
+            completions,
+            ready,
+        ));
+        Self { shared, task }
+    }
+}
+
+#[async_trait]
+impl Part for Consumer {
+    fn name(&self) -> &'static str {
+        "consumer"
+    }
+
+    /// Stops fetching (the worker's stop signal) and returns once the last fetch is handed
+    /// on; dropping its senders then lets the dispatcher and the completer finish.
+    async fn shutdown(self: Box<Self>) {
+        self.shared.stopping.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Runs the consumer once the revoked ids are loaded; nothing if the worker stops first.
+async fn consume_once_revokes_loaded(
+    shared: Arc<Shared>,
+    revokes_loaded: oneshot::Receiver<()>,
+    completions: mpsc::UnboundedSender<Completion>,
+    ready: mpsc::UnboundedSender<executor::Job>,
+) {
+    tokio::select! {
+        loaded = revokes_loaded => {
+            if loaded.is_ok() {
+                run(shared, completions, ready).await;
+            }
+        }
+        () = shared.stopping.cancelled() => {}
+    }
+}
+
+async fn run(
     shared: Arc<Shared>,
     completions: mpsc::UnboundedSender<Completion>,
     ready: mpsc::UnboundedSender<executor::Job>,

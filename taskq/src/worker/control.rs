@@ -15,8 +15,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
 
+use super::part::{Loop, Part};
 use super::{revoked, Shared};
 use crate::backoff::Backoff;
 use crate::broker::Subscription;
@@ -29,12 +32,35 @@ pub(super) const EXCHANGE: &str = crate::revoke::CONTROL_EXCHANGE;
 /// Where replies go (direct exchange, bound per caller).
 pub(super) const REPLY_EXCHANGE: &str = "reply.celery.pidbox";
 
-pub(super) async fn run(shared: Arc<Shared>) {
-    while let Some(mut subscription) = subscribe(&shared).await {
+/// The part that answers remote control.
+#[derive(Debug)]
+pub(super) struct Control(Loop);
+
+impl Control {
+    /// Starts answering the commands sent to this worker's mailbox; it answers until it is
+    /// shut down, after the tasks have stopped, so `celery inspect` sees a draining worker.
+    pub(super) fn start(shared: Arc<Shared>) -> Self {
+        Self(Loop::spawn(|stop| run(shared, stop)))
+    }
+}
+
+#[async_trait]
+impl Part for Control {
+    fn name(&self) -> &'static str {
+        "remote control"
+    }
+
+    async fn shutdown(self: Box<Self>) {
+        self.0.stop().await;
+    }
+}
+
+async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+    while let Some(mut subscription) = subscribe(&shared, &stop).await {
         loop {
             let raw = tokio::select! {
                 raw = subscription.recv() => raw,
-                () = shared.stopping.cancelled() => return,
+                () = stop.cancelled() => return,
             };
             match raw {
                 Some(raw) => handle(&shared, &raw).await,
@@ -45,12 +71,12 @@ pub(super) async fn run(shared: Arc<Shared>) {
 }
 
 /// Subscribes to the mailbox, retrying while Redis is away; `None` on shutdown.
-async fn subscribe(shared: &Shared) -> Option<Subscription> {
+async fn subscribe(shared: &Shared, stop: &CancellationToken) -> Option<Subscription> {
     let mut backoff = Backoff::starting_at(Duration::from_millis(100));
     loop {
         let attempt = tokio::select! {
             s = shared.client.broker().subscribe_broadcast(EXCHANGE) => s,
-            () = shared.stopping.cancelled() => return None,
+            () = stop.cancelled() => return None,
         };
         let wait = backoff.next_delay();
         match attempt {
@@ -61,7 +87,7 @@ async fn subscribe(shared: &Shared) -> Option<Subscription> {
         }
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            () = shared.stopping.cancelled() => return None,
+            () = stop.cancelled() => return None,
         }
     }
 }

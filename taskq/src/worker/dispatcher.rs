@@ -4,13 +4,64 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use super::executor::Job;
+use super::part::Part;
 use super::start_marks::PendingMark;
 use super::Shared;
 
-pub(super) async fn run(shared: Arc<Shared>, mut ready: mpsc::UnboundedReceiver<Job>) {
+/// The part that starts jobs, and on shutdown drains them.
+#[derive(Debug)]
+pub(super) struct Dispatcher {
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl Dispatcher {
+    /// Starts the jobs `ready` hands over, one per free execution slot, until the worker
+    /// stops.
+    pub(super) fn start(shared: Arc<Shared>, ready: mpsc::UnboundedReceiver<Job>) -> Self {
+        let task = tokio::spawn(run(shared.clone(), ready));
+        Self { shared, task }
+    }
+}
+
+#[async_trait]
+impl Part for Dispatcher {
+    fn name(&self) -> &'static str {
+        "dispatcher"
+    }
+
+    /// Puts back the jobs that never started (the consumer, stopped first, has handed over
+    /// its last fetch), then gives the running ones the grace period, cancelling and putting
+    /// back what outlives it.
+    async fn shutdown(self: Box<Self>) {
+        let _ = self.task.await;
+        drain(&self.shared).await;
+    }
+}
+
+/// Waits for running jobs, cancelling (and putting back) what outlives the grace period.
+async fn drain(shared: &Shared) {
+    shared.jobs.close();
+    let grace = shared.settings.shutdown_grace;
+    if tokio::time::timeout(grace, shared.jobs.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace = ?grace,
+            "tasks still running after the grace period are cancelled and put back in their queues"
+        );
+        shared.hard_stop.cancel();
+        shared.jobs.wait().await;
+    }
+}
+
+async fn run(shared: Arc<Shared>, mut ready: mpsc::UnboundedReceiver<Job>) {
     loop {
         let job = tokio::select! {
             biased;

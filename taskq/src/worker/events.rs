@@ -11,10 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::part::{Loop, Part};
 use super::Shared;
 use crate::protocol::{args_repr, format_datetime, py_repr, KombuMessage, TaskMessage};
 
@@ -85,9 +87,36 @@ pub(super) fn result_repr(value: &Value) -> String {
     py_repr(value)
 }
 
+/// The part that publishes Celery events.
+#[derive(Debug)]
+pub(super) struct EventPublisher(Loop);
+
+impl EventPublisher {
+    /// Starts publishing what `queue` receives, and heartbeats, while events are enabled.
+    /// Shut down last of all, so the events of tasks that finished during the drain go out
+    /// before `worker-offline`.
+    pub(super) fn start(
+        shared: Arc<Shared>,
+        queue: mpsc::UnboundedReceiver<Map<String, Value>>,
+    ) -> Self {
+        Self(Loop::spawn(|stop| run(shared, queue, stop)))
+    }
+}
+
+#[async_trait]
+impl Part for EventPublisher {
+    fn name(&self) -> &'static str {
+        "event publisher"
+    }
+
+    async fn shutdown(self: Box<Self>) {
+        self.0.stop().await;
+    }
+}
+
 /// Publishes queued task events and heartbeats until `stop`, then the rest and
 /// `worker-offline`.
-pub(super) async fn run(
+async fn run(
     shared: Arc<Shared>,
     mut queue: mpsc::UnboundedReceiver<Map<String, Value>>,
     stop: CancellationToken,

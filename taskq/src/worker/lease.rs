@@ -16,9 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+use super::part::Part;
 use super::Shared;
+use crate::broker::Broker;
 
 /// The messages a worker holds in `unacked`, from fetch until settled, each with how long its
 /// lease is known to last.
@@ -147,10 +150,58 @@ pub(super) fn period(visibility_timeout: Duration) -> Duration {
     (visibility_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(60))
 }
 
-/// Starts the renewal thread; it ends when `stop` is cancelled. `None` (logged) if the
-/// thread or its runtime cannot be made; leases then lapse, and messages are redelivered
-/// rather than lost.
-pub(super) fn spawn(shared: Arc<Shared>, stop: CancellationToken) -> Option<JoinHandle<()>> {
+/// The part that renews this worker's leases, on a thread of its own: a runtime busy with
+/// tasks that never yield cannot starve it, so a busy worker is never taken for a dead one.
+#[derive(Debug)]
+pub(super) struct LeaseRenewer {
+    stop: CancellationToken,
+    /// `None` when the thread could not be started (logged); leases then lapse, and messages
+    /// are redelivered rather than lost.
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LeaseRenewer {
+    /// Starts renewing the leases `held` lists, on a connection of its own to `broker`, every
+    /// quarter of `visibility_timeout`.
+    pub(super) fn start(
+        broker: &Arc<dyn Broker>,
+        held: Arc<Held>,
+        visibility_timeout: Duration,
+    ) -> Self {
+        let stop = CancellationToken::new();
+        let thread = match broker.detached() {
+            Ok(broker) => spawn(broker, held, period(visibility_timeout), stop.clone()),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot connect for lease renewal");
+                None
+            }
+        };
+        Self { stop, thread }
+    }
+}
+
+#[async_trait]
+impl Part for LeaseRenewer {
+    fn name(&self) -> &'static str {
+        "lease renewer"
+    }
+
+    /// Stops renewing: every message this worker held is settled by now.
+    async fn shutdown(self: Box<Self>) {
+        self.stop.cancel();
+        if let Some(thread) = self.thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+/// Starts the renewal thread; it ends when `stop` is cancelled.
+fn spawn(
+    broker: Arc<dyn Broker>,
+    held: Arc<Held>,
+    period: Duration,
+    stop: CancellationToken,
+) -> Option<JoinHandle<()>> {
     let started = std::thread::Builder::new()
         .name("taskq-leases".to_owned())
         .spawn(move || {
@@ -158,7 +209,7 @@ pub(super) fn spawn(shared: Arc<Shared>, stop: CancellationToken) -> Option<Join
                 .enable_all()
                 .build()
             {
-                Ok(runtime) => runtime.block_on(renew_until(shared, stop)),
+                Ok(runtime) => runtime.block_on(renew_until(broker, held, period, stop)),
                 Err(e) => tracing::error!(error = %e, "cannot start the lease renewal runtime"),
             }
         });
@@ -171,23 +222,23 @@ pub(super) fn spawn(shared: Arc<Shared>, stop: CancellationToken) -> Option<Join
     }
 }
 
-async fn renew_until(shared: Arc<Shared>, stop: CancellationToken) {
-    let broker = match shared.client.broker().detached() {
-        Ok(broker) => broker,
-        Err(e) => return tracing::error!(error = %e, "cannot connect for lease renewal"),
-    };
-    let period = period(shared.settings.visibility_timeout);
+async fn renew_until(
+    broker: Arc<dyn Broker>,
+    held: Arc<Held>,
+    period: Duration,
+    stop: CancellationToken,
+) {
     loop {
         tokio::select! {
             () = tokio::time::sleep(period) => {}
             () = stop.cancelled() => return,
         }
-        renew_once(&shared.held, broker.as_ref()).await;
+        renew_once(&held, broker.as_ref()).await;
     }
 }
 
 /// Renews every lease this worker holds, and takes in which are no longer its own.
-async fn renew_once(held: &Held, broker: &dyn crate::broker::Broker) {
+async fn renew_once(held: &Held, broker: &dyn Broker) {
     let tags = held.snapshot();
     if tags.is_empty() {
         return held.set_renewal_failing(false);

@@ -20,6 +20,8 @@
 //! A message is acknowledged only after its result is stored. On SIGINT/SIGTERM the consumer
 //! stops fetching, messages not yet started go back to their queues at once, running tasks get
 //! the grace period to finish, and whatever is still running then is cancelled and put back.
+//!
+//! Each part (`part.rs`) is started by `start_parts` and stopped in the reverse order.
 
 mod banner;
 mod completer;
@@ -32,6 +34,7 @@ mod executor;
 mod health;
 mod lease;
 mod node_name;
+mod part;
 mod recovery;
 mod revoked;
 mod room;
@@ -54,7 +57,9 @@ use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::broker::RecoverAfter;
 use crate::{Client, Config, Result};
+use part::Parts;
 
 /// Worker settings; see [`WorkerBuilder`] for what each means.
 #[derive(Debug, Clone)]
@@ -443,54 +448,15 @@ impl Worker {
             self.health.clone(),
         );
         shared.health.set_running(true);
-        let events_stop = CancellationToken::new();
-        let events = tokio::spawn(events::run(
-            shared.clone(),
-            event_queue,
-            events_stop.clone(),
-        ));
-        let control = tokio::spawn(control::run(shared.clone()));
-        let (done_tx, done_rx) = mpsc::unbounded_channel();
-        let (ready_tx, ready_rx) = mpsc::unbounded_channel();
-        let completer = tokio::spawn(completer::run(shared.clone(), done_rx));
-        let scheduler = tokio::spawn(scheduler::run(shared.clone()));
-        let leases_stop = CancellationToken::new();
-        let leases = lease::spawn(shared.clone(), leases_stop.clone());
-        let recovery = tokio::spawn(recovery::run(shared.clone()));
-        let dispatcher = tokio::spawn(dispatcher::run(shared.clone(), ready_rx));
-        let (revokes_loaded, revokes_ready) = oneshot::channel();
-        let revokes = tokio::spawn(revoked::run(shared.clone(), revokes_loaded));
-        let consumer = tokio::spawn(consume_once_revokes_loaded(
-            shared.clone(),
-            revokes_ready,
-            done_tx,
-            ready_tx,
-        ));
+        let parts = start_parts(&shared, event_queue);
         tracing::info!(node = %shared.settings.hostname, "worker ready");
 
         tokio::select! {
             () = stop => {}
             () = self.shutdown.cancelled() => {}
         }
-        self.shutdown.cancel();
         tracing::info!("worker shutting down: no new tasks are taken");
-        // The consumer finishes a fetch in flight and hands its messages on; the dispatcher
-        // then puts back whatever never started; running jobs get the grace period.
-        let _ = consumer.await;
-        let _ = dispatcher.await;
-        drain(&shared).await;
-        let _ = scheduler.await;
-        let _ = recovery.await;
-        let _ = completer.await;
-        // Every held message is settled now: stop renewing.
-        leases_stop.cancel();
-        let _ = tokio::task::spawn_blocking(move || leases.map(|t| t.join())).await;
-        let _ = control.await;
-        let _ = revokes.await;
-        // Last, so the events of tasks that finished during the drain go out before
-        // `worker-offline`.
-        events_stop.cancel();
-        let _ = events.await;
+        parts.shutdown().await;
         shared.dead_letter_log.report();
         shared.health.set_running(false);
         tracing::info!("worker stopped");
@@ -498,22 +464,57 @@ impl Worker {
     }
 }
 
-/// Runs the consumer once the revoked ids are loaded from the broker, so that a task
-/// revoked while no worker ran is never started; nothing if the worker stops first.
-async fn consume_once_revokes_loaded(
-    shared: Arc<Shared>,
-    revokes_ready: oneshot::Receiver<()>,
-    completions: mpsc::UnboundedSender<completer::Completion>,
-    ready: mpsc::UnboundedSender<executor::Job>,
-) {
-    tokio::select! {
-        loaded = revokes_ready => {
-            if loaded.is_ok() {
-                consumer::run(shared, completions, ready).await;
-            }
-        }
-        () = shared.stopping.cancelled() => {}
+/// Starts the worker's parts in the order they depend on each other; shutdown stops them in
+/// reverse: the consumer stops taking messages, the dispatcher puts back what never started
+/// and drains the running tasks, revoke sync, recovery and the scheduler stop, the completer
+/// settles the last results, then lease renewal stops (nothing is held any more), remote
+/// control, and last the event publisher, so the events of tasks that finished in the drain
+/// go out before `worker-offline`.
+fn start_parts(
+    shared: &Arc<Shared>,
+    event_queue: mpsc::UnboundedReceiver<serde_json::Map<String, serde_json::Value>>,
+) -> Parts {
+    let settings = &shared.settings;
+    let broker = shared.client.broker();
+    let (completions, completed) = mpsc::unbounded_channel();
+    let (ready, to_start) = mpsc::unbounded_channel();
+    let (revokes_loaded, revokes_ready) = oneshot::channel();
+    let mut recover_after = RecoverAfter::new(settings.visibility_timeout);
+    if let Some(unleased) = settings.celery_visibility_timeout {
+        recover_after = recover_after.unleased_after(unleased);
     }
+
+    let mut parts = Parts::default();
+    parts.push(events::EventPublisher::start(shared.clone(), event_queue));
+    parts.push(control::Control::start(shared.clone()));
+    parts.push(lease::LeaseRenewer::start(
+        broker,
+        shared.held.clone(),
+        settings.visibility_timeout,
+    ));
+    parts.push(completer::Completer::start(shared.clone(), completed));
+    parts.push(scheduler::Scheduler::start(
+        shared.client.clone(),
+        shared.parked.clone(),
+    ));
+    parts.push(recovery::Recovery::start(
+        broker.clone(),
+        shared.held.clone(),
+        recover_after,
+    ));
+    parts.push(revoked::RevokeSync::start(
+        broker.clone(),
+        shared.revoked.clone(),
+        revokes_loaded,
+    ));
+    parts.push(dispatcher::Dispatcher::start(shared.clone(), to_start));
+    parts.push(consumer::Consumer::start(
+        shared.clone(),
+        revokes_ready,
+        completions,
+        ready,
+    ));
+    parts
 }
 
 /// Fails at once when Redis refuses the broker's or the result store's credentials: retrying
@@ -563,23 +564,6 @@ async fn check_eviction_policy(client: &Client, settings: &Settings) -> Result<(
     Ok(())
 }
 
-/// Waits for running jobs, cancelling (and putting back) what outlives the grace period.
-async fn drain(shared: &Arc<Shared>) {
-    shared.jobs.close();
-    let grace = shared.settings.shutdown_grace;
-    if tokio::time::timeout(grace, shared.jobs.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            grace = ?grace,
-            "tasks still running after the grace period are cancelled and put back in their queues"
-        );
-        shared.hard_stop.cancel();
-        shared.jobs.wait().await;
-    }
-}
-
 /// State shared by the worker's parts.
 #[derive(Debug)]
 struct Shared {
@@ -596,11 +580,11 @@ struct Shared {
     /// Every job, so shutdown can wait for them.
     jobs: TaskTracker,
     /// Wakes the scheduler when a message was parked.
-    parked: Notify,
+    parked: Arc<Notify>,
     /// Tasks running now, and counts of finished ones.
     running_tasks: running::Running,
     /// Revoked ids: the broker's set, kept here, plus those just revoked by remote control.
-    revoked: revoked::RevokedSet,
+    revoked: Arc<revoked::RevokedSet>,
     /// Celery events switch and queue.
     events: events::Events,
     /// Lamport clock shared with Celery nodes through events and remote control.
@@ -609,7 +593,7 @@ struct Shared {
     started: Instant,
     /// The messages this worker holds in `unacked`, whose leases it renews, and how long each
     /// lease is known to last.
-    held: lease::Held,
+    held: Arc<lease::Held>,
     /// Whether the consumer consumes.
     health: HealthHandle,
     /// Closed while Redis refuses this worker's writes for lack of memory.
@@ -632,7 +616,7 @@ impl Shared {
     ) {
         let reservations = settings.concurrency * settings.prefetch_multiplier;
         let (events, event_queue) = events::Events::new(settings.send_events);
-        let held = lease::Held::new(settings.visibility_timeout);
+        let held = Arc::new(lease::Held::new(settings.visibility_timeout));
         let start_marks = start_marks::StartMarks::start(client.broker().clone());
         let shared = Arc::new(Self {
             client,
@@ -642,10 +626,10 @@ impl Shared {
             stopping,
             hard_stop: CancellationToken::new(),
             jobs: TaskTracker::new(),
-            parked: Notify::new(),
+            parked: Arc::new(Notify::new()),
             running_tasks: running::Running::default(),
             held,
-            revoked: revoked::RevokedSet::default(),
+            revoked: Arc::default(),
             events,
             lamport_clock: AtomicU64::new(0),
             started: Instant::now(),

@@ -6,26 +6,61 @@
 //! Each message moves in one atomic step, so any number of workers may run it at once.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::{lease, Shared};
-use crate::broker::RecoverAfter;
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use super::lease::{self, Held};
+use super::part::{Loop, Part};
+use crate::broker::{Broker, RecoverAfter};
 
 /// Most messages moved per step.
 const BATCH: usize = 1000;
 
-pub(super) async fn run(shared: Arc<Shared>) {
-    let period = lease::period(shared.settings.visibility_timeout);
+/// The part that returns lost messages.
+#[derive(Debug)]
+pub(super) struct Recovery(Loop);
+
+impl Recovery {
+    /// Starts sweeping `broker` for messages lost as `after` says: at once, then every
+    /// quarter of the visibility timeout. `held` tells whether this worker's own renewals
+    /// are failing, when it must not judge others.
+    pub(super) fn start(broker: Arc<dyn Broker>, held: Arc<Held>, after: RecoverAfter) -> Self {
+        let period = lease::period(after.leased());
+        Self(Loop::spawn(|stop| run(broker, held, after, period, stop)))
+    }
+}
+
+#[async_trait]
+impl Part for Recovery {
+    fn name(&self) -> &'static str {
+        "recovery"
+    }
+
+    async fn shutdown(self: Box<Self>) {
+        self.0.stop().await;
+    }
+}
+
+async fn run(
+    broker: Arc<dyn Broker>,
+    held: Arc<Held>,
+    after: RecoverAfter,
+    period: Duration,
+    stop: CancellationToken,
+) {
     loop {
-        sweep(&shared).await;
+        sweep(broker.as_ref(), &held, after).await;
         tokio::select! {
             () = tokio::time::sleep(period) => {}
-            () = shared.stopping.cancelled() => return,
+            () = stop.cancelled() => return,
         }
     }
 }
 
-async fn sweep(shared: &Shared) {
-    if shared.held.renewal_failing() {
+async fn sweep(broker: &dyn Broker, held: &Held, after: RecoverAfter) {
+    if held.renewal_failing() {
         // Its own leases may be lapsing too: it would take its own messages for a dead
         // worker's, and run them twice.
         return tracing::warn!(
@@ -33,12 +68,8 @@ async fn sweep(shared: &Shared) {
              messages from a dead worker's"
         );
     }
-    let mut after = RecoverAfter::new(shared.settings.visibility_timeout);
-    if let Some(unleased) = shared.settings.celery_visibility_timeout {
-        after = after.unleased_after(unleased);
-    }
     loop {
-        match shared.client.broker().recover(after, BATCH).await {
+        match broker.recover(after, BATCH).await {
             Ok(0) => return,
             Ok(restored) => {
                 tracing::warn!(

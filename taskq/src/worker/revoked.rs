@@ -6,9 +6,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use async_trait::async_trait;
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
+use super::part::{Loop, Part};
 use super::Shared;
+use crate::broker::Broker;
 use crate::revoke::{RevokeLog, Revoked, RESYNC_EVERY};
 
 /// How far back each read from the broker reaches before the previous read's clock, so that
@@ -89,18 +93,50 @@ impl RevokedSet {
 /// it: a task revoked while no worker ran must not slip through), then reads what was added
 /// since, every [`RESYNC_EVERY`], until the worker stops. A failed read is retried at the
 /// same pace; the set keeps what it has meanwhile.
-pub(super) async fn run(shared: Arc<Shared>, loaded: oneshot::Sender<()>) {
+///
+/// The part that keeps the revoked set in step with the broker's.
+#[derive(Debug)]
+pub(super) struct RevokeSync(Loop);
+
+impl RevokeSync {
+    /// Starts loading `broker`'s revokes into `revoked`, telling `loaded` after the first read.
+    pub(super) fn start(
+        broker: Arc<dyn Broker>,
+        revoked: Arc<RevokedSet>,
+        loaded: oneshot::Sender<()>,
+    ) -> Self {
+        Self(Loop::spawn(|stop| run(broker, revoked, loaded, stop)))
+    }
+}
+
+#[async_trait]
+impl Part for RevokeSync {
+    fn name(&self) -> &'static str {
+        "revoke sync"
+    }
+
+    async fn shutdown(self: Box<Self>) {
+        self.0.stop().await;
+    }
+}
+
+async fn run(
+    broker: Arc<dyn Broker>,
+    revoked: Arc<RevokedSet>,
+    loaded: oneshot::Sender<()>,
+    stop: CancellationToken,
+) {
     let mut loaded = Some(loaded);
     let mut failing = false;
     loop {
-        let since = shared.revoked.next_read_from();
+        let since = revoked.next_read_from();
         let read = tokio::select! {
-            read = shared.client.broker().revokes_since(since) => read,
-            () = shared.stopping.cancelled() => return,
+            read = broker.revokes_since(since) => read,
+            () = stop.cancelled() => return,
         };
         match read {
             Ok(read) => {
-                let count = shared.revoked.merge(read);
+                let count = revoked.merge(read);
                 if let Some(loaded) = loaded.take() {
                     tracing::debug!(count, "revoked task ids loaded from the broker");
                     let _ = loaded.send(());
@@ -115,7 +151,7 @@ pub(super) async fn run(shared: Arc<Shared>, loaded: oneshot::Sender<()>) {
         }
         tokio::select! {
             () = tokio::time::sleep(RESYNC_EVERY) => {}
-            () = shared.stopping.cancelled() => return,
+            () = stop.cancelled() => return,
         }
     }
 }
