@@ -312,22 +312,27 @@ fn default_concurrency() -> usize {
 }
 
 /// Hides the password in a URL: `redis://user:secret@host/0` → `redis://user:**@host/0`.
+/// The URL is parsed (a percent-encoded `@` or `:` in the password is part of it); one that
+/// does not parse but holds credentials shows only its scheme.
 ///
 /// ```
 /// assert_eq!(taskq::config::mask_url("redis://:hunter2@127.0.0.1:6379/0"), "redis://:**@127.0.0.1:6379/0");
+/// assert_eq!(taskq::config::mask_url("redis://app:p%40ss%3Aw@h:6379/0"), "redis://app:**@h:6379/0");
 /// assert_eq!(taskq::config::mask_url("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
 /// ```
 pub fn mask_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
-            format!("{scheme}://{user}:**@{host}{path}")
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() && parsed.set_password(Some("**")).is_ok() {
+                return parsed.into();
+            }
+            url.to_owned()
         }
-        None => url.to_owned(),
+        Err(_) if url.contains('@') => {
+            let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+            format!("{scheme}://** (unparsable URL hidden)")
+        }
+        Err(_) => url.to_owned(),
     }
 }
 

@@ -13,7 +13,8 @@ use crate::{Error, Result};
 /// Opens a Redis client for `url`, taking Celery's TLS query parameters for `rediss://` URLs:
 /// `ssl_ca_certs` (PEM file of the CA to trust instead of the system roots), `ssl_certfile` and
 /// `ssl_keyfile` (client certificate for mutual TLS), and `ssl_cert_reqs` (`CERT_REQUIRED`, the
-/// default, or `CERT_NONE` to skip verification). Certificates are verified unless told not to.
+/// default, or `CERT_NONE` to skip verification, with the `tls-insecure` feature only).
+/// Certificates are verified unless told not to.
 /// The `socket_*` timeout parameters are read by [`Timeouts::of`].
 pub(crate) fn open_client(url: &str) -> Result<redis::Client> {
     let (base, params) = split_query(url);
@@ -35,17 +36,25 @@ pub(crate) fn open_client(url: &str) -> Result<redis::Client> {
             )))
         }
     };
+    if scheme(&base) == "rediss" && !cfg!(feature = "tls") {
+        return Err(Error::Config(
+            "rediss:// needs taskq's `tls` feature (on by default)".to_owned(),
+        ));
+    }
     let base = if verify {
         base
-    } else {
+    } else if cfg!(feature = "tls-insecure") {
         format!("{base}#insecure")
+    } else {
+        return Err(Error::Config(
+            "ssl_cert_reqs=CERT_NONE turns certificate checks off, which needs taskq's \
+             `tls-insecure` feature"
+                .to_owned(),
+        ));
     };
     let root_cert = param("ssl_ca_certs").map(read_pem).transpose()?;
-    let client_tls = match (param("ssl_certfile"), param("ssl_keyfile")) {
-        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
-            client_cert: read_pem(cert)?,
-            client_key: read_pem(key)?,
-        }),
+    let client_cert = match (param("ssl_certfile"), param("ssl_keyfile")) {
+        (Some(cert), Some(key)) => Some((read_pem(cert)?, read_pem(key)?)),
         (None, None) => None,
         _ => {
             return Err(Error::Config(
@@ -53,14 +62,42 @@ pub(crate) fn open_client(url: &str) -> Result<redis::Client> {
             ))
         }
     };
-    if root_cert.is_none() && client_tls.is_none() {
+    if root_cert.is_none() && client_cert.is_none() {
         return Ok(redis::Client::open(base)?);
     }
+    with_certificates(base, root_cert, client_cert)
+}
+
+/// A client for `base` that trusts `root_cert` and shows `client_cert` (certificate, key),
+/// all PEM.
+#[cfg(feature = "tls")]
+fn with_certificates(
+    base: String,
+    root_cert: Option<Vec<u8>>,
+    client_cert: Option<(Vec<u8>, Vec<u8>)>,
+) -> Result<redis::Client> {
+    let client_tls = client_cert.map(|(client_cert, client_key)| redis::ClientTlsConfig {
+        client_cert,
+        client_key,
+    });
     let certs = redis::TlsCertificates {
         client_tls,
         root_cert,
     };
     Ok(redis::Client::build_with_tls(base, certs)?)
+}
+
+/// Without TLS support, certificate parameters are a configuration error.
+#[cfg(not(feature = "tls"))]
+fn with_certificates(
+    _base: String,
+    _root_cert: Option<Vec<u8>>,
+    _client_cert: Option<(Vec<u8>, Vec<u8>)>,
+) -> Result<redis::Client> {
+    Err(Error::Config(
+        "ssl_ca_certs, ssl_certfile and ssl_keyfile need taskq's `tls` feature (on by default)"
+            .to_owned(),
+    ))
 }
 
 /// Splits off the query string of a URL, keeping other parameters for redis-rs. Ours come back
@@ -262,6 +299,12 @@ mod tests {
         let half = open_client("rediss://h/0?ssl_certfile=/a.pem").unwrap_err();
         assert!(half.to_string().contains("go together"), "{half}");
         assert!(open_client("rediss://h/0?ssl_cert_reqs=MAYBE").is_err());
-        assert!(open_client("rediss://h/0?ssl_cert_reqs=CERT_NONE").is_ok());
+        // Off unless the build asked for it: a URL alone cannot turn verification off.
+        let insecure = open_client("rediss://h/0?ssl_cert_reqs=CERT_NONE");
+        if cfg!(feature = "tls-insecure") {
+            assert!(insecure.is_ok());
+        } else {
+            assert!(insecure.unwrap_err().to_string().contains("tls-insecure"));
+        }
     }
 }

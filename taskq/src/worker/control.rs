@@ -236,16 +236,20 @@ fn stats(shared: &Shared) -> Value {
 
 /// The broker connection as Celery's `stats` describes it (no password).
 fn broker_info(url: &str) -> Value {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
-    let rest = rest.split('?').next().unwrap_or_default();
-    let (authority, db) = rest.split_once('/').unwrap_or((rest, "0"));
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, "6379"));
+    let parsed = url::Url::parse(url).ok();
+    let scheme = parsed.as_ref().map_or("redis", url::Url::scheme);
+    let host = parsed.as_ref().and_then(url::Url::host_str).unwrap_or("");
+    let port = parsed.as_ref().and_then(url::Url::port).unwrap_or(6379);
+    let db = parsed
+        .as_ref()
+        .map(|u| u.path().trim_start_matches('/'))
+        .filter(|db| !db.is_empty())
+        .unwrap_or("0");
     json!({
         "hostname": host,
         "userid": null,
-        "virtual_host": if db.is_empty() { "0" } else { db },
-        "port": port.parse::<u16>().ok(),
+        "virtual_host": db,
+        "port": port,
         "insist": false,
         "ssl": scheme == "rediss",
         "transport": scheme,
@@ -348,5 +352,12 @@ mod tests {
         );
         assert_eq!(info["virtual_host"], "3");
         assert_eq!(info["transport"], "redis");
+        let encoded = broker_info("rediss://app:p%40ss@cache.internal/0?ssl_cert_reqs=CERT_NONE");
+        assert_eq!(encoded["hostname"], "cache.internal");
+        assert_eq!(
+            (encoded["port"].as_u64(), encoded["ssl"].as_bool()),
+            (Some(6379), Some(true))
+        );
+        assert_eq!(broker_info("memory://")["virtual_host"], "0");
     }
 }
