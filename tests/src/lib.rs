@@ -29,6 +29,7 @@
 
 mod child;
 mod examples;
+pub mod keys;
 mod logs;
 mod ports;
 pub mod python;
@@ -38,7 +39,7 @@ pub mod worker;
 
 pub use child::ChildGuard;
 pub use examples::{example_binary, example_command, spawn_example_worker};
-pub use logs::file_tail;
+pub use logs::{count_in_file, file_tail, wait_for_log};
 pub use ports::{free_port, port_is_open, wait_for_port};
 pub use redis_server::{redis_cmd, RedisServer, REDIS_START_TIMEOUT};
 pub use wait::wait_until;

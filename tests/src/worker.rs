@@ -28,6 +28,7 @@
 //! [`RunningWorker::start`] spawns onto the current Tokio runtime, so the tests that use it
 //! are `#[tokio::test(flavor = "multi_thread")]` tests.
 
+use crate::keys;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -218,15 +219,14 @@ pub fn ledger_runs(dir: &std::path::Path) -> std::collections::HashMap<String, u
 pub fn wait_until_taken(server: &RedisServer, timeout: Duration) {
     let url = server.url();
     wait_until(timeout, "a worker to take the task", || {
-        query::<i64>(&url, &["HLEN", "unacked"]) == 1
+        query::<i64>(&url, &["HLEN", &keys::broker().unacked()]) == 1
             && query::<i64>(&url, &["LLEN", "celery"]) == 0
     });
 }
 
-/// The key (and pub/sub channel) of task `id`'s result record:
-/// `celery-task-meta-{id}`.
+/// The key (and pub/sub channel) of task `id`'s result record: [`keys::result_meta`].
 pub fn meta_key(id: &str) -> String {
-    format!("celery-task-meta-{id}")
+    keys::result_meta(id)
 }
 
 /// Asserts that nothing is left in kombu's `unacked` hash, its `unacked_index` or taskq's
@@ -236,9 +236,18 @@ pub fn meta_key(id: &str) -> String {
 ///
 /// If either holds anything.
 pub fn assert_nothing_unacked(server: &RedisServer) {
-    assert_eq!(query::<i64>(&server.url(), &["HLEN", "unacked"]), 0);
-    assert_eq!(query::<i64>(&server.url(), &["ZCARD", "unacked_index"]), 0);
-    assert_eq!(query::<i64>(&server.url(), &["ZCARD", "taskq.leases"]), 0);
+    assert_eq!(
+        query::<i64>(&server.url(), &["HLEN", &keys::broker().unacked()]),
+        0
+    );
+    assert_eq!(
+        query::<i64>(&server.url(), &["ZCARD", &keys::broker().unacked_index()]),
+        0
+    );
+    assert_eq!(
+        query::<i64>(&server.url(), &["ZCARD", &keys::broker().leases()]),
+        0
+    );
 }
 
 /// Waits (blocking, with [`wait_until`]) until `unacked` is empty, then
@@ -250,7 +259,7 @@ pub fn assert_nothing_unacked(server: &RedisServer) {
 pub fn wait_nothing_unacked(server: &RedisServer, timeout: Duration) {
     let url = server.url();
     wait_until(timeout, "unacked to be empty", || {
-        query::<i64>(&url, &["HLEN", "unacked"]) == 0
+        query::<i64>(&url, &["HLEN", &keys::broker().unacked()]) == 0
     });
     assert_nothing_unacked(server);
 }

@@ -10,6 +10,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use taskq_tests::keys;
 
 use taskq::Options;
 use taskq_tests::worker::{client, ledger_runs, query, send_push, send_push_with};
@@ -129,10 +130,10 @@ async fn no_task_is_lost_when_workers_are_killed_at_random_instants() {
         Duration::from_secs(30),
         "every message to be acknowledged",
         || {
-            query::<i64>(&url, &["HLEN", "unacked"]) == 0
-                && query::<i64>(&url, &["ZCARD", "unacked_index"]) == 0
-                && query::<i64>(&url, &["ZCARD", "taskq.leases"]) == 0
-                && query::<i64>(&url, &["ZCARD", "taskq.eta"]) == 0
+            query::<i64>(&url, &["HLEN", &keys::broker().unacked()]) == 0
+                && query::<i64>(&url, &["ZCARD", &keys::broker().unacked_index()]) == 0
+                && query::<i64>(&url, &["ZCARD", &keys::broker().leases()]) == 0
+                && query::<i64>(&url, &["ZCARD", &keys::broker().eta_schedule()]) == 0
         },
     );
     let runs = ledger_runs(dir.path());

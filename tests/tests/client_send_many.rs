@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::time::Duration;
+use taskq_tests::keys;
 
 use serde_json::Value;
 use taskq::{Error, Options};
@@ -120,7 +121,13 @@ async fn options_apply_to_every_call_of_the_batch() {
 
     assert_eq!(sent.len(), 10);
     // kombu's priority 9 bucket of queue `bulk`.
-    assert_eq!(query::<i64>(&server.url(), &["LLEN", "bulk\x06\x169"]), 10);
+    assert_eq!(
+        query::<i64>(
+            &server.url(),
+            &["LLEN", &keys::broker().queue_list("bulk", 9)]
+        ),
+        10
+    );
     assert_eq!(query::<i64>(&server.url(), &["LLEN", "celery"]), 0);
 }
 

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+use taskq_tests::keys;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -452,7 +453,7 @@ fn web_and_worker_on_redis_run_push_and_report() {
         Duration::from_secs(5),
         |_| {
             query::<i64>(&server.url(), &["LLEN", "celery"]) == 0
-                && query::<i64>(&server.url(), &["HLEN", "unacked"]) == 0
+                && query::<i64>(&server.url(), &["HLEN", &keys::broker().unacked()]) == 0
         },
     );
 
@@ -502,7 +503,7 @@ fn failed_task_reads_as_failed_with_its_error() {
         Duration::from_secs(5),
         |_| {
             query::<i64>(&server.url(), &["LLEN", "celery"]) == 0
-                && query::<i64>(&server.url(), &["HLEN", "unacked"]) == 0
+                && query::<i64>(&server.url(), &["HLEN", &keys::broker().unacked()]) == 0
         },
     );
     http.check_timings(MAX_REQUEST_TIME);
@@ -579,7 +580,10 @@ fn worker_banner_and_sigterm_puts_running_task_back() {
     );
     worker.wait_for_log(&format!("[{id}] received"));
     assert_eq!(query::<i64>(&server.url(), &["LLEN", "celery"]), 0);
-    assert_eq!(query::<i64>(&server.url(), &["HLEN", "unacked"]), 1);
+    assert_eq!(
+        query::<i64>(&server.url(), &["HLEN", &keys::broker().unacked()]),
+        1
+    );
 
     let (status, took) = worker.stop_with("TERM", Duration::from_secs(4));
     println!("worker exited {took:?} after SIGTERM (grace 1 s): {status}");

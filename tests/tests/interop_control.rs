@@ -5,6 +5,7 @@
 
 use std::process::Output;
 use std::time::{Duration, Instant};
+use taskq_tests::keys;
 
 use serde_json::{json, Value};
 use taskq::{Client, Options};
@@ -190,7 +191,7 @@ async fn celery_control_revoke_discards_a_task_waiting_for_its_eta() {
         .unwrap();
     let url = server.url();
     eventually(WAIT, "the ETA task to be parked", || {
-        let parked: i64 = query(&url, &["ZCARD", "taskq.eta"]);
+        let parked: i64 = query(&url, &["ZCARD", &keys::broker().eta_schedule()]);
         async move { parked == 1 }
     })
     .await;

@@ -84,14 +84,18 @@ async fn flower_sees_the_taskq_worker_and_its_tasks() {
 
     let client = client(&server, |_| {});
     let worker = RunningWorker::start(&client, |b| b.hostname(NODE).send_events(true));
-    // Flower subscribes to events at start-up; give it the first heartbeat to settle.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Flower subscribes to events at start-up: the tasks are sent once it has seen the
+    // worker's first event, so that it sees theirs too.
+    let http = reqwest::Client::new();
+    poll(&http, port, "/api/workers?status=1", |v| {
+        v.get(NODE).is_some()
+    })
+    .await;
     let product = client.send(&mul, (6, 7), Options::new()).await.unwrap();
     assert_eq!(product.get(WAIT).await.unwrap(), 42);
     let failed = client.send(&fail, (), Options::new()).await.unwrap();
     assert!(failed.get(WAIT).await.is_err());
 
-    let http = reqwest::Client::new();
     let workers = poll(&http, port, "/api/workers?refresh=1", |v| {
         v.get(NODE).is_some()
     })

@@ -7,6 +7,7 @@
 
 use std::path::Path;
 use std::time::Duration;
+use taskq_tests::keys;
 
 use serde_json::{json, Map, Value};
 use taskq::{Client, Options};
@@ -115,16 +116,22 @@ async fn taskq_never_takes_an_eta_task_from_a_python_worker_by_default() {
     taskq_tests::wait_until(
         Duration::from_secs(15),
         "the Python worker to hold it",
-        || query::<i64>(&url, &["HLEN", "unacked"]) == 1,
+        || query::<i64>(&url, &["HLEN", &keys::broker().unacked()]) == 1,
     );
     // Held for two hours as far as its index says: past any timeout taskq could guess, well
     // within the app's own ten hours.
-    let tag: Vec<String> = query(&url, &["HKEYS", "unacked"]);
+    let tag: Vec<String> = query(&url, &["HKEYS", &keys::broker().unacked()]);
     let (now, _): (i64, i64) = query(&url, &["TIME"]);
     let two_hours_ago = (now - 7200).to_string();
     taskq_tests::redis_cmd(
         &url,
-        &["ZADD", "unacked_index", "XX", &two_hours_ago, &tag[0]],
+        &[
+            "ZADD",
+            &keys::broker().unacked_index(),
+            "XX",
+            &two_hours_ago,
+            &tag[0],
+        ],
     );
 
     // A taskq worker with the defaults runs recovery every 0.2 s until the task is due.

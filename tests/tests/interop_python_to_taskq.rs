@@ -2,6 +2,7 @@
 //! against every Celery line the tests cover (real Celery from PyPI, in a virtualenv).
 
 use std::time::Duration;
+use taskq_tests::keys;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -370,7 +371,7 @@ async fn countdown_eta_expires_queues_and_ignore_result() {
             Duration::from_secs(10),
             "the task to be consumed",
             || async {
-                query::<i64>(&url, &["HLEN", "unacked"]) == 0
+                query::<i64>(&url, &["HLEN", &keys::broker().unacked()]) == 0
                     && query::<i64>(&url, &["LLEN", "celery"]) == 0
             },
         )

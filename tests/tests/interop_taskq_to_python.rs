@@ -2,6 +2,7 @@
 //! against every Celery line the tests cover.
 
 use std::time::{Duration, Instant, SystemTime};
+use taskq_tests::keys;
 
 use serde_json::{json, Map, Value};
 use taskq::{AsyncResult, Client, Error, Options, TaskFailure, TaskState};
@@ -372,7 +373,10 @@ async fn a_mixed_fleet_splits_work_by_queue() {
             );
             assert_eq!(rs.get(WAIT).await.unwrap(), i * 3, "Celery {v}: rs.mul {i}");
         }
-        let dead: i64 = query(&fleet.server.url(), &["LLEN", "taskq.dead_letter"]);
+        let dead: i64 = query(
+            &fleet.server.url(),
+            &["LLEN", &keys::broker().dead_letter()],
+        );
         assert_eq!(
             dead, 0,
             "Celery {v}: nothing is dead-lettered when work is routed"

@@ -3,6 +3,7 @@
 //! second time.
 
 use std::time::Duration;
+use taskq_tests::keys;
 
 use taskq::Options;
 use taskq_tests::worker::{client, count_run, query, wait_until_taken, RunningWorker};
@@ -55,7 +56,10 @@ fn a_cpu_bound_task_keeps_its_lease_while_another_worker_runs_recovery() {
         2,
         "the task ran a second time: its lease lapsed"
     );
-    assert_eq!(query::<i64>(&server.url(), &["HLEN", "unacked"]), 0);
+    assert_eq!(
+        query::<i64>(&server.url(), &["HLEN", &keys::broker().unacked()]),
+        0
+    );
     rt_b.block_on(worker_b.stop());
     rt_a.block_on(worker_a.stop());
 }

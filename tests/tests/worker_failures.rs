@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use taskq_tests::keys;
 
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
@@ -224,7 +225,7 @@ async fn unknown_task_is_not_registered_and_dead_lettered() {
 
     let url = server.url();
     wait_until(WAIT, "the message to be dead-lettered", || {
-        query::<i64>(&url, &["LLEN", "taskq.dead_letter"]) == 1
+        query::<i64>(&url, &["LLEN", &keys::broker().dead_letter()]) == 1
     });
     let dead = client.broker().dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1, "{dead:?}");
@@ -252,9 +253,9 @@ async fn unknown_task_is_put_back_with_backoff_before_it_fails() {
     // First it waits in Redis, marked with the attempt, for another worker to take it.
     let url = server.url();
     wait_until(WAIT, "the message to be parked", || {
-        query::<i64>(&url, &["ZCARD", "taskq.eta"]) == 1
+        query::<i64>(&url, &["ZCARD", &keys::broker().eta_schedule()]) == 1
     });
-    let parked: Vec<String> = query(&url, &["HVALS", "taskq.eta.messages"]);
+    let parked: Vec<String> = query(&url, &["HVALS", &keys::broker().eta_messages()]);
     assert!(
         parked[0].contains(r#"\"taskq_unknown_attempts\": 1"#),
         "{parked:?}"
@@ -273,7 +274,7 @@ async fn unknown_task_is_put_back_with_backoff_before_it_fails() {
         started.elapsed()
     );
     wait_until(WAIT, "the message to be dead-lettered", || {
-        query::<i64>(&url, &["LLEN", "taskq.dead_letter"]) == 1
+        query::<i64>(&url, &["LLEN", &keys::broker().dead_letter()]) == 1
     });
     let dead = client.broker().dead_letters(1).await.unwrap();
     assert!(
@@ -374,7 +375,7 @@ async fn malformed_messages_are_dead_lettered_and_good_ones_run() {
     }
     let url = server.url();
     wait_until(WAIT, "five dead letters", || {
-        query::<i64>(&url, &["LLEN", "taskq.dead_letter"]) >= 5
+        query::<i64>(&url, &["LLEN", &keys::broker().dead_letter()]) >= 5
     });
     wait_nothing_unacked(&server, WAIT);
     assert_eq!(query::<i64>(&server.url(), &["LLEN", "celery"]), 0);
@@ -500,7 +501,7 @@ async fn a_message_over_the_size_limit_found_in_a_queue_is_dead_lettered_whole()
     assert_eq!(small_after.get(WAIT).await.unwrap(), 2);
     let url = server.url();
     wait_until(WAIT, "the dead letter", || {
-        query::<i64>(&url, &["LLEN", "taskq.dead_letter"]) == 1
+        query::<i64>(&url, &["LLEN", &keys::broker().dead_letter()]) == 1
     });
     wait_nothing_unacked(&server, WAIT);
     let dead = capped.broker().dead_letters(1).await.unwrap().remove(0);
@@ -604,7 +605,7 @@ async fn compressed_bodies_run_and_a_decompression_bomb_is_refused() {
     );
     let url = server.url();
     wait_until(WAIT, "the bomb's dead letter", || {
-        query::<i64>(&url, &["LLEN", "taskq.dead_letter"]) == 1
+        query::<i64>(&url, &["LLEN", &keys::broker().dead_letter()]) == 1
     });
     let dead = client.broker().dead_letters(1).await.unwrap().remove(0);
     assert_eq!(dead.payload, bomb);
@@ -641,7 +642,7 @@ async fn headers_celery_refuses_are_failures_and_dead_letters_not_ignored() {
     }
     let url = server.url();
     wait_until(WAIT, "three dead letters", || {
-        query::<i64>(&url, &["LLEN", "taskq.dead_letter"]) == 3
+        query::<i64>(&url, &["LLEN", &keys::broker().dead_letter()]) == 3
     });
     for dead in client.broker().dead_letters(3).await.unwrap() {
         let (_, _, said) = cases
@@ -755,7 +756,7 @@ async fn dead_letters_can_be_put_back_once_their_cause_is_fixed() {
     let worker = RunningWorker::start(&client, |b| b.unknown_task_retries(0));
     let url = server.url();
     wait_until(WAIT, "the message to be dead-lettered", || {
-        query::<i64>(&url, &["LLEN", "taskq.dead_letter"]) == 1
+        query::<i64>(&url, &["LLEN", &keys::broker().dead_letter()]) == 1
     });
     worker.stop().await;
 
@@ -765,7 +766,10 @@ async fn dead_letters_can_be_put_back_once_their_cause_is_fixed() {
         query::<Vec<String>>(&url, &["LRANGE", "celery", "0", "-1"]),
         original
     );
-    assert_eq!(query::<i64>(&url, &["LLEN", "taskq.dead_letter"]), 0);
+    assert_eq!(
+        query::<i64>(&url, &["LLEN", &keys::broker().dead_letter()]),
+        0
+    );
     assert_eq!(client.broker().requeue_dead_letters(10).await.unwrap(), 0);
 }
 
@@ -787,7 +791,7 @@ fn a_flood_of_dead_letters_is_logged_rate_limited_with_a_count_of_the_rest() {
         Duration::from_secs(30),
         "every message to be dead-lettered",
         || {
-            taskq_tests::worker::query::<i64>(&url, &["LLEN", "taskq.dead_letter"])
+            taskq_tests::worker::query::<i64>(&url, &["LLEN", &keys::broker().dead_letter()])
                 == GARBAGE as i64
         },
     );

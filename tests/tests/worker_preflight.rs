@@ -3,6 +3,7 @@
 //! what a `noeviction` Redis that fills up does to producers and workers.
 
 use std::time::Duration;
+use taskq_tests::keys;
 
 use taskq::{Options, Worker};
 use taskq_tests::worker::{client, count_run, eventually, query, RunningWorker};
@@ -132,7 +133,7 @@ async fn a_full_redis_pauses_the_fleet_and_it_resumes_without_a_duplicate() {
     eventually(
         Duration::from_secs(10),
         "the fleet to hold messages",
-        || async { query::<i64>(&url, &["HLEN", "unacked"]) > 0 },
+        || async { query::<i64>(&url, &["HLEN", &keys::broker().unacked()]) > 0 },
     )
     .await;
 

@@ -3,6 +3,7 @@
 //! another worker. A live worker renews its leases, so its long tasks are never taken.
 
 use std::time::{Duration, Instant};
+use taskq_tests::{keys, wait_for_log};
 
 use serde_json::json;
 use taskq::Options;
@@ -40,10 +41,10 @@ async fn a_task_of_a_killed_worker_runs_on_the_next_one() {
     let sent = send_push(&client, "dev-killed").await;
     let url = server.url();
     wait_until_taken(&server, WAIT);
-    std::thread::sleep(Duration::from_millis(300)); // well inside its 3 s run
+    wait_for_log(&dir.path().join("first.log"), "] received", 1, WAIT); // its 3 s run began
     first.kill(); // SIGKILL: no shutdown, no requeue
     assert_eq!(
-        query::<i64>(&url, &["HLEN", "unacked"]),
+        query::<i64>(&url, &["HLEN", &keys::broker().unacked()]),
         1,
         "the message must still be in Redis"
     );
@@ -60,7 +61,7 @@ async fn a_task_of_a_killed_worker_runs_on_the_next_one() {
         "exactly one completed run"
     );
     wait_until(WAIT, "the message to be acknowledged", || {
-        query::<i64>(&url, &["HLEN", "unacked"]) == 0
+        query::<i64>(&url, &["HLEN", &keys::broker().unacked()]) == 0
     });
 }
 
@@ -96,20 +97,20 @@ async fn broken_and_orphaned_unacked_entries_are_cleaned_up_not_dropped() {
         &url,
         &[
             "HSET",
-            "unacked",
+            &keys::broker().unacked(),
             "broken-tag",
             "not an [envelope, exchange, routing_key]",
         ],
     );
     // Left by a taskq worker that died: leased, and the lease long lapsed.
     for tag in ["broken-tag", "ghost-tag"] {
-        redis_cmd(&url, &["ZADD", "unacked_index", "1", tag]);
-        redis_cmd(&url, &["ZADD", "taskq.leases", "1", tag]);
+        redis_cmd(&url, &["ZADD", &keys::broker().unacked_index(), "1", tag]);
+        redis_cmd(&url, &["ZADD", &keys::broker().leases(), "1", tag]);
     }
     let client = client(&server, |_| {});
     let worker = RunningWorker::start(&client, |b| b.visibility_timeout(Duration::from_secs(1)));
     wait_until(WAIT, "recovery to run", || {
-        query::<i64>(&url, &["ZCARD", "unacked_index"]) == 0
+        query::<i64>(&url, &["ZCARD", &keys::broker().unacked_index()]) == 0
     });
     wait_nothing_unacked(&server, WAIT);
     let dead = client.broker().dead_letters(10).await.unwrap();
@@ -142,11 +143,20 @@ fn plant_held_message(
         .unwrap()
         .to_owned();
     let held = format!(r#"[{envelope}, "", "celery"]"#);
-    redis_cmd(&server.url(), &["HSET", "unacked", &tag, &held]);
-    redis_cmd(&server.url(), &["ZADD", "unacked_index", "1", &tag]);
-    redis_cmd(&server.url(), &["ZADD", "taskq.leases", "1", &tag]);
+    redis_cmd(
+        &server.url(),
+        &["HSET", &keys::broker().unacked(), &tag, &held],
+    );
+    redis_cmd(
+        &server.url(),
+        &["ZADD", &keys::broker().unacked_index(), "1", &tag],
+    );
+    redis_cmd(
+        &server.url(),
+        &["ZADD", &keys::broker().leases(), "1", &tag],
+    );
     if running {
-        redis_cmd(&server.url(), &["SADD", "taskq.started", &tag]);
+        redis_cmd(&server.url(), &["SADD", &keys::broker().started(), &tag]);
     }
 }
 
@@ -171,7 +181,7 @@ async fn a_message_that_keeps_killing_its_worker_is_dead_lettered() {
     assert_eq!(count_run(&poison), 1, "the poison task did not run");
     let url = server.url();
     wait_until(WAIT, "the poison message to be dead-lettered", || {
-        query::<i64>(&url, &["LLEN", "taskq.dead_letter"]) == 1
+        query::<i64>(&url, &["LLEN", &keys::broker().dead_letter()]) == 1
     });
     let dead = client.broker().dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1, "{dead:?}");
@@ -202,7 +212,7 @@ async fn a_task_that_kills_every_worker_is_stopped_after_max_recoveries_crashes_
             .map(|log| log.matches("received").count())
             .unwrap_or_default()
     };
-    let dead_lettered = || query::<i64>(&url, &["LLEN", "taskq.dead_letter"]) == 1;
+    let dead_lettered = || query::<i64>(&url, &["LLEN", &keys::broker().dead_letter()]) == 1;
     // Each worker takes the message (its earlier holder's lease lapsed) and dies while
     // running it, as a task that aborts the process would make it, until one refuses it.
     let mut crashes = 0;
@@ -239,8 +249,8 @@ async fn a_task_that_kills_every_worker_is_stopped_after_max_recoveries_crashes_
         "no run completed"
     );
     wait_until(WAIT, "nothing to be held or marked", || {
-        query::<i64>(&url, &["HLEN", "unacked"]) == 0
-            && query::<i64>(&url, &["SCARD", "taskq.started"]) == 0
+        query::<i64>(&url, &["HLEN", &keys::broker().unacked()]) == 0
+            && query::<i64>(&url, &["SCARD", &keys::broker().started()]) == 0
     });
 }
 
@@ -266,10 +276,10 @@ async fn three_copies_of_one_envelope_are_held_apart_and_all_survive_a_kill() {
     wait_until(WAIT, "the worker to take all three", || {
         query::<i64>(&url, &["LLEN", "celery"]) == 0
     });
-    std::thread::sleep(Duration::from_millis(300)); // well inside their 3 s runs
+    wait_for_log(&dir.path().join("first.log"), "] received", 3, WAIT); // their 3 s runs began
     first.kill();
     assert_eq!(
-        query::<i64>(&url, &["HLEN", "unacked"]),
+        query::<i64>(&url, &["HLEN", &keys::broker().unacked()]),
         3,
         "each copy must be held under a tag of its own"
     );
@@ -280,7 +290,7 @@ async fn three_copies_of_one_envelope_are_held_apart_and_all_survive_a_kill() {
             .is_ok_and(|log| log.lines().count() == 3)
     });
     wait_until(WAIT, "everything to be acknowledged", || {
-        query::<i64>(&url, &["HLEN", "unacked"]) == 0
+        query::<i64>(&url, &["HLEN", &keys::broker().unacked()]) == 0
     });
 }
 
@@ -293,7 +303,7 @@ async fn a_frozen_worker_that_wakes_up_cannot_release_the_new_holders_message() 
     let sent = send_push(&client, "dev-zombie").await;
     let url = server.url();
     wait_until_taken(&server, WAIT);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_log(&dir.path().join("frozen.log"), "] received", 1, WAIT);
     frozen.signal("STOP"); // frozen mid-task: it renews nothing, its lease lapses
 
     let _second = example_worker(&server, dir.path(), "second.log");
@@ -302,11 +312,13 @@ async fn a_frozen_worker_that_wakes_up_cannot_release_the_new_holders_message() 
             .is_ok_and(|log| log.contains("received"))
     });
     frozen.signal("CONT"); // wakes up, finishes its (elapsed) run and acknowledges its tag
-    std::thread::sleep(Duration::from_millis(700));
+    wait_for_log(&dir.path().join("frozen.log"), "] succeeded", 1, WAIT);
+    // Its ack follows the result store in the same settling step.
+    std::thread::sleep(Duration::from_millis(300));
     // The second worker still runs the task, and its claim is still in Redis: if it died now,
     // recovery would still find the message.
     assert_eq!(
-        query::<i64>(&url, &["HLEN", "unacked"]),
+        query::<i64>(&url, &["HLEN", &keys::broker().unacked()]),
         1,
         "the zombie's ack released the new holder's message"
     );
@@ -316,7 +328,7 @@ async fn a_frozen_worker_that_wakes_up_cannot_release_the_new_holders_message() 
             .is_ok_and(|log| log.lines().count() == 2)
     });
     wait_until(WAIT, "everything to be acknowledged", || {
-        query::<i64>(&url, &["HLEN", "unacked"]) == 0
+        query::<i64>(&url, &["HLEN", &keys::broker().unacked()]) == 0
     });
 }
 
@@ -344,9 +356,9 @@ async fn a_frozen_worker_does_not_start_its_prefetch_after_its_leases_lapsed() {
     }
     let url = server.url();
     wait_until(WAIT, "the worker to hold every message", || {
-        query::<i64>(&url, &["HLEN", "unacked"]) == TASKS as i64
+        query::<i64>(&url, &["HLEN", &keys::broker().unacked()]) == TASKS as i64
     });
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_log(&dir.path().join("frozen.log"), "] received", 4, WAIT); // one per slot
     frozen.signal("STOP"); // its leases lapse; its prefetch must never start after this
 
     // Another worker recovers all 16 and runs them.
@@ -395,7 +407,7 @@ async fn a_frozen_worker_does_not_start_its_prefetch_after_its_leases_lapsed() {
         "only the 4 tasks running at the freeze may run twice: {runs:?}"
     );
     wait_until(WAIT, "everything to be acknowledged", || {
-        query::<i64>(&url, &["HLEN", "unacked"]) == 0
+        query::<i64>(&url, &["HLEN", &keys::broker().unacked()]) == 0
     });
 }
 
@@ -425,7 +437,7 @@ async fn ten_recoverers_at_once_return_each_of_1000_lapsed_messages_once() {
             .len();
     }
     assert_eq!(
-        query::<i64>(&server.url(), &["ZCARD", "taskq.leases"]),
+        query::<i64>(&server.url(), &["ZCARD", &keys::broker().leases()]),
         MESSAGES as i64
     );
     tokio::time::sleep(Duration::from_millis(50)).await;

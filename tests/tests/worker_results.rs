@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use taskq_tests::keys;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -391,7 +392,7 @@ async fn ignore_result_attribute_stores_nothing() {
     // Acked only after its (absent) result would have been stored.
     let url = server.url();
     taskq_tests::wait_until(WAIT, "the message to be acked", || {
-        query::<i64>(&url, &["HLEN", "unacked"]) == 0
+        query::<i64>(&url, &["HLEN", &keys::broker().unacked()]) == 0
     });
     assert_eq!(
         query::<i64>(&server.url_db(1), &["EXISTS", &meta_key(sent.id())]),
@@ -425,7 +426,7 @@ async fn ignore_result_option_stores_nothing() {
     .await;
     let url = server.url();
     taskq_tests::wait_until(WAIT, "the message to be acked", || {
-        query::<i64>(&url, &["HLEN", "unacked"]) == 0
+        query::<i64>(&url, &["HLEN", &keys::broker().unacked()]) == 0
     });
     assert_eq!(
         query::<i64>(&server.url_db(1), &["EXISTS", &meta_key(sent.id())]),

@@ -2,6 +2,7 @@
 //! RETRY is stored (and published) for each retry, and the message waits in Redis meanwhile.
 
 use std::time::Duration;
+use taskq_tests::keys;
 
 use taskq::{Options, TaskState};
 use taskq_tests::worker::{client, count_run, meta_key, wait_nothing_unacked, RunningWorker};
@@ -161,12 +162,13 @@ async fn the_retry_waits_in_redis_with_its_retries_header() {
         .unwrap();
     let url = server.url();
     taskq_tests::wait_until(WAIT, "the retry to be parked", || {
-        taskq_tests::worker::query::<i64>(&url, &["ZCARD", "taskq.eta"]) == 1
+        taskq_tests::worker::query::<i64>(&url, &["ZCARD", &keys::broker().eta_schedule()]) == 1
     });
     assert_eq!(sent.state().await.unwrap(), TaskState::Retry);
     let failure = sent.failure().await.unwrap().unwrap();
     assert_eq!(failure.message(), "attempt 1 failed");
-    let parked: Vec<String> = taskq_tests::worker::query(&url, &["HVALS", "taskq.eta.messages"]);
+    let parked: Vec<String> =
+        taskq_tests::worker::query(&url, &["HVALS", &keys::broker().eta_messages()]);
     assert!(parked[0].contains(r#"\"retries\": 1"#), "{parked:?}");
     assert!(
         parked[0].contains(&format!(r#"\"parent_id\": \"{}\""#, sent.id())),

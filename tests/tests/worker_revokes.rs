@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use taskq_tests::keys;
 
 use serde_json::json;
 use taskq::protocol::KombuMessage;
@@ -59,7 +60,7 @@ async fn assert_discarded(sent: &AsyncResult<u32>) {
 }
 
 fn revoke_score(server: &RedisServer, id: &str) -> Option<f64> {
-    query(&server.url(), &["ZSCORE", "taskq.revoked", id])
+    query(&server.url(), &["ZSCORE", &keys::broker().revoked(), id])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,7 +123,7 @@ async fn revokes_sent_to_a_worker_hold_for_the_worker_that_replaces_it() {
                 .await
                 .unwrap();
             tokio::time::sleep(Duration::from_millis(100)).await;
-            query::<Option<f64>>(&url, &["ZSCORE", "taskq.revoked", by_command]).is_some()
+            query::<Option<f64>>(&url, &["ZSCORE", &keys::broker().revoked(), by_command]).is_some()
         }
     })
     .await;
@@ -223,7 +224,14 @@ async fn the_revoked_set_in_redis_keeps_at_most_50000_ids_of_the_last_3_hours() 
     let recent = (secs - 3600).to_string();
     let _: i64 = query(
         &url,
-        &["ZADD", "taskq.revoked", &stale, "stale", &recent, "recent"],
+        &[
+            "ZADD",
+            &keys::broker().revoked(),
+            &stale,
+            "stale",
+            &recent,
+            "recent",
+        ],
     );
 
     let ids: Vec<String> = (0..50_010).map(|i| format!("id-{i:05}")).collect();
@@ -234,14 +242,14 @@ async fn the_revoked_set_in_redis_keeps_at_most_50000_ids_of_the_last_3_hours() 
         "older than 3 h: trimmed"
     );
     assert!(revoke_score(&server, "recent").is_some());
-    let ttl: i64 = query(&url, &["PTTL", "taskq.revoked"]);
+    let ttl: i64 = query(&url, &["PTTL", &keys::broker().revoked()]);
     assert!(
         ttl > 10_790_000 && ttl <= 10_800_000,
         "idle set expires in 3 h: {ttl}"
     );
 
     client.broker().record_revokes(&ids[10..]).await.unwrap();
-    let count: i64 = query(&url, &["ZCARD", "taskq.revoked"]);
+    let count: i64 = query(&url, &["ZCARD", &keys::broker().revoked()]);
     assert_eq!(count, 50_000);
     // The oldest went first: `recent`, then the first batch.
     assert_eq!(revoke_score(&server, "recent"), None);

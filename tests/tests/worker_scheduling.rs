@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use taskq_tests::keys;
 
 use taskq::{Client, Error, Options, TaskState};
 use taskq_tests::worker::{client, query, RunningWorker};
@@ -156,7 +157,10 @@ async fn a_worker_consumes_only_its_queues() {
     assert_eq!(elsewhere.state().await.unwrap(), TaskState::Pending);
     assert_eq!(llen(&server, "celery"), 1);
     assert_eq!(llen(&server, "reports"), 0);
-    assert_eq!(query::<i64>(&server.url(), &["HLEN", "unacked"]), 0);
+    assert_eq!(
+        query::<i64>(&server.url(), &["HLEN", &keys::broker().unacked()]),
+        0
+    );
     assert_eq!(
         runs_of("only-reports")
             .iter()
@@ -221,16 +225,19 @@ async fn countdown_waits_in_redis_then_runs() {
     // not in unacked.
     let url = server.url();
     wait_until(Duration::from_secs(1), "the message to be parked", || {
-        query::<i64>(&url, &["ZCARD", "taskq.eta"]) == 1
+        query::<i64>(&url, &["ZCARD", &keys::broker().eta_schedule()]) == 1
     });
     assert!(
         sent_at.elapsed() < countdown,
         "checked too late to see it parked"
     );
     assert_eq!(llen(&server, "celery"), 0);
-    assert_eq!(query::<i64>(&server.url(), &["HLEN", "unacked"]), 0);
     assert_eq!(
-        query::<i64>(&server.url(), &["HLEN", "taskq.eta.messages"]),
+        query::<i64>(&server.url(), &["HLEN", &keys::broker().unacked()]),
+        0
+    );
+    assert_eq!(
+        query::<i64>(&server.url(), &["HLEN", &keys::broker().eta_messages()]),
         1
     );
     assert!(runs_of("countdown").is_empty());
@@ -249,13 +256,16 @@ async fn countdown_waits_in_redis_then_runs() {
         "ran late, after {waited:?}"
     );
     // Nothing left behind.
-    assert_eq!(query::<i64>(&server.url(), &["ZCARD", "taskq.eta"]), 0);
     assert_eq!(
-        query::<i64>(&server.url(), &["HLEN", "taskq.eta.messages"]),
+        query::<i64>(&server.url(), &["ZCARD", &keys::broker().eta_schedule()]),
+        0
+    );
+    assert_eq!(
+        query::<i64>(&server.url(), &["HLEN", &keys::broker().eta_messages()]),
         0
     );
     wait_until(WAIT, "unacked to be empty", || {
-        query::<i64>(&url, &["HLEN", "unacked"]) == 0
+        query::<i64>(&url, &["HLEN", &keys::broker().unacked()]) == 0
     });
     worker.stop().await;
 }
@@ -351,7 +361,7 @@ async fn expired_tasks_are_revoked_without_running() {
     );
     let url = server.url();
     wait_until(WAIT, "unacked to be empty", || {
-        query::<i64>(&url, &["HLEN", "unacked"]) == 0
+        query::<i64>(&url, &["HLEN", &keys::broker().unacked()]) == 0
     });
     assert_eq!(llen(&server, "celery"), 0);
     worker.stop().await;

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
+use taskq_tests::keys;
 
 use taskq::{Options, TaskState};
 use taskq_tests::worker::{assert_nothing_unacked, client, eventually, query, RunningWorker};
@@ -76,7 +77,10 @@ async fn shutdown_puts_unfinished_messages_back() {
     })
     .await;
     // One running, the prefetched ones reserved in unacked, the rest still queued.
-    assert_eq!(query::<i64>(&server.url(), &["HLEN", "unacked"]), 4);
+    assert_eq!(
+        query::<i64>(&server.url(), &["HLEN", &keys::broker().unacked()]),
+        4
+    );
     assert_eq!(query::<i64>(&server.url(), &["LLEN", "celery"]), 2);
 
     let took = worker.stop().await;
@@ -234,7 +238,7 @@ async fn shutdown_at_any_moment_strands_nothing_in_unacked() {
         worker.stop().await;
         producing.store(false, Ordering::SeqCst);
         producer.await.unwrap();
-        let unacked: i64 = query(&server.url(), &["HLEN", "unacked"]);
+        let unacked: i64 = query(&server.url(), &["HLEN", &keys::broker().unacked()]);
         assert_eq!(
             unacked, 0,
             "round {round}: {unacked} message(s) left in unacked after a clean shutdown"

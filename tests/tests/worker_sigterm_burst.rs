@@ -3,6 +3,8 @@
 //! runs the rest. Every task runs exactly once, none is lost.
 
 use std::time::{Duration, Instant};
+use taskq_tests::keys;
+use taskq_tests::wait_for_log;
 
 use taskq_tests::worker::{client, ledger_runs, query, send_push};
 use taskq_tests::{spawn_example_worker, wait_until, RedisServer};
@@ -27,7 +29,13 @@ async fn sigterm_during_a_burst_loses_nothing_and_runs_nothing_twice() {
         let result = send_push(&client, &token).await;
         sent.push((token, result));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await; // mid-burst
+    // Mid-burst: some tasks have run, most wait.
+    wait_for_log(
+        &dir.path().join("first.log"),
+        "] succeeded",
+        20,
+        Duration::from_secs(30),
+    );
     first.terminate();
     let signalled = Instant::now();
     let status = first
@@ -40,7 +48,7 @@ async fn sigterm_during_a_burst_loses_nothing_and_runs_nothing_twice() {
     );
     let url = server.url();
     assert_eq!(
-        query::<i64>(&url, &["HLEN", "unacked"]),
+        query::<i64>(&url, &["HLEN", &keys::broker().unacked()]),
         0,
         "the stopping worker put everything back"
     );
@@ -55,7 +63,7 @@ async fn sigterm_during_a_burst_loses_nothing_and_runs_nothing_twice() {
     wait_until(
         Duration::from_secs(20),
         "every message to be acknowledged",
-        || query::<i64>(&url, &["HLEN", "unacked"]) == 0,
+        || query::<i64>(&url, &["HLEN", &keys::broker().unacked()]) == 0,
     );
     let runs = ledger_runs(dir.path());
     assert_eq!(runs.len(), TASKS, "every task ran");

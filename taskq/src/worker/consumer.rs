@@ -148,7 +148,7 @@ async fn decide_batches(
                 now: batch.now,
                 start_marked: n < batch.start_marked,
             };
-            dispatch(&shared, &completions, &ready, fetched).await;
+            decide(&shared, &completions, &ready, fetched).await;
         }
     }
 }
@@ -311,7 +311,9 @@ async fn reserve(shared: &Shared) -> Option<Vec<OwnedSemaphorePermit>> {
     Some(permits)
 }
 
-async fn dispatch(
+/// Decides one fetched message's fate: run it (to the dispatcher, in order), park it until
+/// its ETA, or settle it at once (refused, expired, poison, unknown task).
+async fn decide(
     shared: &Arc<Shared>,
     completions: &mpsc::UnboundedSender<Completion>,
     ready: &mpsc::UnboundedSender<executor::Job>,

@@ -113,7 +113,7 @@ async fn handle(shared: &Shared, raw: &str) {
     let method = body.get("method").and_then(Value::as_str).unwrap_or("");
     let arguments = body.get("arguments").cloned().unwrap_or(Value::Null);
     tracing::debug!(%method, "remote control command");
-    let reply = dispatch(shared, method, &arguments).await;
+    let reply = answer(shared, method, &arguments).await;
     if let (Some(reply_to), Some(ticket)) = (body.get("reply_to"), body.get("ticket")) {
         send_reply(shared, reply_to, ticket, reply).await;
     }
@@ -127,7 +127,8 @@ fn addressed_to(body: &Value, hostname: &str) -> bool {
     }
 }
 
-async fn dispatch(shared: &Shared, method: &str, arguments: &Value) -> Value {
+/// The reply of this worker to the remote-control command `method`.
+async fn answer(shared: &Shared, method: &str, arguments: &Value) -> Value {
     match method {
         "ping" => match shared.health.problem() {
             None => json!({"ok": "pong"}),
