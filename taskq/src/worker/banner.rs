@@ -25,10 +25,10 @@ pub(super) fn render(client: &Client, settings: &Settings) -> String {
         os = std::env::consts::OS,
         transport = client.broker().describe(),
         results = client.backend().describe(),
-        concurrency = settings.concurrency,
-        prefetch = settings.concurrency * settings.prefetch_multiplier,
+        concurrency = client.config().concurrency,
+        prefetch = client.config().concurrency * client.config().prefetch_multiplier,
     );
-    for queue in &settings.queues {
+    for queue in &client.config().queues {
         out.push_str(&format!("                .> {queue}\n"));
     }
     out.push_str("\n[tasks]\n");

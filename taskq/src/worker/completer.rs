@@ -185,7 +185,7 @@ where
                 }
                 if shared.stopping.is_cancelled() {
                     let deadline = *shutdown_deadline.get_or_insert_with(|| {
-                        tokio::time::Instant::now() + shared.settings.shutdown_grace
+                        tokio::time::Instant::now() + shared.config().shutdown_grace
                     });
                     if tokio::time::Instant::now() >= deadline {
                         tracing::error!(error = %e, "could not {what} before shutdown; the messages stay unacknowledged in Redis and will be redelivered");

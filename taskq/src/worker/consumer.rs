@@ -155,7 +155,7 @@ async fn decide_batches(
 
 /// Fetches batches as slots free up and hands them to the decider, until shutdown.
 async fn fetch_batches(shared: &Arc<Shared>, batches: mpsc::Sender<Batch>) {
-    let queues = &shared.settings.queues;
+    let queues = &shared.config().queues;
     let broker = shared.client.broker();
     let max_bytes = shared.client.config().max_message_size;
     let mut backoff = Backoff::starting_at(Duration::from_millis(100));
@@ -216,7 +216,7 @@ async fn fetch_batches(shared: &Arc<Shared>, batches: mpsc::Sender<Batch>) {
 /// starts a round trip (see `start_marks`).
 fn startable_now(shared: &Shared) -> usize {
     let idle = shared.execution_slots.available_permits();
-    let busy = shared.settings.concurrency.saturating_sub(idle);
+    let busy = shared.config().concurrency.saturating_sub(idle);
     let waiting = shared.held.len().saturating_sub(busy);
     idle.saturating_sub(waiting)
 }
@@ -353,7 +353,7 @@ async fn decide(
         let record = ResultMeta::failure(&message.id, &TaskFailure::revoked("expired"));
         return settle(delivery, Some(record), Action::Ack, reservation);
     }
-    if message.crashes >= shared.settings.max_recoveries {
+    if message.crashes >= shared.config().max_recoveries {
         // It keeps killing (or freezing) the workers that run it: stop the crash loop.
         tracing::error!(task = %message.task, id = %message.id, crashes = message.crashes, "poison message: dead-lettered");
         let failure = TaskFailure::worker_lost(message.crashes);
@@ -406,7 +406,7 @@ async fn unknown_task(
     settle: impl FnOnce(Delivery, Option<ResultMeta>, Action, OwnedSemaphorePermit),
 ) {
     let attempt = message.unknown_attempts;
-    if attempt < shared.settings.unknown_task_retries {
+    if attempt < shared.config().unknown_task_retries {
         let marked = with_header(
             &delivery.raw,
             header::TASKQ_UNKNOWN_ATTEMPTS,
@@ -417,7 +417,7 @@ async fn unknown_task(
             tracing::warn!(
                 task = %message.task, id = %message.id,
                 "task not registered here; put back for another worker, retry {} of {} in {delay} s",
-                attempt + 1, shared.settings.unknown_task_retries
+                attempt + 1, shared.config().unknown_task_retries
             );
             drop(reservation);
             let delivery = Delivery {

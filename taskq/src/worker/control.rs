@@ -213,7 +213,7 @@ fn mingled_ids(revoked: Option<&Value>) -> Vec<String> {
 }
 
 fn stats(shared: &Shared) -> Value {
-    let settings = &shared.settings;
+    let config = shared.config();
     json!({
         "total": shared.running_tasks.totals(),
         "pid": std::process::id(),
@@ -221,14 +221,14 @@ fn stats(shared: &Shared) -> Value {
         "uptime": shared.started.elapsed().as_secs(),
         "pool": {
             "implementation": "taskq:tokio",
-            "max-concurrency": settings.concurrency,
+            "max-concurrency": config.concurrency,
             "processes": [std::process::id()],
             "max-tasks-per-child": "N/A",
             "put-guarded-by-semaphore": false,
             "timeouts": [0, 0],
         },
-        "broker": broker_info(&shared.client.config().broker_url),
-        "prefetch_count": settings.concurrency * settings.prefetch_multiplier,
+        "broker": broker_info(&config.broker_url),
+        "prefetch_count": config.concurrency * config.prefetch_multiplier,
         "rusage": {},
         "sw_ident": "taskq",
         "sw_ver": env!("CARGO_PKG_VERSION"),
@@ -266,7 +266,7 @@ fn broker_info(url: &str) -> Value {
 
 fn active_queues(shared: &Shared) -> Value {
     let queues: Vec<Value> = shared
-        .settings
+        .config()
         .queues
         .iter()
         .map(|q| {

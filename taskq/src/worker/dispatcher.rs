@@ -47,7 +47,7 @@ impl Part for Dispatcher {
 /// Waits for running jobs, cancelling (and putting back) what outlives the grace period.
 async fn drain(shared: &Shared) {
     shared.jobs.close();
-    let grace = shared.settings.shutdown_grace;
+    let grace = shared.config().shutdown_grace;
     if tokio::time::timeout(grace, shared.jobs.wait())
         .await
         .is_err()

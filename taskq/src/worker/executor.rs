@@ -59,7 +59,7 @@ impl Job {
         tracing::info!("Task {name}[{id}] received");
         let abort = self.shared.running_tasks.start(name, &self.message);
         events::task(&self.shared, "task-started", &id, || json!({}));
-        if self.shared.settings.track_started {
+        if self.shared.config().track_started {
             self.store_started().await;
         }
         let started = Instant::now();

@@ -61,23 +61,15 @@ use crate::broker::RecoverAfter;
 use crate::{Client, Config, Result};
 use part::Parts;
 
-/// Worker settings; see [`WorkerBuilder`] for what each means.
+/// What only a worker has. Everything else a worker runs with (concurrency, queues, timeouts,
+/// ...) is its client's [`Config`], read once from the environment and changed by the builder:
+/// the worker reads each setting from that one place.
 #[derive(Debug, Clone)]
 struct Settings {
-    concurrency: usize,
-    queues: Vec<String>,
-    prefetch_multiplier: usize,
-    shutdown_grace: Duration,
-    track_started: bool,
-    unknown_task_retries: u32,
-    visibility_timeout: Duration,
-    celery_visibility_timeout: Option<Duration>,
-    stall_after: Duration,
-    max_recoveries: u32,
-    require_noeviction: bool,
+    /// The node name (see [`WorkerBuilder::hostname`]), templates expanded.
     hostname: String,
     banner: bool,
-    send_events: bool,
+    stall_after: Duration,
 }
 
 /// Runs registered tasks from one or more queues.
@@ -112,6 +104,8 @@ pub struct Worker {
 #[derive(Debug)]
 pub struct WorkerBuilder {
     client: Client,
+    /// The client's configuration, as the builder's methods change it.
+    config: Config,
     settings: Settings,
 }
 
@@ -124,7 +118,7 @@ impl WorkerBuilder {
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn concurrency(mut self, n: usize) -> Self {
-        self.settings.concurrency = n.max(1);
+        self.config.concurrency = n.max(1);
         self
     }
 
@@ -142,7 +136,7 @@ impl WorkerBuilder {
     {
         let queues: Vec<String> = queues.into_iter().map(Into::into).collect();
         if !queues.is_empty() {
-            self.settings.queues = queues;
+            self.config.queues = queues;
         }
         self
     }
@@ -156,7 +150,7 @@ impl WorkerBuilder {
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn prefetch_multiplier(mut self, n: usize) -> Self {
-        self.settings.prefetch_multiplier = n.max(1);
+        self.config.prefetch_multiplier = n.max(1);
         self
     }
 
@@ -169,7 +163,7 @@ impl WorkerBuilder {
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
-        self.settings.shutdown_grace = grace;
+        self.config.shutdown_grace = grace;
         self
     }
 
@@ -181,7 +175,7 @@ impl WorkerBuilder {
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn track_started(mut self, track: bool) -> Self {
-        self.settings.track_started = track;
+        self.config.track_started = track;
         self
     }
 
@@ -195,7 +189,7 @@ impl WorkerBuilder {
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn unknown_task_retries(mut self, retries: u32) -> Self {
-        self.settings.unknown_task_retries = retries;
+        self.config.unknown_task_retries = retries;
         self
     }
 
@@ -209,7 +203,7 @@ impl WorkerBuilder {
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn visibility_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.visibility_timeout = timeout.max(Duration::from_millis(100));
+        self.config.visibility_timeout = timeout.max(Duration::from_millis(100));
         self
     }
 
@@ -225,7 +219,7 @@ impl WorkerBuilder {
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn celery_visibility_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.celery_visibility_timeout = Some(timeout);
+        self.config.celery_visibility_timeout = Some(timeout);
         self
     }
 
@@ -252,7 +246,7 @@ impl WorkerBuilder {
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn require_noeviction(mut self, require: bool) -> Self {
-        self.settings.require_noeviction = require;
+        self.config.require_noeviction = require;
         self
     }
 
@@ -292,7 +286,7 @@ impl WorkerBuilder {
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn send_events(mut self, send: bool) -> Self {
-        self.settings.send_events = send;
+        self.config.send_events = send;
         self
     }
 
@@ -305,8 +299,14 @@ impl WorkerBuilder {
     /// ```
     pub fn build(self) -> Worker {
         let health = HealthHandle::new(self.settings.stall_after);
+        // The same broker and result store, with the configuration as built.
+        let client = Client::with_parts(
+            self.client.broker().clone(),
+            self.client.backend().clone(),
+            self.config,
+        );
         Worker {
-            client: self.client,
+            client,
             settings: self.settings,
             shutdown: CancellationToken::new(),
             health,
@@ -348,24 +348,17 @@ impl Worker {
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn builder(client: Client) -> WorkerBuilder {
-        let config: &Config = client.config();
+        let config = client.config().clone();
         let settings = Settings {
-            concurrency: config.concurrency,
-            queues: config.queues.clone(),
-            prefetch_multiplier: config.prefetch_multiplier,
-            shutdown_grace: config.shutdown_grace,
-            track_started: config.track_started,
-            unknown_task_retries: config.unknown_task_retries,
-            visibility_timeout: config.visibility_timeout,
-            celery_visibility_timeout: config.celery_visibility_timeout,
-            stall_after: DEFAULT_STALL_AFTER,
-            max_recoveries: config.max_recoveries,
-            require_noeviction: config.require_noeviction,
             hostname: node_name::for_new_worker(config.worker_name.as_deref(), &crate::hostname()),
             banner: true,
-            send_events: config.send_events,
+            stall_after: DEFAULT_STALL_AFTER,
         };
-        WorkerBuilder { client, settings }
+        WorkerBuilder {
+            client,
+            config,
+            settings,
+        }
     }
 
     /// A worker configured from the environment and `.env` (see [`Config`]).
@@ -437,7 +430,7 @@ impl Worker {
     /// ```
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<()> {
         check_credentials(&self.client).await?;
-        check_eviction_policy(&self.client, &self.settings).await?;
+        check_eviction_policy(&self.client).await?;
         if self.settings.banner {
             println!("{}", banner::render(&self.client, &self.settings));
         }
@@ -474,13 +467,13 @@ fn start_parts(
     shared: &Arc<Shared>,
     event_queue: mpsc::UnboundedReceiver<serde_json::Map<String, serde_json::Value>>,
 ) -> Parts {
-    let settings = &shared.settings;
+    let config = shared.config();
     let broker = shared.client.broker();
     let (completions, completed) = mpsc::unbounded_channel();
     let (ready, to_start) = mpsc::unbounded_channel();
     let (revokes_loaded, revokes_ready) = oneshot::channel();
-    let mut recover_after = RecoverAfter::new(settings.visibility_timeout);
-    if let Some(unleased) = settings.celery_visibility_timeout {
+    let mut recover_after = RecoverAfter::new(config.visibility_timeout);
+    if let Some(unleased) = config.celery_visibility_timeout {
         recover_after = recover_after.unleased_after(unleased);
     }
 
@@ -490,7 +483,7 @@ fn start_parts(
     parts.push(lease::LeaseRenewer::start(
         broker,
         shared.held.clone(),
-        settings.visibility_timeout,
+        config.visibility_timeout,
     ));
     parts.push(completer::Completer::start(shared.clone(), completed));
     parts.push(scheduler::Scheduler::start(
@@ -546,14 +539,14 @@ fn refuses_credentials(error: &redis::RedisError) -> bool {
 
 /// Warns (or, when required, refuses to start) when Redis may evict messages under memory
 /// pressure. Not being able to read the policy is not an error.
-async fn check_eviction_policy(client: &Client, settings: &Settings) -> Result<()> {
+async fn check_eviction_policy(client: &Client) -> Result<()> {
     match client.broker().eviction_policy().await {
         Ok(Some(policy)) if policy != "noeviction" => {
             let problem = format!(
                 "Redis maxmemory-policy is {policy}: under memory pressure Redis may evict \
                  queued messages and results; set it to noeviction"
             );
-            if settings.require_noeviction {
+            if client.config().require_noeviction {
                 return Err(crate::Error::Config(problem));
             }
             tracing::warn!("{problem}");
@@ -614,14 +607,16 @@ impl Shared {
         Arc<Self>,
         mpsc::UnboundedReceiver<serde_json::Map<String, serde_json::Value>>,
     ) {
-        let reservations = settings.concurrency * settings.prefetch_multiplier;
-        let (events, event_queue) = events::Events::new(settings.send_events);
-        let held = Arc::new(lease::Held::new(settings.visibility_timeout));
+        let config = client.config();
+        let concurrency = config.concurrency;
+        let reservations = concurrency * config.prefetch_multiplier;
+        let (events, event_queue) = events::Events::new(config.send_events);
+        let held = Arc::new(lease::Held::new(config.visibility_timeout));
         let start_marks = start_marks::StartMarks::start(client.broker().clone());
         let shared = Arc::new(Self {
             client,
-            execution_slots: Arc::new(Semaphore::new(settings.concurrency)),
-            reservation_slots: Arc::new(Semaphore::new(reservations.max(settings.concurrency))),
+            execution_slots: Arc::new(Semaphore::new(concurrency)),
+            reservation_slots: Arc::new(Semaphore::new(reservations.max(concurrency))),
             settings,
             stopping,
             hard_stop: CancellationToken::new(),
@@ -639,6 +634,11 @@ impl Shared {
             start_marks,
         });
         (shared, event_queue)
+    }
+
+    /// The configuration the worker runs with (its client's, as the builder left it).
+    fn config(&self) -> &Config {
+        self.client.config()
     }
 
     /// Advances the Lamport clock for an event or reply and returns the new value.
