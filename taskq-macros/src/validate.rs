@@ -1,57 +1,76 @@
-//! What a `#[task]` function may look like, checked on its syntax.
+//! What a `#[task]` function may look like, checked on its syntax, and the [`Validated`]
+//! task that `expand` generates code from.
 //!
 //! Every problem found is reported, each at the tokens it is about. What syntax cannot tell
 //! (whether a type is serializable) is left to rustc, through the checks `expand` generates.
 
+use proc_macro2::TokenStream;
 use syn::visit::{self, Visit};
 use syn::{
-    Error, FnArg, GenericParam, ItemFn, Lifetime, Pat, ReturnType, Signature, TypeImplTrait,
-    TypeReference,
+    Error, FnArg, GenericArgument, GenericParam, Item, ItemFn, Lifetime, Pat, PathArguments,
+    ReturnType, Signature, Type, TypeImplTrait, TypeReference,
 };
 
-use crate::attr::TaskArgs;
-use crate::expand::{output_shape, OutputShape};
+use crate::model::{Arg, Errors, Output, TaskArgs, TaskFn, Validated};
 
-/// Errors collected on the way, reported together.
-#[derive(Default)]
-pub(crate) struct Errors(Option<Error>);
-
-impl Errors {
-    /// Adds an error.
-    pub(crate) fn push(&mut self, error: Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(error),
-            None => self.0 = Some(error),
+/// Checks the function `item` and the options that depend on it, adding every problem to
+/// `errors`, and says what to generate.
+pub(crate) fn check(mut options: TaskArgs, item: TokenStream, errors: &mut Errors) -> Validated {
+    let func = match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Fn(func)) => func,
+        Ok(other) => {
+            errors.push(Error::new_spanned(
+                other,
+                "`#[task]` applies to `async fn` items only",
+            ));
+            return Validated::AsWritten(item);
         }
-    }
-
-    /// Adds the error of `result`, if any, and returns its value otherwise.
-    pub(crate) fn keep<T>(&mut self, result: syn::Result<T>) -> Option<T> {
-        result.map_err(|e| self.push(e)).ok()
-    }
-
-    /// Adds every error of `other`.
-    pub(crate) fn extend(&mut self, other: Errors) {
-        if let Some(error) = other.0 {
-            self.push(error);
+        Err(error) => {
+            errors.push(error);
+            return Validated::AsWritten(item);
         }
+    };
+    if let Err(error) = validate(&func) {
+        errors.push(error);
+        return Validated::AsWritten(item);
     }
-
-    /// `Ok` if nothing was added, else every error, combined.
-    pub(crate) fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
+    let output = output_shape(&func.sig.output);
+    if let Err(error) = validate_options(&options, &output) {
+        errors.push(error);
+        options.retry_if = None;
     }
+    let args = func
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|input| match input {
+            FnArg::Typed(arg) => match &*arg.pat {
+                Pat::Ident(pat) => Some(Arg {
+                    ident: pat.ident.clone(),
+                    ty: (*arg.ty).clone(),
+                }),
+                _ => None,
+            },
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    Validated::Task(TaskFn {
+        options,
+        func,
+        args,
+        output,
+    })
 }
 
 /// Checks the options that depend on the function: `retry_if` judges an `Err(E)`, so the
 /// task must return a `Result`, and it only chooses among retries, so `max_retries` must
 /// allow some. Reported at the `retry_if` key.
-pub(crate) fn validate_options(options: &TaskArgs, func: &ItemFn) -> syn::Result<()> {
+fn validate_options(options: &TaskArgs, output: &Output) -> syn::Result<()> {
     let Some(retry_if) = &options.retry_if else {
         return Ok(());
     };
     let mut errors = Errors::default();
-    if !matches!(output_shape(&func.sig.output), OutputShape::Result { .. }) {
+    if !matches!(output, Output::Result { .. }) {
         errors.push(Error::new(
             retry_if.key,
             "`retry_if` judges the task's error, but this task returns no `Result`: \
@@ -68,7 +87,7 @@ pub(crate) fn validate_options(options: &TaskArgs, func: &ItemFn) -> syn::Result
 }
 
 /// Checks the function's signature; reports every problem, not just the first.
-pub(crate) fn validate(func: &ItemFn) -> syn::Result<()> {
+fn validate(func: &ItemFn) -> syn::Result<()> {
     let mut errors = Errors::default();
     let sig = &func.sig;
     check_qualifiers(sig, &mut errors);
@@ -196,20 +215,64 @@ fn check_output(output: &ReturnType, errors: &mut Errors) {
     };
     let mut impl_traits = Borrows::new(Position::ImplTraitOnly);
     impl_traits.visit_type(ty);
-    if impl_traits.errors.0.is_some() {
+    if !impl_traits.errors.is_empty() {
         errors.extend(impl_traits.errors);
         return;
     }
     let value = match output_shape(output) {
-        OutputShape::Unit => return,
-        OutputShape::Plain(ty) => ty,
+        Output::Unit => return,
+        Output::Plain(ty) => ty,
         // Only `T` must be owned: `E` may well be `&'static str`.
-        OutputShape::Result { ok: Some(ok), .. } => ok,
-        OutputShape::Result { ok: None, .. } => return,
+        Output::Result { ok: Some(ok), .. } => ok,
+        Output::Result { ok: None, .. } => return,
     };
     let mut borrows = Borrows::new(Position::Output);
-    borrows.visit_type(value);
+    borrows.visit_type(&value);
     errors.extend(borrows.errors);
+}
+
+/// Classifies the return type.
+fn output_shape(output: &ReturnType) -> Output {
+    let ReturnType::Type(_, ty) = output else {
+        return Output::Unit;
+    };
+    match strip(ty) {
+        Type::Tuple(tuple) if tuple.elems.is_empty() => Output::Unit,
+        Type::Path(path) if path.qself.is_none() => match path.path.segments.last() {
+            Some(last) if last.ident == "Result" => {
+                let mut types = match &last.arguments {
+                    PathArguments::AngleBracketed(args) => args
+                        .args
+                        .iter()
+                        .filter_map(|arg| match arg {
+                            GenericArgument::Type(ty) => Some(ty.clone()),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                }
+                .into_iter();
+                Output::Result {
+                    ty: (**ty).clone(),
+                    ok: types.next(),
+                    err: types.next(),
+                }
+            }
+            _ => Output::Plain((**ty).clone()),
+        },
+        _ => Output::Plain((**ty).clone()),
+    }
+}
+
+/// The type without invisible groups and parentheses around it.
+fn strip(mut ty: &Type) -> &Type {
+    loop {
+        match ty {
+            Type::Group(group) => ty = &group.elem,
+            Type::Paren(paren) => ty = &paren.elem,
+            _ => return ty,
+        }
+    }
 }
 
 /// Where a type is written, which decides what it may contain.
@@ -307,6 +370,7 @@ impl<'ast> Visit<'ast> for Borrows {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quote::ToTokens;
     use syn::parse_quote;
 
     fn errors(func: ItemFn) -> Vec<String> {
@@ -535,5 +599,32 @@ mod tests {
             fn f<T>(&self, (a, b): (u8, u8), c: &str, d: impl Clone) -> &'static str {}
         ));
         assert_eq!(errors.len(), 7, "{errors:#?}");
+    }
+
+    #[test]
+    fn output_shapes_are_told_apart_by_the_last_path_segment() {
+        let shape = |output: ReturnType| match output_shape(&output) {
+            Output::Unit => "unit".to_owned(),
+            Output::Plain(_) => "plain".to_owned(),
+            Output::Result { ok, err, .. } => format!(
+                "result({}, {})",
+                ok.map_or("-".into(), |t| t.to_token_stream().to_string()),
+                err.map_or("-".into(), |t| t.to_token_stream().to_string()),
+            ),
+        };
+        assert_eq!(shape(parse_quote!()), "unit");
+        assert_eq!(shape(parse_quote! { -> () }), "unit");
+        assert_eq!(shape(parse_quote! { -> u8 }), "plain");
+        assert_eq!(shape(parse_quote! { -> Vec<Result<u8, E>> }), "plain");
+        assert_eq!(shape(parse_quote! { -> Result<u8, E> }), "result(u8, E)");
+        assert_eq!(
+            shape(parse_quote! { -> anyhow::Result<u8> }),
+            "result(u8, -)"
+        );
+        assert_eq!(
+            shape(parse_quote! { -> std::io::Result<()> }),
+            "result((), -)"
+        );
+        assert_eq!(shape(parse_quote! { -> (Result<u8, E>) }), "result(u8, E)");
     }
 }
