@@ -10,7 +10,27 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Attribute, Ident, Meta, Path, Token, Type};
 
-use crate::model::{Output, TaskFn};
+use crate::model::{Output, Seconds, TaskFn};
+
+/// The whole task generated for `task`: the struct, its methods, its `Task` implementation
+/// and its registration.
+pub(crate) fn task(task: &TaskFn) -> TokenStream {
+    let krate = runtime_path(task);
+    let attrs = Attrs::sort(&task.func.attrs);
+    let mut tokens = task_struct(task, &attrs);
+    tokens.extend(inherent_methods(task, &krate, &attrs));
+    tokens.extend(task_impl(task, &krate, &attrs));
+    tokens.extend(registration(task, &krate, &attrs));
+    tokens
+}
+
+/// The path of the runtime crate: `crate = "..."`, or `::taskq`.
+fn runtime_path(task: &TaskFn) -> Path {
+    task.options
+        .krate
+        .clone()
+        .unwrap_or_else(|| syn::parse_quote!(::taskq))
+}
 
 /// The function's attributes, sorted by the item they belong on.
 #[derive(Default)]
@@ -23,172 +43,53 @@ struct Attrs<'a> {
     on_call: Vec<&'a Attribute>,
 }
 
-fn sort_attrs(attrs: &[Attribute]) -> Attrs<'_> {
-    let about_the_item = |path: &Path| path.is_ident("doc") || path.is_ident("deprecated");
-    let mut sorted = Attrs::default();
-    for attr in attrs {
-        if attr.path().is_ident("cfg") {
-            sorted.cfg.push(attr);
-        } else if about_the_item(attr.path()) {
-            sorted.on_struct.push(attr);
-        } else if attr.path().is_ident("cfg_attr") {
-            // `#[cfg_attr(pred, doc = "..")]` documents the struct; anything else is for the body.
-            let inner = attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated);
-            let docs_only = inner.is_ok_and(|metas| {
-                metas.len() > 1 && metas.iter().skip(1).all(|m| about_the_item(m.path()))
-            });
-            if docs_only {
+impl<'a> Attrs<'a> {
+    fn sort(attrs: &'a [Attribute]) -> Self {
+        let about_the_item = |path: &Path| path.is_ident("doc") || path.is_ident("deprecated");
+        let mut sorted = Attrs::default();
+        for attr in attrs {
+            if attr.path().is_ident("cfg") {
+                sorted.cfg.push(attr);
+            } else if about_the_item(attr.path()) {
                 sorted.on_struct.push(attr);
+            } else if attr.path().is_ident("cfg_attr") {
+                // `#[cfg_attr(pred, doc = "..")]` documents the struct; anything else is for
+                // the body.
+                let inner = attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated);
+                let docs_only = inner.is_ok_and(|metas| {
+                    metas.len() > 1 && metas.iter().skip(1).all(|m| about_the_item(m.path()))
+                });
+                if docs_only {
+                    sorted.on_struct.push(attr);
+                } else {
+                    sorted.on_call.push(attr);
+                }
             } else {
                 sorted.on_call.push(attr);
             }
-        } else {
-            sorted.on_call.push(attr);
         }
+        sorted
     }
-    sorted
+
+    /// `#[allow(deprecated)]` for a deprecated task: naming its struct in its own impls is no
+    /// use of it, and the body of a deprecated function is not linted for deprecated uses
+    /// either.
+    fn allow_deprecated(&self) -> Option<TokenStream> {
+        let deprecated = self.on_struct.iter().any(|attr| {
+            attr.path().is_ident("deprecated")
+                || (attr.path().is_ident("cfg_attr")
+                    && attr.to_token_stream().to_string().contains("deprecated"))
+        });
+        deprecated.then(|| quote!(#[allow(deprecated)]))
+    }
 }
 
-/// The expansion of a valid function.
-pub(crate) fn generate(task: &TaskFn) -> TokenStream {
-    let options = &task.options;
-    let func = &task.func;
-    let krate: Path = options
-        .krate
-        .clone()
-        .unwrap_or_else(|| syn::parse_quote!(::taskq));
-    let vis = &func.vis;
-    let ident = &func.sig.ident;
-    let attrs = sort_attrs(&func.attrs);
+/// The unit struct that the function's name now stands for: the value users call methods on.
+fn task_struct(task: &TaskFn, attrs: &Attrs<'_>) -> TokenStream {
+    let vis = &task.func.vis;
+    let ident = &task.func.sig.ident;
     let cfg = &attrs.cfg;
     let on_struct = &attrs.on_struct;
-    let on_call = &attrs.on_call;
-
-    let (arg_idents, arg_types): (Vec<&Ident>, Vec<&Type>) =
-        task.args.iter().map(|arg| (&arg.ident, &arg.ty)).unzip();
-    let arg_names: Vec<String> = arg_idents.iter().map(|i| i.unraw().to_string()).collect();
-    let locals: Vec<Ident> = (0..arg_idents.len())
-        .map(|i| format_ident!("__taskq_arg_{}", i))
-        .collect();
-
-    let name = match &options.name {
-        Some(name) => name.to_token_stream(),
-        None => {
-            let fn_name = ident.unraw().to_string();
-            quote!(::core::concat!(::core::module_path!(), "::", #fn_name))
-        }
-    };
-
-    let mut task_options = quote!(#krate::TaskOptions::new());
-    if let Some(queue) = &options.queue {
-        task_options.extend(quote!(.queue(#queue)));
-    }
-    if let Some(ignore) = &options.ignore_result {
-        task_options.extend(quote!(.ignore_result(#ignore)));
-    }
-    if let Some(limit) = &options.time_limit {
-        let mut secs = Literal::f64_suffixed(limit.secs);
-        secs.set_span(limit.span);
-        task_options.extend(quote!(.time_limit_secs(#secs)));
-    }
-    if let Some(limit) = &options.soft_time_limit {
-        let mut secs = Literal::f64_suffixed(limit.secs);
-        secs.set_span(limit.span);
-        task_options.extend(quote!(.soft_time_limit_secs(#secs)));
-    }
-    if let Some(retries) = &options.max_retries {
-        task_options.extend(quote!(.max_retries(#retries)));
-    }
-    if options.retry_if.is_some() {
-        task_options.extend(quote!(.retry_if(true)));
-    }
-    if let Some(backoff) = &options.retry_backoff {
-        let mut secs = Literal::f64_suffixed(backoff.secs);
-        secs.set_span(backoff.span);
-        task_options.extend(quote!(.retry_backoff_secs(#secs)));
-    }
-
-    let inputs = &func.sig.inputs;
-    let output = &func.sig.output;
-    let body = &func.block;
-    let run_call = quote!(Self.call(#(#locals),*).await);
-    let (output_type, outcome) = match &task.output {
-        Output::Unit => (
-            quote!(()),
-            quote! {
-                #run_call;
-                ::core::result::Result::Ok(())
-            },
-        ),
-        Output::Plain(ty) => (
-            ty.to_token_stream(),
-            quote!(::core::result::Result::Ok(#run_call)),
-        ),
-        Output::Result { ty, ok, err } => (
-            // `T` itself when written, so that an `E` without `Display` is reported once (at
-            // `into_outcome`), not again wherever `Output` is normalized.
-            match ok {
-                Some(ok) => ok.to_token_stream(),
-                None => respan_around(quote!(<#ty as #krate::__private::TaskReturn>::Ok), ty),
-            },
-            // An error type that is not `Display + Debug + Send + 'static` is reported at the
-            // call to `into_outcome` and at its argument: span both at `E`.
-            {
-                let err = err.as_ref().unwrap_or(ty);
-                let start = err.span();
-                let ret = Ident::new("__taskq_ret", start);
-                let path = respan(quote!(#krate::__private::TaskReturn::into_outcome), start);
-                let into_outcome = respan_around(quote!(#path(#ret)), err);
-                // A matcher that does not take `&E` is reported at the matcher.
-                let judge = options.retry_if.as_ref().map(|retry_if| {
-                    let matcher = &retry_if.matcher;
-                    let judge = respan(quote!(#krate::__private::retry_if), matcher.span());
-                    quote_spanned!(matcher.span()=> #judge(&__taskq_ret, #matcher);)
-                });
-                quote! {
-                    let __taskq_ret = #run_call;
-                    #judge
-                    #into_outcome
-                }
-            },
-        ),
-    };
-    // rustc checks the bounds of `Task::Args` at its type: give the tuple the span of the
-    // argument list, or of the argument's type when there is just one, so that the errors land
-    // on the function and not on the attribute. With several arguments, hidden checks point
-    // at the very type that is not serializable.
-    let mut args_type = Group::new(Delimiter::Parenthesis, tuple_items(&arg_types));
-    let checks = match arg_types.as_slice() {
-        [one] => {
-            args_type.set_span(one.span());
-            TokenStream::new()
-        }
-        _ => {
-            args_type.set_span(func.sig.paren_token.span.join());
-            arg_checks(&krate, &arg_types)
-        }
-    };
-    // A body holding something that is not `Send` across an `.await` is reported at `async`.
-    let locals_tuple = tuple_items(&locals);
-    let args_tuple = tuple_items(&arg_idents);
-    let async_span = func
-        .sig
-        .asyncness
-        .map_or_else(Span::call_site, |asyncness| asyncness.span);
-    let boxed = quote_spanned!(async_span=> ::std::boxed::Box::pin(async move {
-        let (#locals_tuple) = __taskq_args;
-        #outcome
-    }));
-
-    // Naming a deprecated task's struct in its own impls is no use of it; the body of a
-    // deprecated function is not linted for deprecated uses either.
-    let deprecated = attrs.on_struct.iter().any(|attr| {
-        attr.path().is_ident("deprecated")
-            || (attr.path().is_ident("cfg_attr")
-                && attr.to_token_stream().to_string().contains("deprecated"))
-    });
-    let allow_deprecated = deprecated.then(|| quote!(#[allow(deprecated)]));
-
     quote! {
         #(#cfg)*
         #(#on_struct)*
@@ -200,49 +101,110 @@ pub(crate) fn generate(task: &TaskFn) -> TokenStream {
             ::core::default::Default,
         )]
         #vis struct #ident;
+    }
+}
 
+/// The struct's methods: `call`, `delay`, `delay_many` and `apply_async`.
+fn inherent_methods(task: &TaskFn, krate: &Path, attrs: &Attrs<'_>) -> TokenStream {
+    let ident = &task.func.sig.ident;
+    let cfg = &attrs.cfg;
+    let allow_deprecated = attrs.allow_deprecated();
+    let call = call_method(task, attrs);
+    let delay = delay_method(task, krate);
+    let delay_many = delay_many_method(krate);
+    let apply_async = apply_async_method(krate);
+    quote! {
         #(#cfg)*
         #allow_deprecated
         impl #ident {
-            /// Runs the task body inline, in this process (for unit tests).
-            // `&self` adds one argument to those the user counted.
-            #[allow(clippy::too_many_arguments)]
-            #(#on_call)*
-            pub async fn call(&self, #inputs) #output #body
+            #call
 
-            /// Sends the task to a worker; returns at once with a handle to its result.
-            #[allow(clippy::too_many_arguments)]
-            pub async fn delay(
-                &self,
-                #(#arg_idents: #arg_types),*
-            ) -> #krate::Result<#krate::AsyncResult<<Self as #krate::Task>::Output>> {
-                #krate::__private::apply_async::<Self>(
-                    (#args_tuple),
-                    #krate::Options::new()
-                )
-                .await
-            }
+            #delay
 
-            /// Sends many calls at once, each given as the tuple of its arguments, in one
-            /// pipelined round trip to the broker; returns a handle per call, in order.
-            /// See `Client::send_many`.
-            pub async fn delay_many(
-                &self,
-                calls: impl ::core::iter::IntoIterator<Item = <Self as #krate::Task>::Args>,
-            ) -> #krate::Result<::std::vec::Vec<#krate::AsyncResult<<Self as #krate::Task>::Output>>> {
-                #krate::__private::send_many::<Self>(calls, #krate::Options::new()).await
-            }
+            #delay_many
 
-            /// Sends the task with per-call options.
-            pub async fn apply_async(
-                &self,
-                args: <Self as #krate::Task>::Args,
-                options: #krate::Options,
-            ) -> #krate::Result<#krate::AsyncResult<<Self as #krate::Task>::Output>> {
-                #krate::__private::apply_async::<Self>(args, options).await
-            }
+            #apply_async
         }
+    }
+}
 
+/// `call`: the body as written, run inline. It takes the function's own arguments (patterns
+/// and attributes included), so the body compiles exactly as the user wrote it.
+fn call_method(task: &TaskFn, attrs: &Attrs<'_>) -> TokenStream {
+    let on_call = &attrs.on_call;
+    let inputs = &task.func.sig.inputs;
+    let output = &task.func.sig.output;
+    let body = &task.func.block;
+    quote! {
+        /// Runs the task body inline, in this process (for unit tests).
+        // `&self` adds one argument to those the user counted.
+        #[allow(clippy::too_many_arguments)]
+        #(#on_call)*
+        pub async fn call(&self, #inputs) #output #body
+    }
+}
+
+/// `delay`: sends a call with the function's arguments and the task's default options.
+fn delay_method(task: &TaskFn, krate: &Path) -> TokenStream {
+    let idents: Vec<&Ident> = task.args.iter().map(|arg| &arg.ident).collect();
+    let types = task.args.iter().map(|arg| &arg.ty);
+    let args_tuple = tuple_items(&idents);
+    quote! {
+        /// Sends the task to a worker; returns at once with a handle to its result.
+        #[allow(clippy::too_many_arguments)]
+        pub async fn delay(
+            &self,
+            #(#idents: #types),*
+        ) -> #krate::Result<#krate::AsyncResult<<Self as #krate::Task>::Output>> {
+            #krate::__private::apply_async::<Self>(
+                (#args_tuple),
+                #krate::Options::new()
+            )
+            .await
+        }
+    }
+}
+
+/// `delay_many`: sends many calls, each a tuple of arguments, in one round trip.
+fn delay_many_method(krate: &Path) -> TokenStream {
+    quote! {
+        /// Sends many calls at once, each given as the tuple of its arguments, in one
+        /// pipelined round trip to the broker; returns a handle per call, in order.
+        /// See `Client::send_many`.
+        pub async fn delay_many(
+            &self,
+            calls: impl ::core::iter::IntoIterator<Item = <Self as #krate::Task>::Args>,
+        ) -> #krate::Result<::std::vec::Vec<#krate::AsyncResult<<Self as #krate::Task>::Output>>> {
+            #krate::__private::send_many::<Self>(calls, #krate::Options::new()).await
+        }
+    }
+}
+
+/// `apply_async`: sends one call, its arguments as a tuple, with per-call options.
+fn apply_async_method(krate: &Path) -> TokenStream {
+    quote! {
+        /// Sends the task with per-call options.
+        pub async fn apply_async(
+            &self,
+            args: <Self as #krate::Task>::Args,
+            options: #krate::Options,
+        ) -> #krate::Result<#krate::AsyncResult<<Self as #krate::Task>::Output>> {
+            #krate::__private::apply_async::<Self>(args, options).await
+        }
+    }
+}
+
+/// The implementation of `taskq::Task`: what a worker needs to decode a call and run it.
+fn task_impl(task: &TaskFn, krate: &Path, attrs: &Attrs<'_>) -> TokenStream {
+    let ident = &task.func.sig.ident;
+    let cfg = &attrs.cfg;
+    let args_type = args_type(task);
+    let output_type = output_type(task, krate);
+    let name = task_name(task);
+    let arg_names = task.args.iter().map(|arg| arg.ident.unraw().to_string());
+    let options = task_options(task, krate);
+    let run = run_future(task, krate);
+    quote! {
         #(#cfg)*
         #[allow(deprecated)]
         impl #krate::Task for #ident {
@@ -250,17 +212,169 @@ pub(crate) fn generate(task: &TaskFn) -> TokenStream {
             type Output = #output_type;
             const NAME: &'static str = #name;
             const ARG_NAMES: &'static [&'static str] = &[#(#arg_names),*];
-            const OPTIONS: #krate::TaskOptions = #task_options;
+            const OPTIONS: #krate::TaskOptions = #options;
 
             fn run(
                 __taskq_args: Self::Args,
             ) -> #krate::__private::BoxFuture<
                 ::core::result::Result<Self::Output, #krate::TaskFailure>,
             > {
-                #boxed
+                #run
             }
         }
+    }
+}
 
+/// `Task::Args`: the tuple of the argument types.
+///
+/// rustc checks the bounds of `Task::Args` at its type: give the tuple the span of the
+/// argument list, or of the argument's type when there is just one, so that the errors land
+/// on the function and not on the attribute.
+fn args_type(task: &TaskFn) -> Group {
+    let types: Vec<&Type> = task.args.iter().map(|arg| &arg.ty).collect();
+    let mut tuple = Group::new(Delimiter::Parenthesis, tuple_items(&types));
+    match types.as_slice() {
+        [one] => tuple.set_span(one.span()),
+        _ => tuple.set_span(task.func.sig.paren_token.span.join()),
+    }
+    tuple
+}
+
+/// `Task::Output`: what a successful run returns.
+fn output_type(task: &TaskFn, krate: &Path) -> TokenStream {
+    match &task.output {
+        Output::Unit => quote!(()),
+        Output::Plain(ty) => ty.to_token_stream(),
+        // `T` itself when written, so that an `E` without `Display` is reported once (at
+        // `into_outcome`), not again wherever `Output` is normalized.
+        Output::Result { ok: Some(ok), .. } => ok.to_token_stream(),
+        Output::Result { ty, ok: None, .. } => {
+            respan_around(quote!(<#ty as #krate::__private::TaskReturn>::Ok), ty)
+        }
+    }
+}
+
+/// `Task::NAME`: the `name` option, or the function's module path and name.
+fn task_name(task: &TaskFn) -> TokenStream {
+    match &task.options.name {
+        Some(name) => name.to_token_stream(),
+        None => {
+            let fn_name = task.func.sig.ident.unraw().to_string();
+            quote!(::core::concat!(::core::module_path!(), "::", #fn_name))
+        }
+    }
+}
+
+/// `Task::OPTIONS`: a `TaskOptions` with each option that was given.
+fn task_options(task: &TaskFn, krate: &Path) -> TokenStream {
+    let options = &task.options;
+    let mut tokens = quote!(#krate::TaskOptions::new());
+    if let Some(queue) = &options.queue {
+        tokens.extend(quote!(.queue(#queue)));
+    }
+    if let Some(ignore) = &options.ignore_result {
+        tokens.extend(quote!(.ignore_result(#ignore)));
+    }
+    if let Some(limit) = &options.time_limit {
+        let secs = seconds(limit);
+        tokens.extend(quote!(.time_limit_secs(#secs)));
+    }
+    if let Some(limit) = &options.soft_time_limit {
+        let secs = seconds(limit);
+        tokens.extend(quote!(.soft_time_limit_secs(#secs)));
+    }
+    if let Some(retries) = &options.max_retries {
+        tokens.extend(quote!(.max_retries(#retries)));
+    }
+    if options.retry_if.is_some() {
+        tokens.extend(quote!(.retry_if(true)));
+    }
+    if let Some(backoff) = &options.retry_backoff {
+        let secs = seconds(backoff);
+        tokens.extend(quote!(.retry_backoff_secs(#secs)));
+    }
+    tokens
+}
+
+/// A number of seconds as an `f64` literal, spanned where it was written so that a type error
+/// about it points there.
+fn seconds(seconds: &Seconds) -> Literal {
+    let mut secs = Literal::f64_suffixed(seconds.secs);
+    secs.set_span(seconds.span);
+    secs
+}
+
+/// The body of `Task::run`: a boxed future that unpacks the arguments, runs `call` and turns
+/// its return value into the run's outcome.
+///
+/// A body holding something that is not `Send` across an `.await` is reported at `async`.
+fn run_future(task: &TaskFn, krate: &Path) -> TokenStream {
+    let locals: Vec<Ident> = (0..task.args.len())
+        .map(|i| format_ident!("__taskq_arg_{}", i))
+        .collect();
+    let locals_tuple = tuple_items(&locals);
+    let run_call = quote!(Self.call(#(#locals),*).await);
+    let outcome = outcome(task, krate, run_call);
+    let async_span = task
+        .func
+        .sig
+        .asyncness
+        .map_or_else(Span::call_site, |asyncness| asyncness.span);
+    quote_spanned!(async_span=> ::std::boxed::Box::pin(async move {
+        let (#locals_tuple) = __taskq_args;
+        #outcome
+    }))
+}
+
+/// Turns what `run_call` returns into `Result<Output, TaskFailure>`: `Ok` for a unit or plain
+/// return; for a `Result`, the error becomes a failure (after `retry_if` judged it).
+fn outcome(task: &TaskFn, krate: &Path, run_call: TokenStream) -> TokenStream {
+    let (ty, err) = match &task.output {
+        Output::Unit => {
+            return quote! {
+                #run_call;
+                ::core::result::Result::Ok(())
+            }
+        }
+        Output::Plain(_) => return quote!(::core::result::Result::Ok(#run_call)),
+        Output::Result { ty, err, .. } => (ty, err),
+    };
+    // An error type that is not `Display + Debug + Send + 'static` is reported at the call to
+    // `into_outcome` and at its argument: span both at `E`.
+    let err = err.as_ref().unwrap_or(ty);
+    let start = err.span();
+    let ret = Ident::new("__taskq_ret", start);
+    let path = respan(quote!(#krate::__private::TaskReturn::into_outcome), start);
+    let into_outcome = respan_around(quote!(#path(#ret)), err);
+    // A matcher that does not take `&E` is reported at the matcher.
+    let judge = task.options.retry_if.as_ref().map(|retry_if| {
+        let matcher = &retry_if.matcher;
+        let judge = respan(quote!(#krate::__private::retry_if), matcher.span());
+        quote_spanned!(matcher.span()=> #judge(&__taskq_ret, #matcher);)
+    });
+    quote! {
+        let __taskq_ret = #run_call;
+        #judge
+        #into_outcome
+    }
+}
+
+/// The registration of the task, so that workers find it by name without a list of tasks to
+/// keep, next to the checks of its argument types.
+fn registration(task: &TaskFn, krate: &Path, attrs: &Attrs<'_>) -> TokenStream {
+    let ident = &task.func.sig.ident;
+    let cfg = &attrs.cfg;
+    // With one argument, rustc's check of `Task::Args` already points at its type (see
+    // `args_type`); with several, hidden checks point at the very type that is not
+    // serializable.
+    let checks = match task.args.as_slice() {
+        [_] => TokenStream::new(),
+        args => {
+            let types: Vec<&Type> = args.iter().map(|arg| &arg.ty).collect();
+            arg_checks(krate, &types)
+        }
+    };
+    quote! {
         #(#cfg)*
         #[allow(deprecated)]
         const _: () = {

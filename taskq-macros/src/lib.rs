@@ -125,7 +125,7 @@ fn expand_task(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
     let (options, mut errors) = attr::parse(args);
     match validate::check(options, item, &mut errors) {
         Validated::Task(task) => {
-            let expanded = with_errors(expand::generate(&task), errors);
+            let expanded = with_errors(expand::task(&task), errors);
             debug_print(&task.func.sig.ident, &expanded);
             expanded
         }
