@@ -2,6 +2,9 @@
 //! struct named like the function, with `call`, `delay`, `delay_many` and `apply_async`
 //! methods, an implementation of `taskq::Task`, compile-time checks of the argument and result
 //! types, and the registration of the task.
+//!
+//! A function whose types no task can have gets the struct and its methods only (see
+//! [`handle`]).
 
 use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
@@ -18,9 +21,30 @@ pub(crate) fn task(task: &TaskFn) -> TokenStream {
     let krate = runtime_path(task);
     let attrs = Attrs::sort(&task.func.attrs);
     let mut tokens = task_struct(task, &attrs);
-    tokens.extend(inherent_methods(task, &krate, &attrs));
+    tokens.extend(inherent_methods(task, &krate, &attrs, Sends::ToWorkers));
     tokens.extend(task_impl(task, &krate, &attrs));
     tokens.extend(registration(task, &krate, &attrs));
+    tokens
+}
+
+/// The task's handle alone, for a function that broke a rule no `Task` implementation can
+/// follow (a borrowed or generic argument, an `impl Trait` result...): the struct and its
+/// methods, with the function's own types and generics, next to the error about the rule.
+///
+/// The handle is what the rest of the crate uses, so with it every `.delay(..)` or `.call(..)`
+/// still type-checks and the mistake is reported once, where it is (the idea of the fallback
+/// impls of `thiserror`). The `Task` implementation is left out: it could only repeat the
+/// error, about the same types. `call` keeps the body, which is checked as usual; the sending
+/// methods never run, since the crate does not compile.
+///
+/// One case still costs a second error: a type parameter that neither an argument nor the
+/// result names cannot be inferred where the task is used, and rustc asks for an annotation
+/// there (the fix, a concrete type, removes both).
+pub(crate) fn handle(task: &TaskFn) -> TokenStream {
+    let krate = runtime_path(task);
+    let attrs = Attrs::sort(&task.func.attrs);
+    let mut tokens = task_struct(task, &attrs);
+    tokens.extend(inherent_methods(task, &krate, &attrs, Sends::Nowhere));
     tokens
 }
 
@@ -104,15 +128,72 @@ fn task_struct(task: &TaskFn, attrs: &Attrs<'_>) -> TokenStream {
     }
 }
 
+/// Where the sending methods (`delay`, `delay_many`, `apply_async`) send a call.
+#[derive(Clone, Copy)]
+enum Sends {
+    /// To workers, through the task's `Task` implementation.
+    ToWorkers,
+    /// Nowhere: a [`handle`] has no `Task` implementation. The methods only give call sites
+    /// the types to check against.
+    Nowhere,
+}
+
+impl Sends {
+    /// The arguments as a tuple: `Task::Args`, or the tuple it would have been.
+    fn args_type(self, task: &TaskFn, krate: &Path) -> TokenStream {
+        match self {
+            Sends::ToWorkers => quote!(<Self as #krate::Task>::Args),
+            Sends::Nowhere => {
+                let types: Vec<&Type> = task.args.iter().map(|arg| &arg.ty).collect();
+                let items = tuple_items(&types);
+                quote!((#items))
+            }
+        }
+    }
+
+    /// The handle to a call's result: `AsyncResult<Task::Output>`, or of the type it would
+    /// have been.
+    fn async_result(self, task: &TaskFn, krate: &Path) -> TokenStream {
+        match (self, &task.output) {
+            (Sends::ToWorkers, _) => quote!(#krate::AsyncResult<<Self as #krate::Task>::Output>),
+            // An `impl Trait` result cannot be named: the default `AsyncResult`, which reads
+            // the result untyped, is what a caller could use of it.
+            (Sends::Nowhere, Output::Opaque) => quote!(#krate::AsyncResult),
+            (Sends::Nowhere, _) => {
+                let output = output_type(task, krate);
+                quote!(#krate::AsyncResult<#output>)
+            }
+        }
+    }
+
+    /// The body of a sending method: `send`, or, in a handle, a panic that never runs.
+    fn body(self, send: TokenStream) -> TokenStream {
+        match self {
+            Sends::ToWorkers => send,
+            Sends::Nowhere => quote! {
+                ::core::unreachable!("`#[taskq::task]` reported an error: this task cannot be sent")
+            },
+        }
+    }
+
+    /// Lints to allow on a sending method: in a handle, its arguments go unused.
+    fn allow_unused(self) -> Option<TokenStream> {
+        match self {
+            Sends::ToWorkers => None,
+            Sends::Nowhere => Some(quote!(#[allow(unused_variables)])),
+        }
+    }
+}
+
 /// The struct's methods: `call`, `delay`, `delay_many` and `apply_async`.
-fn inherent_methods(task: &TaskFn, krate: &Path, attrs: &Attrs<'_>) -> TokenStream {
+fn inherent_methods(task: &TaskFn, krate: &Path, attrs: &Attrs<'_>, sends: Sends) -> TokenStream {
     let ident = &task.func.sig.ident;
     let cfg = &attrs.cfg;
     let allow_deprecated = attrs.allow_deprecated();
     let call = call_method(task, attrs);
-    let delay = delay_method(task, krate);
-    let delay_many = delay_many_method(krate);
-    let apply_async = apply_async_method(krate);
+    let delay = delay_method(task, krate, sends);
+    let delay_many = delay_many_method(task, krate, sends);
+    let apply_async = apply_async_method(task, krate, sends);
     quote! {
         #(#cfg)*
         #allow_deprecated
@@ -130,66 +211,102 @@ fn inherent_methods(task: &TaskFn, krate: &Path, attrs: &Attrs<'_>) -> TokenStre
 
 /// `call`: the body as written, run inline. It takes the function's own arguments (patterns
 /// and attributes included), so the body compiles exactly as the user wrote it.
+///
+/// A task has no generics and is not `unsafe`; a [`handle`] keeps those of the function, for
+/// the same reason.
 fn call_method(task: &TaskFn, attrs: &Attrs<'_>) -> TokenStream {
     let on_call = &attrs.on_call;
-    let inputs = &task.func.sig.inputs;
-    let output = &task.func.sig.output;
+    let sig = &task.func.sig;
+    let unsafety = &sig.unsafety;
+    let generics = &sig.generics;
+    let where_clause = &sig.generics.where_clause;
+    let inputs = &sig.inputs;
+    let output = &sig.output;
     let body = &task.func.block;
     quote! {
         /// Runs the task body inline, in this process (for unit tests).
         // `&self` adds one argument to those the user counted.
         #[allow(clippy::too_many_arguments)]
         #(#on_call)*
-        pub async fn call(&self, #inputs) #output #body
+        pub async #unsafety fn call #generics (&self, #inputs) #output #where_clause #body
     }
 }
 
 /// `delay`: sends a call with the function's arguments and the task's default options.
-fn delay_method(task: &TaskFn, krate: &Path) -> TokenStream {
+fn delay_method(task: &TaskFn, krate: &Path, sends: Sends) -> TokenStream {
+    let generics = &task.func.sig.generics;
+    let where_clause = &generics.where_clause;
+    let params = task.args.iter().map(|arg| {
+        let (cfg, ident, ty) = (&arg.cfg, &arg.ident, &arg.ty);
+        quote!(#(#cfg)* #ident: #ty)
+    });
+    let async_result = sends.async_result(task, krate);
     let idents: Vec<&Ident> = task.args.iter().map(|arg| &arg.ident).collect();
-    let types = task.args.iter().map(|arg| &arg.ty);
     let args_tuple = tuple_items(&idents);
+    let body = sends.body(quote! {
+        #krate::__private::apply_async::<Self>(
+            (#args_tuple),
+            #krate::Options::new()
+        )
+        .await
+    });
+    let allow_unused = sends.allow_unused();
     quote! {
         /// Sends the task to a worker; returns at once with a handle to its result.
         #[allow(clippy::too_many_arguments)]
-        pub async fn delay(
+        #allow_unused
+        pub async fn delay #generics (
             &self,
-            #(#idents: #types),*
-        ) -> #krate::Result<#krate::AsyncResult<<Self as #krate::Task>::Output>> {
-            #krate::__private::apply_async::<Self>(
-                (#args_tuple),
-                #krate::Options::new()
-            )
-            .await
+            #(#params),*
+        ) -> #krate::Result<#async_result> #where_clause {
+            #body
         }
     }
 }
 
 /// `delay_many`: sends many calls, each a tuple of arguments, in one round trip.
-fn delay_many_method(krate: &Path) -> TokenStream {
+fn delay_many_method(task: &TaskFn, krate: &Path, sends: Sends) -> TokenStream {
+    let generics = &task.func.sig.generics;
+    let where_clause = &generics.where_clause;
+    let args_type = sends.args_type(task, krate);
+    let async_result = sends.async_result(task, krate);
+    let body = sends.body(quote! {
+        #krate::__private::send_many::<Self>(calls, #krate::Options::new()).await
+    });
+    let allow_unused = sends.allow_unused();
     quote! {
         /// Sends many calls at once, each given as the tuple of its arguments, in one
         /// pipelined round trip to the broker; returns a handle per call, in order.
         /// See `Client::send_many`.
-        pub async fn delay_many(
+        #allow_unused
+        pub async fn delay_many #generics (
             &self,
-            calls: impl ::core::iter::IntoIterator<Item = <Self as #krate::Task>::Args>,
-        ) -> #krate::Result<::std::vec::Vec<#krate::AsyncResult<<Self as #krate::Task>::Output>>> {
-            #krate::__private::send_many::<Self>(calls, #krate::Options::new()).await
+            calls: impl ::core::iter::IntoIterator<Item = #args_type>,
+        ) -> #krate::Result<::std::vec::Vec<#async_result>> #where_clause {
+            #body
         }
     }
 }
 
 /// `apply_async`: sends one call, its arguments as a tuple, with per-call options.
-fn apply_async_method(krate: &Path) -> TokenStream {
+fn apply_async_method(task: &TaskFn, krate: &Path, sends: Sends) -> TokenStream {
+    let generics = &task.func.sig.generics;
+    let where_clause = &generics.where_clause;
+    let args_type = sends.args_type(task, krate);
+    let async_result = sends.async_result(task, krate);
+    let body = sends.body(quote! {
+        #krate::__private::apply_async::<Self>(args, options).await
+    });
+    let allow_unused = sends.allow_unused();
     quote! {
         /// Sends the task with per-call options.
-        pub async fn apply_async(
+        #allow_unused
+        pub async fn apply_async #generics (
             &self,
-            args: <Self as #krate::Task>::Args,
+            args: #args_type,
             options: #krate::Options,
-        ) -> #krate::Result<#krate::AsyncResult<<Self as #krate::Task>::Output>> {
-            #krate::__private::apply_async::<Self>(args, options).await
+        ) -> #krate::Result<#async_result> #where_clause {
+            #body
         }
     }
 }
@@ -243,6 +360,11 @@ fn args_type(task: &TaskFn) -> Group {
 /// `Task::Output`: what a successful run returns.
 fn output_type(task: &TaskFn, krate: &Path) -> TokenStream {
     match &task.output {
+        Output::Opaque => {
+            unreachable!(
+                "`validate` leaves an `impl Trait` result to a handle, which reads it untyped"
+            )
+        }
         Output::Unit => quote!(()),
         Output::Plain(ty) => ty.to_token_stream(),
         // `T` itself when written, so that an `E` without `Display` is reported once (at
@@ -336,7 +458,7 @@ fn outcome(task: &TaskFn, krate: &Path, run_call: TokenStream) -> TokenStream {
                 ::core::result::Result::Ok(())
             }
         }
-        Output::Plain(_) => return quote!(::core::result::Result::Ok(#run_call)),
+        Output::Plain(_) | Output::Opaque => return quote!(::core::result::Result::Ok(#run_call)),
         Output::Result { ty, err, .. } => (ty, err),
     };
     // An error type that is not `Display + Debug + Send + 'static` is reported at the call to

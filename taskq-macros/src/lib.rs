@@ -68,9 +68,22 @@
 //! - Its future is `Send`: workers run tasks on a multi-threaded runtime, so the body must not
 //!   hold an `Rc`, a `RefCell` borrow or a `std` mutex guard across an `.await`.
 //!
-//! Every broken rule is reported, each at the offending tokens; the function is then left as
-//! written, so that the rest of the crate still type-checks against it. Whether the types are
-//! serializable is left to rustc, whose errors point at the argument or return type at fault.
+//! Every broken rule is reported, each at the offending tokens, and costs that one error: next
+//! to it the macro still generates the task value, so that code using the task (`.delay(..)`,
+//! `.call(..)`) type-checks and is not reported too.
+//!
+//! - A mistake the error says how to fix (a missing `async`, an argument written as a pattern,
+//!   `const`, `extern`) is generated as if fixed: the whole task. A function that returns
+//!   `impl Future<Output = T>` instead of being `async` becomes the task of `T`.
+//! - A signature no task can have (borrowed, `impl Trait` or generic types, `unsafe`, a
+//!   conditional argument) gets the struct and its methods only, with the function's own types
+//!   and generics, and no `taskq::Task` implementation; an `impl Trait` result is read as an
+//!   untyped `AsyncResult`.
+//! - A method taking `self` is left as written, since no struct can be declared inside an
+//!   `impl` block.
+//!
+//! Whether the types are serializable is left to rustc, whose errors point at the argument or
+//! return type at fault.
 //!
 //! # Options
 //!
@@ -126,6 +139,11 @@ fn expand_task(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
     match validate::check(options, item, &mut errors) {
         Validated::Task(task) => {
             let expanded = with_errors(expand::task(&task), errors);
+            debug_print(&task.func.sig.ident, &expanded);
+            expanded
+        }
+        Validated::Handle(task) => {
+            let expanded = with_errors(expand::handle(&task), errors);
             debug_print(&task.func.sig.ident, &expanded);
             expanded
         }
@@ -325,8 +343,83 @@ mod tests {
     }
 
     #[test]
-    fn an_invalid_function_is_left_as_written_next_to_the_errors() {
-        let item = quote! { fn not_async(x: &str) {} };
+    fn a_signature_no_task_can_have_still_expands_to_the_handle() {
+        // One error, and the struct with its methods, typed as written, so that call sites
+        // type-check; no `Task` implementation, which would only repeat the error.
+        let out = expand(
+            quote!(),
+            quote! { pub async fn greet(name: &str) -> String { todo!() } },
+        );
+        assert_eq!(out.matches("compile_error !").count(), 1, "{out}");
+        assert_has(&out, quote! { pub struct greet; });
+        assert_has(
+            &out,
+            quote! { pub async fn call(&self, name: &str) -> String { todo!() } },
+        );
+        assert_has(
+            &out,
+            quote! {
+                pub async fn delay(&self, name: &str)
+                    -> ::taskq::Result<::taskq::AsyncResult<String> >
+            },
+        );
+        assert_has(
+            &out,
+            quote! { (&self, calls: impl ::core::iter::IntoIterator<Item = (&str,)>,) },
+        );
+        assert_has(
+            &out,
+            quote! { (&self, args: (&str,), options: ::taskq::Options,) },
+        );
+        assert!(!out.contains("impl :: taskq :: Task"), "{out}");
+        assert!(!out.contains("inventory"), "{out}");
+
+        // The function's generics and `unsafe` go to `call`, the generics to every method.
+        let out = expand(
+            quote!(),
+            quote! { async unsafe fn count<T: Serialize>(items: Vec<T>) -> usize where T: Send { 0 } },
+        );
+        assert_eq!(out.matches("compile_error !").count(), 2, "{out}");
+        assert_has(
+            &out,
+            quote! { pub async unsafe fn call<T: Serialize>(&self, items: Vec<T>) -> usize where T: Send { 0 } },
+        );
+        assert_has(
+            &out,
+            quote! { pub async fn delay<T: Serialize>(&self, items: Vec<T>) },
+        );
+        assert_has(
+            &out,
+            quote! { pub async fn apply_async<T: Serialize>(&self, args: (Vec<T>,), options: ::taskq::Options,) },
+        );
+
+        // An `impl Trait` result cannot be named: the handle reads it untyped.
+        let out = expand(
+            quote!(),
+            quote! { async fn status() -> impl Serialize { 1 } },
+        );
+        assert_has(
+            &out,
+            quote! { pub async fn delay(&self,) -> ::taskq::Result<::taskq::AsyncResult> },
+        );
+    }
+
+    #[test]
+    fn a_mistake_the_error_says_how_to_fix_expands_as_if_fixed() {
+        let item = quote! { pub fn add(x: i64, y: i64) -> i64 { x + y } };
+        let out = expand(quote!(), item);
+        assert_eq!(out.matches("compile_error !").count(), 1, "{out}");
+        assert_has(
+            &out,
+            quote! { pub async fn call(&self, x: i64, y: i64) -> i64 { x + y } },
+        );
+        assert_has(&out, quote! { impl ::taskq::Task for add });
+        assert_has(&out, quote! { type Output = i64; });
+    }
+
+    #[test]
+    fn a_method_taking_self_is_left_as_written_next_to_the_errors() {
+        let item = quote! { async fn send(&self, to: &str) {} };
         let out = expand(quote!(), item.clone());
         assert!(out.starts_with(&item.to_string()), "{out}");
         assert_eq!(out.matches("compile_error !").count(), 2, "{out}");

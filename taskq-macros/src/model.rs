@@ -3,7 +3,7 @@
 //! turns both into a [`Validated`] task, and `expand` generates code from that.
 
 use proc_macro2::{Span, TokenStream};
-use syn::{Error, Ident, ItemFn, LitBool, LitInt, LitStr, Path, Type};
+use syn::{Attribute, Error, Ident, ItemFn, LitBool, LitInt, LitStr, Path, Type};
 
 /// Errors collected on the way, reported together.
 #[derive(Default)]
@@ -83,15 +83,25 @@ pub(crate) struct Seconds {
 }
 
 /// What `validate` made of the function, which decides what `expand` generates.
+///
+/// A mistake must cost one error, not one more at every call site: so unless the item cannot
+/// stand for a task at all, the expansion keeps the task's public handle (the struct and its
+/// methods) even when an error is reported next to it.
 #[allow(
     clippy::large_enum_variant,
     reason = "one value per expansion: boxing would save nothing worth the noise"
 )]
 pub(crate) enum Validated {
-    /// Every rule holds: the whole task.
+    /// Every rule holds, or the only broken ones could be mended without guessing (a missing
+    /// `async`, a `const`, a pattern for an argument name...): the whole task, as for correct
+    /// code.
     Task(TaskFn),
-    /// The item breaks a rule: as written, so that the rest of the crate still type-checks
-    /// against it.
+    /// The signature holds types no task can have (borrowed or `impl Trait` arguments,
+    /// generics, `unsafe`...): there can be no `Task` implementation, so only the handle is
+    /// generated, with the function's types, for call sites to type-check against.
+    Handle(TaskFn),
+    /// Nothing a handle could stand in for (not a function, or a method taking `self` inside
+    /// an `impl` block, where a struct cannot go): the item as written.
     AsWritten(TokenStream),
 }
 
@@ -99,7 +109,8 @@ pub(crate) enum Validated {
 pub(crate) struct TaskFn {
     /// The options, without those found wrong.
     pub options: TaskArgs,
-    /// The function, as written.
+    /// The function, mended where `validate` could (made `async`; `const`, `extern` and a
+    /// variadic part removed). Its body and argument patterns are as written.
     pub func: ItemFn,
     /// The arguments, in order.
     pub args: Vec<Arg>,
@@ -109,7 +120,9 @@ pub(crate) struct TaskFn {
 
 /// One argument of the task.
 pub(crate) struct Arg {
-    /// Its name.
+    /// `#[cfg]` and `#[cfg_attr]` on it (only in a [`Validated::Handle`]: they are refused).
+    pub cfg: Vec<Attribute>,
+    /// Its name; a stand-in when it was written as a pattern (which is refused).
     pub ident: Ident,
     /// Its type, as written.
     pub ty: Type,
@@ -135,4 +148,7 @@ pub(crate) enum Output {
         /// `E`, when written as the second generic argument.
         err: Option<Type>,
     },
+    /// A type holding `impl Trait`, which cannot be named outside the function (only in a
+    /// [`Validated::Handle`]: it is refused).
+    Opaque,
 }
