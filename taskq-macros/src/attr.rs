@@ -12,7 +12,7 @@ use syn::parse::{Parse, ParseStream, Parser};
 use syn::spanned::Spanned;
 use syn::{Error, Ident, Lit, LitBool, LitInt, LitStr, Path, Token};
 
-use crate::validate::Errors;
+use crate::model::{Errors, RetryIf, Seconds, TaskArgs};
 
 /// The option keys, as custom keywords (`crate` is a real keyword: `Token![crate]`).
 pub(crate) mod kw {
@@ -39,45 +39,17 @@ pub(crate) const KEYS: [&str; 9] = [
     "crate",
 ];
 
-/// The parsed options; `None` for an option that was not given (or was given wrongly).
-#[derive(Default)]
-pub(crate) struct TaskArgs {
-    /// `name = "..."`: the registered task name.
-    pub name: Option<LitStr>,
-    /// `queue = "..."`: the default queue.
-    pub queue: Option<LitStr>,
-    /// `ignore_result` or `ignore_result = true|false`.
-    pub ignore_result: Option<LitBool>,
-    /// `time_limit = 30` or `time_limit = 2.5`, in seconds.
-    pub time_limit: Option<Seconds>,
-    /// `soft_time_limit = 20`: when the task is told to wind down, in seconds; below
-    /// `time_limit` when both are given.
-    pub soft_time_limit: Option<Seconds>,
-    /// `max_retries = 3`: how many times a failed run is retried.
-    pub max_retries: Option<LitInt>,
-    /// `retry_backoff = 2` or `retry_backoff = 0.5`: the first retry delay, in seconds.
-    pub retry_backoff: Option<Seconds>,
-    /// `retry_if = is_transient` (a path or a closure taking `&E`): which errors are retried.
-    pub retry_if: Option<RetryIf>,
-    /// `crate = "path::to::taskq"`: where the runtime is, for code that renames or re-exports it.
-    pub krate: Option<Path>,
-}
-
-/// `retry_if = <expr>`: the expression (a function path or a closure) and where the key is.
-pub(crate) struct RetryIf {
-    /// The `retry_if` key, where mistakes about the option are reported.
-    pub key: Span,
-    /// Called with `&E`; `true` retries the error.
-    pub matcher: syn::Expr,
-}
-
-/// A validated number of seconds (`time_limit`, `soft_time_limit`, `retry_backoff`): positive
-/// and finite.
-pub(crate) struct Seconds {
-    /// The value in seconds.
-    pub secs: f64,
-    /// Where the literal was written.
-    pub span: Span,
+/// Parses the attribute's options: the valid ones, and every mistake found.
+///
+/// Broken syntax leaves no option to trust, so it gives the defaults (the task is still
+/// generated, so that call sites are not reported too).
+pub(crate) fn parse(args: TokenStream) -> (TaskArgs, Errors) {
+    let lenient = |input: ParseStream<'_>| TaskArgs::parse_lenient(input);
+    lenient.parse2(args).unwrap_or_else(|error| {
+        let mut errors = Errors::default();
+        errors.push(error);
+        (TaskArgs::default(), errors)
+    })
 }
 
 impl Parse for TaskArgs {
