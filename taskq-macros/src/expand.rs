@@ -217,7 +217,7 @@ fn inherent_methods(task: &TaskFn, krate: &Path, attrs: &Attrs<'_>, sends: Sends
 fn call_method(task: &TaskFn, attrs: &Attrs<'_>) -> TokenStream {
     let on_call = &attrs.on_call;
     let sig = &task.func.sig;
-    let unsafety = &sig.unsafety;
+    let unsafety = &sig.safety;
     let generics = &sig.generics;
     let where_clause = &sig.generics.where_clause;
     let inputs = &sig.inputs;

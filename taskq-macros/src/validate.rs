@@ -148,6 +148,7 @@ fn mend(func: &mut ItemFn, args: &[Arg], future_output: Option<Type>) {
         let as_written = ItemFn {
             attrs: Vec::new(),
             vis: Visibility::Inherited,
+            modifiers: func.modifiers.clone(),
             sig: func.sig.clone(),
             block: func.block.clone(),
         };
@@ -340,7 +341,7 @@ fn check_qualifiers(sig: &Signature, returns_future: bool, findings: &mut Findin
         };
         findings.push(Fallback::Mended, Error::new(sig.fn_token.span, message));
     }
-    if let Some(unsafety) = &sig.unsafety {
+    if let syn::Safety::Unsafe(unsafety) = &sig.safety {
         // Not mended: without `unsafe`, the body's unsafe operations would be reported too.
         findings.push(
             Fallback::Handle,
@@ -553,7 +554,7 @@ impl<'ast> Visit<'ast> for Borrows {
         ));
     }
 
-    fn visit_type_bare_fn(&mut self, _: &'ast syn::TypeBareFn) {}
+    fn visit_type_fn_ptr(&mut self, _: &'ast syn::TypeFnPtr) {}
 
     fn visit_parenthesized_generic_arguments(
         &mut self,
