@@ -3,62 +3,45 @@
 //! the same changes inside Redis (`scripts.rs`); each names the function here it mirrors, and
 //! the memory broker calls these functions, so that both brokers change envelopes alike.
 
-use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::names::{field, header, property};
-use super::object::Object;
-use super::{format_time, DecodeError};
+use super::{format_time, pyjson, DecodeError};
 
-/// A stored envelope opened for editing: what an edit does not touch is written back as it
-/// was, in its order ([`Object`]); what it sets is written in Python's JSON dialect.
-struct Envelope(Object);
+/// A stored envelope opened for editing, written back in Python's JSON dialect.
+struct Envelope(Map<String, Value>);
 
 impl Envelope {
     /// The envelope in `raw`, or why it is not a JSON object.
     fn open(raw: &str) -> Result<Self, DecodeError> {
-        Object::parse(raw).map(Self).map_err(|e| {
-            if e.is_data() {
-                DecodeError::undecodable("envelope is not a JSON object")
-            } else {
-                DecodeError::undecodable(format!("envelope is not JSON: {e}"))
-            }
-        })
+        super::decode::parse_envelope(raw).map(Self)
     }
 
-    /// Edits the `headers` (or `properties`) object with `edit`.
-    fn edit_section<T>(
-        &mut self,
-        name: &str,
-        edit: impl FnOnce(&mut Object) -> T,
-    ) -> Result<T, DecodeError> {
-        let mut section = self
-            .0
-            .object(name)
-            .ok_or_else(|| DecodeError::invalid(format!("envelope has no `{name}` object")))?;
-        let edited = edit(&mut section);
-        self.set(name, &section);
-        Ok(edited)
+    /// The `headers` (or `properties`) object.
+    fn section(&mut self, name: &str) -> Result<&mut Map<String, Value>, DecodeError> {
+        self.0
+            .get_mut(name)
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| DecodeError::invalid(format!("envelope has no `{name}` object")))
     }
 
-    fn set(&mut self, name: &str, value: &impl Serialize) {
-        self.0.set(name, value).expect("a JSON value serializes");
+    fn headers(&mut self) -> Result<&mut Map<String, Value>, DecodeError> {
+        self.section(field::HEADERS)
+    }
+
+    fn properties(&mut self) -> Result<&mut Map<String, Value>, DecodeError> {
+        self.section(field::PROPERTIES)
     }
 
     fn set_delivery_tag(&mut self, tag: &str) -> Result<(), DecodeError> {
-        self.edit_section(field::PROPERTIES, |properties| {
-            set(properties, property::DELIVERY_TAG, &tag);
-        })
+        self.properties()?
+            .insert(property::DELIVERY_TAG.to_owned(), tag.into());
+        Ok(())
     }
 
     fn close(&self) -> String {
-        self.0.to_json()
+        pyjson::to_string(&self.0).expect("a JSON object serializes")
     }
-}
-
-/// Sets `name` in `object` to `value`.
-fn set(object: &mut Object, name: &str, value: &impl Serialize) {
-    object.set(name, value).expect("a JSON value serializes");
 }
 
 /// Returns `raw` with header `name` set to `value`, everything else unchanged in meaning.
@@ -68,7 +51,7 @@ fn set(object: &mut Object, name: &str, value: &impl Serialize) {
 /// When `raw` is not a JSON object with a `headers` object.
 pub(crate) fn with_header(raw: &str, name: &str, value: Value) -> Result<String, DecodeError> {
     let mut envelope = Envelope::open(raw)?;
-    envelope.edit_section(field::HEADERS, |headers| set(headers, name, &value))?;
+    envelope.headers()?.insert(name.to_owned(), value);
     Ok(envelope.close())
 }
 
@@ -87,11 +70,10 @@ pub(crate) fn retry_envelope(
 ) -> Result<String, DecodeError> {
     let mut envelope = Envelope::open(raw)?;
     let eta = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(eta.max(0.0));
-    envelope.edit_section(field::HEADERS, |headers| {
-        set(headers, header::RETRIES, &retries);
-        set(headers, header::ETA, &format_time(eta));
-        set(headers, header::PARENT_ID, &task_id);
-    })?;
+    let headers = envelope.headers()?;
+    headers.insert(header::RETRIES.to_owned(), retries.into());
+    headers.insert(header::ETA.to_owned(), format_time(eta).into());
+    headers.insert(header::PARENT_ID.to_owned(), task_id.into());
     envelope.set_delivery_tag(&uuid::Uuid::new_v4().to_string())?;
     Ok(envelope.close())
 }
@@ -117,25 +99,26 @@ pub(crate) struct Recovered {
 /// When `raw` is not a JSON object.
 pub(crate) fn recovered(raw: &str, tag: &str, started: bool) -> Result<Recovered, DecodeError> {
     let mut envelope = Envelope::open(raw)?;
-    if envelope.0.object(field::HEADERS).is_none() {
-        envelope.set(field::HEADERS, &Object::default());
+    if !envelope.0.get(field::HEADERS).is_some_and(Value::is_object) {
+        envelope
+            .0
+            .insert(field::HEADERS.to_owned(), Map::new().into());
     }
-    let recoveries = envelope.edit_section(field::HEADERS, |headers| {
-        let recoveries = count_up(headers, header::TASKQ_RECOVERIES);
-        if started {
-            count_up(headers, header::TASKQ_CRASHES);
-        }
-        recoveries
-    })?;
+    let headers = envelope.headers()?;
+    let recoveries = count_up(headers, header::TASKQ_RECOVERIES);
+    if started {
+        count_up(headers, header::TASKQ_CRASHES);
+    }
     let tag = format!("{tag}.{recoveries}");
-    // An envelope without properties keeps no tag: the worker that takes it refuses it.
-    let _ = envelope.edit_section(field::PROPERTIES, |properties| {
-        if let Some(mut info) = properties.object(property::DELIVERY_INFO) {
-            set(&mut info, property::REDELIVERED, &true);
-            set(properties, property::DELIVERY_INFO, &info);
+    if let Ok(properties) = envelope.properties() {
+        if let Some(info) = properties
+            .get_mut(property::DELIVERY_INFO)
+            .and_then(Value::as_object_mut)
+        {
+            info.insert(property::REDELIVERED.to_owned(), true.into());
         }
-        set(properties, property::DELIVERY_TAG, &tag);
-    });
+        properties.insert(property::DELIVERY_TAG.to_owned(), tag.clone().into());
+    }
     Ok(Recovered {
         tag,
         raw: envelope.close(),
@@ -143,13 +126,9 @@ pub(crate) fn recovered(raw: &str, tag: &str, started: bool) -> Result<Recovered
 }
 
 /// Adds one to the count in header `name` (absent or not a number: 0) and returns it.
-fn count_up(headers: &mut Object, name: &str) -> u64 {
-    let count = headers
-        .get(name)
-        .and_then(|text| serde_json::from_str::<u64>(text.get()).ok())
-        .unwrap_or(0)
-        + 1;
-    set(headers, name, &count);
+fn count_up(headers: &mut Map<String, Value>, name: &str) -> u64 {
+    let count = headers.get(name).and_then(Value::as_u64).unwrap_or(0) + 1;
+    headers.insert(name.to_owned(), count.into());
     count
 }
 

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use base64::Engine as _;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::repr::{args_repr, py_repr, truncate_repr};
 use super::{format_time, pyjson, CONTENT_TYPE_JSON};
@@ -89,7 +89,8 @@ impl NewMessage {
         queue: &str,
         delivery_tag: &str,
     ) -> serde_json::Result<String> {
-        let body = pyjson::to_string(&(&self.args, &self.kwargs, Embed::default()))?;
+        let embed = json!({"callbacks": null, "errbacks": null, "chain": null, "chord": null});
+        let body = pyjson::to_string(&(&self.args, &self.kwargs, embed))?;
         let envelope = Envelope {
             body: base64::engine::general_purpose::STANDARD.encode(body),
             content_encoding: "utf-8",
@@ -130,16 +131,6 @@ impl NewMessage {
         };
         pyjson::to_string(&envelope)
     }
-}
-
-/// Celery's `embed`, the third part of a body: no callbacks, errbacks, chain or chord, in
-/// Celery's key order.
-#[derive(Serialize, Default)]
-struct Embed {
-    callbacks: Option<()>,
-    errbacks: Option<()>,
-    chain: Option<()>,
-    chord: Option<()>,
 }
 
 #[derive(Serialize)]

@@ -33,7 +33,6 @@ mod encode;
 mod error;
 mod kombu;
 pub mod names;
-mod object;
 pub mod pyjson;
 mod repr;
 mod result_meta;
@@ -46,5 +45,5 @@ pub use kombu::KombuMessage;
 pub use names::CONTENT_TYPE_JSON;
 pub use result_meta::ResultMeta;
 
-pub(crate) use repr::{args_repr, producer_reprs, py_repr};
+pub(crate) use repr::{args_repr, py_repr};
 pub(crate) use time::{format_datetime, format_time, parse_time};

@@ -42,10 +42,6 @@ pub mod header {
     pub const ROOT_ID: &str = "root_id";
     /// The group the task belongs to.
     pub const GROUP: &str = "group";
-    /// Python's `repr()` of the positional arguments, as the producer chose to show them.
-    pub const ARGSREPR: &str = "argsrepr";
-    /// Python's `repr()` of the keyword arguments, in the producer's key order.
-    pub const KWARGSREPR: &str = "kwargsrepr";
     /// Protocol 1's name for [`GROUP`].
     pub const TASKSET: &str = "taskset";
     /// How many workers put the message back because they did not know its task.

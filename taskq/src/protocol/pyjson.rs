@@ -214,11 +214,10 @@ mod tests {
 
     #[test]
     fn separators_match_python() {
-        // Keys in sorted order, so that the test holds whatever serde_json's map keeps.
-        let v = json!({"args": [2, 3], "embed": {"callbacks": null, "chain": null}, "kwargs": {}});
+        let v = json!({"args": [2, 3], "kwargs": {}, "embed": {"callbacks": null, "chain": null}});
         assert_eq!(
             to_string(&v).unwrap(),
-            r#"{"args": [2, 3], "embed": {"callbacks": null, "chain": null}, "kwargs": {}}"#
+            r#"{"args": [2, 3], "kwargs": {}, "embed": {"callbacks": null, "chain": null}}"#
         );
     }
 

@@ -48,39 +48,11 @@ pub(crate) fn py_repr(value: &Value) -> String {
     }
 }
 
-/// The `argsrepr` and `kwargsrepr` headers of the envelope `raw`, as its producer wrote them:
-/// what monitors show, as Celery's worker does, since they keep the producer's key order and
-/// may hide what it chose to hide. `None` for each one the envelope does not have.
-pub(crate) fn producer_reprs(raw: &str) -> (Option<String>, Option<String>) {
-    use super::names::{field, header};
-    let headers = super::object::Object::parse(raw)
-        .ok()
-        .and_then(|envelope| envelope.object(field::HEADERS));
-    let read = |name: &str| {
-        headers
-            .as_ref()
-            .and_then(|headers| headers.get(name))
-            .and_then(|text| serde_json::from_str::<String>(text.get()).ok())
-    };
-    (read(header::ARGSREPR), read(header::KWARGSREPR))
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
-
-    #[test]
-    fn the_producers_reprs_are_read_as_written() {
-        let raw = r#"{"body": "", "headers": {"task": "t", "argsrepr": "(1,)", "kwargsrepr": "{'y': 1, 'x': 2}"}}"#;
-        assert_eq!(
-            producer_reprs(raw),
-            (Some("(1,)".to_owned()), Some("{'y': 1, 'x': 2}".to_owned()))
-        );
-        assert_eq!(producer_reprs(r#"{"headers": {}}"#), (None, None));
-        assert_eq!(producer_reprs("not json"), (None, None));
-    }
     use crate::protocol::NewMessage;
 
     #[test]

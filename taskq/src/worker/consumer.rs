@@ -374,7 +374,7 @@ async fn decide(
         return unknown_task(shared, delivery, reservation, &message, now, settle).await;
     };
     events::task(shared, "task-received", &message.id, || {
-        events::received_fields(&message, &delivery.raw)
+        events::received_fields(&message)
     });
     let job = executor::Job {
         shared: shared.clone(),

@@ -18,9 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::part::{Loop, Part};
 use super::Shared;
-use crate::protocol::{
-    args_repr, format_datetime, producer_reprs, py_repr, KombuMessage, TaskMessage,
-};
+use crate::protocol::{args_repr, format_datetime, py_repr, KombuMessage, TaskMessage};
 
 /// Celery's event exchange.
 pub(super) const EXCHANGE: &str = "celeryev";
@@ -70,15 +68,12 @@ pub(super) fn task(shared: &Shared, kind: &str, id: &str, fields: impl FnOnce() 
     let _ = shared.events.queue.send(event);
 }
 
-/// The fields of `task-received`, for `message` as it arrived in `raw`. Its arguments are
-/// shown as the producer's `argsrepr` and `kwargsrepr` headers when it wrote them, as Celery's
-/// worker does, else as taskq renders them.
-pub(super) fn received_fields(message: &TaskMessage, raw: &str) -> Value {
-    let (args, kwargs) = producer_reprs(raw);
+/// The fields of `task-received`.
+pub(super) fn received_fields(message: &TaskMessage) -> Value {
     json!({
         "name": message.task,
-        "args": args.unwrap_or_else(|| args_repr(&message.args)),
-        "kwargs": kwargs.unwrap_or_else(|| py_repr(&Value::Object(message.kwargs.clone()))),
+        "args": args_repr(&message.args),
+        "kwargs": py_repr(&Value::Object(message.kwargs.clone())),
         "root_id": message.root_id.as_deref().unwrap_or(&message.id),
         "parent_id": message.parent_id,
         "retries": message.retries,
