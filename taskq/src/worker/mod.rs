@@ -472,7 +472,7 @@ impl Worker {
 /// go out before `worker-offline`.
 fn start_parts(
     shared: &Arc<Shared>,
-    event_queue: mpsc::UnboundedReceiver<serde_json::Map<String, serde_json::Value>>,
+    event_queue: mpsc::UnboundedReceiver<crate::protocol::RawObject>,
 ) -> Parts {
     let settings = &shared.settings;
     let broker = shared.client.broker();
@@ -612,7 +612,7 @@ impl Shared {
         health: HealthHandle,
     ) -> (
         Arc<Self>,
-        mpsc::UnboundedReceiver<serde_json::Map<String, serde_json::Value>>,
+        mpsc::UnboundedReceiver<crate::protocol::RawObject>,
     ) {
         let reservations = settings.concurrency * settings.prefetch_multiplier;
         let (events, event_queue) = events::Events::new(settings.send_events);
