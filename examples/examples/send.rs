@@ -12,12 +12,13 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use serde_json::Value;
+use taskq::protocol::{RawJson, RawObject};
 
 /// What to send, from the command line.
 struct Call {
     task: String,
-    args: Vec<Value>,
+    /// Each argument as the JSON text given (a Python big integer stays exact).
+    args: Vec<RawJson>,
     options: taskq::Options,
     count: usize,
 }
@@ -40,9 +41,9 @@ fn parse(mut argv: impl Iterator<Item = String>) -> anyhow::Result<Call> {
             }
             "--queue" => call.options = call.options.queue(value("--queue")?),
             "--count" => call.count = value("--count")?.parse().context("--count")?,
-            json if !json.starts_with("--") => match serde_json::from_str(json)? {
-                Value::Array(args) => call.args = args,
-                other => bail!("the arguments must be a JSON array, not {other}"),
+            json if !json.starts_with("--") => match RawJson::from_text(json)?.to_items() {
+                Some(args) => call.args = args,
+                None => bail!("the arguments must be a JSON array, not {json}"),
             },
             other => bail!("unknown option {other}\n{usage}"),
         }
@@ -57,10 +58,10 @@ async fn main() -> anyhow::Result<()> {
     let client = taskq::Client::from_env()?;
     for _ in 0..call.count {
         let sent = client
-            .send_by_name(
+            .send_by_name_raw(
                 &call.task,
                 call.args.clone(),
-                serde_json::Map::new(),
+                RawObject::new(),
                 call.options.clone(),
             )
             .await?;

@@ -41,10 +41,17 @@ async fn start_report(Path(user_id): Path<u64>) -> Result<Json<Value>, AppError>
 }
 
 /// `GET /task-status/{task_id}`: the task's state, with its result or error once finished.
-async fn task_status(Path(task_id): Path<String>) -> Result<Json<Value>, AppError> {
+async fn task_status(Path(task_id): Path<String>) -> Result<Response, AppError> {
     let meta = AsyncResult::<Value>::from_id(task_id)?.meta().await?;
     let body = match meta.status {
-        TaskState::Success => json!({"status": "completed", "result": meta.result}),
+        // The result as stored, exactly (a Python big integer too), with no serde_json feature.
+        TaskState::Success => {
+            let body = Completed {
+                status: "completed",
+                result: meta.result,
+            };
+            return Ok(Json(body).into_response());
+        }
         TaskState::Failure | TaskState::Revoked => {
             let error = meta
                 .failure_info()
@@ -54,7 +61,14 @@ async fn task_status(Path(task_id): Path<String>) -> Result<Json<Value>, AppErro
         }
         other => json!({"status": other.as_str()}),
     };
-    Ok(Json(body))
+    Ok(Json(body).into_response())
+}
+
+/// The answer for a finished task.
+#[derive(serde::Serialize)]
+struct Completed {
+    status: &'static str,
+    result: taskq::protocol::RawJson,
 }
 
 /// A taskq error as a JSON 503: the broker or result store is unavailable.

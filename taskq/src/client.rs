@@ -11,7 +11,7 @@ use crate::broker::{Broker, Outgoing};
 use crate::clock::ServerClock;
 use crate::keys::BrokerKeys;
 use crate::options::Options;
-use crate::protocol::NewMessage;
+use crate::protocol::{NewMessage, RawJson, RawObject};
 use crate::result::AsyncResult;
 use crate::task::Task;
 use crate::{Config, Error, Result};
@@ -192,13 +192,20 @@ impl Client {
     ) -> Result<AsyncResult<T::Output>> {
         let options = with_task_defaults(options, &T::OPTIONS);
         let sent = self
-            .send_by_name(T::NAME, positional(args)?, Map::new(), options)
+            .send_by_name_raw(T::NAME, positional(args)?, RawObject::new(), options)
             .await?;
         Ok(sent.typed())
     }
 
     /// Sends a call of the task registered as `name` anywhere (in Rust or Python), with
-    /// positional and keyword arguments.
+    /// positional and keyword arguments as `serde_json` values.
+    ///
+    /// The values are written as their `Value`s hold them: an integer beyond 64 bits (a
+    /// Python big integer) is exact only when the application enables serde_json's
+    /// `arbitrary_precision` (without it a `Value` holds it as an `f64`), and keyword
+    /// arguments go in the map's order (sorted, unless the application enables
+    /// `preserve_order`). [`send_by_name_raw`](Self::send_by_name_raw) takes the arguments as
+    /// JSON text instead, exact and in order without either feature.
     ///
     /// ```no_run
     /// # async fn demo(client: taskq::Client) -> taskq::Result<()> {
@@ -219,6 +226,40 @@ impl Client {
         name: &str,
         args: Vec<Value>,
         kwargs: Map<String, Value>,
+        options: Options,
+    ) -> Result<AsyncResult<Value>> {
+        let args = args.iter().map(RawJson::from).collect();
+        self.send_by_name_raw(name, args, kwargs.into(), options)
+            .await
+    }
+
+    /// Sends a call of the task registered as `name`, like
+    /// [`send_by_name`](Self::send_by_name), with each argument given as JSON text
+    /// ([`RawJson`]) and the keyword arguments in the order of `kwargs`: what is written is
+    /// exactly that text, whatever its numbers, with no serde_json feature needed.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: taskq::Client) -> taskq::Result<()> {
+    /// use taskq::protocol::{RawJson, RawObject};
+    ///
+    /// let mut kwargs = RawObject::new();
+    /// kwargs.insert("y", RawJson::from_text("100000000000000000000000000000")?);
+    /// kwargs.insert("x", RawJson::from(2));
+    /// let result = client
+    ///     .send_by_name_raw("proj.tasks.add", Vec::new(), kwargs, taskq::Options::new())
+    ///     .await?;
+    /// let sum: u128 = result.typed::<u128>().get(std::time::Duration::from_secs(10)).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub async fn send_by_name_raw(
+        &self,
+        name: &str,
+        args: Vec<RawJson>,
+        kwargs: RawObject,
         options: Options,
     ) -> Result<AsyncResult<Value>> {
         let now = self.now_for(&options).await?;
@@ -273,7 +314,9 @@ impl Client {
         let now = self.now_for(&options).await?;
         let encoded = calls
             .into_iter()
-            .map(|args| self.encode_call(T::NAME, positional(args)?, Map::new(), &options, now))
+            .map(|args| {
+                self.encode_call(T::NAME, positional(args)?, RawObject::new(), &options, now)
+            })
             .collect::<Result<Vec<_>>>()?;
         if encoded.is_empty() {
             return Ok(Vec::new());
@@ -312,8 +355,8 @@ impl Client {
     fn encode_call(
         &self,
         name: &str,
-        args: Vec<Value>,
-        kwargs: Map<String, Value>,
+        args: Vec<RawJson>,
+        kwargs: RawObject,
         options: &Options,
         now: SystemTime,
     ) -> Result<EncodedCall> {
@@ -323,7 +366,8 @@ impl Client {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let queue = queue_name(options, &self.inner.config);
         let ignore_result = options.ignore_result.unwrap_or(false);
-        let mut message = NewMessage::new(name, &id).args(args);
+        let mut message = NewMessage::new(name, &id);
+        message.args = args;
         message.kwargs = kwargs;
         message.eta = options.resolved_eta(now);
         message.expires = options.resolved_expires(now);
@@ -414,7 +458,7 @@ impl Client {
     /// Records `ids` as revoked in the broker, then broadcasts Celery's `revoke` command.
     async fn send_revoke(&self, ids: &[String], terminate: bool) -> Result<()> {
         self.inner.broker.record_revokes(ids).await?;
-        let envelope = crate::revoke::control_message(ids, terminate).encode()?;
+        let envelope = crate::revoke::control_message(ids, terminate);
         self.inner
             .broker
             .broadcast(crate::revoke::CONTROL_EXCHANGE, "", &envelope)
@@ -464,12 +508,14 @@ struct EncodedCall {
     ignore_result: bool,
 }
 
-/// A task's argument tuple as Celery's positional `args` list.
-fn positional(args: impl serde::Serialize) -> Result<Vec<Value>> {
-    Ok(match serde_json::to_value(args)? {
-        Value::Array(items) => items,
-        Value::Null => Vec::new(),
-        other => vec![other],
+/// A task's argument tuple as Celery's positional `args` list, each argument serialized
+/// straight to text (a `u128` stays exact).
+fn positional(args: impl serde::Serialize) -> Result<Vec<RawJson>> {
+    let tuple = RawJson::from_serialize(&args)?;
+    Ok(match tuple.to_items() {
+        Some(items) => items,
+        None if tuple.is_null() => Vec::new(),
+        None => vec![tuple],
     })
 }
 

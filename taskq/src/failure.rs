@@ -4,7 +4,9 @@
 
 use std::fmt;
 
-use serde_json::{json, Value};
+use serde::Serialize;
+
+use crate::protocol::{RawJson, Tree};
 
 /// Module written for failures that come from Rust code.
 ///
@@ -38,7 +40,8 @@ pub struct TaskFailure(Box<Inner>);
 struct Inner {
     exc_type: String,
     exc_module: String,
-    exc_message: Value,
+    /// The exception arguments, as stored (exact, whoever wrote them).
+    exc_message: RawJson,
     traceback: Option<String>,
 }
 
@@ -53,7 +56,7 @@ impl TaskFailure {
         Self(Box::new(Inner {
             exc_type: exc_type.to_owned(),
             exc_module: exc_module.to_owned(),
-            exc_message: json!([message.into()]),
+            exc_message: RawJson::from_serialize(&[message.into()]).expect("text serializes"),
             traceback: None,
         }))
     }
@@ -101,7 +104,7 @@ impl TaskFailure {
         Self(Box::new(Inner {
             exc_type: "TimeLimitExceeded".to_owned(),
             exc_module: "billiard.exceptions".to_owned(),
-            exc_message: json!([seconds]),
+            exc_message: RawJson::from_serialize(&[seconds]).expect("a number serializes"),
             traceback: Some(format!(
                 "TimeLimitExceeded: task exceeded its time limit of {seconds} s"
             )),
@@ -123,7 +126,7 @@ impl TaskFailure {
         Self(Box::new(Inner {
             exc_type: "SoftTimeLimitExceeded".to_owned(),
             exc_module: "billiard.exceptions".to_owned(),
-            exc_message: json!([]),
+            exc_message: RawJson::from_serialize(&[(); 0]).expect("[] serializes"),
             traceback: Some(format!(
                 "SoftTimeLimitExceeded: task exceeded its soft time limit of {seconds} s \
                  without watching it (taskq::request::soft_time_limit)"
@@ -270,9 +273,10 @@ impl TaskFailure {
     /// assert_eq!(failure.message(), "bad input");
     /// ```
     pub fn message(&self) -> String {
-        match &self.0.exc_message {
-            Value::Array(items) => items.iter().map(text_of).collect::<Vec<_>>().join(", "),
-            other => text_of(other),
+        match self.0.exc_message.tree() {
+            Ok(Tree::Array(items)) => items.iter().map(text_of).collect::<Vec<_>>().join(", "),
+            Ok(other) => text_of(&other),
+            Err(_) => self.0.exc_message.to_string(),
         }
     }
 
@@ -342,24 +346,40 @@ impl TaskFailure {
     }
 
     /// The stored `result` object: `{"exc_type", "exc_message", "exc_module"}`.
-    pub(crate) fn to_exception_json(&self) -> Value {
-        json!({
-            "exc_type": self.0.exc_type,
-            "exc_message": self.0.exc_message,
-            "exc_module": self.0.exc_module,
+    pub(crate) fn to_exception_json(&self) -> RawJson {
+        #[derive(Serialize)]
+        struct Exception<'a> {
+            exc_type: &'a str,
+            exc_message: &'a RawJson,
+            exc_module: &'a str,
+        }
+        RawJson::from_serialize(&Exception {
+            exc_type: &self.0.exc_type,
+            exc_message: &self.0.exc_message,
+            exc_module: &self.0.exc_module,
         })
+        .expect("an exception object serializes")
     }
 
     /// Reads a stored exception object; tolerant of the shapes Python writes.
-    pub(crate) fn from_exception_json(result: &Value, traceback: Option<String>) -> Self {
-        let field = |name: &str| result.get(name).and_then(Value::as_str).unwrap_or_default();
+    pub(crate) fn from_exception_json(result: &RawJson, traceback: Option<String>) -> Self {
+        let result = result.to_object().unwrap_or_default();
+        let field = |name: &str| {
+            result
+                .get(name)
+                .and_then(|v| v.parse::<String>().ok())
+                .unwrap_or_default()
+        };
         Self(Box::new(Inner {
             exc_type: match field("exc_type") {
-                "" => "Exception".to_owned(),
-                t => t.to_owned(),
+                t if t.is_empty() => "Exception".to_owned(),
+                t => t,
             },
-            exc_module: field("exc_module").to_owned(),
-            exc_message: result.get("exc_message").cloned().unwrap_or(Value::Null),
+            exc_module: field("exc_module"),
+            exc_message: result
+                .get("exc_message")
+                .cloned()
+                .unwrap_or_else(RawJson::null),
             traceback,
         }))
     }
@@ -377,10 +397,11 @@ impl fmt::Display for TaskFailure {
 
 impl std::error::Error for TaskFailure {}
 
-fn text_of(value: &Value) -> String {
+/// An exception argument as text: a string as it is, anything else as compact JSON.
+fn text_of(value: &Tree<'_>) -> String {
     match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Tree::String(s) => s.clone(),
+        other => serde_json::to_string(other).unwrap_or_default(),
     }
 }
 
@@ -422,6 +443,8 @@ impl<T: Send + 'static, E: fmt::Display + fmt::Debug + Send + 'static> TaskRetur
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -443,18 +466,37 @@ mod tests {
     fn python_exception_shapes_read_back() {
         let list = json!({"exc_type": "ValueError", "exc_message": ["bad thing", 42], "exc_module": "builtins"});
         assert_eq!(
-            TaskFailure::from_exception_json(&list, None).message(),
+            TaskFailure::from_exception_json(&list.into(), None).message(),
             "bad thing, 42"
         );
         let scalar = json!({"exc_type": "TaskPanic", "exc_message": "boom as str"});
         assert_eq!(
-            TaskFailure::from_exception_json(&scalar, None).message(),
+            TaskFailure::from_exception_json(&scalar.into(), None).message(),
             "boom as str"
         );
         let untyped = json!({"whatever": 1});
         assert_eq!(
-            TaskFailure::from_exception_json(&untyped, None).exc_type(),
+            TaskFailure::from_exception_json(&untyped.into(), None).exc_type(),
             "Exception"
         );
+    }
+
+    #[test]
+    fn exceptions_are_written_in_celerys_order_with_arguments_exact() {
+        let f = TaskFailure::new("ValueError", "builtins", "bad");
+        assert_eq!(
+            f.to_exception_json().as_str(),
+            r#"{"exc_type": "ValueError", "exc_message": ["bad"], "exc_module": "builtins"}"#
+        );
+        let python = RawJson::from_text(
+            r#"{"exc_type": "ValueError", "exc_message": [100000000000000000000000000001, {"b": 1, "a": 2}], "exc_module": "builtins"}"#,
+        )
+        .unwrap();
+        let failure = TaskFailure::from_exception_json(&python, None);
+        assert_eq!(
+            failure.message(),
+            r#"100000000000000000000000000001, {"b":1,"a":2}"#
+        );
+        assert_eq!(failure.to_exception_json(), python);
     }
 }

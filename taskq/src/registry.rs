@@ -4,19 +4,21 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use serde_json::Value;
-
 use crate::failure::TaskFailure;
+use crate::protocol::{without_position, RawJson, RawObject};
 use crate::task::{BoxFuture, Task, TaskOptions};
 
-/// Decoded call arguments as they arrive on the wire: positional `args` and keyword `kwargs`.
+/// Decoded call arguments as they arrive on the wire: positional `args` and keyword `kwargs`,
+/// each value the exact JSON text sent.
 ///
 /// ```
-/// let raw: taskq::registry::RawArgs = (vec![serde_json::json!(1)], serde_json::Map::new());
+/// use taskq::protocol::{RawJson, RawObject};
+///
+/// let raw: taskq::registry::RawArgs = (vec![RawJson::from(1)], RawObject::new());
 /// ```
-pub type RawArgs = (Vec<Value>, serde_json::Map<String, Value>);
+pub type RawArgs = (Vec<RawJson>, RawObject);
 
-/// Runs a task from raw wire arguments and returns its result as JSON.
+/// Runs a task from raw wire arguments and returns its result as JSON text.
 ///
 /// ```
 /// #[taskq::task(name = "tasks.erased_doc")]
@@ -24,7 +26,7 @@ pub type RawArgs = (Vec<Value>, serde_json::Map<String, Value>);
 ///
 /// let run: taskq::registry::ErasedRun = taskq::registry::lookup("tasks.erased_doc").unwrap().run;
 /// ```
-pub type ErasedRun = fn(RawArgs) -> BoxFuture<Result<Value, TaskFailure>>;
+pub type ErasedRun = fn(RawArgs) -> BoxFuture<Result<RawJson, TaskFailure>>;
 
 /// One registered task, type-erased so that a worker can run it from a message.
 ///
@@ -69,18 +71,19 @@ impl TaskEntry {
 
 inventory::collect!(TaskEntry);
 
-fn run_erased<T: Task>(raw: RawArgs) -> BoxFuture<Result<Value, TaskFailure>> {
+fn run_erased<T: Task>(raw: RawArgs) -> BoxFuture<Result<RawJson, TaskFailure>> {
     let args = match decode_args::<T::Args>(raw, T::ARG_NAMES) {
         Ok(args) => args,
         Err(failure) => return Box::pin(async move { Err(failure) }),
     };
     Box::pin(async move {
         let output = T::run(args).await?;
-        serde_json::to_value(output).map_err(|e| TaskFailure::result_not_serializable(&e))
+        RawJson::from_serialize(&output).map_err(|e| TaskFailure::result_not_serializable(&e))
     })
 }
 
-/// Merges positional and keyword arguments into the argument tuple, by parameter name.
+/// Merges positional and keyword arguments into the argument tuple, by parameter name, and
+/// reads the tuple from their text (so a `u128` argument is exact).
 fn decode_args<A: serde::de::DeserializeOwned>(
     (mut args, mut kwargs): RawArgs,
     names: &[&str],
@@ -93,7 +96,7 @@ fn decode_args<A: serde::de::DeserializeOwned>(
         )));
     }
     for name in &names[args.len()..] {
-        match kwargs.remove(*name) {
+        match kwargs.remove(name) {
             Some(value) => args.push(value),
             None => {
                 return Err(TaskFailure::bad_arguments(format!(
@@ -109,12 +112,13 @@ fn decode_args<A: serde::de::DeserializeOwned>(
     }
     // A task without arguments has `()` as its tuple, which serde reads from null, not `[]`.
     let tuple = if names.is_empty() {
-        Value::Null
+        RawJson::null()
     } else {
-        Value::Array(args)
+        RawJson::from_serialize(&args).map_err(|e| TaskFailure::bad_arguments(e.to_string()))?
     };
-    serde_json::from_value(tuple)
-        .map_err(|e| TaskFailure::bad_arguments(format!("argument does not decode: {e}")))
+    tuple.parse().map_err(|e| {
+        TaskFailure::bad_arguments(format!("argument does not decode: {}", without_position(e)))
+    })
 }
 
 /// Looks a task up by its registered name.
@@ -160,13 +164,28 @@ fn by_name() -> &'static HashMap<&'static str, &'static TaskEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn raw(args: Value, kwargs: Value) -> RawArgs {
         (
-            args.as_array().unwrap().clone(),
-            kwargs.as_object().unwrap().clone(),
+            args.as_array().unwrap().iter().map(RawJson::from).collect(),
+            kwargs.as_object().unwrap().clone().into(),
         )
+    }
+
+    #[test]
+    fn big_integers_reach_the_task_exactly() {
+        let args = RawJson::from_text("[1000000000000000000000000000000]").unwrap();
+        let kwargs: RawObject = serde_json::from_str(r#"{"n": -12345678901234567890}"#).unwrap();
+        let a: (u128, i128) =
+            decode_args((args.to_items().unwrap(), kwargs), &["big", "n"]).unwrap();
+        assert_eq!(
+            a,
+            (
+                1_000_000_000_000_000_000_000_000_000_000,
+                -12_345_678_901_234_567_890
+            )
+        );
     }
 
     #[test]
@@ -208,5 +227,9 @@ mod tests {
     fn wrongly_typed_arguments_are_reported() {
         let err = decode_args::<(i64,)>(raw(json!(["no"]), json!({})), &["x"]).unwrap_err();
         assert_eq!(err.exc_type(), "TypeError");
+        assert_eq!(
+            err.message(),
+            "argument does not decode: invalid type: string \"no\", expected i64"
+        );
     }
 }

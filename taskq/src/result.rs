@@ -16,7 +16,9 @@ use crate::{Client, Error, Result};
 /// The result of a task, by id: its state now, or its value once it is ready.
 ///
 /// `T` is the task's success type; `AsyncResult<serde_json::Value>` (the default) reads any
-/// task, including Python ones.
+/// task, including Python ones. The value is read from the stored text, so a `u128` or
+/// `i128` result (a Python big integer) is exact; in a `Value` it is exact only when the
+/// application enables serde_json's `arbitrary_precision`.
 ///
 /// ```no_run
 /// # async fn demo() -> taskq::Result<()> {
@@ -319,7 +321,11 @@ impl<T: DeserializeOwned> AsyncResult<T> {
             .ok_or(Error::Timeout(timeout))?;
         match meta.failure_info() {
             Some(failure) => Err(Error::TaskFailed(failure)),
-            None => serde_json::from_value(meta.result).map_err(Error::ResultType),
+            // Read from the stored text: a `u128` or `i128` result is exact.
+            None => meta
+                .result
+                .parse()
+                .map_err(|e| Error::ResultType(crate::protocol::without_position(e))),
         }
     }
 }

@@ -19,9 +19,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use serde_json::{json, Value};
-
-use crate::protocol::KombuMessage;
+use crate::protocol::kombu::encode_message;
+use crate::protocol::{raw_object, RawJson, RawObject};
 
 /// Most revoked ids kept (Celery's `REVOKES_MAX`); the oldest go first.
 ///
@@ -139,23 +138,30 @@ fn micros(secs: f64) -> i64 {
 /// Celery's `revoke` remote-control command for `ids`, as `app.control.revoke(ids,
 /// terminate=...)` broadcasts it on `celery.pidbox`: no reply asked, `expires` 0 (never: the
 /// command is not judged by the sender's clock).
-pub(crate) fn control_message(ids: &[String], terminate: bool) -> KombuMessage {
+pub(crate) fn control_message(ids: &[String], terminate: bool) -> String {
+    let headers = raw_object! {"clock" => 0, "expires" => 0};
+    encode_message(
+        CONTROL_EXCHANGE,
+        "",
+        &control_body(ids, terminate).to_raw(),
+        &headers,
+        2,
+    )
+}
+
+/// The body of the `revoke` command, in Celery's order.
+fn control_body(ids: &[String], terminate: bool) -> RawObject {
     let task_id = match ids {
-        [one] => json!(one),
-        many => json!(many),
+        [one] => RawJson::from(one.as_str()),
+        many => RawJson::from_serialize(many).expect("ids serialize"),
     };
-    let body = json!({
-        "method": "revoke",
-        "arguments": {"task_id": task_id, "terminate": terminate, "signal": "SIGTERM"},
-        "destination": Value::Null,
-        "pattern": Value::Null,
-        "matcher": Value::Null,
-    });
-    let mut message = KombuMessage::new(CONTROL_EXCHANGE, "", body)
-        .header("clock", json!(0))
-        .header("expires", json!(0));
-    message.delivery_mode = 2;
-    message
+    raw_object! {
+        "method" => "revoke",
+        "arguments" => raw_object! {"task_id" => task_id, "terminate" => terminate, "signal" => "SIGTERM"},
+        "destination" => (),
+        "pattern" => (),
+        "matcher" => (),
+    }
 }
 
 /// Celery's mailbox exchange (`control_exchange` `celery` + `.pidbox`).
@@ -163,7 +169,10 @@ pub(crate) const CONTROL_EXCHANGE: &str = "celery.pidbox";
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::protocol::KombuMessage;
 
     const NOW: f64 = 1_800_000_000.0;
 
@@ -204,7 +213,7 @@ mod tests {
 
     #[test]
     fn the_control_message_is_celerys_revoke() {
-        let one = control_message(&["id-1".to_owned()], false);
+        let one = KombuMessage::decode(&control_message(&["id-1".to_owned()], false)).unwrap();
         assert_eq!(
             one.body,
             json!({"method": "revoke",
@@ -212,10 +221,23 @@ mod tests {
                    "destination": null, "pattern": null, "matcher": null})
         );
         assert_eq!(
-            (one.exchange.as_str(), one.routing_key.as_str()),
-            ("celery.pidbox", "")
+            control_body(&["id-1".to_owned()], false).to_raw().as_str(),
+            r#"{"method": "revoke", "arguments": {"task_id": "id-1", "terminate": false, "signal": "SIGTERM"}, "destination": null, "pattern": null, "matcher": null}"#
         );
-        let many = control_message(&["a".to_owned(), "b".to_owned()], true);
+        assert_eq!(
+            (
+                one.exchange.as_str(),
+                one.routing_key.as_str(),
+                one.delivery_mode
+            ),
+            ("celery.pidbox", "", 2)
+        );
+        assert_eq!(
+            (one.headers["clock"].clone(), one.headers["expires"].clone()),
+            (json!(0), json!(0))
+        );
+        let many = KombuMessage::decode(&control_message(&["a".to_owned(), "b".to_owned()], true))
+            .unwrap();
         assert_eq!(many.body["arguments"]["task_id"], json!(["a", "b"]));
         assert_eq!(many.body["arguments"]["terminate"], true);
     }

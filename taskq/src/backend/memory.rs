@@ -21,7 +21,7 @@ use crate::Result;
 /// use taskq::state::ResultMeta;
 ///
 /// let backend = MemoryBackend::named("doc-example");
-/// backend.store(&[ResultMeta::success("id-1", 5.into())]).await?;
+/// backend.store(&[ResultMeta::success("id-1", 5)]).await?;
 /// assert_eq!(backend.get("id-1").await?.unwrap().result, 5);
 /// # Ok(()) }
 /// ```

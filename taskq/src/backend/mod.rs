@@ -61,7 +61,7 @@ pub fn open(url: &str, expires: Option<Duration>) -> Result<Arc<dyn ResultBacken
 /// use taskq::state::ResultMeta;
 ///
 /// let backend = MemoryBackend::named("trait-doc");
-/// backend.store(&[ResultMeta::success("id-1", 7.into())]).await?;
+/// backend.store(&[ResultMeta::success("id-1", 7)]).await?;
 /// let meta = backend.wait_ready("id-1", std::time::Duration::from_secs(1)).await?.unwrap();
 /// assert_eq!(meta.result, 7);
 /// # Ok(()) }

@@ -9,7 +9,9 @@ use serde_json::{Map, Value};
 
 use super::compression;
 use super::names::{field, header, property};
-use super::{parse_time, pyjson, DecodeError, DecodeErrorKind, CONTENT_TYPE_JSON};
+use super::{
+    parse_time, pyjson, DecodeError, DecodeErrorKind, RawJson, RawObject, CONTENT_TYPE_JSON,
+};
 use crate::config::DEFAULT_MAX_MESSAGE_SIZE;
 
 mod fast;
@@ -31,10 +33,10 @@ pub struct TaskMessage {
     pub task: String,
     /// Task id.
     pub id: String,
-    /// Positional arguments (kombu tags removed).
-    pub args: Vec<Value>,
-    /// Keyword arguments (kombu tags removed).
-    pub kwargs: Map<String, Value>,
+    /// Positional arguments (kombu tags removed), each as the exact text sent.
+    pub args: Vec<RawJson>,
+    /// Keyword arguments (kombu tags removed), in the order sent.
+    pub kwargs: RawObject,
     /// Not before this time.
     pub eta: Option<DateTime<Utc>>,
     /// Discard if not started by this time.
@@ -107,11 +109,11 @@ impl TaskMessage {
         }
     }
 
-    /// Reads any message taskq accepts, protocol 1 or 2, through `Value` maps; slower than
-    /// the typed path, which covers the common shape. A refusal carries the `id` header when
-    /// there is one, whatever else is wrong.
+    /// Reads any message taskq accepts, protocol 1 or 2, through `Value` maps (the arguments
+    /// stay text); slower than the typed path, which covers the common shape. A refusal
+    /// carries the `id` header when there is one, whatever else is wrong.
     fn decode_general(raw: &str, max_bytes: usize) -> Result<Self, DecodeError> {
-        let envelope = parse_envelope(raw)?;
+        let envelope = parse_envelope(raw)?.to_map();
         let headers = envelope
             .get(field::HEADERS)
             .and_then(Value::as_object)
@@ -144,8 +146,8 @@ impl TaskMessage {
     fn from_parts(
         task: String,
         id: String,
-        args: Vec<Value>,
-        kwargs: Map<String, Value>,
+        args: Vec<RawJson>,
+        kwargs: RawObject,
         checked: CheckedMeta,
         meta: &Map<String, Value>,
         properties: &Map<String, Value>,
@@ -274,15 +276,9 @@ fn time_limits(meta: &Map<String, Value>) -> Result<(Option<f64>, Option<f64>), 
     }
 }
 
-type Parts = (
-    String,
-    String,
-    Vec<Value>,
-    Map<String, Value>,
-    Map<String, Value>,
-);
+type Parts = (String, String, Vec<RawJson>, RawObject, Map<String, Value>);
 
-fn split_v2(headers: &Map<String, Value>, body: Value) -> Result<Parts, String> {
+fn split_v2(headers: &Map<String, Value>, body: RawJson) -> Result<Parts, String> {
     let task = string_field(headers, header::TASK, "headers")?;
     let id = string_field(headers, header::ID, "headers")?;
     let (args, kwargs) = split_body_v2(body)?;
@@ -290,8 +286,8 @@ fn split_v2(headers: &Map<String, Value>, body: Value) -> Result<Parts, String> 
 }
 
 /// The arguments of a protocol 2 body, `[args, kwargs, embed]`.
-pub(super) fn split_body_v2(body: Value) -> Result<(Vec<Value>, Map<String, Value>), String> {
-    let Value::Array(mut parts) = body else {
+pub(super) fn split_body_v2(body: RawJson) -> Result<(Vec<RawJson>, RawObject), String> {
+    let Some(mut parts) = body.to_items() else {
         return Err("body is not a [args, kwargs, embed] array".to_owned());
     };
     if parts.len() != 3 {
@@ -306,40 +302,45 @@ pub(super) fn split_body_v2(body: Value) -> Result<(Vec<Value>, Map<String, Valu
     args_and_kwargs(args, kwargs)
 }
 
-fn split_v1(body: Value) -> Result<Parts, String> {
-    let Value::Object(mut body) = body else {
+fn split_v1(body: RawJson) -> Result<Parts, String> {
+    let Some(mut body) = body.to_object() else {
         return Err(
             "message has no `task` header and its body is not a protocol 1 object".to_owned(),
         );
     };
+    let args = body
+        .remove("args")
+        .unwrap_or_else(|| RawJson::from_serialize(&[(); 0]).expect("[] serializes"));
+    let kwargs = body
+        .remove("kwargs")
+        .unwrap_or_else(|| RawObject::new().to_raw());
+    let body = body.to_map();
     let task = string_field(&body, header::TASK, "body")?;
     let id = string_field(&body, header::ID, "body")?;
-    let args = body.remove("args").unwrap_or(Value::Array(Vec::new()));
-    let kwargs = body.remove("kwargs").unwrap_or(Value::Object(Map::new()));
     let (args, kwargs) = args_and_kwargs(args, kwargs)?;
     Ok((task, id, args, kwargs, body))
 }
 
-fn args_and_kwargs(args: Value, kwargs: Value) -> Result<(Vec<Value>, Map<String, Value>), String> {
-    let Value::Array(args) = pyjson::untag(args) else {
+fn args_and_kwargs(args: RawJson, kwargs: RawJson) -> Result<(Vec<RawJson>, RawObject), String> {
+    let Some(args) = args.untagged().to_items() else {
         return Err("args is not a list".to_owned());
     };
-    let kwargs = match pyjson::untag(kwargs) {
-        Value::Object(map) => map,
-        Value::Null => Map::new(),
-        _ => return Err("kwargs is not a mapping".to_owned()),
+    let kwargs = kwargs.untagged();
+    let kwargs = match kwargs.to_object() {
+        Some(object) => object,
+        None if kwargs.is_null() => RawObject::new(),
+        None => return Err("kwargs is not a mapping".to_owned()),
     };
     Ok((args, kwargs))
 }
 
-/// The envelope as a JSON object, or why it is not one.
-pub(super) fn parse_envelope(raw: &str) -> Result<Map<String, Value>, DecodeError> {
-    let parsed = serde_json::from_str(raw)
+/// The envelope as a JSON object, its fields in order and as written, or why it is not one.
+pub(super) fn parse_envelope(raw: &str) -> Result<RawObject, DecodeError> {
+    let parsed = RawJson::from_text(raw)
         .map_err(|e| DecodeError::undecodable(format!("envelope is not JSON: {e}")))?;
-    match parsed {
-        Value::Object(map) => Ok(map),
-        _ => Err(DecodeError::undecodable("envelope is not a JSON object")),
-    }
+    parsed
+        .to_object()
+        .ok_or_else(|| DecodeError::undecodable("envelope is not a JSON object"))
 }
 
 pub(super) fn object_field<'a>(
@@ -389,7 +390,7 @@ pub(super) fn decode_body(
     headers: &Map<String, Value>,
     properties: &Map<String, Value>,
     max_bytes: usize,
-) -> Result<Value, DecodeError> {
+) -> Result<RawJson, DecodeError> {
     let body = envelope
         .get(field::BODY)
         .and_then(Value::as_str)
@@ -441,10 +442,8 @@ pub(crate) mod tests {
             json!("two"),
             json!({"n": [1.5, null]}),
         ]);
-        full.kwargs = json!({"flag": true, "big": 100000000000000000000000u128})
-            .as_object()
-            .unwrap()
-            .clone();
+        full.kwargs =
+            serde_json::from_str(r#"{"flag": true, "big": 100000000000000000000000}"#).unwrap();
         full.eta = Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_900_000_000));
         full.expires = Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_900_000_100));
         full.time_limit = (Some(30.0), Some(20.0));
@@ -566,7 +565,7 @@ pub(crate) mod tests {
         assert_eq!(refusal.task_id(), Some("i"));
         let inf = raw.replace("NaN", "-Infinity");
         let args = TaskMessage::decode(&inf).unwrap().args;
-        let value: f64 = serde_json::from_value(args[1].clone()).unwrap();
+        let value: f64 = args[1].parse().unwrap();
         assert_eq!(value, f64::NEG_INFINITY);
     }
     #[test]
@@ -588,10 +587,8 @@ pub(crate) mod tests {
 
         let v1 = r#"{"body": "{\"task\": \"t\", \"id\": \"i\", \"args\": [1], \"kwargs\": {\"k\": 2}}", "content-type": "application/json", "headers": {}, "properties": {"delivery_tag": "d"}}"#;
         let msg = TaskMessage::decode(v1).unwrap();
-        assert_eq!(
-            (msg.args, msg.kwargs["k"].clone()),
-            (vec![json!(1)], json!(2))
-        );
+        assert_eq!(msg.args, vec![json!(1)]);
+        assert_eq!(msg.kwargs["k"], json!(2));
     }
     #[test]
     fn integers_beyond_64_bits_survive_decoding_and_encoding() {

@@ -3,13 +3,13 @@
 //! the same changes inside Redis (`scripts.rs`); each names the function here it mirrors, and
 //! the memory broker calls these functions, so that both brokers change envelopes alike.
 
-use serde_json::{Map, Value};
-
 use super::names::{field, header, property};
-use super::{format_time, pyjson, DecodeError};
+use super::{format_time, pyjson, DecodeError, RawJson, RawObject};
 
-/// A stored envelope opened for editing, written back in Python's JSON dialect.
-struct Envelope(Map<String, Value>);
+/// A stored envelope opened for editing: its fields, and those of the sections it edits, stay
+/// in the order and with the values written (a header's big integer stays exact); it is
+/// written back in Python's JSON dialect.
+struct Envelope(RawObject);
 
 impl Envelope {
     /// The envelope in `raw`, or why it is not a JSON object.
@@ -18,25 +18,33 @@ impl Envelope {
     }
 
     /// The `headers` (or `properties`) object.
-    fn section(&mut self, name: &str) -> Result<&mut Map<String, Value>, DecodeError> {
+    fn section(&self, name: &str) -> Result<RawObject, DecodeError> {
         self.0
-            .get_mut(name)
-            .and_then(Value::as_object_mut)
+            .get(name)
+            .and_then(RawJson::to_object)
             .ok_or_else(|| DecodeError::invalid(format!("envelope has no `{name}` object")))
     }
 
-    fn headers(&mut self) -> Result<&mut Map<String, Value>, DecodeError> {
-        self.section(field::HEADERS)
+    /// Changes the `headers` (or `properties`) object with `edit`, in place.
+    fn edit<T>(
+        &mut self,
+        name: &str,
+        edit: impl FnOnce(&mut RawObject) -> T,
+    ) -> Result<T, DecodeError> {
+        let mut section = self.section(name)?;
+        let out = edit(&mut section);
+        self.0.insert(name, section.to_raw());
+        Ok(out)
     }
 
-    fn properties(&mut self) -> Result<&mut Map<String, Value>, DecodeError> {
-        self.section(field::PROPERTIES)
+    fn headers<T>(&mut self, edit: impl FnOnce(&mut RawObject) -> T) -> Result<T, DecodeError> {
+        self.edit(field::HEADERS, edit)
     }
 
     fn set_delivery_tag(&mut self, tag: &str) -> Result<(), DecodeError> {
-        self.properties()?
-            .insert(property::DELIVERY_TAG.to_owned(), tag.into());
-        Ok(())
+        self.edit(field::PROPERTIES, |properties| {
+            properties.set(property::DELIVERY_TAG, tag);
+        })
     }
 
     fn close(&self) -> String {
@@ -44,14 +52,19 @@ impl Envelope {
     }
 }
 
-/// Returns `raw` with header `name` set to `value`, everything else unchanged in meaning.
+/// Returns `raw` with header `name` set to `value`, everything else unchanged.
 ///
 /// # Errors
 ///
 /// When `raw` is not a JSON object with a `headers` object.
-pub(crate) fn with_header(raw: &str, name: &str, value: Value) -> Result<String, DecodeError> {
+pub(crate) fn with_header(
+    raw: &str,
+    name: &str,
+    value: impl Into<RawJson>,
+) -> Result<String, DecodeError> {
     let mut envelope = Envelope::open(raw)?;
-    envelope.headers()?.insert(name.to_owned(), value);
+    let value = value.into();
+    envelope.headers(|headers| headers.insert(name, value))?;
     Ok(envelope.close())
 }
 
@@ -70,10 +83,11 @@ pub(crate) fn retry_envelope(
 ) -> Result<String, DecodeError> {
     let mut envelope = Envelope::open(raw)?;
     let eta = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(eta.max(0.0));
-    let headers = envelope.headers()?;
-    headers.insert(header::RETRIES.to_owned(), retries.into());
-    headers.insert(header::ETA.to_owned(), format_time(eta).into());
-    headers.insert(header::PARENT_ID.to_owned(), task_id.into());
+    envelope.headers(|headers| {
+        headers.set(header::RETRIES, &retries);
+        headers.set(header::ETA, &format_time(eta));
+        headers.set(header::PARENT_ID, task_id);
+    })?;
     envelope.set_delivery_tag(&uuid::Uuid::new_v4().to_string())?;
     Ok(envelope.close())
 }
@@ -99,26 +113,28 @@ pub(crate) struct Recovered {
 /// When `raw` is not a JSON object.
 pub(crate) fn recovered(raw: &str, tag: &str, started: bool) -> Result<Recovered, DecodeError> {
     let mut envelope = Envelope::open(raw)?;
-    if !envelope.0.get(field::HEADERS).is_some_and(Value::is_object) {
-        envelope
-            .0
-            .insert(field::HEADERS.to_owned(), Map::new().into());
+    if envelope.section(field::HEADERS).is_err() {
+        envelope.0.insert(field::HEADERS, RawObject::new().to_raw());
     }
-    let headers = envelope.headers()?;
-    let recoveries = count_up(headers, header::TASKQ_RECOVERIES);
-    if started {
-        count_up(headers, header::TASKQ_CRASHES);
-    }
-    let tag = format!("{tag}.{recoveries}");
-    if let Ok(properties) = envelope.properties() {
-        if let Some(info) = properties
-            .get_mut(property::DELIVERY_INFO)
-            .and_then(Value::as_object_mut)
-        {
-            info.insert(property::REDELIVERED.to_owned(), true.into());
+    let recoveries = envelope.headers(|headers| {
+        let recoveries = count_up(headers, header::TASKQ_RECOVERIES);
+        if started {
+            count_up(headers, header::TASKQ_CRASHES);
         }
-        properties.insert(property::DELIVERY_TAG.to_owned(), tag.clone().into());
-    }
+        recoveries
+    })?;
+    let tag = format!("{tag}.{recoveries}");
+    // An envelope without properties keeps no tag.
+    let _ = envelope.edit(field::PROPERTIES, |properties| {
+        if let Some(mut info) = properties
+            .get(property::DELIVERY_INFO)
+            .and_then(RawJson::to_object)
+        {
+            info.set(property::REDELIVERED, &true);
+            properties.insert(property::DELIVERY_INFO, info.to_raw());
+        }
+        properties.set(property::DELIVERY_TAG, &tag);
+    });
     Ok(Recovered {
         tag,
         raw: envelope.close(),
@@ -126,9 +142,13 @@ pub(crate) fn recovered(raw: &str, tag: &str, started: bool) -> Result<Recovered
 }
 
 /// Adds one to the count in header `name` (absent or not a number: 0) and returns it.
-fn count_up(headers: &mut Map<String, Value>, name: &str) -> u64 {
-    let count = headers.get(name).and_then(Value::as_u64).unwrap_or(0) + 1;
-    headers.insert(name.to_owned(), count.into());
+fn count_up(headers: &mut RawObject, name: &str) -> u64 {
+    let count = headers
+        .get(name)
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
+    headers.set(name, &count);
     count
 }
 
@@ -155,12 +175,12 @@ pub(crate) fn with_delivery_tag(raw: &str, tag: &str) -> Option<String> {
 ///
 /// When `raw` is not JSON.
 pub(crate) fn delivery_tag(raw: &str) -> Result<Option<String>, serde_json::Error> {
-    let envelope: Value = serde_json::from_str(raw)?;
+    let envelope = RawJson::from_text(raw)?;
     Ok(envelope
-        .get(field::PROPERTIES)
-        .and_then(|p| p.get(property::DELIVERY_TAG))
-        .and_then(Value::as_str)
-        .map(str::to_owned))
+        .to_object()
+        .and_then(|e| e.get(field::PROPERTIES).and_then(RawJson::to_object))
+        .and_then(|p| p.get(property::DELIVERY_TAG).map(RawJson::parse::<String>))
+        .and_then(Result::ok))
 }
 
 /// The task id of an envelope too large or too broken to decode, found as the broker's fetch
@@ -217,6 +237,50 @@ mod tests {
     }
 
     #[test]
+    fn edits_keep_the_fields_in_their_order_and_their_values_as_written() {
+        let add = celery_add_message();
+        let changed = with_header(&add, header::TASKQ_RECOVERIES, 3).unwrap();
+        assert_eq!(
+            changed,
+            add.replace(
+                r#""stamps": {}}"#,
+                r#""stamps": {}, "taskq_recoveries": 3}"#
+            )
+        );
+        let big = add.replace(
+            r#""retries": 0"#,
+            r#""retries": 0, "x-big": 100000000000000000000000000001"#,
+        );
+        let tagged = with_delivery_tag(&big, "new-tag").unwrap();
+        assert_eq!(
+            tagged,
+            big.replace("823731d2-bddc-4011-955d-e725266caf6e", "new-tag")
+        );
+        let retried = retry_envelope(&big, 1, 1_800_000_000.0, "p").unwrap();
+        let expected = big
+            .replace(r#""retries": 0"#, r#""retries": 1"#)
+            .replace(
+                r#""eta": null"#,
+                r#""eta": "2027-01-15T08:00:00.000000+00:00""#,
+            )
+            .replace(r#""parent_id": null"#, r#""parent_id": "p""#);
+        let tag = |raw: &str| delivery_tag(raw).unwrap().unwrap();
+        assert_eq!(
+            retried.replace(&tag(&retried), "T"),
+            expected.replace(&tag(&expected), "T")
+        );
+        let back = recovered(&big, "t", true).unwrap().raw;
+        assert!(
+            back.contains(r#""x-big": 100000000000000000000000000001"#),
+            "{back}"
+        );
+        assert!(back.contains(
+            r#""delivery_info": {"exchange": "", "routing_key": "celery", "redelivered": true}"#
+        ));
+        assert!(back.ends_with(r#""stamps": {}, "taskq_recoveries": 1, "taskq_crashes": 1}, "properties": {"correlation_id": "890ebb03-5a96-424e-a471-d215a7f7201c", "reply_to": "82826158-5f96-3278-b94e-818a922c954e", "delivery_mode": 2, "delivery_info": {"exchange": "", "routing_key": "celery", "redelivered": true}, "priority": 0, "body_encoding": "base64", "delivery_tag": "t.1"}}"#), "{back}");
+    }
+
+    #[test]
     fn retry_envelopes_keep_the_call_and_count_the_retry() {
         let raw = NewMessage::new("tasks.add", "id-1")
             .args(vec![1.into()])
@@ -249,7 +313,7 @@ mod tests {
         let msg = TaskMessage::decode(&first.raw).unwrap();
         assert_eq!((msg.recoveries, msg.crashes), (1, 0));
         assert_eq!(msg.delivery_tag, "t.1");
-        let envelope: Value = serde_json::from_str(&first.raw).unwrap();
+        let envelope: serde_json::Value = serde_json::from_str(&first.raw).unwrap();
         assert_eq!(envelope["properties"]["delivery_info"]["redelivered"], true);
 
         let second = recovered(&first.raw, &first.tag, true).unwrap();

@@ -6,10 +6,10 @@ use std::time::SystemTime;
 
 use base64::Engine as _;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
-use super::repr::{args_repr, py_repr, truncate_repr};
-use super::{format_time, pyjson, CONTENT_TYPE_JSON};
+use super::repr::{args_repr, kwargs_repr, truncate_repr};
+use super::{format_time, pyjson, RawJson, RawObject, CONTENT_TYPE_JSON};
 
 /// A task call about to be published.
 ///
@@ -27,10 +27,10 @@ pub struct NewMessage {
     pub task: String,
     /// Task id (the result key suffix).
     pub id: String,
-    /// Positional arguments.
-    pub args: Vec<Value>,
-    /// Keyword arguments.
-    pub kwargs: Map<String, Value>,
+    /// Positional arguments, each as its JSON text.
+    pub args: Vec<RawJson>,
+    /// Keyword arguments, written in this order.
+    pub kwargs: RawObject,
     /// Not before this time.
     pub eta: Option<SystemTime>,
     /// Discard if not started by this time.
@@ -56,7 +56,7 @@ impl NewMessage {
             task: task.into(),
             id: id.into(),
             args: Vec::new(),
-            kwargs: Map::new(),
+            kwargs: RawObject::new(),
             eta: None,
             expires: None,
             time_limit: (None, None),
@@ -68,9 +68,11 @@ impl NewMessage {
         }
     }
 
-    /// Sets the positional arguments.
+    /// Sets the positional arguments from `Value`s. An integer beyond 64 bits in a `Value`
+    /// needs serde_json's `arbitrary_precision` in the application; set
+    /// [`args`](Self::args) to [`RawJson`] values for an exact path without it.
     pub fn args(mut self, args: Vec<Value>) -> Self {
-        self.args = args;
+        self.args = args.iter().map(RawJson::from).collect();
         self
     }
 
@@ -89,7 +91,12 @@ impl NewMessage {
         queue: &str,
         delivery_tag: &str,
     ) -> serde_json::Result<String> {
-        let embed = json!({"callbacks": null, "errbacks": null, "chain": null, "chord": null});
+        let embed = Embed {
+            callbacks: None,
+            errbacks: None,
+            chain: None,
+            chord: None,
+        };
         let body = pyjson::to_string(&(&self.args, &self.kwargs, embed))?;
         let envelope = Envelope {
             body: base64::engine::general_purpose::STANDARD.encode(body),
@@ -109,12 +116,12 @@ impl NewMessage {
                 root_id: self.root_id.as_deref().unwrap_or(&self.id),
                 parent_id: self.parent_id.as_deref(),
                 argsrepr: truncate_repr(args_repr(&self.args)),
-                kwargsrepr: truncate_repr(py_repr(&Value::Object(self.kwargs.clone()))),
+                kwargsrepr: truncate_repr(kwargs_repr(&self.kwargs)),
                 origin: origin(),
                 ignore_result: self.ignore_result,
                 replaced_task_nesting: 0,
                 stamped_headers: None,
-                stamps: Map::new(),
+                stamps: RawObject::new(),
             },
             properties: Properties {
                 correlation_id: &self.id,
@@ -164,7 +171,16 @@ struct Headers<'a> {
     ignore_result: bool,
     replaced_task_nesting: u32,
     stamped_headers: Option<Vec<String>>,
-    stamps: Map<String, Value>,
+    stamps: RawObject,
+}
+
+/// The body's third part: no workflow.
+#[derive(Serialize)]
+struct Embed {
+    callbacks: Option<()>,
+    errbacks: Option<()>,
+    chain: Option<()>,
+    chord: Option<()>,
 }
 
 #[derive(Serialize)]
@@ -202,6 +218,39 @@ mod tests {
 
     use super::*;
     use crate::protocol::decode::tests::celery_add_message;
+    use crate::protocol::TaskMessage;
+
+    #[test]
+    fn arguments_are_written_exactly_and_keyword_arguments_in_order() {
+        let mut msg = NewMessage::new("tasks.big", "id-big");
+        msg.args = vec![
+            RawJson::from(1_000_000_000_000_000_000_000_000_000_000u128),
+            RawJson::from(-12_345_678_901_234_567_890i128),
+        ];
+        msg.kwargs = serde_json::from_str(
+            r#"{"zeta": 340282366920938463463374607431768211455, "alpha": [1]}"#,
+        )
+        .unwrap();
+        let raw = msg.encode("celery").unwrap();
+        let envelope: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(
+            envelope["headers"]["argsrepr"],
+            "(1000000000000000000000000000000, -12345678901234567890)"
+        );
+        assert_eq!(
+            envelope["headers"]["kwargsrepr"],
+            "{'zeta': 340282366920938463463374607431768211455, 'alpha': [1]}"
+        );
+        let decoded = TaskMessage::decode(&raw).unwrap();
+        assert_eq!((decoded.args, decoded.kwargs), (msg.args, msg.kwargs));
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(envelope["body"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            r#"[[1000000000000000000000000000000, -12345678901234567890], {"zeta": 340282366920938463463374607431768211455, "alpha": [1]}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]"#
+        );
+    }
 
     #[test]
     fn encodes_the_same_bytes_as_celery_apart_from_process_fields() {

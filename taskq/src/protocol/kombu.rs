@@ -6,11 +6,16 @@ use serde_json::{Map, Value};
 
 use super::decode::{check_content_type, decode_body, object_field, parse_envelope};
 use super::names::{field, property};
-use super::{pyjson, DecodeError, CONTENT_TYPE_JSON};
+use super::{pyjson, raw_object, DecodeError, RawJson, RawObject, CONTENT_TYPE_JSON};
 use crate::config::DEFAULT_MAX_MESSAGE_SIZE;
 
 /// Any kombu message with a JSON body: remote-control commands and replies (`celery.pidbox`,
 /// `reply.celery.pidbox`) and events (`celeryev`), as they travel on Redis.
+///
+/// Body and headers are `serde_json` values: an object is written in its map's order and an
+/// integer beyond 64 bits is exact only when the application enables serde_json's
+/// `preserve_order` and `arbitrary_precision`. taskq's own events and replies are written
+/// in Celery's order without them.
 ///
 /// ```
 /// use serde_json::json;
@@ -81,36 +86,15 @@ impl KombuMessage {
     /// assert!(raw.contains(r#""delivery_info": {"exchange": "celery.pidbox", "routing_key": ""}"#));
     /// ```
     pub fn encode(&self) -> serde_json::Result<String> {
-        let body = pyjson::to_string(&self.body)?;
-        let properties = object([
-            (property::DELIVERY_MODE, self.delivery_mode.into()),
-            (
-                property::DELIVERY_INFO,
-                object([
-                    (property::EXCHANGE, self.exchange.clone().into()),
-                    (property::ROUTING_KEY, self.routing_key.clone().into()),
-                ]),
-            ),
-            (property::PRIORITY, 0.into()),
-            (property::BODY_ENCODING, "base64".into()),
-            (
-                property::DELIVERY_TAG,
-                uuid::Uuid::new_v4().to_string().into(),
-            ),
-        ]);
-        let envelope = object([
-            (
-                field::BODY,
-                base64::engine::general_purpose::STANDARD
-                    .encode(body)
-                    .into(),
-            ),
-            (field::CONTENT_ENCODING, "utf-8".into()),
-            (field::CONTENT_TYPE, CONTENT_TYPE_JSON.into()),
-            (field::HEADERS, Value::Object(self.headers.clone())),
-            (field::PROPERTIES, properties),
-        ]);
-        pyjson::to_string(&envelope)
+        let body = RawJson::from_serialize(&self.body)?;
+        let headers = RawObject::from(self.headers.clone());
+        Ok(encode_message(
+            &self.exchange,
+            &self.routing_key,
+            &body,
+            &headers,
+            self.delivery_mode,
+        ))
     }
 
     /// Decodes an envelope with a JSON body.
@@ -123,7 +107,7 @@ impl KombuMessage {
     /// assert!(taskq::protocol::KombuMessage::decode("{}").is_err());
     /// ```
     pub fn decode(raw: &str) -> Result<Self, DecodeError> {
-        let envelope = parse_envelope(raw)?;
+        let envelope = parse_envelope(raw)?.to_map();
         let envelope = &envelope;
         let headers = envelope
             .get(field::HEADERS)
@@ -132,7 +116,9 @@ impl KombuMessage {
             .unwrap_or_default();
         let properties = object_field(envelope, field::PROPERTIES).map_err(DecodeError::invalid)?;
         check_content_type(envelope)?;
-        let body = decode_body(envelope, &headers, properties, DEFAULT_MAX_MESSAGE_SIZE)?;
+        let body = decode_body(envelope, &headers, properties, DEFAULT_MAX_MESSAGE_SIZE)?
+            .to_value()
+            .map_err(|e| DecodeError::undecodable(format!("body is not JSON: {e}")))?;
         let info = properties.get(property::DELIVERY_INFO);
         let text = |name: &str| {
             info.and_then(|i| i.get(name))
@@ -153,12 +139,53 @@ impl KombuMessage {
     }
 }
 
-/// A JSON object of `entries`, in their order (kombu's, which Python's `json.dumps` keeps).
-fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
-    Value::Object(
-        entries
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value))
-            .collect(),
-    )
+/// The envelope of a kombu message with `body` and `headers`, as kombu writes it: base64 JSON
+/// body, a fresh delivery tag, every object in the order given.
+pub(crate) fn encode_message(
+    exchange: &str,
+    routing_key: &str,
+    body: &RawJson,
+    headers: &RawObject,
+    delivery_mode: u8,
+) -> String {
+    let body = pyjson::to_string(body).expect("JSON text serializes");
+    let envelope = raw_object! {
+        field::BODY => base64::engine::general_purpose::STANDARD.encode(body),
+        field::CONTENT_ENCODING => "utf-8",
+        field::CONTENT_TYPE => CONTENT_TYPE_JSON,
+        field::HEADERS => headers,
+        field::PROPERTIES => raw_object! {
+            property::DELIVERY_MODE => delivery_mode,
+            property::DELIVERY_INFO => raw_object! {
+                property::EXCHANGE => exchange,
+                property::ROUTING_KEY => routing_key,
+            },
+            property::PRIORITY => 0,
+            property::BODY_ENCODING => "base64",
+            property::DELIVERY_TAG => uuid::Uuid::new_v4().to_string(),
+        },
+    };
+    pyjson::to_string(&envelope).expect("JSON text serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_are_written_in_kombus_order() {
+        let raw = encode_message(
+            "celeryev",
+            "task.multi",
+            &RawJson::from_text(r#"[{"type": "task-sent", "n": 100000000000000000000000}]"#)
+                .unwrap(),
+            &raw_object! {"hostname" => "taskq@h"},
+            1,
+        );
+        let tag = raw.rsplit_once(r#""delivery_tag": ""#).unwrap().1;
+        assert_eq!(
+            raw.replace(tag, "T\"}}"),
+            r#"{"body": "W3sidHlwZSI6ICJ0YXNrLXNlbnQiLCAibiI6IDEwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMH1d", "content-encoding": "utf-8", "content-type": "application/json", "headers": {"hostname": "taskq@h"}, "properties": {"delivery_mode": 1, "delivery_info": {"exchange": "celeryev", "routing_key": "task.multi"}, "priority": 0, "body_encoding": "base64", "delivery_tag": "T"}}"#
+        );
+    }
 }

@@ -21,6 +21,7 @@
 //! | [`KombuMessage`] (`kombu.rs`) | remote-control commands, replies and events |
 //! | [`ResultMeta`] (`result_meta.rs`) | the record under `celery-task-meta-<id>` |
 //! | [`pyjson`], `time.rs`, `repr.rs` | Python's `json.dumps`, `isoformat` and `repr` |
+//! | [`RawJson`], [`RawObject`] (`json.rs`) | JSON kept as written: exact numbers, keys in order |
 //!
 //! The broker's Lua scripts (`scripts.rs`) read and edit envelopes inside Redis, where this
 //! module cannot run; each of them names the function here whose rule it mirrors, and the
@@ -31,7 +32,8 @@ mod decode;
 pub(crate) mod edit;
 mod encode;
 mod error;
-mod kombu;
+mod json;
+pub(crate) mod kombu;
 pub mod names;
 pub mod pyjson;
 mod repr;
@@ -41,9 +43,11 @@ mod time;
 pub use decode::TaskMessage;
 pub use encode::NewMessage;
 pub use error::{DecodeError, DecodeErrorKind};
+pub use json::{RawJson, RawObject};
 pub use kombu::KombuMessage;
 pub use names::CONTENT_TYPE_JSON;
 pub use result_meta::ResultMeta;
 
-pub(crate) use repr::{args_repr, py_repr};
+pub(crate) use json::{raw_object, without_position, Tree};
+pub(crate) use repr::{args_repr, kwargs_repr, py_repr, str_repr};
 pub(crate) use time::{format_datetime, format_time, parse_time};

@@ -12,6 +12,8 @@ use serde::Serialize;
 use serde_json::ser::Formatter;
 use serde_json::Value;
 
+use super::RawJson;
+
 /// Serializes `value` as Python's `json.dumps` would.
 ///
 /// ```
@@ -71,16 +73,16 @@ impl Formatter for PythonFormatter {
     }
 }
 
-/// Parses JSON text as Python writes it: also accepts the `NaN`, `Infinity` and `-Infinity`
-/// that `json.dumps` emits for such floats. Infinities become `±1e999` (which decode as
-/// `f64::INFINITY` and keep their text), and `NaN`, which no JSON number can hold, becomes
-/// `null`.
+/// Parses JSON text as Python writes it into a `serde_json::Value`: also accepts the `NaN`,
+/// `Infinity` and `-Infinity` that `json.dumps` emits for such floats. `NaN`, which no JSON
+/// number can hold, becomes `null`. Infinities become `±1e999`, which a `Value` holds (and
+/// which then decode as `f64::INFINITY`) only when the application enables serde_json's
+/// `arbitrary_precision`; without it they are refused as out of range, as are integers
+/// beyond 64 bits read as `f64`. [`raw_from_str`] keeps every number exactly, without it.
 ///
 /// ```
-/// let v = taskq::pyjson::from_str(r#"[1.5, Infinity, -Infinity, NaN, "NaN"]"#).unwrap();
-/// let inf: f64 = serde_json::from_value(v[1].clone()).unwrap();
-/// assert!(inf.is_infinite() && inf > 0.0);
-/// assert_eq!((v[3].clone(), v[4].clone()), (serde_json::Value::Null, "NaN".into()));
+/// let v = taskq::pyjson::from_str(r#"[1.5, NaN, "NaN"]"#).unwrap();
+/// assert_eq!(v, serde_json::json!([1.5, null, "NaN"]));
 /// ```
 ///
 /// # Errors
@@ -96,16 +98,40 @@ pub fn from_str(text: &str) -> serde_json::Result<Value> {
     }
 }
 
-/// Parses a task body as Python writes it, like [`from_str`], but refuses `NaN` instead of
-/// turning it into `null`: an argument must not silently change value. Python's `json`
-/// (and so Celery) accepts `NaN`, but no JSON number, and so no `serde_json::Value` and no
-/// task argument decoded from one, can hold it. Infinities pass, as in [`from_str`].
+/// Parses JSON text as Python writes it, like [`from_str`], into a [`RawJson`] that keeps
+/// every number exactly as written (a `u128` reads back exactly) and objects in their order.
+/// Infinities are kept as `±1e999`, which [`RawJson::parse`] reads as `f64::INFINITY`.
+///
+/// ```
+/// let v = taskq::pyjson::raw_from_str(r#"[1.5, Infinity, -Infinity, NaN, "NaN", 100000000000000000000000]"#).unwrap();
+/// let (_, inf, neg, nan, text, big): (f64, f64, f64, Option<f64>, String, u128) = v.parse().unwrap();
+/// assert!(inf.is_infinite() && inf > 0.0 && neg.is_infinite() && neg < 0.0);
+/// assert_eq!((nan, text.as_str(), big), (None, "NaN", 100_000_000_000_000_000_000_000));
+/// ```
+///
+/// # Errors
+///
+/// When the text is not JSON even with those literals allowed.
+pub fn raw_from_str(text: &str) -> serde_json::Result<RawJson> {
+    match RawJson::from_text(text) {
+        Ok(value) => Ok(value),
+        Err(error) => match replace_python_literals(text) {
+            Some((fixed, _)) => RawJson::from_text(&fixed),
+            None => Err(error),
+        },
+    }
+}
+
+/// Parses a task body as Python writes it, like [`raw_from_str`], but refuses `NaN` instead
+/// of turning it into `null`: an argument must not silently change value. Python's `json`
+/// (and so Celery) accepts `NaN`, but no JSON number, and so no task argument decoded from
+/// one, can hold it. Infinities pass, as in [`raw_from_str`].
 ///
 /// # Errors
 ///
 /// The reason, when the text is not JSON or holds a `NaN`.
-pub(crate) fn from_str_refusing_nan(text: &str) -> Result<Value, String> {
-    let error = match serde_json::from_str(text) {
+pub(crate) fn from_str_refusing_nan(text: &str) -> Result<RawJson, String> {
+    let error = match RawJson::from_text(text) {
         Ok(value) => return Ok(value),
         Err(error) => error,
     };
@@ -113,7 +139,7 @@ pub(crate) fn from_str_refusing_nan(text: &str) -> Result<Value, String> {
         Some((_, true)) => Err("it holds a NaN, which taskq cannot pass to a task: JSON \
                                 numbers cannot hold NaN (send None or a string instead)"
             .to_owned()),
-        Some((fixed, false)) => serde_json::from_str(&fixed).map_err(|e| e.to_string()),
+        Some((fixed, false)) => RawJson::from_text(&fixed).map_err(|e| e.to_string()),
         None => Err(error.to_string()),
     }
 }
@@ -161,7 +187,8 @@ fn item_separator<W: ?Sized + io::Write>(w: &mut W, first: bool) -> io::Result<(
     }
 }
 
-/// Replaces kombu's tagged values by their plain JSON form, recursively:
+/// Replaces kombu's tagged values by their plain JSON form, recursively (taskq does the same
+/// on the exact text of arguments and results, before a task or `AsyncResult::get` reads them):
 /// `datetime`, `date`, `time`, `decimal` and `bytes` become their string value, `uuid` the
 /// canonical hyphenated string, and `base64` stays the base64 text.
 ///
@@ -214,7 +241,8 @@ mod tests {
 
     #[test]
     fn separators_match_python() {
-        let v = json!({"args": [2, 3], "kwargs": {}, "embed": {"callbacks": null, "chain": null}});
+        let v = crate::protocol::raw_object! {"args" => [2, 3], "kwargs" => json!({}),
+        "embed" => crate::protocol::raw_object! {"callbacks" => (), "chain" => ()}};
         assert_eq!(
             to_string(&v).unwrap(),
             r#"{"args": [2, 3], "kwargs": {}, "embed": {"callbacks": null, "chain": null}}"#
@@ -232,14 +260,25 @@ mod tests {
 
     #[test]
     fn python_float_literals_parse_outside_strings_only() {
-        let v =
-            from_str(r#"{"a": NaN, "b": [-Infinity], "c": "Infinity \"NaN\"", "d": 2}"#).unwrap();
-        assert_eq!(v["a"], Value::Null);
-        let neg: f64 = serde_json::from_value(v["b"][0].clone()).unwrap();
-        assert_eq!(neg, f64::NEG_INFINITY);
-        assert_eq!(v["c"], r#"Infinity "NaN""#);
-        assert_eq!(v["d"], 2);
+        #[derive(serde::Deserialize)]
+        struct Literals {
+            a: Option<f64>,
+            b: Vec<f64>,
+            c: String,
+            d: u8,
+        }
+        let v: Literals =
+            raw_from_str(r#"{"a": NaN, "b": [-Infinity], "c": "Infinity \"NaN\"", "d": 2}"#)
+                .unwrap()
+                .parse()
+                .unwrap();
+        assert_eq!(v.a, None);
+        assert_eq!(v.b[0], f64::NEG_INFINITY);
+        assert_eq!(v.c, r#"Infinity "NaN""#);
+        assert_eq!(v.d, 2);
         assert!(from_str("{nope}").is_err());
+        assert!(raw_from_str("{nope}").is_err());
+        assert_eq!(from_str("[NaN, 1]").unwrap(), json!([null, 1]));
     }
 
     #[test]
@@ -247,8 +286,8 @@ mod tests {
         let err = from_str_refusing_nan("[[1.5, NaN], {}, null]").unwrap_err();
         assert!(err.contains("NaN"), "{err}");
         let v = from_str_refusing_nan(r#"[[Infinity, "NaN"], {}, null]"#).unwrap();
-        let inf: f64 = serde_json::from_value(v[0][0].clone()).unwrap();
-        assert_eq!((inf, v[0][1].clone()), (f64::INFINITY, Value::from("NaN")));
+        let ((inf, text), _, _): ((f64, String), Value, Value) = v.parse().unwrap();
+        assert_eq!((inf, text.as_str()), (f64::INFINITY, "NaN"));
         assert!(from_str_refusing_nan("[nope").is_err());
     }
 

@@ -1,7 +1,7 @@
 //! Python's `repr()` of JSON values, for the `argsrepr`/`kwargsrepr` headers, events and
 //! failure messages that monitors such as Flower show.
 
-use serde_json::Value;
+use super::{RawJson, RawObject, Tree};
 
 /// The longest `argsrepr`/`kwargsrepr` header, in characters, as Celery's
 /// `argsrepr_maxsize`/`kwargsrepr_maxsize`: the reprs are for logs and monitors, and a
@@ -18,7 +18,7 @@ pub(super) fn truncate_repr(mut repr: String) -> String {
 }
 
 /// Python's `repr()` of the argument tuple, for logs and monitors: `(2, 3)`, `('a',)`.
-pub(crate) fn args_repr(args: &[Value]) -> String {
+pub(crate) fn args_repr(args: &[RawJson]) -> String {
     let items: Vec<String> = args.iter().map(py_repr).collect();
     match items.len() {
         1 => format!("({},)", items[0]),
@@ -26,22 +26,44 @@ pub(crate) fn args_repr(args: &[Value]) -> String {
     }
 }
 
-/// Python's `repr()` of a JSON value.
-pub(crate) fn py_repr(value: &Value) -> String {
-    match value {
-        Value::Null => "None".to_owned(),
-        Value::Bool(true) => "True".to_owned(),
-        Value::Bool(false) => "False".to_owned(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
-        Value::Array(items) => format!(
+/// Python's `repr()` of the keyword arguments, in the order they were sent: `{'b': 1, 'a': 2}`.
+pub(crate) fn kwargs_repr(kwargs: &RawObject) -> String {
+    let entries: Vec<String> = kwargs
+        .iter()
+        .map(|(k, v)| format!("'{}': {}", k, py_repr(v)))
+        .collect();
+    format!("{{{}}}", entries.join(", "))
+}
+
+/// Python's `repr()` of a JSON value: numbers as written, objects in their order.
+pub(crate) fn py_repr(value: &RawJson) -> String {
+    match value.tree() {
+        Ok(tree) => tree_repr(&tree),
+        Err(_) => value.to_string(),
+    }
+}
+
+/// Python's `repr()` of a string.
+pub(crate) fn str_repr(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+fn tree_repr(tree: &Tree<'_>) -> String {
+    match tree {
+        Tree::Null => "None".to_owned(),
+        Tree::Bool(true) => "True".to_owned(),
+        Tree::Bool(false) => "False".to_owned(),
+        Tree::Number(n) => n.get().to_owned(),
+        Tree::String(s) => str_repr(s),
+        Tree::Array(items) => format!(
             "[{}]",
-            items.iter().map(py_repr).collect::<Vec<_>>().join(", ")
+            items.iter().map(tree_repr).collect::<Vec<_>>().join(", ")
         ),
-        Value::Object(map) => format!(
+        Tree::Object(entries) => format!(
             "{{{}}}",
-            map.iter()
-                .map(|(k, v)| format!("'{}': {}", k, py_repr(v)))
+            entries
+                .iter()
+                .map(|(k, v)| format!("'{}': {}", k, tree_repr(v)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -58,7 +80,8 @@ mod tests {
     #[test]
     fn long_reprs_are_cut_like_celerys_maxsize() {
         let msg = NewMessage::new("tasks.len", "id-1").args(vec!["é".repeat(5000).into()]);
-        let encoded: Value = serde_json::from_str(&msg.encode("celery").unwrap()).unwrap();
+        let encoded: serde_json::Value =
+            serde_json::from_str(&msg.encode("celery").unwrap()).unwrap();
         let argsrepr = encoded["headers"]["argsrepr"].as_str().unwrap();
         assert_eq!(argsrepr.chars().count(), REPR_MAX_CHARS + 3);
         assert!(argsrepr.starts_with("('éé") && argsrepr.ends_with("é..."));
@@ -66,12 +89,25 @@ mod tests {
     }
     #[test]
     fn reprs_look_like_python() {
-        assert_eq!(args_repr(&[json!(42)]), "(42,)");
+        let raw = |v: serde_json::Value| RawJson::from(v);
+        assert_eq!(args_repr(&[raw(json!(42))]), "(42,)");
         assert_eq!(
-            args_repr(&[json!("it's"), json!(null), json!(true)]),
+            args_repr(&[raw(json!("it's")), raw(json!(null)), raw(json!(true))]),
             r#"('it\'s', None, True)"#
         );
-        assert_eq!(py_repr(&json!({"a": [1]})), "{'a': [1]}");
+        assert_eq!(py_repr(&raw(json!({"a": [1]}))), "{'a': [1]}");
         assert_eq!(args_repr(&[]), "()");
+    }
+    #[test]
+    fn reprs_keep_big_integers_and_the_order_sent() {
+        let kwargs: RawObject = serde_json::from_str(
+            r#"{"zeta": 100000000000000000000000, "alpha": {"y": 1.5, "x": "a\\b"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            kwargs_repr(&kwargs),
+            r#"{'zeta': 100000000000000000000000, 'alpha': {'y': 1.5, 'x': 'a\\b'}}"#
+        );
+        assert_eq!(kwargs_repr(&RawObject::new()), "{}");
     }
 }

@@ -2,14 +2,16 @@
 
 use chrono::Utc;
 use serde::Serialize;
-use serde_json::Value;
 
-use super::{format_datetime, pyjson};
+use super::{format_datetime, pyjson, raw_object, RawJson};
 use crate::failure::TaskFailure;
 use crate::state::TaskState;
 
 /// One result record, in the layout Celery's Redis backend writes:
 /// `{"status", "result", "traceback", "children", "date_done", ["parent_id",] "task_id"}`.
+///
+/// The result and `children` are kept as the exact JSON text ([`RawJson`]): a Python big
+/// integer reads back exactly (as a `u128`, say), and objects keep their order.
 ///
 /// ```
 /// use taskq::state::ResultMeta;
@@ -26,11 +28,11 @@ pub struct ResultMeta {
     pub status: TaskState,
     /// The return value (SUCCESS), an exception object (FAILURE, RETRY, REVOKED), or the
     /// meta of other states.
-    pub result: Value,
+    pub result: RawJson,
     /// Traceback text of a failure.
     pub traceback: Option<String>,
     /// Results of tasks this task sent (kept as stored).
-    pub children: Value,
+    pub children: RawJson,
     /// When the task finished (ISO-8601), for ready states.
     pub date_done: Option<String>,
     /// Parent task id, if the task was sent by another task.
@@ -44,9 +46,9 @@ pub struct ResultMeta {
 #[derive(Serialize)]
 struct MetaOut<'a> {
     status: &'a str,
-    result: &'a Value,
+    result: &'a RawJson,
     traceback: Option<&'a str>,
-    children: &'a Value,
+    children: &'a RawJson,
     date_done: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     group_id: Option<&'a str>,
@@ -56,13 +58,13 @@ struct MetaOut<'a> {
 }
 
 impl ResultMeta {
-    fn new(task_id: &str, status: TaskState, result: Value) -> Self {
+    fn new(task_id: &str, status: TaskState, result: RawJson) -> Self {
         let date_done = status.is_ready().then(|| format_datetime(Utc::now()));
         Self {
             status,
             result,
             traceback: None,
-            children: Value::Array(Vec::new()),
+            children: RawJson::from_serialize(&[(); 0]).expect("[] serializes"),
             date_done,
             parent_id: None,
             group_id: None,
@@ -70,15 +72,19 @@ impl ResultMeta {
         }
     }
 
-    /// A SUCCESS record with the return value.
+    /// A SUCCESS record with the return value: a [`RawJson`] (exact), or anything that
+    /// converts into one, such as a `serde_json::Value` (whose integers beyond 64 bits are
+    /// exact only with serde_json's `arbitrary_precision` in the application).
     ///
     /// ```
     /// use taskq::state::ResultMeta;
     ///
-    /// assert_eq!(ResultMeta::success("id", 5.into()).status, taskq::TaskState::Success);
+    /// assert_eq!(ResultMeta::success("id", 5).status, taskq::TaskState::Success);
+    /// let big = ResultMeta::success("id", u128::MAX);
+    /// assert_eq!(big.result.parse::<u128>().unwrap(), u128::MAX);
     /// ```
-    pub fn success(task_id: &str, result: Value) -> Self {
-        Self::new(task_id, TaskState::Success, result)
+    pub fn success(task_id: &str, result: impl Into<RawJson>) -> Self {
+        Self::new(task_id, TaskState::Success, result.into())
     }
 
     /// A FAILURE record (or REVOKED, for revoke failures) with the exception and traceback.
@@ -121,8 +127,8 @@ impl ResultMeta {
     /// assert!(ResultMeta::started("id", "taskq@host").date_done.is_none());
     /// ```
     pub fn started(task_id: &str, hostname: &str) -> Self {
-        let result = serde_json::json!({"pid": std::process::id(), "hostname": hostname});
-        Self::new(task_id, TaskState::Started, result)
+        let result = raw_object! {"pid" => std::process::id(), "hostname" => hostname};
+        Self::new(task_id, TaskState::Started, result.to_raw())
     }
 
     /// A record of any state, with `meta` as its result (Celery's `update_state`).
@@ -133,8 +139,8 @@ impl ResultMeta {
     /// let meta = ResultMeta::custom("id", "PROGRESS".into(), serde_json::json!({"done": 3}));
     /// assert_eq!(meta.status.as_str(), "PROGRESS");
     /// ```
-    pub fn custom(task_id: &str, state: TaskState, meta: Value) -> Self {
-        Self::new(task_id, state, meta)
+    pub fn custom(task_id: &str, state: TaskState, meta: impl Into<RawJson>) -> Self {
+        Self::new(task_id, state, meta.into())
     }
 
     /// Sets the parent task id.
@@ -142,7 +148,7 @@ impl ResultMeta {
     /// ```
     /// use taskq::state::ResultMeta;
     ///
-    /// let meta = ResultMeta::success("id", 1.into()).with_parent(Some("parent-id".into()));
+    /// let meta = ResultMeta::success("id", 1).with_parent(Some("parent-id".into()));
     /// assert!(meta.to_json().contains(r#""parent_id": "parent-id""#));
     /// ```
     pub fn with_parent(mut self, parent_id: Option<String>) -> Self {
@@ -155,7 +161,7 @@ impl ResultMeta {
     /// ```
     /// use taskq::state::ResultMeta;
     ///
-    /// let meta = ResultMeta::success("id", 1.into()).with_group(Some("g1".into()));
+    /// let meta = ResultMeta::success("id", 1).with_group(Some("g1".into()));
     /// assert!(meta.to_json().contains(r#""group_id": "g1""#));
     /// ```
     pub fn with_group(mut self, group_id: Option<String>) -> Self {
@@ -182,7 +188,7 @@ impl ResultMeta {
     /// ```
     /// use taskq::state::ResultMeta;
     ///
-    /// assert!(ResultMeta::success("id", 5.into()).to_json().starts_with(r#"{"status": "SUCCESS", "result": 5"#));
+    /// assert!(ResultMeta::success("id", 5).to_json().starts_with(r#"{"status": "SUCCESS", "result": 5"#));
     /// ```
     pub fn to_json(&self) -> String {
         let out = MetaOut {
@@ -209,39 +215,42 @@ impl ResultMeta {
     /// use taskq::state::ResultMeta;
     ///
     /// let meta = ResultMeta::from_json(r#"{"status": "SUCCESS", "result": 42, "task_id": "x"}"#)?;
-    /// assert_eq!(meta.result, 42);
+    /// assert_eq!(meta.result, serde_json::json!(42));
+    /// let big = ResultMeta::from_json(r#"{"status": "SUCCESS", "result": 100000000000000000000000000001}"#)?;
+    /// assert_eq!(big.result.parse::<u128>()?, 100000000000000000000000000001);
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn from_json(text: &str) -> crate::Result<Self> {
-        let value: Value =
-            pyjson::from_str(text).map_err(|e| crate::Error::malformed("result", e.to_string()))?;
-        let Value::Object(mut map) = value else {
+        let value = pyjson::raw_from_str(text)
+            .map_err(|e| crate::Error::malformed("result", e.to_string()))?;
+        let Some(mut map) = value.to_object() else {
             return Err(crate::Error::malformed("result", "not a JSON object"));
         };
-        let status = match map.get("status") {
-            Some(Value::String(s)) => TaskState::from(s.as_str()),
+        let status = match map.get("status").map(RawJson::parse::<String>) {
+            Some(Ok(s)) => TaskState::from(s.as_str()),
             _ => return Err(crate::Error::malformed("result", "no string `status`")),
         };
-        let mut take_text = |name: &str| match map.remove(name) {
-            Some(Value::String(s)) => Some(s),
-            _ => None,
-        };
+        let mut take_text = |name: &str| map.remove(name).and_then(|v| v.parse::<String>().ok());
         Ok(Self {
             traceback: take_text("traceback"),
             date_done: take_text("date_done"),
             parent_id: take_text("parent_id"),
             group_id: take_text("group_id"),
             task_id: take_text("task_id").unwrap_or_default(),
-            result: pyjson::untag(map.remove("result").unwrap_or(Value::Null)),
-            children: map.remove("children").unwrap_or(Value::Array(Vec::new())),
+            result: map
+                .remove("result")
+                .map_or_else(RawJson::null, RawJson::untagged),
+            children: map
+                .remove("children")
+                .unwrap_or_else(|| RawJson::from_serialize(&[(); 0]).expect("[] serializes")),
             status,
         })
     }
 
     /// The state of a task whose record is absent.
     pub(crate) fn pending(task_id: &str) -> Self {
-        let mut meta = Self::new(task_id, TaskState::Pending, Value::Null);
-        meta.children = Value::Null;
+        let mut meta = Self::new(task_id, TaskState::Pending, RawJson::null());
+        meta.children = RawJson::null();
         meta
     }
 }
@@ -249,7 +258,29 @@ impl ResultMeta {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn records_keep_big_integers_and_the_order_written() {
+        let python = r#"{"status": "SUCCESS", "result": {"z": 340282366920938463463374607431768211455, "a": [-12345678901234567890, Infinity]}, "traceback": null, "children": [], "date_done": "2026-11-21T04:47:50.848476+00:00", "task_id": "b5"}"#;
+        let meta = ResultMeta::from_json(python).unwrap();
+        assert_eq!(meta.to_json(), python.replace("Infinity", "1e999"));
+        #[derive(serde::Deserialize)]
+        struct Out {
+            z: u128,
+            a: (i128, f64),
+        }
+        let out: Out = meta.result.parse().unwrap();
+        assert_eq!(
+            (out.z, out.a),
+            (u128::MAX, (-12_345_678_901_234_567_890, f64::INFINITY))
+        );
+        let started = ResultMeta::started("x", "host").to_json();
+        assert!(started.contains(&format!(
+            r#""result": {{"pid": {}, "hostname": "host"}}"#,
+            std::process::id()
+        )));
+    }
 
     #[test]
     fn failure_records_have_celery_shape() {

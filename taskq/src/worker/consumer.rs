@@ -407,11 +407,7 @@ async fn unknown_task(
 ) {
     let attempt = message.unknown_attempts;
     if attempt < shared.config().unknown_task_retries {
-        let marked = with_header(
-            &delivery.raw,
-            header::TASKQ_UNKNOWN_ATTEMPTS,
-            (attempt + 1).into(),
-        );
+        let marked = with_header(&delivery.raw, header::TASKQ_UNKNOWN_ATTEMPTS, attempt + 1);
         if let Ok(raw) = marked {
             let delay = f64::from(1u32 << attempt.min(10));
             tracing::warn!(

@@ -16,14 +16,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::part::{Loop, Part};
 use super::{revoked, Shared};
 use crate::backoff::Backoff;
 use crate::broker::Subscription;
-use crate::protocol::KombuMessage;
+use crate::protocol::kombu::encode_message;
+use crate::protocol::{raw_object, KombuMessage, RawJson, RawObject};
 use crate::registry;
 
 /// The mailbox exchange (Celery's `control_exchange` `celery` + `.pidbox`).
@@ -127,33 +128,38 @@ fn addressed_to(body: &Value, hostname: &str) -> bool {
     }
 }
 
-/// The reply of this worker to the remote-control command `method`.
-async fn answer(shared: &Shared, method: &str, arguments: &Value) -> Value {
+/// The reply of this worker to the remote-control command `method`, its objects in Celery's
+/// order.
+async fn answer(shared: &Shared, method: &str, arguments: &Value) -> RawJson {
     match method {
         "ping" => match shared.health.problem() {
-            None => json!({"ok": "pong"}),
-            Some(problem) => json!({"error": problem}),
+            None => raw_object! {"ok" => "pong"}.to_raw(),
+            Some(problem) => raw_object! {"error" => problem}.to_raw(),
         },
-        "registered" => json!(registry::all().iter().map(|e| e.name).collect::<Vec<_>>()),
-        "active" => json!(shared.running_tasks.active(&shared.settings.hostname)),
-        "stats" => stats(shared),
-        "revoke" => revoke(shared, arguments).await,
-        "revoked" => json!(shared.revoked.ids()),
+        "registered" => reply(&registry::all().iter().map(|e| e.name).collect::<Vec<_>>()),
+        "active" => reply(&shared.running_tasks.active(&shared.settings.hostname)),
+        "stats" => stats(shared).to_raw(),
+        "revoke" => revoke(shared, arguments).await.to_raw(),
+        "revoked" => reply(&shared.revoked.ids()),
         "hello" => hello(shared, arguments).await,
-        "scheduled" | "reserved" => json!([]),
-        "active_queues" => active_queues(shared),
-        "conf" => json!({}),
-        "clock" => json!({"clock": shared.tick()}),
-        "enable_events" => toggle_events(shared, true),
-        "disable_events" => toggle_events(shared, false),
-        other => json!({"error": format!("No such command: {other}")}),
+        "scheduled" | "reserved" => reply(&[(); 0]),
+        "active_queues" => reply(&active_queues(shared)),
+        "conf" => RawObject::new().to_raw(),
+        "clock" => raw_object! {"clock" => shared.tick()}.to_raw(),
+        "enable_events" => toggle_events(shared, true).to_raw(),
+        "disable_events" => toggle_events(shared, false).to_raw(),
+        other => raw_object! {"error" => format!("No such command: {other}")}.to_raw(),
     }
 }
 
+/// A reply of any serializable type, as JSON text.
+fn reply<T: serde::Serialize + ?Sized>(value: &T) -> RawJson {
+    RawJson::from_serialize(value).expect("a reply serializes")
+}
 /// Remembers the ids as revoked (they are discarded when fetched) and, with `terminate`,
 /// aborts those running now; they end REVOKED "terminated". The ids are recorded in the
 /// broker too, so that workers not listening now honour them as well (see [`crate::revoke`]).
-async fn revoke(shared: &Shared, arguments: &Value) -> Value {
+async fn revoke(shared: &Shared, arguments: &Value) -> RawObject {
     let ids: Vec<String> = match arguments.get("task_id") {
         Some(Value::String(id)) => vec![id.clone()],
         Some(Value::Array(ids)) => ids
@@ -161,7 +167,7 @@ async fn revoke(shared: &Shared, arguments: &Value) -> Value {
             .filter_map(Value::as_str)
             .map(str::to_owned)
             .collect(),
-        _ => return json!({"error": "revoke needs task_id"}),
+        _ => return raw_object! {"error" => "revoke needs task_id"},
     };
     let terminate = arguments.get("terminate").and_then(Value::as_bool) == Some(true);
     for id in &ids {
@@ -172,17 +178,17 @@ async fn revoke(shared: &Shared, arguments: &Value) -> Value {
     }
     tracing::info!(ids = ?ids, terminate, "tasks flagged as revoked");
     revoked::record_in_broker(shared, &ids).await;
-    json!({"ok": format!("tasks {} flagged as revoked", ids.join(", "))})
+    raw_object! {"ok" => format!("tasks {} flagged as revoked", ids.join(", "))}
 }
 
 /// Celery's mingle: a Python worker starting up sends its revoked ids to every node and
 /// takes theirs (and the clock) from the replies. Keep its ids, in the broker too, and answer
 /// with ours as a list, what Celery 5.7 sends and every Celery 5 line's `LimitedSet.update`
 /// accepts. A node's own `hello` gets no answer, as in Celery.
-async fn hello(shared: &Shared, arguments: &Value) -> Value {
+async fn hello(shared: &Shared, arguments: &Value) -> RawJson {
     let from = arguments.get("from_node").and_then(Value::as_str);
     if from == Some(shared.settings.hostname.as_str()) {
-        return Value::Null;
+        return RawJson::null();
     }
     let theirs = mingled_ids(arguments.get("revoked"));
     if !theirs.is_empty() {
@@ -195,7 +201,7 @@ async fn hello(shared: &Shared, arguments: &Value) -> Value {
         node = from.unwrap_or("?"),
         "mingle: sync with a starting node"
     );
-    json!({"revoked": shared.revoked.ids(), "clock": shared.tick()})
+    raw_object! {"revoked" => shared.revoked.ids(), "clock" => shared.tick()}.to_raw()
 }
 
 /// The ids of a mingle `revoked` value: a list of ids (Celery 5.7) or `LimitedSet._data`, an
@@ -212,31 +218,31 @@ fn mingled_ids(revoked: Option<&Value>) -> Vec<String> {
     }
 }
 
-fn stats(shared: &Shared) -> Value {
+fn stats(shared: &Shared) -> RawObject {
     let config = shared.config();
-    json!({
-        "total": shared.running_tasks.totals(),
-        "pid": std::process::id(),
-        "clock": shared.tick().to_string(),
-        "uptime": shared.started.elapsed().as_secs(),
-        "pool": {
-            "implementation": "taskq:tokio",
-            "max-concurrency": config.concurrency,
-            "processes": [std::process::id()],
-            "max-tasks-per-child": "N/A",
-            "put-guarded-by-semaphore": false,
-            "timeouts": [0, 0],
+    raw_object! {
+        "total" => shared.running_tasks.totals(),
+        "pid" => std::process::id(),
+        "clock" => shared.tick().to_string(),
+        "uptime" => shared.started.elapsed().as_secs(),
+        "pool" => raw_object! {
+            "implementation" => "taskq:tokio",
+            "max-concurrency" => config.concurrency,
+            "processes" => [std::process::id()],
+            "max-tasks-per-child" => "N/A",
+            "put-guarded-by-semaphore" => false,
+            "timeouts" => [0, 0],
         },
-        "broker": broker_info(&config.broker_url),
-        "prefetch_count": config.concurrency * config.prefetch_multiplier,
-        "rusage": {},
-        "sw_ident": "taskq",
-        "sw_ver": env!("CARGO_PKG_VERSION"),
-    })
+        "broker" => broker_info(&config.broker_url),
+        "prefetch_count" => config.concurrency * config.prefetch_multiplier,
+        "rusage" => RawObject::new(),
+        "sw_ident" => "taskq",
+        "sw_ver" => env!("CARGO_PKG_VERSION"),
+    }
 }
 
 /// The broker connection as Celery's `stats` describes it (no password).
-fn broker_info(url: &str) -> Value {
+fn broker_info(url: &str) -> RawObject {
     let parsed = url::Url::parse(url).ok();
     let scheme = parsed.as_ref().map_or("redis", url::Url::scheme);
     let host = parsed.as_ref().and_then(url::Url::host_str).unwrap_or("");
@@ -246,56 +252,57 @@ fn broker_info(url: &str) -> Value {
         .map(|u| u.path().trim_start_matches('/'))
         .filter(|db| !db.is_empty())
         .unwrap_or("0");
-    json!({
-        "hostname": host,
-        "userid": null,
-        "virtual_host": db,
-        "port": port,
-        "insist": false,
-        "ssl": scheme == "rediss",
-        "transport": scheme,
-        "connect_timeout": 4,
-        "transport_options": {},
-        "login_method": null,
-        "uri_prefix": null,
-        "heartbeat": 120.0,
-        "failover_strategy": "round-robin",
-        "alternates": [],
-    })
+    raw_object! {
+        "hostname" => host,
+        "userid" => (),
+        "virtual_host" => db,
+        "port" => port,
+        "insist" => false,
+        "ssl" => scheme == "rediss",
+        "transport" => scheme,
+        "connect_timeout" => 4,
+        "transport_options" => RawObject::new(),
+        "login_method" => (),
+        "uri_prefix" => (),
+        "heartbeat" => 120.0,
+        "failover_strategy" => "round-robin",
+        "alternates" => [(); 0],
+    }
 }
 
-fn active_queues(shared: &Shared) -> Value {
-    let queues: Vec<Value> = shared
+fn active_queues(shared: &Shared) -> Vec<RawObject> {
+    shared
         .config()
         .queues
         .iter()
         .map(|q| {
-            json!({
-                "name": q,
-                "exchange": {"name": q, "type": "direct", "arguments": null, "durable": true,
-                             "passive": false, "auto_delete": false, "delivery_mode": null, "no_declare": false},
-                "routing_key": q,
-                "queue_arguments": null, "binding_arguments": null, "consumer_arguments": null,
-                "durable": true, "exclusive": false, "auto_delete": false, "no_ack": false,
-                "alias": null, "bindings": [], "no_declare": null, "expires": null,
-                "message_ttl": null, "max_length": null, "max_length_bytes": null, "max_priority": null,
-            })
+            raw_object! {
+                "name" => q,
+                "exchange" => raw_object! {"name" => q, "type" => "direct", "arguments" => (),
+                    "durable" => true, "passive" => false, "auto_delete" => false,
+                    "delivery_mode" => (), "no_declare" => false},
+                "routing_key" => q,
+                "queue_arguments" => (), "binding_arguments" => (), "consumer_arguments" => (),
+                "durable" => true, "exclusive" => false, "auto_delete" => false, "no_ack" => false,
+                "alias" => (), "bindings" => [(); 0], "no_declare" => (), "expires" => (),
+                "message_ttl" => (), "max_length" => (), "max_length_bytes" => (),
+                "max_priority" => (),
+            }
         })
-        .collect();
-    json!(queues)
+        .collect()
 }
 
-fn toggle_events(shared: &Shared, on: bool) -> Value {
+fn toggle_events(shared: &Shared, on: bool) -> RawObject {
     let was = shared.events.set_enabled(on);
     let word = if on { "enabled" } else { "disabled" };
     if was == on {
-        json!({"ok": format!("task events already {word}")})
+        raw_object! {"ok" => format!("task events already {word}")}
     } else {
-        json!({"ok": format!("task events {word}")})
+        raw_object! {"ok" => format!("task events {word}")}
     }
 }
 
-async fn send_reply(shared: &Shared, reply_to: &Value, ticket: &Value, reply: Value) {
+async fn send_reply(shared: &Shared, reply_to: &Value, ticket: &Value, reply: RawJson) {
     let exchange = reply_to
         .get("exchange")
         .and_then(Value::as_str)
@@ -303,13 +310,9 @@ async fn send_reply(shared: &Shared, reply_to: &Value, ticket: &Value, reply: Va
     let Some(routing_key) = reply_to.get("routing_key").and_then(Value::as_str) else {
         return;
     };
-    let body = json!({ shared.settings.hostname.clone(): reply });
-    let message = KombuMessage::new(exchange, routing_key, body)
-        .header("ticket", ticket.clone())
-        .header("clock", json!(shared.tick()));
-    let Ok(envelope) = message.encode() else {
-        return;
-    };
+    let body = raw_object! {shared.settings.hostname.as_str() => reply};
+    let headers = raw_object! {"ticket" => ticket, "clock" => shared.tick()};
+    let envelope = encode_message(exchange, routing_key, &body.to_raw(), &headers, 1);
     let sent = shared
         .client
         .broker()
@@ -324,6 +327,8 @@ async fn send_reply(shared: &Shared, reply_to: &Value, ticket: &Value, reply: Va
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -346,19 +351,27 @@ mod tests {
 
     #[test]
     fn broker_info_names_host_port_and_db() {
-        let info = broker_info("redis://:pw@10.0.0.5:6390/3");
+        let info = broker_info("redis://:pw@10.0.0.5:6390/3").to_raw();
+        assert!(info.as_str().starts_with(
+            r#"{"hostname": "10.0.0.5", "userid": null, "virtual_host": "3", "port": 6390,"#
+        ));
+        let info = info.to_value().unwrap();
         assert_eq!(
             (info["hostname"].as_str(), info["port"].as_u64()),
             (Some("10.0.0.5"), Some(6390))
         );
         assert_eq!(info["virtual_host"], "3");
         assert_eq!(info["transport"], "redis");
-        let encoded = broker_info("rediss://app:p%40ss@cache.internal/0?ssl_cert_reqs=CERT_NONE");
+        let encoded = broker_info("rediss://app:p%40ss@cache.internal/0?ssl_cert_reqs=CERT_NONE")
+            .to_raw()
+            .to_value()
+            .unwrap();
         assert_eq!(encoded["hostname"], "cache.internal");
         assert_eq!(
             (encoded["port"].as_u64(), encoded["ssl"].as_bool()),
             (Some(6379), Some(true))
         );
-        assert_eq!(broker_info("memory://")["virtual_host"], "0");
+        let memory = broker_info("memory://").to_raw().to_value().unwrap();
+        assert_eq!(memory["virtual_host"], "0");
     }
 }

@@ -12,13 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::part::{Loop, Part};
 use super::Shared;
-use crate::protocol::{args_repr, format_datetime, py_repr, KombuMessage, TaskMessage};
+use crate::protocol::kombu::encode_message;
+use crate::protocol::{
+    args_repr, format_datetime, kwargs_repr, py_repr, raw_object, RawJson, RawObject, TaskMessage,
+};
 
 /// Celery's event exchange.
 pub(super) const EXCHANGE: &str = "celeryev";
@@ -33,12 +35,12 @@ const MAX_BATCH: usize = 100;
 #[derive(Debug)]
 pub(super) struct Events {
     enabled: AtomicBool,
-    queue: mpsc::UnboundedSender<Map<String, Value>>,
+    queue: mpsc::UnboundedSender<RawObject>,
 }
 
 impl Events {
     /// Events switched `enabled`, and the receiving end of their queue for [`run`].
-    pub(super) fn new(enabled: bool) -> (Self, mpsc::UnboundedReceiver<Map<String, Value>>) {
+    pub(super) fn new(enabled: bool) -> (Self, mpsc::UnboundedReceiver<RawObject>) {
         let (queue, rx) = mpsc::unbounded_channel();
         let enabled = AtomicBool::new(enabled);
         (Self { enabled, queue }, rx)
@@ -54,36 +56,37 @@ impl Events {
     }
 }
 
-/// Queues a task event of `kind` for task `id` with `fields`; nothing when events are off
-/// (and `fields` is then never called).
-pub(super) fn task(shared: &Shared, kind: &str, id: &str, fields: impl FnOnce() -> Value) {
+/// Queues a task event of `kind` for task `id` with `fields`, in their order; nothing when
+/// events are off (and `fields` is then never called).
+pub(super) fn task(shared: &Shared, kind: &str, id: &str, fields: impl FnOnce() -> RawObject) {
     if !shared.events.enabled() {
         return;
     }
     let mut event = common(shared, kind);
-    event.insert("uuid".to_owned(), json!(id));
-    if let Value::Object(extra) = fields() {
-        event.extend(extra);
+    event.set("uuid", id);
+    for (name, value) in fields() {
+        event.insert(name, value);
     }
     let _ = shared.events.queue.send(event);
 }
 
-/// The fields of `task-received`.
-pub(super) fn received_fields(message: &TaskMessage) -> Value {
-    json!({
-        "name": message.task,
-        "args": args_repr(&message.args),
-        "kwargs": py_repr(&Value::Object(message.kwargs.clone())),
-        "root_id": message.root_id.as_deref().unwrap_or(&message.id),
-        "parent_id": message.parent_id,
-        "retries": message.retries,
-        "eta": message.eta.map(format_datetime),
-        "expires": message.expires.map(format_datetime),
-    })
+/// The fields of `task-received`: the arguments as Python's `repr`, keyword arguments in the
+/// order they were sent.
+pub(super) fn received_fields(message: &TaskMessage) -> RawObject {
+    raw_object! {
+        "name" => message.task,
+        "args" => args_repr(&message.args),
+        "kwargs" => kwargs_repr(&message.kwargs),
+        "root_id" => message.root_id.as_deref().unwrap_or(&message.id),
+        "parent_id" => message.parent_id,
+        "retries" => message.retries,
+        "eta" => message.eta.map(format_datetime),
+        "expires" => message.expires.map(format_datetime),
+    }
 }
 
 /// Python's `repr()` of a result, as `task-succeeded` carries it.
-pub(super) fn result_repr(value: &Value) -> String {
+pub(super) fn result_repr(value: &RawJson) -> String {
     py_repr(value)
 }
 
@@ -95,10 +98,7 @@ impl EventPublisher {
     /// Starts publishing what `queue` receives, and heartbeats, while events are enabled.
     /// Shut down last of all, so the events of tasks that finished during the drain go out
     /// before `worker-offline`.
-    pub(super) fn start(
-        shared: Arc<Shared>,
-        queue: mpsc::UnboundedReceiver<Map<String, Value>>,
-    ) -> Self {
+    pub(super) fn start(shared: Arc<Shared>, queue: mpsc::UnboundedReceiver<RawObject>) -> Self {
         Self(Loop::spawn(|stop| run(shared, queue, stop)))
     }
 }
@@ -118,7 +118,7 @@ impl Part for EventPublisher {
 /// `worker-offline`.
 async fn run(
     shared: Arc<Shared>,
-    mut queue: mpsc::UnboundedReceiver<Map<String, Value>>,
+    mut queue: mpsc::UnboundedReceiver<RawObject>,
     stop: CancellationToken,
 ) {
     if shared.events.enabled() {
@@ -151,15 +151,15 @@ async fn run(
 }
 
 /// The fields every event has.
-fn common(shared: &Shared, kind: &str) -> Map<String, Value> {
-    let mut event = Map::new();
-    event.insert("type".to_owned(), json!(kind));
-    event.insert("hostname".to_owned(), json!(shared.settings.hostname));
-    event.insert("timestamp".to_owned(), json!(crate::unix_now()));
-    event.insert("utcoffset".to_owned(), json!(utcoffset_hours()));
-    event.insert("pid".to_owned(), json!(std::process::id()));
-    event.insert("clock".to_owned(), json!(shared.tick()));
-    event
+fn common(shared: &Shared, kind: &str) -> RawObject {
+    raw_object! {
+        "type" => kind,
+        "hostname" => shared.settings.hostname,
+        "timestamp" => crate::unix_now(),
+        "utcoffset" => utcoffset_hours(),
+        "pid" => std::process::id(),
+        "clock" => shared.tick(),
+    }
 }
 
 /// Python's `celery.utils.time.utcoffset()`: hours *west* of UTC.
@@ -168,52 +168,45 @@ fn utcoffset_hours() -> i64 {
     -i64::from(east) / 3600
 }
 
-async fn publish_tasks(shared: &Shared, batch: &mut Vec<Map<String, Value>>) {
+async fn publish_tasks(shared: &Shared, batch: &mut Vec<RawObject>) {
     if batch.is_empty() {
         return;
     }
     let (routing_key, body) = if batch.len() == 1 {
         let event = batch.pop().expect("one event");
-        (routing_key(&event), Value::Object(event))
+        (routing_key(&event), event.to_raw())
     } else {
-        let events = batch.drain(..).map(Value::Object).collect();
-        ("task.multi".to_owned(), Value::Array(events))
+        let events = RawJson::from_serialize(&batch).expect("events serialize");
+        batch.clear();
+        ("task.multi".to_owned(), events)
     };
     publish(shared, &routing_key, body).await;
 }
 
 /// The routing key of an event: its type with `-` → `.` (`task.succeeded`).
-fn routing_key(event: &Map<String, Value>) -> String {
+fn routing_key(event: &RawObject) -> String {
     event
         .get("type")
-        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<String>().ok())
         .unwrap_or_default()
         .replace('-', ".")
 }
 
 async fn publish_worker(shared: &Shared, kind: &str) {
     let mut event = common(shared, kind);
-    let fields = json!({
-        "freq": HEARTBEAT.as_secs_f64(),
-        "active": shared.running_tasks.active_count(),
-        "processed": shared.running_tasks.processed(),
-        "loadavg": loadavg(),
-        "sw_ident": "taskq",
-        "sw_ver": env!("CARGO_PKG_VERSION"),
-        "sw_sys": std::env::consts::OS,
-    });
-    if let Value::Object(extra) = fields {
-        event.extend(extra);
-    }
-    publish(shared, &kind.replace('-', "."), Value::Object(event)).await;
+    event.set("freq", &HEARTBEAT.as_secs_f64());
+    event.set("active", &shared.running_tasks.active_count());
+    event.set("processed", &shared.running_tasks.processed());
+    event.set("loadavg", &loadavg());
+    event.set("sw_ident", "taskq");
+    event.set("sw_ver", env!("CARGO_PKG_VERSION"));
+    event.set("sw_sys", std::env::consts::OS);
+    publish(shared, &kind.replace('-', "."), event.to_raw()).await;
 }
 
-async fn publish(shared: &Shared, routing_key: &str, body: Value) {
-    let message = KombuMessage::new(EXCHANGE, routing_key, body)
-        .header("hostname", json!(shared.settings.hostname));
-    let Ok(envelope) = message.encode() else {
-        return;
-    };
+async fn publish(shared: &Shared, routing_key: &str, body: RawJson) {
+    let headers = raw_object! {"hostname" => shared.settings.hostname};
+    let envelope = encode_message(EXCHANGE, routing_key, &body, &headers, 1);
     let broker = shared.client.broker();
     if let Err(e) = broker.broadcast(EXCHANGE, routing_key, &envelope).await {
         tracing::warn!(error = %e, "cannot publish an event; it is dropped");
@@ -233,9 +226,36 @@ mod tests {
 
     #[test]
     fn routing_keys_replace_dashes() {
-        let mut event = Map::new();
-        event.insert("type".to_owned(), json!("task-succeeded"));
+        let event = raw_object! {"type" => "task-succeeded"};
         assert_eq!(routing_key(&event), "task.succeeded");
+    }
+
+    #[test]
+    fn received_events_show_arguments_exactly_and_keyword_arguments_in_order() {
+        let raw = r#"{"body": "[[100000000000000000000000000001], {\"zeta\": 1, \"alpha\": -12345678901234567890}, null]", "content-type": "application/json", "headers": {"task": "t", "id": "i"}, "properties": {}}"#;
+        let message = TaskMessage::decode(raw).unwrap();
+        let fields = received_fields(&message);
+        assert_eq!(
+            fields["args"].parse::<String>().unwrap(),
+            "(100000000000000000000000000001,)"
+        );
+        assert_eq!(
+            fields["kwargs"].as_str(),
+            r#""{'zeta': 1, 'alpha': -12345678901234567890}""#
+        );
+        assert_eq!(
+            fields.keys().collect::<Vec<_>>(),
+            [
+                "name",
+                "args",
+                "kwargs",
+                "root_id",
+                "parent_id",
+                "retries",
+                "eta",
+                "expires"
+            ]
+        );
     }
 
     #[test]

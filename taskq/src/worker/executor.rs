@@ -7,7 +7,6 @@ use std::time::Instant;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinError;
 
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::completer::{Action, Completion};
@@ -17,7 +16,7 @@ use super::{events, lease, Shared};
 use crate::broker::Delivery;
 use crate::failure::TaskFailure;
 use crate::protocol::edit::retry_envelope;
-use crate::protocol::TaskMessage;
+use crate::protocol::{raw_object, str_repr, RawJson, TaskMessage};
 use crate::registry::TaskEntry;
 use crate::request::RetryAsk;
 use crate::state::ResultMeta;
@@ -58,7 +57,7 @@ impl Job {
         }
         tracing::info!("Task {name}[{id}] received");
         let abort = self.shared.running_tasks.start(name, &self.message);
-        events::task(&self.shared, "task-started", &id, || json!({}));
+        events::task(&self.shared, "task-started", &id, || raw_object! {});
         if self.shared.config().track_started {
             self.store_started().await;
         }
@@ -84,16 +83,19 @@ impl Job {
     }
 
     /// The result record of a finished run, logged and announced as an event.
-    fn record(&self, outcome: Result<serde_json::Value, TaskFailure>, secs: f64) -> ResultMeta {
+    fn record(&self, outcome: Result<RawJson, TaskFailure>, secs: f64) -> ResultMeta {
         let (name, id) = (self.entry.name, self.message.id.as_str());
         match outcome {
             Ok(value) => {
-                tracing::info!("Task {name}[{id}] succeeded in {secs:.6}s: {value}");
+                tracing::info!(
+                    "Task {name}[{id}] succeeded in {secs:.6}s: {}",
+                    value.compact()
+                );
                 events::task(
                     &self.shared,
                     "task-succeeded",
                     id,
-                    || json!({"result": events::result_repr(&value), "runtime": secs}),
+                    || raw_object! {"result" => events::result_repr(&value), "runtime" => secs},
                 );
                 ResultMeta::success(id, value)
             }
@@ -103,7 +105,7 @@ impl Job {
                     &self.shared,
                     "task-revoked",
                     id,
-                    || json!({"terminated": true, "signum": 15, "expired": false}),
+                    || raw_object! {"terminated" => true, "signum" => 15, "expired" => false},
                 );
                 ResultMeta::failure(id, &failure)
             }
@@ -113,7 +115,7 @@ impl Job {
                     &self.shared,
                     "task-failed",
                     id,
-                    || json!({"exception": exception_repr(&failure), "traceback": failure.traceback()}),
+                    || raw_object! {"exception" => exception_repr(&failure), "traceback" => failure.traceback()},
                 );
                 ResultMeta::failure(id, &failure)
             }
@@ -165,7 +167,7 @@ impl Job {
             &self.shared,
             "task-retried",
             id,
-            || json!({"exception": exception_repr(failure), "traceback": failure.traceback()}),
+            || raw_object! {"exception" => exception_repr(failure), "traceback" => failure.traceback()},
         );
         let record = ResultMeta::retry(id, failure).with_parent(self.message.parent_id.clone());
         let keep = !(self.message.ignore_result == Some(true) || self.entry.options.ignore_result);
@@ -180,7 +182,7 @@ impl Job {
             &self.shared,
             "task-revoked",
             id,
-            || json!({"terminated": false, "signum": null, "expired": false}),
+            || raw_object! {"terminated" => false, "signum" => (), "expired" => false},
         );
         let record = ResultMeta::failure(id, &TaskFailure::revoked("revoked"));
         self.finish(Some(record), Action::Ack);
@@ -237,7 +239,7 @@ impl Job {
 
 /// Python's `repr()` of the exception, as `task-failed` carries it: `ValueError('bad')`.
 fn exception_repr(failure: &TaskFailure) -> String {
-    let message = crate::protocol::py_repr(&serde_json::Value::String(failure.message()));
+    let message = str_repr(&failure.message());
     format!("{}({message})", failure.exc_type())
 }
 

@@ -465,7 +465,7 @@ impl Worker {
 /// go out before `worker-offline`.
 fn start_parts(
     shared: &Arc<Shared>,
-    event_queue: mpsc::UnboundedReceiver<serde_json::Map<String, serde_json::Value>>,
+    event_queue: mpsc::UnboundedReceiver<crate::protocol::RawObject>,
 ) -> Parts {
     let config = shared.config();
     let broker = shared.client.broker();
@@ -605,7 +605,7 @@ impl Shared {
         health: HealthHandle,
     ) -> (
         Arc<Self>,
-        mpsc::UnboundedReceiver<serde_json::Map<String, serde_json::Value>>,
+        mpsc::UnboundedReceiver<crate::protocol::RawObject>,
     ) {
         let config = client.config();
         let concurrency = config.concurrency;

@@ -5,17 +5,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::TaskMessage;
+use crate::protocol::{raw_object, RawJson, RawObject, TaskMessage};
 
 /// A running task, as `inspect active` shows it.
 #[derive(Debug)]
 struct RunningTask {
     name: &'static str,
-    args: Vec<Value>,
-    kwargs: Map<String, Value>,
+    args: Vec<RawJson>,
+    kwargs: RawObject,
     time_start: f64,
     routing_key: String,
     priority: u8,
@@ -87,41 +86,40 @@ impl Running {
     }
 
     /// Finished tasks per name, as `inspect stats` shows them in `total`.
-    pub(super) fn totals(&self) -> Value {
+    pub(super) fn totals(&self) -> RawObject {
         let inner = self.lock();
-        Value::Object(
-            inner
-                .totals
-                .iter()
-                .map(|(name, n)| ((*name).to_owned(), json!(n)))
-                .collect(),
-        )
+        inner
+            .totals
+            .iter()
+            .map(|(name, n)| (*name, RawJson::from(*n)))
+            .collect()
     }
 
-    /// Celery's `Request.info()` of every running task, for `inspect active`.
-    pub(super) fn active(&self, hostname: &str) -> Vec<Value> {
+    /// Celery's `Request.info()` of every running task, for `inspect active`: the arguments
+    /// exactly as sent, keyword arguments in their order.
+    pub(super) fn active(&self, hostname: &str) -> Vec<RawObject> {
         let inner = self.lock();
         inner
             .tasks
             .iter()
             .map(|(id, t)| {
-                json!({
-                    "id": id,
-                    "name": t.name,
-                    "args": t.args,
-                    "kwargs": t.kwargs,
-                    "type": t.name,
-                    "hostname": hostname,
-                    "time_start": t.time_start,
-                    "acknowledged": false,
-                    "delivery_info": {
-                        "exchange": "",
-                        "routing_key": t.routing_key,
-                        "priority": t.priority,
-                        "redelivered": false,
+                raw_object! {
+                    "id" => id,
+                    "name" => t.name,
+                    "args" => t.args,
+                    "kwargs" => t.kwargs,
+                    "type" => t.name,
+                    "hostname" => hostname,
+                    "time_start" => t.time_start,
+                    "acknowledged" => false,
+                    "delivery_info" => raw_object! {
+                        "exchange" => "",
+                        "routing_key" => t.routing_key,
+                        "priority" => t.priority,
+                        "redelivered" => false,
                     },
-                    "worker_pid": std::process::id(),
-                })
+                    "worker_pid" => std::process::id(),
+                }
             })
             .collect()
     }

@@ -17,7 +17,7 @@ use crate::request::{RetryAsk, SoftLimitWatch};
 use crate::task::TaskOptions;
 
 /// What a run of a task body yields: its result and what it asked about retrying.
-pub(super) type Outcome = (Result<serde_json::Value, TaskFailure>, RetryAsk);
+pub(super) type Outcome = (Result<crate::protocol::RawJson, TaskFailure>, RetryAsk);
 
 /// The limits of one run, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
