@@ -15,11 +15,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::part::{Loop, Part};
+use super::part::{Loop, LoopPart};
 use super::{revoked, Shared};
 use crate::backoff::Backoff;
 use crate::broker::Subscription;
@@ -45,14 +44,11 @@ impl Control {
     }
 }
 
-#[async_trait]
-impl Part for Control {
-    fn name(&self) -> &'static str {
-        "remote control"
-    }
+impl LoopPart for Control {
+    const NAME: &'static str = "remote control";
 
-    async fn shutdown(self: Box<Self>) {
-        self.0.stop().await;
+    fn into_loop(self) -> Loop {
+        self.0
     }
 }
 

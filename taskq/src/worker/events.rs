@@ -11,11 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::part::{Loop, Part};
+use super::part::{Loop, LoopPart};
 use super::Shared;
 use crate::protocol::kombu::encode_message;
 use crate::protocol::{
@@ -103,14 +102,11 @@ impl EventPublisher {
     }
 }
 
-#[async_trait]
-impl Part for EventPublisher {
-    fn name(&self) -> &'static str {
-        "event publisher"
-    }
+impl LoopPart for EventPublisher {
+    const NAME: &'static str = "event publisher";
 
-    async fn shutdown(self: Box<Self>) {
-        self.0.stop().await;
+    fn into_loop(self) -> Loop {
+        self.0
     }
 }
 

@@ -41,6 +41,26 @@ impl Parts {
     }
 }
 
+/// A part that is one [`Loop`] and nothing else: its shutdown stops the loop.
+pub(super) trait LoopPart: Send {
+    /// The part's name in log lines.
+    const NAME: &'static str;
+
+    /// The loop the part runs.
+    fn into_loop(self) -> Loop;
+}
+
+#[async_trait]
+impl<T: LoopPart> Part for T {
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+
+    async fn shutdown(self: Box<Self>) {
+        self.into_loop().stop().await;
+    }
+}
+
 /// A loop running as a task of its own until its stop token is cancelled: the shape of most
 /// parts.
 #[derive(Debug)]

@@ -8,11 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::lease::{self, Held};
-use super::part::{Loop, Part};
+use super::part::{Loop, LoopPart};
 use crate::broker::{Broker, RecoverAfter};
 
 /// Most messages moved per step.
@@ -32,14 +31,11 @@ impl Recovery {
     }
 }
 
-#[async_trait]
-impl Part for Recovery {
-    fn name(&self) -> &'static str {
-        "recovery"
-    }
+impl LoopPart for Recovery {
+    const NAME: &'static str = "recovery";
 
-    async fn shutdown(self: Box<Self>) {
-        self.0.stop().await;
+    fn into_loop(self) -> Loop {
+        self.0
     }
 }
 

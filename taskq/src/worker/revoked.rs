@@ -6,11 +6,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use async_trait::async_trait;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::part::{Loop, Part};
+use super::part::{Loop, LoopPart};
 use super::Shared;
 use crate::broker::Broker;
 use crate::revoke::{RevokeLog, Revoked, RESYNC_EVERY};
@@ -109,14 +108,11 @@ impl RevokeSync {
     }
 }
 
-#[async_trait]
-impl Part for RevokeSync {
-    fn name(&self) -> &'static str {
-        "revoke sync"
-    }
+impl LoopPart for RevokeSync {
+    const NAME: &'static str = "revoke sync";
 
-    async fn shutdown(self: Box<Self>) {
-        self.0.stop().await;
+    fn into_loop(self) -> Loop {
+        self.0
     }
 }
 

@@ -3,11 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::part::{Loop, Part};
+use super::part::{Loop, LoopPart};
 use crate::Client;
 
 /// Longest sleep between checks, so messages parked by other workers are noticed too.
@@ -29,14 +28,11 @@ impl Scheduler {
     }
 }
 
-#[async_trait]
-impl Part for Scheduler {
-    fn name(&self) -> &'static str {
-        "scheduler"
-    }
+impl LoopPart for Scheduler {
+    const NAME: &'static str = "scheduler";
 
-    async fn shutdown(self: Box<Self>) {
-        self.0.stop().await;
+    fn into_loop(self) -> Loop {
+        self.0
     }
 }
 
