@@ -112,11 +112,11 @@ fn decode_args<A: serde::de::DeserializeOwned>(
     }
     // A task without arguments has `()` as its tuple, which serde reads from null, not `[]`.
     let tuple = if names.is_empty() {
-        RawJson::null()
+        serde_json::from_str("null")
     } else {
-        RawJson::from_serialize(&args).map_err(|e| TaskFailure::bad_arguments(e.to_string()))?
+        RawJson::parse_array(&args)
     };
-    tuple.parse().map_err(|e| {
+    tuple.map_err(|e| {
         TaskFailure::bad_arguments(format!("argument does not decode: {}", without_position(e)))
     })
 }

@@ -454,7 +454,10 @@ pub(crate) mod tests {
         full.root_id = Some("root".to_owned());
         let full = full.encode("reports").unwrap();
         let recovered = with_header(&full, header::TASKQ_RECOVERIES, json!(3)).unwrap();
+        // A plain body in another JSON spelling (compact, not ASCII), with `null` kwargs.
+        let compact = r#"{"body": "[[1,\"\u00e9\",{\"z\":1,\"a\":[]}],null,{}]", "content-type": "application/json", "headers": {"task": "t", "id": "i"}, "properties": {"delivery_tag": "d"}}"#;
         let samples = [
+            compact.to_owned(),
             celery_add_message(),
             NewMessage::new("tasks.plain", "id-plain")
                 .encode("celery")
@@ -475,6 +478,12 @@ pub(crate) mod tests {
         let odd_priority = celery_add_message().replace(r#""priority": 0"#, r#""priority": "3""#);
         assert!(fast::decode(&odd_priority).is_none());
         assert_eq!(TaskMessage::decode(&odd_priority).unwrap().priority, 0);
+        let tagged = compact.replace(
+            r#"{\"z\":1,\"a\":[]}"#,
+            r#"{\"__type__\":\"decimal\",\"__value__\":\"1.5\"}"#,
+        );
+        assert!(fast::decode(&tagged).is_none());
+        assert_eq!(TaskMessage::decode(&tagged).unwrap().args[2], json!("1.5"));
         let msgpack = celery_add_message().replace("application/json", "application/x-msgpack");
         assert!(fast::decode(&msgpack).is_none());
         let refusal = TaskMessage::decode(&msgpack).unwrap_err();

@@ -14,6 +14,10 @@ use serde_json::Value;
 
 use super::RawJson;
 
+/// kombu's tag key as JSON text spells it: a text without it holds no tagged value, and
+/// needs no untagging.
+pub(crate) const TYPE_TAG: &str = "\"__type__\"";
+
 /// Serializes `value` as Python's `json.dumps` would.
 ///
 /// ```

@@ -12,13 +12,15 @@
 use std::borrow::Cow;
 
 use base64::Engine as _;
+use serde::de::IgnoredAny;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use chrono::{DateTime, Utc};
 
-use super::super::pyjson;
-use super::{split_body_v2, TaskMessage};
-use crate::protocol::{parse_time, CONTENT_TYPE_JSON};
+use super::TaskMessage;
+use crate::protocol::pyjson::TYPE_TAG;
+use crate::protocol::{parse_time, RawJson, RawObject, CONTENT_TYPE_JSON};
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
@@ -102,7 +104,7 @@ pub(super) fn decode(raw: &str) -> Option<TaskMessage> {
         }
         _ => envelope.body.into_owned(),
     };
-    let (args, kwargs) = split_body_v2(pyjson::from_str_refusing_nan(&body).ok()?).ok()?;
+    let (args, kwargs) = split_body(&body)?;
     let headers = envelope.headers;
     let properties = envelope.properties;
     let owned = |text: Option<Cow<'_, str>>| text.map(Cow::into_owned);
@@ -132,6 +134,19 @@ pub(super) fn decode(raw: &str) -> Option<TaskMessage> {
         recoveries: count(headers.taskq_recoveries),
         crashes: count(headers.taskq_crashes),
     })
+}
+
+/// The arguments of a protocol 2 body `[args, kwargs, embed]`, read in one pass; `None` for
+/// anything the general path must look at: another shape, kombu's tagged values (which it
+/// untags), Python's `NaN`/`Infinity` (which it refuses or reads).
+fn split_body(body: &str) -> Option<(Vec<RawJson>, RawObject)> {
+    if body.contains(TYPE_TAG) {
+        return None;
+    }
+    let (args, kwargs, IgnoredAny): (Vec<&RawValue>, Option<RawObject>, IgnoredAny) =
+        serde_json::from_str(body).ok()?;
+    let args = args.into_iter().map(RawJson::from_raw).collect();
+    Some((args, kwargs.unwrap_or_default()))
 }
 
 /// A time header's value; `None` when it does not parse, so that the general path refuses it.
