@@ -6,33 +6,131 @@
 //! (protocol 2 on kombu's Redis layout, results under `celery-task-meta-<id>`), so Rust and
 //! Python producers and workers can share one Redis.
 //!
-//! ```no_run
-//! use std::time::Duration;
+//! The package is `taskq-rs` on crates.io (`cargo add taskq-rs`); its library is `taskq`, so
+//! code says `use taskq::…`.
 //!
+//! # Getting started
+//!
+//! ## Tasks
+//!
+//! A task is an `async fn` under [`#[task]`](macro@task), usually in a module or crate that
+//! both the web app and the worker link. Its arguments and result are anything serde
+//! serializes; an `Err` is a failure, stored with its message for whoever asks.
+//!
+//! ```
 //! #[derive(serde::Serialize, serde::Deserialize)]
-//! struct Report { user_id: u64, pages: u32 }
+//! pub struct Report { pub user_id: u64, pub pages: u32 }
 //!
 //! #[taskq::task(name = "tasks.generate_report", time_limit = 300)]
-//! async fn generate_report(user_id: u64) -> anyhow::Result<Report> {
+//! pub async fn generate_report(user_id: u64) -> anyhow::Result<Report> {
 //!     Ok(Report { user_id, pages: 12 })
 //! }
-//!
-//! # async fn demo() -> taskq::Result<()> {
-//! // In a web handler: returns at once with the task id.
-//! let sent = generate_report.delay(42).await?;
-//! println!("started {}", sent.id());
-//!
-//! // Anywhere, later: typed.
-//! let report: Report = sent.get(Duration::from_secs(30)).await?;
-//! # Ok(()) }
-//!
-//! // In the worker binary: runs every registered task.
-//! # async fn worker() -> taskq::Result<()> {
-//! taskq::Worker::from_env()?.run().await
-//! # }
 //! ```
 //!
-//! The modules, one concept each: [`task`](mod@task) (the trait `#[task]` implements), [`registry`]
+//! The name is what producers and workers agree on, Python ones included. [`macro@task`]
+//! lists the options (queue, time limits, retries, ...).
+//!
+//! ## Two processes: the one that sends, the one that runs
+//!
+//! As with Celery, the application that *sends* tasks (a web app, a script) and the *worker*
+//! that runs them are separate processes sharing one Redis; a web app can also run a worker
+//! inside itself ([`Worker::builder`] with its [`Client`]).
+//!
+//! The sending side calls `.delay(...)`, which returns as soon as the message is in Redis,
+//! and reads the result by id whenever it likes:
+//!
+//! ```no_run
+//! # #[derive(serde::Serialize, serde::Deserialize)] pub struct Report { pub user_id: u64 }
+//! # #[taskq::task(name = "tasks.generate_report")]
+//! # pub async fn generate_report(user_id: u64) -> anyhow::Result<Report> { Ok(Report { user_id }) }
+//! use std::time::Duration;
+//!
+//! # async fn handler() -> taskq::Result<()> {
+//! let sent = generate_report.delay(42).await?;        // in a web handler: returns at once
+//! let id = sent.id().to_owned();                       // hand the id to the caller
+//!
+//! // Later, anywhere, from the id alone:
+//! let report: Report = taskq::AsyncResult::<Report>::from_id(id)?
+//!     .get(Duration::from_secs(30))
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The worker is a small binary of its own. It runs every task linked into it until SIGINT or
+//! SIGTERM, then lets running tasks finish (up to the shutdown grace) and puts back the rest:
+//!
+//! ```no_run
+//! # mod my_tasks { #[taskq::task(name = "tasks.add")] pub async fn add(x: i64, y: i64) -> i64 { x + y } }
+//! #[tokio::main]
+//! async fn main() -> taskq::Result<()> {
+//!     // Install a tracing subscriber to see each task received, succeeded or failed.
+//!     # #[cfg(any())]
+//!     tracing_subscriber::fmt::init();
+//!     let _ = &my_tasks::add;      // links the task crate in: see "The linking rule" below
+//!     taskq::Worker::from_env()?.run().await
+//! }
+//! ```
+//!
+//! Start as many workers as you like, on any machines pointed at the same Redis: they share
+//! the work. Tasks of Python Celery producers reach Rust workers by name, and Rust producers
+//! can call Python tasks by name ([`Client::send_by_name`]).
+//!
+//! ## The linking rule
+//!
+//! `#[task]` registers each task when the program starts (through the `inventory` crate), so
+//! a worker runs exactly the tasks *linked into its binary*. Rust links a dependency only
+//! when the binary uses something from it: a worker whose `main` names nothing from the crate
+//! that defines the tasks has none of them, and answers their messages with `NotRegistered`.
+//! Name one item of each task crate or module in the worker, as above. The worker prints its
+//! `[tasks]` in its start-up banner, as Celery does: check the list there.
+//!
+//! ## Settings
+//!
+//! [`Config::from_env`] (and so [`Client::from_env`] and [`Worker::from_env`]) reads `TASKQ_*`
+//! variables, Celery's `CELERY_BROKER_URL` and `CELERY_RESULT_BACKEND` too, and a `.env` file
+//! in the working directory; variables already set win. The ones most set:
+//!
+//! | variable | default | |
+//! |---|---|---|
+//! | `TASKQ_BROKER_URL` | `redis://127.0.0.1:6379/0` | `redis://`, `rediss://` (TLS) or `memory://` (in-process) |
+//! | `TASKQ_RESULT_BACKEND` | the broker URL | where results are stored |
+//! | `TASKQ_QUEUES` | `celery` | the queues a worker consumes, comma-separated |
+//! | `TASKQ_CONCURRENCY` | see [`WorkerBuilder::concurrency`] | tasks a worker runs at once |
+//! | `TASKQ_SHUTDOWN_GRACE` | `30` | seconds running tasks get to finish on SIGTERM |
+//!
+//! [`Config`] documents every field; code can set them too ([`Client::from_config`],
+//! [`Worker::builder`]).
+//!
+//! ## Logging
+//!
+//! taskq logs through [`tracing`](https://docs.rs/tracing): the worker's banner, each task
+//! received, succeeded, retried or failed with its run time, connection trouble and
+//! recovery. Install a subscriber (for example `tracing_subscriber::fmt::init()`, with
+//! `RUST_LOG=info`) in the worker binary to see them.
+//!
+//! ## In tests, and without Redis
+//!
+//! `task.call(args)` runs a task's body inline, with no broker. The `memory://` broker and
+//! backend run the whole thing in one process: a client and a worker built on the same
+//! [`Client`] exchange tasks with no Redis at all.
+//!
+//! # From Celery
+//!
+//! | Celery | taskq |
+//! |---|---|
+//! | `@app.task(name=..., queue=..., time_limit=..., max_retries=...)` | `#[taskq::task(name = ..., queue = ..., time_limit = ..., max_retries = ...)]` |
+//! | `add.delay(2, 3)` | `add.delay(2, 3).await?` |
+//! | `add.apply_async((2, 3), countdown=10, queue="q")` | `add.apply_async((2, 3), Options::new().countdown(..).queue("q"))` |
+//! | `app.send_task("proj.add", args)` | [`Client::send_by_name`] |
+//! | `AsyncResult(id).get(timeout=30)` | `AsyncResult::<T>::from_id(id)?.get(Duration::from_secs(30))` |
+//! | `celery -A proj worker -Q a,b -c 8` | a worker binary with `TASKQ_QUEUES=a,b TASKQ_CONCURRENCY=8` |
+//! | `self.request.id`, `self.retry(countdown=30)` | [`request::current`], [`request::retry_in`] |
+//! | `app.control.revoke(id, terminate=True)` | [`Client::revoke`], [`Client::terminate`] |
+//! | `celery inspect`, `celery events`, Flower | work against taskq workers as they are |
+//!
+//! # The modules
+//!
+//! One concept each: [`task`](mod@task) (the trait `#[task]` implements), [`registry`]
 //! (link-time task registry), [`protocol`] (the wire format), [`broker`] and [`backend`]
 //! (Redis and in-memory implementations), [`result`] ([`AsyncResult`]), [`worker`],
 //! [`config`], [`keys`] (every Redis key name).
@@ -76,8 +174,7 @@ pub use state::TaskState;
 pub use task::{Task, TaskOptions};
 pub use worker::{Health, HealthHandle, ShutdownHandle, Worker, WorkerBuilder};
 
-/// Turns an `async fn` into a task. See the [crate documentation](crate) and
-/// [`taskq_macros::task`] for the options.
+#[doc(inline)]
 pub use taskq_macros::task;
 
 /// The traits, for `use taskq::prelude::*`.
