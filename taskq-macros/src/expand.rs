@@ -482,7 +482,8 @@ fn outcome(task: &TaskFn, krate: &Path, run_call: TokenStream) -> TokenStream {
 }
 
 /// The registration of the task, so that workers find it by name without a list of tasks to
-/// keep, next to the checks of its argument types.
+/// keep, next to the checks of its argument types. The entry records the function's path, so
+/// that two tasks registered under one name can both be named.
 fn registration(task: &TaskFn, krate: &Path, attrs: &Attrs<'_>) -> TokenStream {
     let ident = &task.func.sig.ident;
     let cfg = &attrs.cfg;
@@ -503,6 +504,7 @@ fn registration(task: &TaskFn, krate: &Path, attrs: &Attrs<'_>) -> TokenStream {
             #checks
             #krate::__private::inventory::submit! {
                 #krate::__private::TaskEntry::of::<#ident>()
+                    .defined_at(::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)))
             }
         };
     }

@@ -220,7 +220,10 @@ mod tests {
             quote! { let (__taskq_arg_0,) = __taskq_args; },
             quote! { let __taskq_ret = Self.call(__taskq_arg_0).await; },
             quote! { ::taskq::__private::TaskReturn::into_outcome(__taskq_ret) },
-            quote! { ::taskq::__private::TaskEntry::of::<generate_report>() },
+            quote! {
+                ::taskq::__private::TaskEntry::of::<generate_report>()
+                    .defined_at(::core::concat!(::core::module_path!(), "::", ::core::stringify!(generate_report)))
+            },
         ] {
             assert_has(&out, expected);
         }

@@ -47,6 +47,10 @@ pub struct TaskEntry {
     pub options: TaskOptions,
     /// The type-erased body.
     pub run: ErasedRun,
+    /// Where the task is defined: the function's path (`my_app::tasks::send_email`), as
+    /// `#[task]` records it, for reports such as two tasks registered under one name. Empty
+    /// for an entry made by [`TaskEntry::of`] without [`TaskEntry::defined_at`].
+    pub function: &'static str,
 }
 
 impl TaskEntry {
@@ -65,6 +69,31 @@ impl TaskEntry {
             arg_names: T::ARG_NAMES,
             options: T::OPTIONS,
             run: run_erased::<T>,
+            function: "",
+        }
+    }
+
+    /// The entry with the path of the function that defines the task; `#[task]` passes
+    /// `concat!(module_path!(), "::", <fn name>)`.
+    ///
+    /// ```
+    /// #[taskq::task(name = "tasks.defined_at_doc")]
+    /// async fn defined_at_doc() {}
+    ///
+    /// let entry = taskq::registry::lookup("tasks.defined_at_doc").unwrap();
+    /// assert!(entry.function.ends_with("::defined_at_doc"), "{}", entry.function);
+    /// ```
+    pub const fn defined_at(mut self, function: &'static str) -> Self {
+        self.function = function;
+        self
+    }
+
+    /// The function's path, or the task name when it is not known.
+    pub(crate) fn origin(&self) -> &'static str {
+        if self.function.is_empty() {
+            self.name
+        } else {
+            self.function
         }
     }
 }
@@ -144,20 +173,49 @@ pub fn all() -> Vec<&'static TaskEntry> {
     entries
 }
 
+/// Each pair of tasks registered under one name, as `[kept, ignored]`: the worker runs the
+/// first (the one [`lookup`] returns) and never the second. A worker reports them at start.
+///
+/// ```
+/// assert!(taskq::registry::duplicates().iter().all(|[kept, ignored]| kept.name == ignored.name));
+/// ```
+pub fn duplicates() -> &'static [[&'static TaskEntry; 2]] {
+    &index().duplicates
+}
+
+/// The tasks by name, and the ones whose name was taken already.
+struct Index {
+    by_name: HashMap<&'static str, &'static TaskEntry>,
+    duplicates: Vec<[&'static TaskEntry; 2]>,
+}
+
 fn by_name() -> &'static HashMap<&'static str, &'static TaskEntry> {
-    static INDEX: OnceLock<HashMap<&'static str, &'static TaskEntry>> = OnceLock::new();
+    &index().by_name
+}
+
+fn index() -> &'static Index {
+    static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| {
-        let mut index = HashMap::new();
-        for entry in inventory::iter::<TaskEntry> {
-            if let Some(previous) = index.insert(entry.name, entry) {
-                tracing::warn!(
-                    task = entry.name,
-                    "two tasks are registered under one name; keeping the later one ({:?})",
-                    previous.arg_names
-                );
+        // Sorted by function path, so that which one is kept does not depend on link order.
+        let mut entries: Vec<&'static TaskEntry> =
+            inventory::iter::<TaskEntry>.into_iter().collect();
+        entries.sort_by_key(|e| (e.name, e.function));
+        let mut by_name = HashMap::new();
+        let mut duplicates = Vec::new();
+        for entry in entries {
+            match by_name.entry(entry.name) {
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(entry);
+                }
+                std::collections::hash_map::Entry::Occupied(kept) => {
+                    duplicates.push([*kept.get(), entry]);
+                }
             }
         }
-        index
+        Index {
+            by_name,
+            duplicates,
+        }
     })
 }
 
