@@ -139,9 +139,23 @@ impl TaskFailure {
     /// ```
     /// assert!(taskq::TaskFailure::not_registered("tasks.nope").is_not_registered());
     /// ```
+    ///
+    /// The message is the task name, as Celery's `NotRegistered` has it; the traceback says
+    /// how a taskq worker gets to know a task ([`NOT_REGISTERED_HINT`](Self::NOT_REGISTERED_HINT)).
     pub fn not_registered(name: &str) -> Self {
-        Self::new("NotRegistered", "celery.exceptions", name)
+        Self::new("NotRegistered", "celery.exceptions", name).with_traceback(format!(
+            "NotRegistered: no worker that took this message knows a task named {name:?}. {}",
+            Self::NOT_REGISTERED_HINT
+        ))
     }
+
+    /// How a task gets into a taskq worker: what `NotRegistered` failures and the worker's
+    /// log say.
+    pub const NOT_REGISTERED_HINT: &'static str = "A taskq worker knows the #[taskq::task] \
+        functions linked into its binary: make the worker binary depend on the crate that \
+        defines the task and reference it from main (e.g. `let _ = &my_tasks::send_email;`), \
+        check the name given in #[taskq::task(name = \"...\")] matches the one sent, and check \
+        the worker's start-up banner lists it under [tasks].";
 
     /// The failure stored for a task whose worker kept dying while it held it (Celery's
     /// `WorkerLostError`).

@@ -423,7 +423,10 @@ async fn unknown_task(
             return park(shared, &delivery, now + delay).await;
         }
     }
-    tracing::error!(task = %message.task, id = %message.id, "received a task that is not registered");
+    tracing::error!(
+        task = %message.task, id = %message.id,
+        "received a task that is not registered: {}", TaskFailure::NOT_REGISTERED_HINT
+    );
     let record = ResultMeta::failure(&message.id, &TaskFailure::not_registered(&message.task));
     let reason = format!("task not registered: {}", message.task);
     settle(

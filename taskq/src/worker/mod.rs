@@ -41,6 +41,7 @@ mod room;
 mod running;
 mod scheduler;
 mod start_marks;
+mod startup;
 mod time_limit;
 
 pub use health::{Health, HealthHandle};
@@ -398,8 +399,7 @@ impl Worker {
     ///
     /// # Errors
     ///
-    /// Only when the signal handlers cannot be installed; broker outages are logged and
-    /// retried, not returned.
+    /// As [`Worker::run_until`]: Redis refusing the credentials or not reachable at start.
     ///
     /// ```no_run
     /// # async fn demo() -> taskq::Result<()> {
@@ -414,9 +414,11 @@ impl Worker {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`](crate::Error::Config) when Redis refuses the worker's credentials, or
-    /// when `require_noeviction` is set and Redis may evict keys; broker outages are logged and
-    /// retried, not returned.
+    /// [`Error::Config`](crate::Error::Config) when Redis refuses the worker's credentials,
+    /// when it cannot be reached at start (after a few tries over about 3 s), or when
+    /// `require_noeviction` is set and Redis may evict keys; each names the address with its
+    /// password masked. "worker ready" is logged only after Redis answered. Outages after the
+    /// start are logged and retried, not returned.
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> taskq::Result<()> {
@@ -429,10 +431,13 @@ impl Worker {
     /// # }
     /// ```
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<()> {
-        check_credentials(&self.client).await?;
+        startup::check_redis(&self.client).await?;
         check_eviction_policy(&self.client).await?;
         if self.settings.banner {
             println!("{}", banner::render(&self.client, &self.settings));
+        }
+        for warning in startup::registry_warnings(self.client.config()) {
+            tracing::warn!("{warning}");
         }
         let (shared, event_queue) = Shared::new(
             self.client,
@@ -508,33 +513,6 @@ fn start_parts(
         ready,
     ));
     parts
-}
-
-/// Fails at once when Redis refuses the broker's or the result store's credentials: retrying
-/// cannot fix a wrong password or a user without permission, and a worker that started anyway
-/// would only log errors forever. Redis being away is not an error here: the worker starts,
-/// and connects when Redis comes.
-async fn check_credentials(client: &Client) -> Result<()> {
-    let broker = client.broker().ping().await.err();
-    // Any id: reading a result is the cheapest call the result store has.
-    let backend = client.backend().get("taskq-credentials-check").await.err();
-    for (store, error) in [("broker", broker), ("result store", backend)] {
-        if let Some(crate::Error::Redis(e)) = error {
-            if refuses_credentials(&e) {
-                return Err(crate::Error::Config(format!(
-                    "the {store} refused this worker's credentials ({e}): check the user and \
-                     password in its URL"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Whether Redis refused the connection's credentials or their permissions.
-fn refuses_credentials(error: &redis::RedisError) -> bool {
-    error.kind() == redis::ErrorKind::AuthenticationFailed
-        || matches!(error.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
 }
 
 /// Warns (or, when required, refuses to start) when Redis may evict messages under memory
