@@ -25,6 +25,8 @@ pub async fn run(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     taskq::Worker::builder(client)
         .concurrency(concurrency)
         .banner(false)
+        // Its memory is measured: no log subscriber (and no log line per task).
+        .default_logging(false)
         .build()
         .run()
         .await?;

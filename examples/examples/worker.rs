@@ -1,20 +1,22 @@
-//! Run with: `cargo run --example worker`
+//! Run with: `cargo run --example worker` (`-- --help` for the flags)
 //!
 //! A worker for the seeds' tasks (`tasks.send_push_notification`, `tasks.generate_report`,
-//! `tasks.add`), configured from `TASKQ_*` variables and `.env`. Stop it with Ctrl-C: running
-//! tasks get the grace period to finish; unfinished ones go back to their queue.
+//! `tasks.add`), configured from Celery's worker flags (`-Q`, `-c`, `-n`, `-l`, `-E`, ...)
+//! over `TASKQ_*` variables and `.env`. Stop it with Ctrl-C: running tasks get the grace
+//! period to finish; unfinished ones go back to their queue.
 
 use taskq_examples::tasks;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    taskq_examples::init_tracing();
     // The tasks register themselves at link time; naming the module links it in.
     let _ = (
         &tasks::add,
         &tasks::generate_report,
         &tasks::send_push_notification,
     );
-    taskq::Worker::from_env()?.run().await?;
+    // `--help` and `--version` print and exit here; the worker installs its log subscriber
+    // (INFO, or `RUST_LOG`, or `--loglevel`) when it starts.
+    taskq::Worker::from_args()?.run().await?;
     Ok(())
 }

@@ -145,6 +145,8 @@
 pub mod backend;
 mod backoff;
 pub mod broker;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod client;
 mod clock;
 pub mod config;

@@ -72,8 +72,8 @@ pub struct RunningWorker {
 
 impl RunningWorker {
     /// Builds a worker on (a clone of) `client` and spawns it. The builder starts from the
-    /// client's configuration with the banner off and the queues `["celery"]`; `configure`
-    /// adds the test's settings (`|b| b` for none), e.g.
+    /// client's configuration with the banner and the default log subscriber off and the
+    /// queues `["celery"]`; `configure` adds the test's settings (`|b| b` for none), e.g.
     /// `|b| b.concurrency(2).queues(["reports"]).shutdown_grace(Duration::from_secs(1))`
     /// (a non-empty `queues` replaces `celery`).
     ///
@@ -86,6 +86,7 @@ impl RunningWorker {
     ) -> RunningWorker {
         let builder = Worker::builder(client.clone())
             .banner(false)
+            .default_logging(false)
             .queues(["celery"]);
         let worker = configure(builder).build();
         let stop = worker.shutdown_handle();

@@ -204,6 +204,8 @@ impl RunningWorker {
             .concurrency(concurrency)
             .queues([QUEUE])
             .banner(false)
+            // The figures are the worker's, not a terminal's: no log line per task.
+            .default_logging(false)
             .build();
         let stop = worker.shutdown_handle();
         let running = tokio::spawn(worker.run_until(std::future::pending()));

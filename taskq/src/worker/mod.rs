@@ -33,6 +33,7 @@ mod events;
 mod executor;
 mod health;
 mod lease;
+mod logging;
 mod node_name;
 mod part;
 mod recovery;
@@ -71,6 +72,10 @@ struct Settings {
     hostname: String,
     banner: bool,
     stall_after: Duration,
+    /// Install a log subscriber at start when the application installed none.
+    default_logging: bool,
+    /// The level of that subscriber (`--loglevel`); `None`: `RUST_LOG`, else INFO.
+    log_level: Option<tracing::level_filters::LevelFilter>,
 }
 
 /// Runs registered tasks from one or more queues.
@@ -277,6 +282,38 @@ impl WorkerBuilder {
         self
     }
 
+    /// Whether the worker installs a log subscriber when it starts and the application has
+    /// installed none (default: yes, with the `logging` feature): `fmt` lines on stderr at
+    /// INFO, or what `RUST_LOG` or [`log_level`](Self::log_level) says. Without a subscriber
+    /// tracing drops every event, and a worker would run without a word. An application
+    /// that installs its own subscriber before the worker starts keeps it.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).default_logging(false).build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
+    pub fn default_logging(mut self, install: bool) -> Self {
+        self.settings.default_logging = install;
+        self
+    }
+
+    /// The level of the subscriber installed by [`default_logging`](Self::default_logging)
+    /// (Celery's `--loglevel`), instead of `RUST_LOG` (else INFO). It does not change a
+    /// subscriber the application installed.
+    ///
+    /// ```
+    /// use tracing::level_filters::LevelFilter;
+    ///
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).log_level(LevelFilter::DEBUG).build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
+    pub fn log_level(mut self, level: tracing::level_filters::LevelFilter) -> Self {
+        self.settings.log_level = Some(level);
+        self
+    }
+
     /// Publish Celery task events for monitors such as Flower and `celery events` (Celery's
     /// `-E`; default: `TASKQ_SEND_EVENTS`, else off). Worker heartbeats are sent while events
     /// are on; the `enable_events` / `disable_events` remote-control commands switch them too.
@@ -354,6 +391,8 @@ impl Worker {
             hostname: node_name::for_new_worker(config.worker_name.as_deref(), &crate::hostname()),
             banner: true,
             stall_after: DEFAULT_STALL_AFTER,
+            default_logging: true,
+            log_level: None,
         };
         WorkerBuilder {
             client,
@@ -431,6 +470,9 @@ impl Worker {
     /// # }
     /// ```
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<()> {
+        if self.settings.default_logging {
+            logging::install_default(self.settings.log_level);
+        }
         startup::check_redis(&self.client).await?;
         check_eviction_policy(&self.client).await?;
         if self.settings.banner {
