@@ -6,7 +6,7 @@
 //! | `TASKQ_RESULT_BACKEND` (or `CELERY_RESULT_BACKEND`) | the broker URL | result store, same schemes |
 //! | `TASKQ_RESULT_EXPIRES` | `86400` | seconds results are kept; `0` keeps them forever |
 //! | `TASKQ_DEFAULT_QUEUE` | `celery` | queue for tasks that name none |
-//! | `TASKQ_CONCURRENCY` | number of CPUs | tasks a worker runs at once |
+//! | `TASKQ_CONCURRENCY` | `100` ([`DEFAULT_CONCURRENCY`]) | tasks a worker runs at once (async tasks: not a number of processes) |
 //! | `TASKQ_QUEUES` | the default queue | comma-separated queues a worker consumes |
 //! | `TASKQ_PREFETCH_MULTIPLIER` | `4` | messages a worker reserves per execution slot |
 //! | `TASKQ_SHUTDOWN_GRACE` | `30` | seconds running tasks get to finish on SIGTERM |
@@ -34,11 +34,30 @@ use crate::{Error, Result};
 /// ```
 pub const DEFAULT_BROKER_URL: &str = "redis://127.0.0.1:6379/0";
 
+/// The default [`Config::concurrency`]: 100 tasks at once.
+///
+/// Celery's default, the number of CPUs, is a prefork habit: each slot there is a process,
+/// and a process waiting on the network wastes a CPU's worth of capacity. taskq's tasks are
+/// `async fn`s on one tokio runtime: a task waiting on I/O (HTTP, a database, a sleep) costs a
+/// few kilobytes and no thread, so with one slot per CPU a worker whose tasks mostly wait sits
+/// idle while its queue grows. 100 is the order of magnitude async workers use (Celery's own
+/// gevent/eventlet pools are commonly run with `-c 100` or more) and what the drain benchmark
+/// in `BENCHMARKS.md` was measured with against the CPU count. CPU-bound work does not get
+/// faster with more slots than CPUs: set `-c`/`TASKQ_CONCURRENCY` to the CPU count for it
+/// (or move it to `tokio::task::spawn_blocking`). A worker reserves concurrency × prefetch
+/// (4) messages, 400 by default, each at most [`DEFAULT_MAX_MESSAGE_SIZE`].
+///
+/// ```
+/// assert_eq!(taskq::Config::default().concurrency, taskq::config::DEFAULT_CONCURRENCY);
+/// ```
+pub const DEFAULT_CONCURRENCY: usize = 100;
+
 /// The default [`Config::max_message_size`]: 8 MiB. Celery sets no limit, and its users do
 /// send arguments of a few megabytes (2 MB of JSON is a 2.7 MB envelope, the body being
 /// base64): 8 MiB takes about 6 MB of JSON arguments. Redis would take up to 512 MB, but a
 /// worker holds up to its prefetch (concurrency × 4) messages at once, so the limit bounds
-/// its memory: 32 messages of 8 MiB at concurrency 8. Larger data belongs in storage, passed
+/// its memory: 32 messages of 8 MiB at concurrency 8 (lower the concurrency, or this limit, for
+/// workers of large messages: the default concurrency, 100, reserves 400). Larger data belongs in storage, passed
 /// to the task by reference.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 8 << 20;
 
@@ -72,7 +91,8 @@ pub struct Config {
     /// Workers' node name template, Celery's `-n`: `%h` (host name), `%n` (host name without
     /// its domain), `%d` (domain). `None`: `taskq-<pid>@<host>`, unique per worker.
     pub worker_name: Option<String>,
-    /// Tasks a worker runs at once.
+    /// Tasks a worker runs at once: [`DEFAULT_CONCURRENCY`] (100) unless `TASKQ_CONCURRENCY`
+    /// says otherwise, since tasks are `async` (see there why, and when to use the CPU count).
     pub concurrency: usize,
     /// Queues a worker consumes.
     pub queues: Vec<String>,
@@ -124,7 +144,7 @@ impl Default for Config {
             result_backend: DEFAULT_BROKER_URL.to_owned(),
             result_expires: Some(DEFAULT_RESULT_EXPIRES),
             default_queue: "celery".to_owned(),
-            concurrency: default_concurrency(),
+            concurrency: DEFAULT_CONCURRENCY,
             queues: vec!["celery".to_owned()],
             prefetch_multiplier: 4,
             shutdown_grace: Duration::from_secs(30),
@@ -307,10 +327,6 @@ fn parse_queues(list: &str) -> Result<Vec<String>> {
     Ok(queues)
 }
 
-fn default_concurrency() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
-}
-
 /// Hides the password in a URL: `redis://user:secret@host/0` → `redis://user:**@host/0`.
 /// The URL is parsed (a percent-encoded `@` or `:` in the password is part of it); one that
 /// does not parse but holds credentials shows only its scheme.
@@ -356,6 +372,7 @@ mod tests {
         assert_eq!(c.result_expires, Some(Duration::from_secs(86_400)));
         assert_eq!(c.queues, ["celery"]);
         assert!(!c.broker_url_is_explicit);
+        assert_eq!(c.concurrency, 100, "async tasks: not one slot per CPU");
     }
 
     #[test]

@@ -116,7 +116,15 @@ pub struct WorkerBuilder {
 }
 
 impl WorkerBuilder {
-    /// How many tasks run at once (default: `TASKQ_CONCURRENCY`, else the number of CPUs).
+    /// How many tasks run at once (Celery's `-c`; default: `TASKQ_CONCURRENCY`, else 100,
+    /// [`DEFAULT_CONCURRENCY`](crate::config::DEFAULT_CONCURRENCY)).
+    ///
+    /// Tasks are `async fn`s sharing one tokio runtime, not processes: a slot costs a few
+    /// kilobytes, and a task waiting on the network holds no thread. Celery's default of one
+    /// slot per CPU is right for prefork processes but leaves an async worker idle while its
+    /// tasks wait on I/O, hence 100, like other async workers. For CPU-bound tasks, use the
+    /// CPU count (`-c $(nproc)`): more slots than CPUs only make each task slower. Each slot
+    /// reserves up to [`prefetch_multiplier`](Self::prefetch_multiplier) messages.
     ///
     /// ```
     /// let client = taskq::Client::from_config(taskq::Config::default())?;
