@@ -1,0 +1,267 @@
+//! The example worker's command line (`taskq::Worker::from_args`): Celery's worker flags,
+//! `--help`, clap's exit code 2 for an unknown flag, flags over `TASKQ_*` variables, and a
+//! start that fails with the masked address, and no "ready", when Redis refuses or is away.
+//!
+//! Needs the example binaries: `cargo build -p taskq-examples --examples`.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use taskq_tests::{
+    example_binary, example_command, file_tail, free_port, redis_cmd, wait_for_log, ChildGuard,
+    RedisServer,
+};
+
+const START: Duration = Duration::from_secs(30);
+
+/// Runs the example worker with `args` to its end, with the broker at `broker` (nothing needs
+/// to listen there for the commands that never connect).
+fn run_worker(args: &[&str], broker: &str) -> Output {
+    let mut cmd = Command::new(example_binary("worker"));
+    cmd.args(args)
+        .env("TASKQ_BROKER_URL", broker)
+        .env("TASKQ_RESULT_BACKEND", broker)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    let mut child = ChildGuard::spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()));
+    child
+        .wait_timeout(START)
+        .unwrap_or_else(|| panic!("the worker with {args:?} did not exit within {START:?}"));
+    child.into_inner().wait_with_output().expect("its output")
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A broker address where nothing listens: the commands under test exit before connecting.
+fn nowhere() -> String {
+    format!("redis://127.0.0.1:{}/0", free_port())
+}
+
+#[test]
+fn help_lists_celerys_worker_flags_and_exits_0() {
+    let output = run_worker(&["--help"], &nowhere());
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    for flag in [
+        "-Q, --queues <QUEUES>",
+        "-c, --concurrency <N>",
+        "-n, --hostname <NAME>",
+        "-l, --loglevel <LEVEL>",
+        "-E, --task-events",
+        "-B, --beat",
+        "--prefetch-multiplier <N>",
+        "--shutdown-grace <SECS>",
+        "-V, --version",
+        "TASKQ_",
+    ] {
+        assert!(stdout.contains(flag), "--help lacks {flag:?}:\n{stdout}");
+    }
+    assert!(!stdout.contains("worker ready") && !stderr.contains("worker ready"));
+
+    let version = run_worker(&["--version"], &nowhere());
+    let (stdout, _) = text(&version);
+    assert_eq!(version.status.code(), Some(0));
+    assert_eq!(
+        stdout.trim(),
+        format!("taskq-worker {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn an_unknown_flag_or_a_bad_value_exits_2_with_claps_error() {
+    let output = run_worker(&["--frobnicate"], &nowhere());
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("unexpected argument '--frobnicate' found"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Usage: worker [OPTIONS]"), "{stderr}");
+
+    for bad in [&["-c", "0"][..], &["-n", "w@%p"], &["-l", "loud"]] {
+        let output = run_worker(bad, &nowhere());
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{bad:?}: {stderr}");
+        assert!(stderr.contains("error: invalid value"), "{bad:?}: {stderr}");
+    }
+}
+
+#[test]
+fn beat_is_refused_as_not_supported_yet() {
+    let output = run_worker(&["-B"], &nowhere());
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("-B/--beat") && stderr.contains("not supported yet"),
+        "{stderr}"
+    );
+}
+
+/// Starts the example worker with `args` and `envs` on `server`, logging to `dir/<log>`, and
+/// waits for "worker ready"; returns the guard and the log's text so far.
+fn start_ready(
+    server: &RedisServer,
+    dir: &Path,
+    log: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> (ChildGuard, String) {
+    let mut cmd = example_command("worker", server, dir, log, envs);
+    cmd.args(args).env_remove("RUST_LOG");
+    let worker = ChildGuard::spawn(&mut cmd);
+    let path = dir.join(log);
+    wait_for_log(&path, "worker ready", 1, START);
+    let text = std::fs::read_to_string(&path).unwrap();
+    (worker, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_concurrency_and_node_name_flags_take_effect_over_the_environment() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let host = hostname::get().unwrap().into_string().unwrap();
+    let short = host.split('.').next().unwrap().to_owned();
+    let (mut worker, log) = start_ready(
+        &server,
+        dir.path(),
+        "flags.log",
+        &["-Q", "alpha,beta", "-c", "7", "-n", "cli-%n@%h", "-E"],
+        // The flags win over these.
+        &[
+            ("TASKQ_QUEUES", "gamma"),
+            ("TASKQ_CONCURRENCY", "3"),
+            ("TASKQ_HOSTNAME", "env@x"),
+        ],
+    );
+    let node = format!("cli-{short}@{host}");
+    assert!(log.contains(&format!(" {node} v")), "banner node:\n{log}");
+    assert!(log.contains(".> concurrency: 7 (tokio)"), "{log}");
+    assert!(log.contains(".> prefetch:    28 messages"), "{log}");
+    assert!(
+        log.contains(".> alpha\n") && log.contains(".> beta\n"),
+        "{log}"
+    );
+    assert!(!log.contains(".> gamma"), "{log}");
+    // The default log subscriber is on: the example installs none of its own.
+    assert!(log.contains("worker ready") && log.contains(&node), "{log}");
+    // -Q alpha,beta leaves the example's tasks (queue `celery`) without a worker here.
+    assert!(
+        log.contains(
+            "task tasks.add is sent to queue \"celery\", which this worker does not consume"
+        ) && log.contains("-Q/--queues alpha,beta,celery"),
+        "{log}"
+    );
+    // It consumes `beta`: a call sent there is run (with the result in db 0, as the example's).
+    let client = taskq_tests::worker::client(&server, |c| c.result_backend = server.url());
+    let sent = client
+        .send_by_name(
+            "tasks.add",
+            vec![2.into(), 3.into()],
+            serde_json::Map::new(),
+            taskq::Options::new().queue("beta"),
+        )
+        .await
+        .unwrap();
+    let five: serde_json::Value = sent.get(Duration::from_secs(20)).await.unwrap();
+    assert_eq!(five, 5);
+    worker.terminate();
+    let status = worker.wait_timeout(START).expect("stops on SIGTERM");
+    assert!(
+        status.success(),
+        "{}",
+        file_tail(&dir.path().join("flags.log"), 20)
+    );
+}
+
+#[test]
+fn without_flags_the_environment_still_configures_the_worker() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (_worker, log) = start_ready(
+        &server,
+        dir.path(),
+        "env.log",
+        &[],
+        &[("TASKQ_QUEUES", "celery,gamma"), ("TASKQ_CONCURRENCY", "5")],
+    );
+    assert!(log.contains(".> concurrency: 5 (tokio)"), "{log}");
+    assert!(log.contains(".> gamma\n"), "{log}");
+    assert!(!log.contains("does not consume"), "{log}");
+}
+
+#[test]
+fn a_wrong_password_fails_the_start_naming_the_masked_address_and_no_ready() {
+    let server = RedisServer::start();
+    redis_cmd(
+        &server.url(),
+        &[
+            "ACL", "SETUSER", "app", "on", ">s3cret", "~*", "&*", "+@all",
+        ],
+    );
+    let url = format!("redis://app:wrong@127.0.0.1:{}/0", server.port());
+    let output = run_worker(&[], &url);
+    let (stdout, stderr) = text(&output);
+    println!("{stdout}{stderr}");
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    let masked = format!("redis://app:**@127.0.0.1:{}/0", server.port());
+    assert!(
+        stderr.contains(&format!(
+            "the broker at {masked} refused this worker's credentials"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("wrong@"),
+        "the password is not shown: {stderr}"
+    );
+    assert!(!stdout.contains("worker ready") && !stderr.contains("worker ready"));
+    assert!(
+        !stdout.contains("[tasks]"),
+        "no banner before Redis answered"
+    );
+}
+
+#[test]
+fn an_unreachable_redis_fails_the_start_after_a_few_tries_and_no_ready() {
+    let port = free_port();
+    let url = format!("redis://:hunter2@127.0.0.1:{port}/0");
+    let started = std::time::Instant::now();
+    let output = run_worker(&[], &url);
+    let (stdout, stderr) = text(&output);
+    println!("after {:?}: {stdout}{stderr}", started.elapsed());
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    let masked = format!("redis://:**@127.0.0.1:{port}/0");
+    assert!(
+        stderr.contains(&format!("cannot reach the broker at {masked}")),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("trying again in").count(), 2, "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(!stdout.contains("worker ready") && !stderr.contains("worker ready"));
+}
+
+#[test]
+fn a_worker_binary_without_tasks_says_how_to_link_them() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = example_command("worker_without_tasks", &server, dir.path(), "bare.log", &[]);
+    cmd.env_remove("RUST_LOG");
+    let _worker = ChildGuard::spawn(&mut cmd);
+    let path = dir.path().join("bare.log");
+    wait_for_log(&path, "worker ready", 1, START);
+    let log = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        log.contains(
+            "no tasks registered: the worker binary must reference the task crate/module, e.g."
+        ),
+        "{log}"
+    );
+    let warned = log.find("no tasks registered").unwrap();
+    assert!(warned < log.find("worker ready").unwrap(), "{log}");
+}
