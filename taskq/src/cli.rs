@@ -76,7 +76,7 @@ pub struct WorkerArgs {
     pub concurrency: Option<usize>,
 
     /// Node name, with Celery's templates: %h host name with domain, %n host name without
-    /// domain, %d domain, %% a % (default: TASKQ_HOSTNAME, else taskq-<pid>@%h).
+    /// domain, %d domain, %% a % (default: TASKQ_HOSTNAME, else taskq-PID@%h).
     #[arg(short = 'n', long, value_name = "NAME", value_parser = parse_hostname)]
     pub hostname: Option<String>,
 
