@@ -137,7 +137,9 @@ impl TaskFailure {
     /// The failure stored for a message naming a task no worker has registered.
     ///
     /// ```
-    /// assert!(taskq::TaskFailure::not_registered("tasks.nope").is_not_registered());
+    /// let failure = taskq::TaskFailure::not_registered("tasks.nope");
+    /// assert!(failure.is_not_registered());
+    /// assert!(failure.to_string().starts_with("NotRegistered: tasks.nope (no worker that took it"));
     /// ```
     ///
     /// The message is the task name, as Celery's `NotRegistered` has it; the traceback says
@@ -403,9 +405,17 @@ impl fmt::Display for TaskFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Like Python's traceback line: an exception without arguments shows its name alone.
         match self.message() {
-            message if message.is_empty() => f.write_str(&self.0.exc_type),
-            message => write!(f, "{}: {message}", self.0.exc_type),
+            message if message.is_empty() => f.write_str(&self.0.exc_type)?,
+            message => write!(f, "{}: {message}", self.0.exc_type)?,
         }
+        if self.is_not_registered() {
+            f.write_str(
+                " (no worker that took it has a task of that name; a taskq worker has the \
+                 #[taskq::task]s its binary references: make it depend on the task's crate \
+                 and name the task in main)",
+            )?;
+        }
+        Ok(())
     }
 }
 
