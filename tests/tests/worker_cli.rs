@@ -1,6 +1,7 @@
 //! The example worker's command line (`taskq::Worker::from_args`): Celery's worker flags,
-//! `--help`, clap's exit code 2 for an unknown flag, flags over `TASKQ_*` variables, and a
-//! start that fails with the masked address, and no "ready", when Redis refuses or is away.
+//! `--help`, clap's exit code 2 for an unknown flag, flags over `TASKQ_*` variables (`-Q`,
+//! `-c`, `-n`, `-E`; `-l` over `RUST_LOG`), and a start that fails with the masked address,
+//! and no "ready", when Redis refuses or is away.
 //!
 //! Needs the example binaries: `cargo build -p taskq-examples --examples`.
 
@@ -112,13 +113,44 @@ fn start_ready(
     args: &[&str],
     envs: &[(&str, &str)],
 ) -> (ChildGuard, String) {
-    let mut cmd = example_command("worker", server, dir, log, envs);
-    cmd.args(args).env_remove("RUST_LOG");
+    let mut cmd = example_command("worker", server, dir, log, &[]);
+    cmd.env_remove("RUST_LOG")
+        .envs(envs.iter().copied())
+        .args(args);
     let worker = ChildGuard::spawn(&mut cmd);
     let path = dir.join(log);
     wait_for_log(&path, "worker ready", 1, START);
     let text = std::fs::read_to_string(&path).unwrap();
     (worker, text)
+}
+
+/// The channels of the worker events published on `server`'s db 0 from now on.
+fn worker_events(server: &RedisServer) -> std::sync::mpsc::Receiver<String> {
+    let client = redis::Client::open(server.url()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut conn = client.get_connection().unwrap();
+        let mut pubsub = conn.as_pubsub();
+        pubsub.psubscribe("/0.celeryev/worker.*").unwrap();
+        pubsub
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let _ = ready_tx.send(());
+        loop {
+            match pubsub.get_message() {
+                Ok(msg) => {
+                    if tx.send(msg.get_channel_name().to_owned()).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.is_timeout() => {}
+                Err(_) => return,
+            }
+        }
+    });
+    ready_rx.recv().unwrap();
+    rx
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,6 +159,7 @@ async fn queues_concurrency_and_node_name_flags_take_effect_over_the_environment
     let dir = tempfile::tempdir().unwrap();
     let host = hostname::get().unwrap().into_string().unwrap();
     let short = host.split('.').next().unwrap().to_owned();
+    let events = worker_events(&server);
     let (mut worker, log) = start_ready(
         &server,
         dir.path(),
@@ -157,6 +190,11 @@ async fn queues_concurrency_and_node_name_flags_take_effect_over_the_environment
         ) && log.contains("-Q/--queues alpha,beta,celery"),
         "{log}"
     );
+    // -E: the worker announces itself on Celery's event exchange.
+    let online = events
+        .recv_timeout(Duration::from_secs(10))
+        .expect("an event from the worker started with -E");
+    assert_eq!(online, "/0.celeryev/worker.online");
     // It consumes `beta`: a call sent there is run (with the result in db 0, as the example's).
     let client = taskq_tests::worker::client(&server, |c| c.result_backend = server.url());
     let sent = client
@@ -176,6 +214,41 @@ async fn queues_concurrency_and_node_name_flags_take_effect_over_the_environment
         status.success(),
         "{}",
         file_tail(&dir.path().join("flags.log"), 20)
+    );
+}
+
+#[test]
+fn loglevel_sets_the_default_subscribers_level_over_rust_log() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // -l warning: the warning about queue `celery` shows, INFO lines ("worker ready") do not.
+    let mut cmd = example_command("worker", &server, dir.path(), "warning.log", &[]);
+    cmd.args(["-l", "warning", "-Q", "alpha"])
+        .env("RUST_LOG", "info");
+    let mut quiet = ChildGuard::spawn(&mut cmd);
+    let path = dir.path().join("warning.log");
+    wait_for_log(&path, "[tasks]", 1, START); // the banner; the reports and "ready" follow
+    std::thread::sleep(Duration::from_secs(1));
+    quiet.terminate();
+    quiet.wait_timeout(START).expect("stops on SIGTERM");
+    let log = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        log.contains("WARN") && log.contains("does not consume"),
+        "{log}"
+    );
+    assert!(!log.contains(" INFO "), "{log}");
+
+    // RUST_LOG alone is the filter without -l; -l info wins over RUST_LOG=warn.
+    let (_loud, log) = start_ready(
+        &server,
+        dir.path(),
+        "info.log",
+        &["-l", "info"],
+        &[("RUST_LOG", "warn")],
+    );
+    assert!(
+        log.contains(" INFO ") && log.contains("worker ready"),
+        "{log}"
     );
 }
 
