@@ -132,12 +132,7 @@ impl WorkerArgs {
     /// ```
     pub fn apply(self, mut builder: WorkerBuilder) -> Result<WorkerBuilder> {
         if self.beat {
-            return Err(Error::Config(
-                "-B/--beat (Celery's embedded periodic task scheduler) is not supported yet: \
-                 taskq has no beat. Run Celery's beat (`celery -A proj beat`) beside the \
-                 workers; it sends to the same Redis in the same format"
-                    .to_owned(),
-            ));
+            return Err(Error::Config(BEAT_NOT_SUPPORTED.to_owned()));
         }
         if !self.queues.is_empty() {
             builder = builder.queues(self.queues);
@@ -164,6 +159,11 @@ impl WorkerArgs {
     }
 }
 
+/// What `-B/--beat` gets.
+const BEAT_NOT_SUPPORTED: &str = "-B/--beat (Celery's embedded periodic task scheduler) is not \
+    supported yet: taskq has no beat. Run Celery's beat (`celery -A proj beat`) beside the \
+    workers; it sends to the same Redis in the same format";
+
 /// The command line of a worker binary: [`WorkerArgs`] with `--help` and `--version`.
 #[derive(Debug, clap::Parser)]
 #[command(
@@ -182,12 +182,12 @@ struct WorkerCommand {
 impl Worker {
     /// A worker configured from the process's command line (Celery's worker flags, see
     /// [`WorkerArgs`]) over the environment and `.env`. `--help` and `--version` print and
-    /// exit with status 0; an unknown or malformed flag prints clap's error and exits with
-    /// status 2, as `celery worker` does.
+    /// exit with status 0; an unknown or malformed flag, or `-B/--beat` (not supported yet),
+    /// prints clap's error and exits with status 2, as `celery worker` does for a bad flag.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for a bad `TASKQ_*` setting or `-B/--beat`.
+    /// [`Error::Config`] for a bad `TASKQ_*` setting.
     ///
     /// ```no_run
     /// #[tokio::main]
@@ -205,10 +205,16 @@ impl Worker {
                 || "taskq-worker".to_owned(),
                 |n| n.to_string_lossy().into_owned(),
             );
-        let matches = WorkerCommand::command()
-            .bin_name(bin)
-            .get_matches_from(args);
+        let mut cli = WorkerCommand::command().bin_name(bin);
+        let matches = cli
+            .try_get_matches_from_mut(args)
+            .unwrap_or_else(|e| e.exit());
         let command = WorkerCommand::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if command.worker.beat {
+            // A usage error like any other flag this binary cannot honour: status 2.
+            cli.error(clap::error::ErrorKind::ArgumentConflict, BEAT_NOT_SUPPORTED)
+                .exit();
+        }
         Ok(command
             .worker
             .apply(Worker::builder(Client::from_env()?))?
