@@ -63,13 +63,18 @@
 //! # mod my_tasks { #[taskq::task(name = "tasks.add")] pub async fn add(x: i64, y: i64) -> i64 { x + y } }
 //! #[tokio::main]
 //! async fn main() -> taskq::Result<()> {
-//!     // Install a tracing subscriber to see each task received, succeeded or failed.
-//!     # #[cfg(any())]
-//!     tracing_subscriber::fmt::init();
 //!     let _ = &my_tasks::add;      // links the task crate in: see "The linking rule" below
-//!     taskq::Worker::from_env()?.run().await
+//!     // Celery's worker flags (-Q, -c, -n, -l, -E, --help) over TASKQ_* and .env
+//!     taskq::Worker::from_args()?.run().await
 //! }
 //! ```
+//!
+//! `my-worker -Q emails,reports -c 50 -n reports@%h` then does what `celery worker` would
+//! ([`cli`], the default `cli` feature; [`Worker::from_env`] reads the environment alone).
+//! Before it says "worker ready", the worker checks that Redis answers (a wrong password or
+//! an unreachable Redis fails the start, naming the address with its password masked) and
+//! warns when no task is registered, when a task's queue is not consumed, or when two tasks
+//! share a name.
 //!
 //! Start as many workers as you like, on any machines pointed at the same Redis: they share
 //! the work. Tasks of Python Celery producers reach Rust workers by name, and Rust producers
@@ -103,10 +108,11 @@
 //!
 //! ## Logging
 //!
-//! taskq logs through [`tracing`](https://docs.rs/tracing): the worker's banner, each task
-//! received, succeeded, retried or failed with its run time, connection trouble and
-//! recovery. Install a subscriber (for example `tracing_subscriber::fmt::init()`, with
-//! `RUST_LOG=info`) in the worker binary to see them.
+//! taskq logs through [`tracing`](https://docs.rs/tracing): each task received, succeeded,
+//! retried or failed with its run time, connection trouble and recovery. A worker whose
+//! application installed no subscriber installs one when it starts (stderr, INFO, `RUST_LOG`
+//! or `--loglevel`; the default `logging` feature, [`WorkerBuilder::default_logging`]); an
+//! application that installs its own before keeps it.
 //!
 //! ## In tests, and without Redis
 //!
