@@ -96,18 +96,23 @@ fn warnings_for(
             kept.origin()
         ));
     }
+    // One line per queue, naming its tasks: a binary that links every task of a fleet
+    // whose workers split the queues would otherwise repeat a line per task at each start.
+    let mut unconsumed: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     for task in tasks {
         let queue = task.options.queue.unwrap_or(&config.default_queue);
         if !config.queues.iter().any(|q| q == queue) {
-            warnings.push(format!(
-                "task {} is sent to queue {queue:?}, which this worker does not consume \
-                 (it consumes {}): add it with -Q/--queues {},{queue} (or TASKQ_QUEUES), or \
-                 its calls wait for another worker",
-                task.name,
-                config.queues.join(","),
-                config.queues.join(","),
-            ));
+            unconsumed.entry(queue).or_default().push(task.name);
         }
+    }
+    let consumed = config.queues.join(",");
+    for (queue, names) in unconsumed {
+        warnings.push(format!(
+            "queue {queue:?} is not consumed by this worker (it consumes {consumed}), yet \
+             tasks registered here are sent to it: {}; add it with -Q/--queues \
+             {consumed},{queue} (or TASKQ_QUEUES), or their calls wait for another worker",
+            names.join(", ")
+        ));
     }
     warnings
 }
@@ -150,10 +155,17 @@ mod tests {
     fn a_task_on_a_queue_not_consumed_is_named_with_the_flag_to_add() {
         let report = entry("tasks.report", "app::report", Some("reports"));
         let add = entry("tasks.add", "app::add", None);
-        let warnings = warnings_for(&[&report, &add], &[], &Config::default());
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("task tasks.report is sent to queue \"reports\""));
-        assert!(warnings[0].contains("-Q/--queues celery,reports"));
+        let stats = entry("tasks.stats", "app::stats", Some("reports"));
+        let warnings = warnings_for(&[&report, &add, &stats], &[], &Config::default());
+        assert_eq!(warnings.len(), 1, "one line per queue: {warnings:?}");
+        assert!(
+            warnings[0].starts_with(
+                "queue \"reports\" is not consumed by this worker (it consumes celery), yet tasks \
+             registered here are sent to it: tasks.report, tasks.stats; add it with \
+             -Q/--queues celery,reports"
+            ),
+            "{warnings:?}"
+        );
     }
 
     #[test]
