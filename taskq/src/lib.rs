@@ -71,8 +71,9 @@
 //!
 //! `my-worker -Q emails,reports -c 50 -n reports@%h` then does what `celery worker` would
 //! ([`cli`], the default `cli` feature; [`Worker::from_env`] reads the environment alone).
-//! Before it says "worker ready", the worker checks that Redis answers (a wrong password or
-//! an unreachable Redis fails the start, naming the address with its password masked) and
+//! Before it says "worker ready", the worker checks that Redis answers (a wrong password fails
+//! the start, naming the address with its password masked; an unreachable Redis is retried
+//! loudly, as Celery does) and
 //! warns when no task is registered, when a task's queue is not consumed, or when two tasks
 //! share a name.
 //!

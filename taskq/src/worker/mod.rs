@@ -462,7 +462,8 @@ impl Worker {
     /// # Errors
     ///
     /// [`Error::Config`](crate::Error::Config) when Redis refuses the worker's credentials,
-    /// when it cannot be reached at start (after a few tries over about 3 s), or when
+    /// when it cannot be reached at start (after Celery's 100 tries, 2 s to 30 s apart, each
+    /// logged; `stop` ends the wait), or when
     /// `require_noeviction` is set and Redis may evict keys; each names the address with its
     /// password masked. "worker ready" is logged only after Redis answered. Outages after the
     /// start are logged and retried, not returned.
@@ -481,7 +482,14 @@ impl Worker {
         if self.settings.default_logging {
             logging::install_default(self.settings.log_level);
         }
-        startup::check_redis(&self.client).await?;
+        // Waiting for Redis at start can take long (as Celery's retry does); a stop request
+        // ends it, with nothing started yet.
+        tokio::pin!(stop);
+        tokio::select! {
+            checked = startup::check_redis(&self.client) => checked?,
+            () = &mut stop => return Ok(()),
+            () = self.shutdown.cancelled() => return Ok(()),
+        }
         check_eviction_policy(&self.client).await?;
         if self.settings.banner {
             println!("{}", banner::render(&self.client, &self.settings));
@@ -500,7 +508,7 @@ impl Worker {
         tracing::info!(node = %shared.settings.hostname, "worker ready");
 
         tokio::select! {
-            () = stop => {}
+            () = &mut stop => {}
             () = self.shutdown.cancelled() => {}
         }
         tracing::info!("worker shutting down: no new tasks are taken");

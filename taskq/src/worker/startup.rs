@@ -9,18 +9,27 @@ use crate::config::mask_url;
 use crate::registry::{self, TaskEntry};
 use crate::{Client, Config, Error, Result};
 
-/// How often the first ping is tried before the start fails, and the waits between tries: a
-/// Redis started at the same moment (a compose file) gets a few seconds; one that is not
-/// there fails the start with the reason, as a wrong password does.
-const PING_WAITS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
+/// Celery's start-up retry (`broker_connection_retry_on_startup` with kombu's defaults): up
+/// to [`CONNECT_TRIES`] tries, waiting 2 s, 4 s, 6 s, ... up to 30 s between them, about 48
+/// minutes in all. A Redis started at the same moment (a compose file), or restarted during a
+/// deploy, is waited for, loudly; a wrong password fails at once.
+const CONNECT_TRIES: u32 = 100;
+const FIRST_WAIT: Duration = Duration::from_secs(2);
+const WAIT_STEP: Duration = Duration::from_secs(2);
+const LONGEST_WAIT: Duration = Duration::from_secs(30);
 
-/// Pings the broker and reads from the result store. Fails at once when Redis refuses the
-/// credentials (retrying cannot fix a wrong password or a user without permission), and after
-/// a few tries when Redis cannot be reached; both errors name the store's address with its
-/// password masked.
+/// The wait after failed try `tried` (1-based).
+fn wait_after(tried: u32) -> Duration {
+    (FIRST_WAIT + WAIT_STEP * (tried - 1)).min(LONGEST_WAIT)
+}
+
+/// Pings the broker and reads from the result store, until both answer. Fails at once when
+/// Redis refuses the credentials (retrying cannot fix a wrong password or a user without
+/// permission), and after [`CONNECT_TRIES`] tries when Redis cannot be reached, each failed
+/// try logged; the errors name the store's address with its password masked.
 pub(super) async fn check_redis(client: &Client) -> Result<()> {
     let config = client.config();
-    let mut waits = PING_WAITS.iter();
+    let mut tried = 0;
     loop {
         let broker = client.broker().ping().await.err();
         // Any id: reading a result is the cheapest call the result store has.
@@ -42,20 +51,19 @@ pub(super) async fn check_redis(client: &Client) -> Result<()> {
                 )));
             }
         }
-        match waits.next() {
-            Some(wait) => {
-                tracing::warn!(
-                    "cannot reach the {store} at {address}: {error}; trying again in {} s",
-                    wait.as_secs()
-                );
-                tokio::time::sleep(*wait).await;
-            }
-            None => {
-                return Err(Error::Config(format!(
-                    "cannot reach the {store} at {address}: {error}"
-                )))
-            }
+        tried += 1;
+        if tried >= CONNECT_TRIES {
+            return Err(Error::Config(format!(
+                "cannot reach the {store} at {address} after {tried} tries: {error}"
+            )));
         }
+        let wait = wait_after(tried);
+        tracing::error!(
+            "cannot reach the {store} at {address}: {error}; trying again in {} s \
+             ({tried}/{CONNECT_TRIES})",
+            wait.as_secs()
+        );
+        tokio::time::sleep(wait).await;
     }
 }
 
