@@ -807,6 +807,78 @@ async fn a_worker_dead_letters_a_message_that_crashed_too_often(subject: &Subjec
     assert_eq!(failure.exc_type(), "WorkerLostError");
 }
 
+/// Remote control from the client reaches a worker, which answers by node name; the
+/// caller's reply queue and its binding are gone afterwards.
+async fn remote_control_reaches_a_worker_and_cleans_up(subject: &Subject) {
+    use taskq::control::ControlOptions;
+
+    let client = subject.client();
+    let worker = RunningWorker::start(&client, |b| b.hostname("taskq@contract"));
+    let options = ControlOptions::new().timeout(Duration::from_secs(1));
+    // The worker's subscription may not be in place at once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let pong = loop {
+        let pong = client.control().ping(&options).await.unwrap();
+        if !pong.is_empty() || std::time::Instant::now() > deadline {
+            break pong;
+        }
+    };
+    assert_eq!(pong[0].node, "taskq@contract");
+    assert_eq!(pong[0].reply, serde_json::json!({"ok": "pong"}));
+
+    let limited = ControlOptions::new()
+        .timeout(Duration::from_secs(30))
+        .limit(1);
+    let started = std::time::Instant::now();
+    let registered = client
+        .control()
+        .inspect("registered", &limited)
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the limit ends the wait"
+    );
+    let names = registered[0].reply.as_array().unwrap();
+    assert!(names.iter().any(|n| n == "tasks.contract"), "{names:?}");
+
+    let elsewhere = options.clone().destination(["celery@elsewhere"]);
+    assert!(client.control().ping(&elsewhere).await.unwrap().is_empty());
+    let toggled = client.control().enable_events(&options).await.unwrap();
+    assert_eq!(
+        toggled[0].reply,
+        serde_json::json!({"ok": "task events enabled"})
+    );
+    let revoked = client
+        .control()
+        .revoke(&["gone-1".to_owned()], false, &options)
+        .await
+        .unwrap();
+    assert!(revoked[0].reply["ok"].as_str().unwrap().contains("gone-1"));
+    let recorded = subject
+        .broker
+        .revokes_since(f64::NEG_INFINITY)
+        .await
+        .unwrap();
+    assert!(recorded.ids.iter().any(|(id, _)| id == "gone-1"));
+    worker.stop().await;
+
+    // Nothing routes to a reply queue of a finished call any more.
+    let stats = subject.broker.queue_stats(&[]).await.unwrap();
+    assert!(
+        stats
+            .iter()
+            .all(|s| !s.queue.contains("reply.celery.pidbox")),
+        "{stats:?}"
+    );
+    let routed = subject
+        .broker
+        .publish_direct("reply.celery.pidbox", "any", "x")
+        .await
+        .unwrap();
+    assert_eq!(routed, 0);
+}
+
 // ---------------------------------------------------------------------------------------
 // Each contract, on each broker.
 // ---------------------------------------------------------------------------------------
@@ -885,4 +957,5 @@ contracts! {
     a_purge_empties_every_priority_list with custom_steps;
     queue_stats_count_each_state with default_keys;
     (worker) a_worker_dead_letters_a_message_that_crashed_too_often;
+    (worker) remote_control_reaches_a_worker_and_cleans_up;
 }
