@@ -305,3 +305,47 @@ async fn dead_letters_are_listed_and_requeued_by_reason() {
     let none = taskq(&server, &["dead-letters", "list"]).await.success();
     assert_eq!(none.stdout.trim(), "no dead letters");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_worker_control_says_so_and_a_revoke_still_holds() {
+    let server = RedisServer::start();
+    let status = taskq(&server, &["status", "-t", "0.2"]).await.exit_code(1);
+    assert_eq!(
+        status.stderr.trim(),
+        "Error: No nodes replied within time constraint"
+    );
+    let inspect = taskq(&server, &["inspect", "active", "-t", "0.2", "--json"])
+        .await
+        .exit_code(1);
+    assert!(inspect.stdout.is_empty(), "{inspect}");
+
+    let revoked = taskq(&server, &["control", "revoke", "r-1", "r-2", "-t", "0.2"])
+        .await
+        .success();
+    assert_eq!(
+        revoked.stdout.trim(),
+        "revoked r-1, r-2 (recorded in the broker; no node replied)"
+    );
+    let json = taskq(
+        &server,
+        &["control", "revoke", "r-3", "-t", "0.2", "--json"],
+    )
+    .await
+    .success()
+    .json();
+    assert_eq!(json, json!({}));
+    let mut ids: Vec<String> = query(
+        &server.url(),
+        &["ZRANGE", &keys::broker().revoked(), "0", "-1"],
+    );
+    ids.sort();
+    assert_eq!(ids, ["r-1", "r-2", "r-3"]);
+    // No reply queue or binding is left behind.
+    let left: Vec<String> = query(&server.url(), &["KEYS", "*reply*"]);
+    assert!(left.is_empty(), "{left:?}");
+
+    let events = taskq(&server, &["events", "--timeout", "0.3", "--json"])
+        .await
+        .success();
+    assert!(events.stdout.is_empty(), "{events}");
+}
