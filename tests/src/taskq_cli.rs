@@ -34,10 +34,22 @@ pub fn taskq_binary() -> PathBuf {
             let mut build = std::process::Command::new(cargo);
             // Cargo gives the running test variables of its own (CARGO_PKG_*, CARGO_MANIFEST_DIR,
             // …); seen by the inner build, they change fingerprints, and the inner and the
-            // outer build would rebuild each other every run.
+            // outer build would rebuild each other every run. The user's settings
+            // (CARGO_HOME, CARGO_INCREMENTAL, CARGO_PROFILE_*, …) stay.
+            const SET_FOR_TESTS: [&str; 9] = [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+                "CARGO_SBOM_PATH",
+                "OUT_DIR",
+            ];
             for (key, _) in std::env::vars_os() {
                 let key = key.to_string_lossy();
-                if (key.starts_with("CARGO_") && key != "CARGO_HOME") || key == "OUT_DIR" {
+                if SET_FOR_TESTS.iter().any(|set| key.starts_with(set)) {
                     build.env_remove(key.as_ref());
                 }
             }
