@@ -349,3 +349,56 @@ async fn with_no_worker_control_says_so_and_a_revoke_still_holds() {
         .success();
     assert!(events.stdout.is_empty(), "{events}");
 }
+
+/// `purge` on a terminal asks first: `script` gives it one (util-linux), and the answer is
+/// typed on it.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_on_a_terminal_asks_and_honours_the_answer() {
+    use tokio::io::AsyncWriteExt as _;
+
+    let server = RedisServer::start();
+    for _ in 0..2 {
+        taskq(&server, &["call", "test.cli.n"]).await.success();
+    }
+    let binary = taskq_tests::taskq_cli::taskq_binary();
+    let answer = |typed: &'static str| {
+        let command = format!("{} -b {} purge -Q celery", binary.display(), server.url());
+        async move {
+            let mut child = tokio::process::Command::new("script")
+                .args(["-qec", &command, "/dev/null"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("util-linux `script` runs the command on a terminal");
+            let mut stdin = child.stdin.take().unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            stdin.write_all(typed.as_bytes()).await.unwrap();
+            let out =
+                tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+                    .await
+                    .expect("purge answered")
+                    .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        }
+    };
+
+    let (code, shown) = answer("n\n").await;
+    assert!(
+        shown.contains("Purge 2 messages waiting in celery? This cannot be undone [y/N]"),
+        "{shown}"
+    );
+    assert!(shown.contains("not purged"), "{shown}");
+    assert_eq!(code, Some(1), "{shown}");
+    assert_eq!(waiting(&server, "celery").len(), 2);
+
+    let (code, shown) = answer("y\n").await;
+    assert!(shown.contains("purged 2 messages from celery"), "{shown}");
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(waiting(&server, "celery").is_empty());
+}
