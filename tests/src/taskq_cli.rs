@@ -152,11 +152,11 @@ pub async fn taskq(server: &RedisServer, args: &[&str]) -> CliRun {
     taskq_raw(&all, &[]).await
 }
 
-/// Runs `taskq <args>` as [`taskq`] does, without adding the broker flags, with `envs` set.
+/// Runs `taskq <args>` as [`taskq()`] does, without adding the broker flags, with `envs` set.
 ///
 /// # Panics
 ///
-/// As [`taskq`].
+/// As [`taskq()`].
 pub async fn taskq_raw(args: &[String], envs: &[(&str, &str)]) -> CliRun {
     let dir = tempfile::tempdir().expect("a temp dir");
     let mut cmd = tokio::process::Command::new(taskq_binary());
