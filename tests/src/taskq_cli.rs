@@ -159,6 +159,15 @@ pub async fn taskq(server: &RedisServer, args: &[&str]) -> CliRun {
 /// As [`taskq()`].
 pub async fn taskq_raw(args: &[String], envs: &[(&str, &str)]) -> CliRun {
     let dir = tempfile::tempdir().expect("a temp dir");
+    taskq_in(dir.path(), args, envs).await
+}
+
+/// Runs `taskq <args>` as [`taskq_raw`] does, in `dir` (where it reads a `.env`).
+///
+/// # Panics
+///
+/// As [`taskq()`].
+pub async fn taskq_in(dir: &std::path::Path, args: &[String], envs: &[(&str, &str)]) -> CliRun {
     let mut cmd = tokio::process::Command::new(taskq_binary());
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
@@ -166,7 +175,7 @@ pub async fn taskq_raw(args: &[String], envs: &[(&str, &str)]) -> CliRun {
             cmd.env_remove(key.as_ref());
         }
     }
-    cmd.current_dir(dir.path())
+    cmd.current_dir(dir)
         .args(args)
         .envs(envs.iter().copied())
         .stdin(Stdio::null())

@@ -3,7 +3,7 @@
 //! `dead-letters`), in both people's and `--json` output, checked against what Redis holds.
 
 use serde_json::{json, Value};
-use taskq_tests::taskq_cli::{taskq, taskq_raw};
+use taskq_tests::taskq_cli::{taskq, taskq_in, taskq_raw};
 use taskq_tests::worker::{client, query};
 use taskq_tests::{free_port, keys, RedisServer};
 
@@ -93,6 +93,38 @@ async fn the_broker_comes_from_the_environment_without_b() {
     let sent = waiting(&server, "celery");
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["headers"]["id"], id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_comes_from_dotenv_and_b_wins_over_both() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("TASKQ_BROKER_URL={}\n", server.url()),
+    )
+    .unwrap();
+    let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    taskq_in(dir.path(), &args(&["call", "test.cli.dotenv"]), &[])
+        .await
+        .success();
+    assert_eq!(waiting(&server, "celery").len(), 1);
+
+    let dead = format!("redis://127.0.0.1:{}/0", free_port());
+    let env = [("TASKQ_BROKER_URL", dead.as_str())];
+    let failed = taskq_in(dir.path(), &args(&["queues"]), &env)
+        .await
+        .exit_code(1);
+    assert!(
+        failed.stderr.contains(&dead),
+        "the variable wins over .env: {failed}"
+    );
+    let url = server.url();
+    let stats = taskq_in(dir.path(), &args(&["-b", &url, "queues", "--json"]), &env)
+        .await
+        .success()
+        .json();
+    assert_eq!(stats[0]["waiting"], 1, "-b wins over both");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
