@@ -33,6 +33,17 @@ pub(crate) enum Command {
         #[command(flatten)]
         flags: ControlFlags,
     },
+    /// Any other remote-control command, as Celery's app.control.broadcast sends it (e.g.
+    /// clock; Python workers also take rate_limit, add_consumer, shutdown, …).
+    Broadcast {
+        /// The command's method name.
+        method: String,
+        /// Its arguments, a JSON object: '{"task_name": "tasks.add", "rate_limit": "10/m"}'.
+        #[arg(short = 'a', long, value_name = "JSON")]
+        arguments: Option<String>,
+        #[command(flatten)]
+        flags: ControlFlags,
+    },
 }
 
 pub(crate) async fn run(
@@ -68,6 +79,25 @@ pub(crate) async fn run(
         }
         Command::DisableEvents { flags } => {
             print_replies(out, &control.disable_events(&flags.options()?).await?)
+        }
+        Command::Broadcast {
+            method,
+            arguments,
+            flags,
+        } => {
+            let arguments: serde_json::Value = match arguments.as_deref() {
+                Some(text) => serde_json::from_str(text)
+                    .ok()
+                    .filter(serde_json::Value::is_object)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("--arguments must be a JSON object, e.g. '{{\"n\": 1}}'")
+                    })?,
+                None => serde_json::json!({}),
+            };
+            let replies = control
+                .broadcast(&method, arguments, &flags.options()?)
+                .await?;
+            print_replies(out, &replies)
         }
     }
 }

@@ -259,6 +259,40 @@ async fn control_revokes_and_switches_events() {
         .json();
     assert_eq!(off, json!({NODE: {"ok": "task events disabled"}}));
 
+    let clock = taskq(
+        &server,
+        &["control", "broadcast", "clock", "-d", NODE, "--json"],
+    )
+    .await
+    .success()
+    .json();
+    assert!(clock[NODE]["clock"].is_u64(), "{clock}");
+    let unknown = taskq(
+        &server,
+        &[
+            "control",
+            "broadcast",
+            "no_such",
+            "-a",
+            r#"{"n": 1}"#,
+            "-d",
+            NODE,
+        ],
+    )
+    .await
+    .success();
+    assert_eq!(
+        unknown.stdout,
+        format!("->  {NODE}: ERROR\n        No such command: no_such\n\n1 node online.\n")
+    );
+    let bad = taskq(&server, &["control", "broadcast", "clock", "-a", "[1]"])
+        .await
+        .exit_code(1);
+    assert!(
+        bad.stderr.contains("--arguments must be a JSON object"),
+        "{bad}"
+    );
+
     let missing = taskq(&server, &["control", "revoke"]).await.exit_code(2);
     assert!(missing.stderr.contains("<ID>"), "{missing}");
 }
