@@ -467,6 +467,26 @@ impl Client {
         Ok(())
     }
 
+    /// Remote control of the workers on this client's broker, taskq and Python Celery alike
+    /// (Celery's `app.control`): ping, inspect, revoke, events on and off.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> taskq::Result<()> {
+    /// use std::time::Duration;
+    /// use taskq::control::ControlOptions;
+    ///
+    /// let mut config = taskq::Config::default();
+    /// config.broker_url = "memory://control-doc".into();
+    /// let client = taskq::Client::from_config(config)?;
+    /// let options = ControlOptions::new().timeout(Duration::from_millis(50));
+    /// let active = client.control().inspect("active", &options).await?;
+    /// assert!(active.is_empty()); // no worker here
+    /// # Ok(()) }
+    /// ```
+    pub fn control(&self) -> crate::control::Control {
+        crate::control::Control::new(self.clone())
+    }
+
     /// The broker.
     ///
     /// ```

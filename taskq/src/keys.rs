@@ -15,6 +15,7 @@
 //! | `taskq.dead_letter` | list | messages that cannot run, with the reason |
 //! | `taskq.revoked` | zset | revoked task id → revoke time (server clock), at most 50,000 ids of the last 3 h (see [`crate::revoke`]) |
 //! | `celery-task-meta-<id>` | string + channel | the result record, also published |
+//! | `<oid>.reply.celery.pidbox` | list | remote-control replies to one caller (see [`pidbox_reply_queue`]) |
 //! | `_kombu.binding.<exchange>` | set | `routing_key\x06\x16pattern\x06\x16queue` of a direct exchange (e.g. `reply.celery.pidbox`) |
 //! | `/<db>.<exchange>[/<routing_key>]` | Pub/Sub channel | fanout exchanges: `celery.pidbox` (remote control), `celeryev` (events) |
 
@@ -271,6 +272,42 @@ impl BrokerKeys {
         [channel, with_key]
     }
 
+    /// The queue whose list `list` is (one of [`queue_list`](Self::queue_list)'s names), or
+    /// `None` when `list` does not carry this prefix.
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::new("p:", taskq::keys::DEFAULT_PRIORITY_SEP);
+    /// assert_eq!(keys.queue_of_list("p:celery\x06\x163"), Some("celery"));
+    /// assert_eq!(keys.queue_of_list("p:reports"), Some("reports"));
+    /// assert_eq!(keys.queue_of_list("other"), None);
+    /// ```
+    pub fn queue_of_list<'a>(&self, list: &'a str) -> Option<&'a str> {
+        let list = list.strip_prefix(self.prefix.as_str())?;
+        match list.rsplit_once(self.sep.as_str()) {
+            Some((queue, bucket)) if bucket.parse::<u8>().is_ok() => Some(queue),
+            _ => Some(list),
+        }
+    }
+
+    /// The `SCAN` pattern matching every kombu binding set ([`binding`](Self::binding) and
+    /// [`exchange_binding`](Self::exchange_binding)); the part after it in a key is the
+    /// exchange.
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// assert_eq!(keys.binding_scan_pattern(), "_kombu.binding.*");
+    /// assert_eq!(keys.exchange_of_binding("_kombu.binding.celery"), Some("celery"));
+    /// ```
+    pub fn binding_scan_pattern(&self) -> String {
+        format!("{}_kombu.binding.*", self.prefix)
+    }
+
+    /// The exchange whose binding set `key` is; `None` for any other key.
+    pub fn exchange_of_binding<'a>(&self, key: &'a str) -> Option<&'a str> {
+        key.strip_prefix(self.prefix.as_str())?
+            .strip_prefix("_kombu.binding.")
+    }
+
     /// Due times of parked ETA messages.
     ///
     /// ```
@@ -330,6 +367,17 @@ impl BrokerKeys {
     pub fn revoked(&self) -> String {
         format!("{}taskq.revoked", self.prefix)
     }
+}
+
+/// The queue a remote-control caller reads its replies from (kombu's
+/// `<oid>.reply.celery.pidbox`), bound to the direct exchange `reply.celery.pidbox` with
+/// routing key `oid`; its list is [`BrokerKeys::queue_list`]`(queue, 0)`.
+///
+/// ```
+/// assert_eq!(taskq::keys::pidbox_reply_queue("c0f92bbf"), "c0f92bbf.reply.celery.pidbox");
+/// ```
+pub fn pidbox_reply_queue(oid: &str) -> String {
+    format!("{oid}.reply.celery.pidbox")
 }
 
 /// Key names on the result side.

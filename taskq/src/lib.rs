@@ -133,6 +133,7 @@
 //! | `celery -A proj worker -Q a,b -c 8` | a worker binary with `TASKQ_QUEUES=a,b TASKQ_CONCURRENCY=8` |
 //! | `self.request.id`, `self.retry(countdown=30)` | [`request::current`], [`request::retry_in`] |
 //! | `app.control.revoke(id, terminate=True)` | [`Client::revoke`], [`Client::terminate`] |
+//! | `app.control.ping()`, `app.control.inspect().active()` | [`Client::control`] ([`control::Control`]) |
 //! | `celery inspect`, `celery events`, Flower | work against taskq workers as they are |
 //!
 //! # The modules
@@ -140,7 +141,8 @@
 //! One concept each: [`task`](mod@task) (the trait `#[task]` implements), [`registry`]
 //! (link-time task registry), [`protocol`] (the wire format), [`broker`] and [`backend`]
 //! (Redis and in-memory implementations), [`result`] ([`AsyncResult`]), [`worker`],
-//! [`config`], [`keys`] (every Redis key name).
+//! [`config`], [`keys`] (every Redis key name), [`control`] (remote control: ping, inspect,
+//! revoke, events on and off).
 
 #![warn(
     missing_docs,
@@ -158,6 +160,7 @@ pub mod client;
 mod clock;
 pub mod config;
 mod connection;
+pub mod control;
 mod error;
 mod failure;
 pub mod keys;

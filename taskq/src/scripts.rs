@@ -535,6 +535,34 @@ end
 return moved
 "#;
 
+/// Puts back the dead-lettered messages whose reason contains a text, oldest first: each
+/// matching entry that names its queue leaves the list (`LREM` of that one entry) and its
+/// message goes to the back of its queue's bucket-0 list. Entries that do not match, or name
+/// no queue, stay where they are.
+///
+/// * `KEYS[1]` the dead-letter list.
+/// * `ARGV[1]` most messages moved, `ARGV[2]` the key prefix, `ARGV[3]` the text the reason
+///   must contain (plain, not a pattern).
+/// * Returns how many moved.
+pub(crate) const REQUEUE_DEAD_MATCHING: &str = r#"
+local max = tonumber(ARGV[1])
+local moved = 0
+local entries = redis.call('LRANGE', KEYS[1], 0, -1)
+for i = #entries, 1, -1 do
+  if moved >= max then break end
+  local entry = entries[i]
+  local ok, dead = pcall(cjson.decode, entry)
+  if ok and type(dead) == 'table' and type(dead.queue) == 'string' and dead.queue ~= ''
+      and type(dead.payload) == 'string' and type(dead.reason) == 'string'
+      and string.find(dead.reason, ARGV[3], 1, true) then
+    redis.call('LREM', KEYS[1], -1, entry)
+    redis.call('LPUSH', ARGV[2] .. dead.queue, dead.payload)
+    moved = moved + 1
+  end
+end
+return moved
+"#;
+
 /// The scripts, loaded once (redis-rs sends EVALSHA and falls back to EVAL).
 /// Records task ids as revoked at the server's clock, then trims the set to the revokes of
 /// the last `expires` seconds and to the newest `max` ids (Celery's `LimitedSet` bounds). A
@@ -570,6 +598,7 @@ pub(crate) struct Scripts {
     pub(crate) renew: Script,
     pub(crate) recover: Script,
     pub(crate) requeue_dead: Script,
+    pub(crate) requeue_dead_matching: Script,
     pub(crate) resend: Script,
     pub(crate) revoke: Script,
 }
@@ -586,6 +615,7 @@ impl Scripts {
             renew: Script::new(RENEW),
             recover: releasing(RECOVER),
             requeue_dead: Script::new(REQUEUE_DEAD),
+            requeue_dead_matching: Script::new(REQUEUE_DEAD_MATCHING),
             resend: Script::new(RESEND),
             revoke: Script::new(REVOKE),
         }

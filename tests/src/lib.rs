@@ -23,7 +23,8 @@
 //! ([`wait_until`], [`wait_for_port`]). Module [`worker`] runs a taskq client and
 //! worker inside the test process against a [`RedisServer`]
 //! ([`worker::client`], [`worker::RunningWorker`]) and checks what they leave in
-//! Redis ([`worker::query`], [`worker::assert_nothing_unacked`], …).
+//! Redis ([`worker::query`], [`worker::assert_nothing_unacked`], …). Module [`taskq_cli`]
+//! builds and runs the `taskq` command line against a [`RedisServer`].
 
 #![warn(missing_docs)]
 
@@ -34,6 +35,7 @@ mod logs;
 mod ports;
 pub mod python;
 mod redis_server;
+pub mod taskq_cli;
 mod wait;
 pub mod worker;
 

@@ -585,6 +585,180 @@ async fn exchanges_route_as_kombu_does(broker: &dyn Broker) {
     assert_eq!(nobody, 0);
 }
 
+/// Dead letters whose reason contains a text are replayed, oldest first; the others stay.
+async fn dead_letters_are_requeued_by_reason(broker: &dyn Broker) {
+    broker
+        .publish(&[
+            message("celery", "a", 0),
+            message("celery", "b", 0),
+            message("celery", "c", 0),
+        ])
+        .await
+        .unwrap();
+    let held = fetch(broker, &["celery"], 3).await;
+    broker
+        .dead_letter(&held[0], "NotRegistered: x")
+        .await
+        .unwrap();
+    broker.dead_letter(&held[1], "too large").await.unwrap();
+    broker
+        .dead_letter(&held[2], "NotRegistered: y")
+        .await
+        .unwrap();
+
+    let none = broker
+        .requeue_dead_letters_matching(10, "notregistered")
+        .await
+        .unwrap();
+    assert_eq!(none, 0, "the match is case-sensitive");
+    let moved = broker
+        .requeue_dead_letters_matching(1, "NotRegistered")
+        .await
+        .unwrap();
+    assert_eq!(moved, 1, "at most max");
+    assert_eq!(ids(&fetch(broker, &["celery"], 10).await), ["a"]);
+    let moved = broker
+        .requeue_dead_letters_matching(10, "NotRegistered")
+        .await
+        .unwrap();
+    assert_eq!(moved, 1);
+    let left: Vec<_> = broker
+        .dead_letters(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.reason)
+        .collect();
+    assert_eq!(left, ["too large"]);
+    assert_eq!(ids(&fetch(broker, &["celery"], 10).await), ["c"]);
+}
+
+/// A plain queue pops oldest first, waits for a message up to its timeout, and a removed
+/// binding routes nothing.
+async fn a_reply_queue_pops_in_order_and_unbinds(broker: &dyn Broker) {
+    let queue = taskq::keys::pidbox_reply_queue("oid-pop");
+    broker
+        .bind("reply.celery.pidbox", "oid-pop", &queue)
+        .await
+        .unwrap();
+    for n in ["1", "2"] {
+        let sent = broker
+            .publish_direct("reply.celery.pidbox", "oid-pop", n)
+            .await
+            .unwrap();
+        assert_eq!(sent, 1);
+    }
+    let first = broker.pop(&queue, Duration::ZERO).await.unwrap();
+    let second = broker.pop(&queue, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(
+        (first.as_deref(), second.as_deref()),
+        (Some("1"), Some("2"))
+    );
+
+    let started = std::time::Instant::now();
+    let nothing = broker
+        .pop(&queue, Duration::from_millis(200))
+        .await
+        .unwrap();
+    assert_eq!(nothing, None);
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    assert_eq!(broker.pop(&queue, Duration::ZERO).await.unwrap(), None);
+
+    let late = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        broker
+            .publish_direct("reply.celery.pidbox", "oid-pop", "late")
+            .await
+            .unwrap()
+    };
+    let (popped, _) = tokio::join!(broker.pop(&queue, Duration::from_secs(10)), late);
+    assert_eq!(popped.unwrap().as_deref(), Some("late"));
+
+    broker
+        .unbind("reply.celery.pidbox", "oid-pop", &queue)
+        .await
+        .unwrap();
+    let nobody = broker
+        .publish_direct("reply.celery.pidbox", "oid-pop", "3")
+        .await
+        .unwrap();
+    assert_eq!(nobody, 0);
+}
+
+/// A purge deletes what waits in every priority list of the queues named, and only that.
+async fn a_purge_empties_every_priority_list(broker: &dyn Broker) {
+    broker
+        .publish(&[
+            message("celery", "low", 0),
+            message("celery", "high", 9),
+            message("celery", "held", 0),
+            message("other", "kept", 0),
+        ])
+        .await
+        .unwrap();
+    let held = fetch(broker, &["celery"], 1).await;
+    assert_eq!(ids(&held), ["low"]);
+    assert_eq!(broker.purge(&queues(&["celery"])).await.unwrap(), 2);
+    assert_eq!(broker.purge(&queues(&["celery"])).await.unwrap(), 0);
+    assert!(fetch(broker, &["celery"], 10).await.is_empty());
+    assert_eq!(ids(&fetch(broker, &["other"], 10).await), ["kept"]);
+    assert!(broker
+        .renew(&[held[0].tag.clone()])
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Queue stats count waiting, held, parked and dead-lettered messages per queue, for the
+/// queues asked or every queue published to.
+async fn queue_stats_count_each_state(broker: &dyn Broker) {
+    broker
+        .publish(&[
+            message("celery", "w1", 0),
+            message("celery", "w2", 6),
+            message("celery", "h1", 0),
+            message("celery", "h2", 0),
+            message("celery", "h3", 0),
+            message("reports", "r1", 0),
+        ])
+        .await
+        .unwrap();
+    // Fetch order: priority first, so w2 (priority 6) comes last.
+    let held = fetch(broker, &["celery"], 4).await;
+    assert_eq!(ids(&held), ["w1", "h1", "h2", "h3"]);
+    let now = broker.server_time().await.unwrap();
+    broker.defer(&held[1], now + 3600.0).await.unwrap();
+    broker.dead_letter(&held[2], "boom").await.unwrap();
+    broker
+        .bind("reply.celery.pidbox", "oid-s", "oid-s.reply.celery.pidbox")
+        .await
+        .unwrap();
+
+    let all = broker.queue_stats(&[]).await.unwrap();
+    let celery = taskq::broker::QueueStats {
+        queue: "celery".into(),
+        waiting: 1,
+        unacked: 2,
+        scheduled: 1,
+        dead_letters: 1,
+    };
+    let reports = taskq::broker::QueueStats {
+        queue: "reports".into(),
+        waiting: 1,
+        ..Default::default()
+    };
+    assert_eq!(all, [celery.clone(), reports.clone()]);
+    let asked = broker
+        .queue_stats(&queues(&["reports", "nothing"]))
+        .await
+        .unwrap();
+    let nothing = taskq::broker::QueueStats {
+        queue: "nothing".into(),
+        ..Default::default()
+    };
+    assert_eq!(asked, [nothing, reports]);
+}
+
 // ---------------------------------------------------------------------------------------
 // Poison detection, where it acts: a worker reading the crash count.
 // ---------------------------------------------------------------------------------------
@@ -631,6 +805,78 @@ async fn a_worker_dead_letters_a_message_that_crashed_too_often(subject: &Subjec
     assert_eq!(poisoned.state().await.unwrap(), TaskState::Failure);
     let failure = poisoned.failure().await.unwrap().unwrap();
     assert_eq!(failure.exc_type(), "WorkerLostError");
+}
+
+/// Remote control from the client reaches a worker, which answers by node name; the
+/// caller's reply queue and its binding are gone afterwards.
+async fn remote_control_reaches_a_worker_and_cleans_up(subject: &Subject) {
+    use taskq::control::ControlOptions;
+
+    let client = subject.client();
+    let worker = RunningWorker::start(&client, |b| b.hostname("taskq@contract"));
+    let options = ControlOptions::new().timeout(Duration::from_secs(1));
+    // The worker's subscription may not be in place at once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let pong = loop {
+        let pong = client.control().ping(&options).await.unwrap();
+        if !pong.is_empty() || std::time::Instant::now() > deadline {
+            break pong;
+        }
+    };
+    assert_eq!(pong[0].node, "taskq@contract");
+    assert_eq!(pong[0].reply, serde_json::json!({"ok": "pong"}));
+
+    let limited = ControlOptions::new()
+        .timeout(Duration::from_secs(30))
+        .limit(1);
+    let started = std::time::Instant::now();
+    let registered = client
+        .control()
+        .inspect("registered", &limited)
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the limit ends the wait"
+    );
+    let names = registered[0].reply.as_array().unwrap();
+    assert!(names.iter().any(|n| n == "tasks.contract"), "{names:?}");
+
+    let elsewhere = options.clone().destination(["celery@elsewhere"]);
+    assert!(client.control().ping(&elsewhere).await.unwrap().is_empty());
+    let toggled = client.control().enable_events(&options).await.unwrap();
+    assert_eq!(
+        toggled[0].reply,
+        serde_json::json!({"ok": "task events enabled"})
+    );
+    let revoked = client
+        .control()
+        .revoke(&["gone-1".to_owned()], false, &options)
+        .await
+        .unwrap();
+    assert!(revoked[0].reply["ok"].as_str().unwrap().contains("gone-1"));
+    let recorded = subject
+        .broker
+        .revokes_since(f64::NEG_INFINITY)
+        .await
+        .unwrap();
+    assert!(recorded.ids.iter().any(|(id, _)| id == "gone-1"));
+    worker.stop().await;
+
+    // Nothing routes to a reply queue of a finished call any more.
+    let stats = subject.broker.queue_stats(&[]).await.unwrap();
+    assert!(
+        stats
+            .iter()
+            .all(|s| !s.queue.contains("reply.celery.pidbox")),
+        "{stats:?}"
+    );
+    let routed = subject
+        .broker
+        .publish_direct("reply.celery.pidbox", "any", "x")
+        .await
+        .unwrap();
+    assert_eq!(routed, 0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -706,5 +952,10 @@ contracts! {
     a_waiter_wakes_for_a_message with default_keys;
     revokes_are_kept_with_their_time with default_keys;
     exchanges_route_as_kombu_does with default_keys;
+    dead_letters_are_requeued_by_reason with default_keys;
+    a_reply_queue_pops_in_order_and_unbinds with default_keys;
+    a_purge_empties_every_priority_list with custom_steps;
+    queue_stats_count_each_state with default_keys;
     (worker) a_worker_dead_letters_a_message_that_crashed_too_often;
+    (worker) remote_control_reaches_a_worker_and_cleans_up;
 }

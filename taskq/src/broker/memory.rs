@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc, Notify};
 
 use super::{
-    Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, RecoverAfter, RefusedMessage,
-    Subscription,
+    Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, QueueStats, RecoverAfter,
+    RefusedMessage, Subscription,
 };
 use crate::connection::named_instance;
 use crate::keys::BrokerKeys;
@@ -61,6 +61,8 @@ struct State {
     bindings: HashMap<String, Vec<(String, String)>>,
     /// Revoked ids with their revoke times, bounded as on Redis.
     revoked: RevokeLog,
+    /// Queues published to (kombu's bindings on Redis), for [`Broker::queue_stats`].
+    declared: std::collections::BTreeSet<String>,
 }
 
 impl State {
@@ -265,6 +267,9 @@ impl Broker for MemoryBroker {
         {
             let mut state = self.state();
             for m in messages {
+                if !state.declared.contains(&m.queue) {
+                    state.declared.insert(m.queue.clone());
+                }
                 let list = self
                     .keys
                     .queue_list(&m.queue, self.keys.priority_bucket(m.priority));
@@ -403,6 +408,33 @@ impl Broker for MemoryBroker {
                     }
                     _ => break,
                 }
+            }
+        }
+        if moved > 0 {
+            self.arrived.notify_waiters();
+        }
+        Ok(moved)
+    }
+
+    async fn requeue_dead_letters_matching(&self, max: usize, reason: &str) -> Result<usize> {
+        let mut moved = 0;
+        {
+            let mut state = self.state();
+            let mut i = state.dead.len();
+            while i > 0 && moved < max {
+                i -= 1;
+                let dead = &state.dead[i];
+                if dead.queue.is_empty() || !dead.reason.contains(reason) {
+                    continue;
+                }
+                let dead = state.dead.remove(i).expect("just seen");
+                let list = self.keys.queue_list(&dead.queue, 0);
+                state
+                    .lists
+                    .entry(list)
+                    .or_default()
+                    .push_front(dead.payload.into());
+                moved += 1;
             }
         }
         if moved > 0 {
@@ -560,6 +592,81 @@ impl Broker for MemoryBroker {
             bindings.push(binding);
         }
         Ok(())
+    }
+
+    async fn unbind(&self, exchange: &str, routing_key: &str, queue: &str) -> Result<()> {
+        let mut state = self.state();
+        if let Some(bindings) = state.bindings.get_mut(exchange) {
+            bindings.retain(|(key, q)| !(key == routing_key && q == queue));
+        }
+        Ok(())
+    }
+
+    async fn pop(&self, queue: &str, timeout: Duration) -> Result<Option<String>> {
+        let list = self.keys.queue_list(queue, 0);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Register interest before looking, so a publish in between is not missed.
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            let popped = self
+                .state()
+                .lists
+                .get_mut(&list)
+                .and_then(VecDeque::pop_back);
+            if let Some(message) = popped {
+                return Ok(Some(message.to_string()));
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return Ok(None);
+            }
+        }
+    }
+
+    async fn purge(&self, queues: &[String]) -> Result<usize> {
+        let mut state = self.state();
+        let purged = self
+            .keys
+            .fetch_order(queues)
+            .iter()
+            .filter_map(|(list, _)| state.lists.remove(list))
+            .map(|messages| messages.len())
+            .sum();
+        Ok(purged)
+    }
+
+    async fn queue_stats(&self, queues: &[String]) -> Result<Vec<QueueStats>> {
+        let mut stats = std::collections::BTreeMap::new();
+        {
+            let state = self.state();
+            let names: Vec<String> = if queues.is_empty() {
+                state.declared.iter().cloned().collect()
+            } else {
+                queues.to_vec()
+            };
+            for name in names {
+                stats.entry(name.clone()).or_insert_with(|| QueueStats {
+                    queue: name,
+                    ..QueueStats::default()
+                });
+            }
+            let held = state.unacked.values().map(|d| d.queue.as_str());
+            super::tally(&mut stats, held, |s| &mut s.unacked);
+            let parked = state.eta.values().map(|d| d.queue.as_str());
+            super::tally(&mut stats, parked, |s| &mut s.scheduled);
+            let dead = state
+                .dead
+                .iter()
+                .map(|d| d.queue.as_str())
+                .filter(|q| !q.is_empty());
+            super::tally(&mut stats, dead, |s| &mut s.dead_letters);
+        }
+        let mut selected = super::select_stats(stats, queues);
+        for entry in &mut selected {
+            entry.waiting = self.len(&entry.queue);
+        }
+        Ok(selected)
     }
 
     async fn publish_direct(

@@ -329,6 +329,11 @@ pub trait Broker: sealed::Sealed + Send + Sync + fmt::Debug + 'static {
     /// (it never had one) stops the move and stays.
     async fn requeue_dead_letters(&self, max: usize) -> Result<usize>;
 
+    /// Like [`requeue_dead_letters`](Self::requeue_dead_letters), for the entries whose reason
+    /// contains `reason` only (plain text, case-sensitive), oldest first: the others stay,
+    /// and an entry that names no queue is skipped. Returns how many moved.
+    async fn requeue_dead_letters_matching(&self, max: usize, reason: &str) -> Result<usize>;
+
     /// Renews the leases of unacked messages a live worker holds, so that no recovery takes
     /// them. Returns the tags that are no longer unacked (settled, or recovered while their
     /// holder was frozen or cut off): their holder must not start them.
@@ -399,6 +404,34 @@ pub trait Broker: sealed::Sealed + Send + Sync + fmt::Debug + 'static {
     /// The revokes recorded at or after `since` (the broker's clock, seconds since the epoch)
     /// that have not expired, and the broker's clock now; `f64::NEG_INFINITY` reads them all.
     async fn revokes_since(&self, since: f64) -> Result<crate::revoke::Revoked>;
+
+    /// Takes the oldest message of `queue`'s plain list (priority bucket 0), waiting up to
+    /// `timeout` for one (`Duration::ZERO`: not at all); `None` when none came. For queues
+    /// that are not task queues, such as a remote-control reply queue
+    /// ([`crate::keys::pidbox_reply_queue`]) that [`publish_direct`](Self::publish_direct)
+    /// fills.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe on Redis: a message popped as the future is dropped is lost. Let it
+    /// finish (it ends after `timeout`).
+    async fn pop(&self, queue: &str, timeout: Duration) -> Result<Option<String>>;
+
+    /// Removes the binding [`bind`](Self::bind) made; removing a missing one is no error.
+    async fn unbind(&self, exchange: &str, routing_key: &str, queue: &str) -> Result<()>;
+
+    /// Deletes every message waiting in `queues` (all priority lists; held, parked and
+    /// dead-lettered messages stay), in one atomic step; returns how many were deleted.
+    async fn purge(&self, queues: &[String]) -> Result<usize>;
+
+    /// Counts per queue: messages waiting, held by workers (unacked), parked until their ETA
+    /// and dead-lettered. With no `queues`, every queue the broker knows: those with a kombu
+    /// binding (declared by a producer, Python's or taskq's) and those that hold or parked
+    /// messages or have dead letters. Sorted by queue name.
+    ///
+    /// Reads every held, parked and dead-lettered message to count them per queue: meant for
+    /// operators and monitoring, not a hot path.
+    async fn queue_stats(&self, queues: &[String]) -> Result<Vec<QueueStats>>;
 
     /// The broker URL with any password masked, for logs and banners.
     fn describe(&self) -> String;
@@ -488,6 +521,72 @@ impl RecoverAfter {
     pub fn unleased(&self) -> Option<Duration> {
         self.unleased.map(|unleased| unleased.max(self.leased))
     }
+}
+
+/// How many messages one queue has in each state, from [`Broker::queue_stats`].
+///
+/// ```
+/// # #[tokio::main] async fn main() -> taskq::Result<()> {
+/// use taskq::broker::{memory::MemoryBroker, Broker, Outgoing};
+///
+/// let broker = MemoryBroker::named("queue-stats-doc");
+/// let envelope = taskq::protocol::NewMessage::new("t", "id").encode("reports").unwrap();
+/// broker.publish(&[Outgoing { queue: "reports".into(), priority: 0, envelope }]).await?;
+/// let stats = broker.queue_stats(&[]).await?;
+/// assert_eq!((stats[0].queue.as_str(), stats[0].waiting, stats[0].unacked), ("reports", 1, 0));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QueueStats {
+    /// The queue name.
+    pub queue: String,
+    /// Messages waiting to be taken, all priorities.
+    pub waiting: usize,
+    /// Messages taken by a worker and not yet acknowledged.
+    pub unacked: usize,
+    /// Messages parked until their ETA (taskq workers park them in the broker; a Python
+    /// worker keeps its ETA messages in `unacked`).
+    pub scheduled: usize,
+    /// Entries of the dead-letter list taken from this queue.
+    pub dead_letters: usize,
+}
+
+/// Adds one count per queue name to `stats` (by queue name), creating entries as needed.
+pub(crate) fn tally<'a>(
+    stats: &mut std::collections::BTreeMap<String, QueueStats>,
+    queues: impl IntoIterator<Item = &'a str>,
+    field: fn(&mut QueueStats) -> &mut usize,
+) {
+    for queue in queues {
+        let entry = stats.entry(queue.to_owned()).or_insert_with(|| QueueStats {
+            queue: queue.to_owned(),
+            ..QueueStats::default()
+        });
+        *field(entry) += 1;
+    }
+}
+
+/// The entries of `stats` asked for: `queues` in name order (zeros for unknown ones), or all
+/// when `queues` is empty.
+pub(crate) fn select_stats(
+    mut stats: std::collections::BTreeMap<String, QueueStats>,
+    queues: &[String],
+) -> Vec<QueueStats> {
+    if queues.is_empty() {
+        return stats.into_values().collect();
+    }
+    let mut asked: Vec<QueueStats> = queues
+        .iter()
+        .map(|q| {
+            stats.remove(q).unwrap_or_else(|| QueueStats {
+                queue: q.clone(),
+                ..QueueStats::default()
+            })
+        })
+        .collect();
+    asked.sort_by(|a, b| a.queue.cmp(&b.queue));
+    asked.dedup_by(|a, b| a.queue == b.queue);
+    asked
 }
 
 /// An entry of the dead-letter list.

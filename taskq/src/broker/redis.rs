@@ -20,8 +20,8 @@ use redis::AsyncConnectionConfig;
 use tokio::sync::Mutex;
 
 use super::{
-    Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, RecoverAfter, RefusedMessage,
-    Subscription,
+    Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, QueueStats, RecoverAfter,
+    RefusedMessage, Subscription,
 };
 use crate::config::mask_url;
 use crate::connection::LazyConnection;
@@ -205,6 +205,46 @@ impl RedisBroker {
                 (list.clone(), slot)
             })
             .collect()
+    }
+
+    /// The queues declared on the default exchange: a kombu binding set named after a queue
+    /// that routes to that same queue (what kombu and taskq write when they publish to it).
+    /// Exchanges such as `celery.pidbox` or `reply.celery.pidbox` route to other queues and
+    /// are left out.
+    async fn declared_queues(&self, conn: &mut ConnectionManager) -> Result<Vec<String>> {
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(self.keys.binding_scan_pattern())
+                .arg("COUNT")
+                .arg(500)
+                .query_async(conn)
+                .await?;
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut queues = Vec::new();
+        for key in &keys {
+            let Some(exchange) = self.keys.exchange_of_binding(key) else {
+                continue;
+            };
+            let members: Vec<String> = redis::cmd("SMEMBERS").arg(key).query_async(conn).await?;
+            let routes_to_itself = members.iter().any(|m| {
+                self.keys
+                    .split_binding_member(m)
+                    .is_some_and(|(_, _, queue)| queue == exchange)
+            });
+            if routes_to_itself {
+                queues.push(exchange.to_owned());
+            }
+        }
+        Ok(queues)
     }
 
     /// Reads the fetch script's reply (see `scripts::FETCH`): messages taken, and refused
@@ -555,6 +595,20 @@ impl Broker for RedisBroker {
         Ok(moved)
     }
 
+    async fn requeue_dead_letters_matching(&self, max: usize, reason: &str) -> Result<usize> {
+        let mut conn = self.conn().await?;
+        let moved: usize = self
+            .scripts
+            .requeue_dead_matching
+            .key(self.keys.dead_letter())
+            .arg(max)
+            .arg(self.keys.prefix())
+            .arg(reason)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(moved)
+    }
+
     async fn renew(&self, tags: &[String]) -> Result<Vec<String>> {
         if tags.is_empty() {
             return Ok(Vec::new());
@@ -723,6 +777,136 @@ impl Broker for RedisBroker {
             .query_async(&mut conn)
             .await?;
         Ok(())
+    }
+
+    async fn unbind(&self, exchange: &str, routing_key: &str, queue: &str) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let _removed: i64 = redis::cmd("SREM")
+            .arg(self.keys.exchange_binding(exchange))
+            .arg(self.keys.exchange_binding_member(routing_key, queue))
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn pop(&self, queue: &str, timeout: Duration) -> Result<Option<String>> {
+        let list = self.keys.queue_list(queue, 0);
+        if timeout.is_zero() {
+            let mut conn = self.conn().await?;
+            let popped: Option<String> =
+                redis::cmd("RPOP").arg(&list).query_async(&mut conn).await?;
+            return Ok(popped);
+        }
+        // A blocked connection serves nothing else: the wait gets one of its own.
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(timeout + Duration::from_secs(5)));
+        let mut conn = self
+            .conn
+            .client()
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        // BRPOP's timeout 0 waits forever: wait at least a millisecond.
+        let secs = timeout.as_secs_f64().max(0.001);
+        let popped: Option<(String, String)> = redis::cmd("BRPOP")
+            .arg(&list)
+            .arg(secs)
+            .query_async(&mut conn)
+            .await?;
+        Ok(popped.map(|(_, message)| message))
+    }
+
+    async fn purge(&self, queues: &[String]) -> Result<usize> {
+        let lists: Vec<String> = self
+            .keys
+            .fetch_order(queues)
+            .into_iter()
+            .map(|(list, _)| list)
+            .collect();
+        if lists.is_empty() {
+            return Ok(0);
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for list in &lists {
+            pipe.cmd("LLEN").arg(list);
+        }
+        pipe.cmd("DEL").arg(&lists).ignore();
+        let mut conn = self.conn().await?;
+        let lengths: Vec<usize> = pipe.query_async(&mut conn).await?;
+        Ok(lengths.into_iter().sum())
+    }
+
+    async fn queue_stats(&self, queues: &[String]) -> Result<Vec<QueueStats>> {
+        let mut conn = self.conn().await?;
+        let mut names: Vec<String> = queues.to_vec();
+        if names.is_empty() {
+            names = self.declared_queues(&mut conn).await?;
+        }
+        let (held, parked, dead): (Vec<String>, Vec<String>, Vec<String>) = redis::pipe()
+            .cmd("HVALS")
+            .arg(self.keys.unacked())
+            .cmd("HVALS")
+            .arg(self.keys.eta_messages())
+            .cmd("LRANGE")
+            .arg(self.keys.dead_letter())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await?;
+        let mut stats = std::collections::BTreeMap::new();
+        for name in &names {
+            stats.entry(name.clone()).or_insert_with(|| QueueStats {
+                queue: name.clone(),
+                ..QueueStats::default()
+            });
+        }
+        // [envelope, exchange, routing_key]: the routing key names the queue.
+        let held_queues: Vec<String> = held
+            .iter()
+            .filter_map(|entry| {
+                serde_json::from_str::<(serde::de::IgnoredAny, String, String)>(entry).ok()
+            })
+            .map(|(_, _, routing_key)| routing_key)
+            .collect();
+        super::tally(&mut stats, held_queues.iter().map(String::as_str), |s| {
+            &mut s.unacked
+        });
+        // [list key, envelope]: the list names the queue.
+        let parked_lists: Vec<String> = parked
+            .iter()
+            .filter_map(|entry| serde_json::from_str::<(String, serde::de::IgnoredAny)>(entry).ok())
+            .map(|(list, _)| list)
+            .collect();
+        let parked_queues = parked_lists
+            .iter()
+            .filter_map(|list| self.keys.queue_of_list(list));
+        super::tally(&mut stats, parked_queues, |s| &mut s.scheduled);
+        let dead_queues: Vec<String> = dead
+            .iter()
+            .filter_map(|entry| serde_json::from_str::<DeadLetter>(entry).ok())
+            .map(|dead| dead.queue)
+            .filter(|queue| !queue.is_empty())
+            .collect();
+        super::tally(&mut stats, dead_queues.iter().map(String::as_str), |s| {
+            &mut s.dead_letters
+        });
+        let mut selected = super::select_stats(stats, queues);
+        if selected.is_empty() {
+            return Ok(selected);
+        }
+        let mut pipe = redis::pipe();
+        for entry in &selected {
+            for (list, _) in self.keys.fetch_order(std::slice::from_ref(&entry.queue)) {
+                pipe.cmd("LLEN").arg(list);
+            }
+        }
+        let lengths: Vec<usize> = pipe.query_async(&mut conn).await?;
+        let per_queue = self.keys.priority_steps().len();
+        for (entry, lengths) in selected.iter_mut().zip(lengths.chunks(per_queue)) {
+            entry.waiting = lengths.iter().sum();
+        }
+        Ok(selected)
     }
 
     async fn publish_direct(

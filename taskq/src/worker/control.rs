@@ -30,7 +30,7 @@ use crate::registry;
 pub(super) const EXCHANGE: &str = crate::revoke::CONTROL_EXCHANGE;
 
 /// Where replies go (direct exchange, bound per caller).
-pub(super) const REPLY_EXCHANGE: &str = "reply.celery.pidbox";
+pub(super) const REPLY_EXCHANGE: &str = crate::control::REPLY_EXCHANGE;
 
 /// The part that answers remote control.
 #[derive(Debug)]
