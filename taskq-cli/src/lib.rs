@@ -8,7 +8,7 @@
 //! `Command` enum) and a `run`, and one variant of `Command` here.
 //!
 //! ```text
-//! taskq [-b URL] [--result-backend URL] [--json] <call|result|inspect|control|status|queues|purge|dead-letters|events> …
+//! taskq [-b URL] [--result-backend URL] [--json] <call|result|inspect|control|status|queues|purge|dead-letters|events|dev> …
 //! ```
 
 use std::process::ExitCode;
@@ -19,6 +19,8 @@ mod call;
 mod connect;
 mod control;
 mod dead_letters;
+#[cfg(unix)]
+mod dev;
 mod events;
 mod inspect;
 mod output;
@@ -70,6 +72,10 @@ enum Command {
     DeadLetters(dead_letters::Command),
     /// Tail the events workers send (Celery's `celery events --dump`).
     Events(events::Args),
+    /// Run a worker and restart it when its sources change (Celery users' `watchmedo
+    /// auto-restart`): `taskq dev -- cargo run --example worker`.
+    #[cfg(unix)]
+    Dev(dev::DevArgs),
 }
 
 /// Runs the command line: parses the process's arguments (printing help or a usage error
@@ -97,6 +103,11 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The dev loop runs a worker command; it talks to no broker itself.
+    #[cfg(unix)]
+    if let Command::Dev(args) = cli.command {
+        return dev::run(args).await;
+    }
     let client = connect::client(cli.broker.as_deref(), cli.result_backend.as_deref()).await?;
     let out = output::Output::new(cli.json);
     match cli.command {
@@ -109,6 +120,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Purge(args) => purge::run(&client, &out, args).await,
         Command::DeadLetters(command) => dead_letters::run(&client, &out, command).await,
         Command::Events(args) => events::run(&client, &out, args).await,
+        #[cfg(unix)]
+        Command::Dev(_) => unreachable!("handled before connecting"),
     }
 }
 

@@ -115,6 +115,13 @@
 //! or `--loglevel`; the default `logging` feature, [`WorkerBuilder::default_logging`]); an
 //! application that installs its own before keeps it.
 //!
+//! ## The development loop
+//!
+//! `taskq dev -- cargo run --bin my-worker` (the `taskq` command line, crate `taskq-cli`)
+//! rebuilds and restarts the worker whenever a source file changes, as `watchmedo
+//! auto-restart` does for Celery: the old worker gets a 1 s grace, and the tasks it was running
+//! go back to their queue for the new one.
+//!
 //! ## In tests, and without Redis
 //!
 //! `task.call(args)` runs a task's body inline, with no broker. The `memory://` broker and
