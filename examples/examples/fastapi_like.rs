@@ -9,18 +9,20 @@
 //! ```
 //!
 //! Tasks run on workers (`cargo run --example worker`) through Redis. When the broker is
-//! `memory://`, or when no broker is configured and no Redis answers at the default address,
-//! the app runs a worker inside its own process instead, so the whole scenario works on a
-//! machine without Redis.
+//! `memory://`, when no broker is configured and no Redis answers at the default address, or
+//! when no worker answers a ping on the Redis in use, the app runs a worker inside its own
+//! process instead, and says so at start: the scenario completes on any machine.
 
 use std::time::Duration;
 
+use taskq::config::mask_url;
+use taskq::control::ControlOptions;
 use taskq::{Client, Config, Worker};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     taskq_examples::init_tracing();
-    let client = choose_client().await?;
+    let (client, run_here) = choose_client().await?;
     client.set_global();
     let port: u16 = std::env::var("PORT")
         .ok()
@@ -29,9 +31,8 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
 
-    let embedded = client.broker().describe().starts_with("memory://");
-    let worker = embedded.then(|| {
-        let worker = Worker::builder(client.clone()).build();
+    let worker = run_here.then(|| {
+        let worker = Worker::builder(client.clone()).banner(false).build();
         let stop = worker.shutdown_handle();
         (tokio::spawn(worker.run_until(std::future::pending())), stop)
     });
@@ -46,24 +47,51 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The configured client, or an in-process one when nothing is configured and no Redis runs.
-async fn choose_client() -> anyhow::Result<Client> {
+/// The client, and whether this process must run the tasks itself: on `memory://` (asked
+/// for, or when nothing is configured and no Redis answers at the default address), or on a
+/// Redis where no worker answers a ping, so that a report always completes. Says which.
+async fn choose_client() -> anyhow::Result<(Client, bool)> {
     let config = Config::from_env()?;
     let explicit = config.broker_url_is_explicit;
+    let address = mask_url(&config.broker_url);
     let client = Client::from_config(config)?;
-    if explicit
-        || tokio::time::timeout(Duration::from_secs(2), client.broker().ping())
-            .await
-            .is_ok_and(|r| r.is_ok())
-    {
-        return Ok(client);
+    if address.starts_with("memory://") {
+        tracing::info!("broker {address}: tasks run in this process");
+        return Ok((client, true));
     }
-    tracing::warn!(
-        "no Redis answers at {} and TASKQ_BROKER_URL is not set: running tasks in this process on memory://",
-        client.broker().describe()
+    let reachable = tokio::time::timeout(Duration::from_secs(2), client.broker().ping())
+        .await
+        .is_ok_and(|r| r.is_ok());
+    if !reachable && !explicit {
+        tracing::warn!(
+            "no Redis answers at {address} and TASKQ_BROKER_URL is not set: broker memory://, \
+             tasks run in this process"
+        );
+        let mut config = Config::from_env()?;
+        config.broker_url = "memory://".to_owned();
+        config.result_backend = "memory://".to_owned();
+        return Ok((Client::from_config(config)?, true));
+    }
+    if !reachable {
+        tracing::warn!("broker {address} does not answer; tasks are sent when it does");
+        return Ok((client, false));
+    }
+    let workers = client
+        .control()
+        .ping(&ControlOptions::new().timeout(Duration::from_secs(1)))
+        .await?;
+    if workers.is_empty() {
+        tracing::warn!(
+            "broker {address}: no worker answered a ping, so this process runs the tasks too \
+             (start `cargo run --example worker` to run them in a worker of their own)"
+        );
+        return Ok((client, true));
+    }
+    let nodes: Vec<&str> = workers.iter().map(|w| w.node.as_str()).collect();
+    tracing::info!(
+        "broker {address}: tasks run on {} worker(s): {}",
+        nodes.len(),
+        nodes.join(", ")
     );
-    let mut config = Config::from_env()?;
-    config.broker_url = "memory://".to_owned();
-    config.result_backend = "memory://".to_owned();
-    Ok(Client::from_config(config)?)
+    Ok((client, false))
 }

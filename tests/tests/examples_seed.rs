@@ -197,10 +197,11 @@ fn start_web(dir: &Path, mut envs: Vec<(&'static str, String)>) -> (Example, u16
     (web, port)
 }
 
-/// Starts the worker and waits for its banner.
+/// Starts the worker and waits until it is ready (it then answers pings).
 fn start_worker(dir: &Path, envs: &[(&'static str, String)]) -> Example {
     let mut worker = Example::spawn("worker", dir, envs);
     worker.wait_for_stdout("[tasks]");
+    worker.wait_for_log("worker ready");
     worker
 }
 
@@ -399,6 +400,11 @@ fn web_and_worker_on_redis_run_push_and_report() {
     let mut worker = start_worker(dir.path(), &env);
     let (mut web, port) = start_web(dir.path(), env);
     let mut http = Http::new(port);
+    // The app found the worker, so it runs no tasks itself.
+    let masked = server.url();
+    web.wait_for_log(&format!(
+        "broker {masked}: tasks run on 1 worker(s): taskq-"
+    ));
 
     // Push: answered at once although the task takes 2 s.
     let token = format!("device-{}", uuid::Uuid::new_v4().simple());
@@ -609,6 +615,30 @@ fn worker_banner_and_sigterm_puts_running_task_back() {
         "a result was stored for the interrupted task"
     );
     assert_eq!(notification_log(dir.path()), "");
+}
+
+/// The README's first command on a machine whose Redis runs no worker: the app says so, runs
+/// the tasks itself, and the report completes.
+#[test]
+fn web_on_redis_without_a_worker_runs_tasks_in_process_and_says_so() {
+    let server = RedisServer::start();
+    let dir = work_dir();
+    let (mut web, port) = start_web(dir.path(), redis_env(&server.url(), 300));
+    web.wait_for_log("no worker answered a ping, so this process runs the tasks too");
+    let mut http = Http::new(port);
+    let (report, _) = http.start_report(42);
+    let report_id = task_id_of(&report);
+    let done = http.wait_finished(&report_id, Duration::from_secs(10));
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["result"]["user_id"], 42, "{done}");
+    // It ran through the Redis: the result is stored there, where any process can read it.
+    let stored: String = query(&server.url(), &["GET", &meta_key(&report_id)]);
+    assert!(stored.contains(r#""status": "SUCCESS""#), "{stored}");
+    let (status, _) = web.stop_with("INT", Duration::from_secs(5));
+    assert!(
+        status.success(),
+        "fastapi_like exited with {status} on SIGINT"
+    );
 }
 
 /// With `memory://` the web app runs the whole scenario in its own process.

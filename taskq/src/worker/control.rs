@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::part::{Loop, LoopPart};
@@ -39,8 +40,10 @@ pub(super) struct Control(Loop);
 impl Control {
     /// Starts answering the commands sent to this worker's mailbox; it answers until it is
     /// shut down, after the tasks have stopped, so `celery inspect` sees a draining worker.
-    pub(super) fn start(shared: Arc<Shared>) -> Self {
-        Self(Loop::spawn(|stop| run(shared, stop)))
+    /// `subscribed` fires once the mailbox subscription is in place, from when on a `ping`
+    /// gets an answer.
+    pub(super) fn start(shared: Arc<Shared>, subscribed: oneshot::Sender<()>) -> Self {
+        Self(Loop::spawn(|stop| run(shared, stop, subscribed)))
     }
 }
 
@@ -52,8 +55,12 @@ impl LoopPart for Control {
     }
 }
 
-async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+async fn run(shared: Arc<Shared>, stop: CancellationToken, subscribed: oneshot::Sender<()>) {
+    let mut subscribed = Some(subscribed);
     while let Some(mut subscription) = subscribe(&shared, &stop).await {
+        if let Some(subscribed) = subscribed.take() {
+            let _ = subscribed.send(());
+        }
         loop {
             let raw = tokio::select! {
                 raw = subscription.recv() => raw,

@@ -50,6 +50,9 @@ pub use health::{Health, HealthHandle};
 /// The default [`WorkerBuilder::stall_after`].
 const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(30);
 
+/// How long "ready" waits for remote control to subscribe to its mailbox.
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(5);
+
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -504,7 +507,12 @@ impl Worker {
             self.health.clone(),
         );
         shared.health.set_running(true);
-        let parts = start_parts(&shared, event_queue);
+        let (control_subscribed, subscribed) = oneshot::channel();
+        let parts = start_parts(&shared, event_queue, control_subscribed);
+        // "ready" means `celery inspect ping` (and a web app asking whether a worker runs)
+        // gets an answer. Bounded: a Redis that stalls right now must not keep the worker
+        // from its tasks; control subscribes on its own when it can.
+        let _ = tokio::time::timeout(SUBSCRIBE_WAIT, subscribed).await;
         tracing::info!(node = %shared.settings.hostname, "worker ready");
 
         tokio::select! {
@@ -529,6 +537,7 @@ impl Worker {
 fn start_parts(
     shared: &Arc<Shared>,
     event_queue: mpsc::UnboundedReceiver<crate::protocol::RawObject>,
+    control_subscribed: oneshot::Sender<()>,
 ) -> Parts {
     let config = shared.config();
     let broker = shared.client.broker();
@@ -542,7 +551,7 @@ fn start_parts(
 
     let mut parts = Parts::default();
     parts.push(events::EventPublisher::start(shared.clone(), event_queue));
-    parts.push(control::Control::start(shared.clone()));
+    parts.push(control::Control::start(shared.clone(), control_subscribed));
     parts.push(lease::LeaseRenewer::start(
         broker,
         shared.held.clone(),
