@@ -13,13 +13,5 @@ pub mod web;
 /// tracing::info!("visible with RUST_LOG=info (the default)");
 /// ```
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        // Colours for people at a terminal, plain text for files and log collectors.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    taskq::worker::init_logging();
 }

@@ -115,6 +115,16 @@ impl MemoryBroker {
         self.state.lock().expect("memory broker lock")
     }
 
+    /// Puts a dead-lettered message back at the back of its queue's bucket-0 list.
+    fn return_to_queue(&self, state: &mut State, dead: DeadLetter) {
+        let list = self.keys.queue_list(&dead.queue, 0);
+        state
+            .lists
+            .entry(list)
+            .or_default()
+            .push_front(dead.payload.into());
+    }
+
     /// Number of messages waiting in `queue` (all priorities).
     ///
     /// ```
@@ -398,12 +408,7 @@ impl Broker for MemoryBroker {
                 match state.dead.back() {
                     Some(dead) if !dead.queue.is_empty() => {
                         let dead = state.dead.pop_back().expect("just seen");
-                        let list = self.keys.queue_list(&dead.queue, 0);
-                        state
-                            .lists
-                            .entry(list)
-                            .or_default()
-                            .push_front(dead.payload.into());
+                        self.return_to_queue(&mut state, dead);
                         moved += 1;
                     }
                     _ => break,
@@ -428,12 +433,7 @@ impl Broker for MemoryBroker {
                     continue;
                 }
                 let dead = state.dead.remove(i).expect("just seen");
-                let list = self.keys.queue_list(&dead.queue, 0);
-                state
-                    .lists
-                    .entry(list)
-                    .or_default()
-                    .push_front(dead.payload.into());
+                self.return_to_queue(&mut state, dead);
                 moved += 1;
             }
         }

@@ -95,6 +95,24 @@ pub struct RedisBroker {
 const REDECLARE_AFTER: Duration = Duration::from_secs(60);
 
 impl RedisBroker {
+    /// Adds (`SADD`) or removes (`SREM`) kombu's binding of `queue` to `exchange` under
+    /// `routing_key`.
+    async fn edit_binding(
+        &self,
+        command: &str,
+        exchange: &str,
+        routing_key: &str,
+        queue: &str,
+    ) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let _changed: i64 = redis::cmd(command)
+            .arg(self.keys.exchange_binding(exchange))
+            .arg(self.keys.exchange_binding_member(routing_key, queue))
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
     /// A broker for `url` (`redis://` or `rediss://`, with user, password and db number) with
     /// kombu's default key names. Connects on first use.
     ///
@@ -770,23 +788,13 @@ impl Broker for RedisBroker {
     }
 
     async fn bind(&self, exchange: &str, routing_key: &str, queue: &str) -> Result<()> {
-        let mut conn = self.conn().await?;
-        let _added: i64 = redis::cmd("SADD")
-            .arg(self.keys.exchange_binding(exchange))
-            .arg(self.keys.exchange_binding_member(routing_key, queue))
-            .query_async(&mut conn)
-            .await?;
-        Ok(())
+        self.edit_binding("SADD", exchange, routing_key, queue)
+            .await
     }
 
     async fn unbind(&self, exchange: &str, routing_key: &str, queue: &str) -> Result<()> {
-        let mut conn = self.conn().await?;
-        let _removed: i64 = redis::cmd("SREM")
-            .arg(self.keys.exchange_binding(exchange))
-            .arg(self.keys.exchange_binding_member(routing_key, queue))
-            .query_async(&mut conn)
-            .await?;
-        Ok(())
+        self.edit_binding("SREM", exchange, routing_key, queue)
+            .await
     }
 
     async fn pop(&self, queue: &str, timeout: Duration) -> Result<Option<String>> {

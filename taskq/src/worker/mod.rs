@@ -47,6 +47,19 @@ mod time_limit;
 
 pub use health::{Health, HealthHandle};
 
+/// Installs the log subscriber a worker installs by default (stderr, `RUST_LOG` or INFO,
+/// colours only at a terminal), unless the program installed one already: for a process
+/// that sends tasks or runs a worker inside itself, to log the way a worker does.
+///
+/// ```
+/// taskq::worker::init_logging();
+/// tracing::info!("visible with RUST_LOG=info (the default)");
+/// ```
+#[cfg(feature = "logging")]
+pub fn init_logging() {
+    logging::install_default(None);
+}
+
 /// The default [`WorkerBuilder::stall_after`].
 const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(30);
 
