@@ -17,9 +17,23 @@ use taskq_tests::{count_in_file, example_binary, keys, wait_for_log, ChildGuard,
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// A running `taskq dev`. Dropping it (also when a test fails) stops it with SIGTERM, so that
+/// it stops its worker: the worker runs in a process group of its own, which killing the loop
+/// alone would leave running.
+struct DevLoop(ChildGuard);
+
+impl Drop for DevLoop {
+    fn drop(&mut self) {
+        if self.0.try_wait().is_none() {
+            self.0.signal("TERM");
+            let _ = self.0.wait_timeout(WAIT);
+        }
+    }
+}
+
 /// `taskq dev` watching `sources`, running the example worker on `server`, its output (and the
 /// worker's) in `log`.
-fn dev_loop(server: &RedisServer, sources: &Path, log: &Path) -> ChildGuard {
+fn dev_loop(server: &RedisServer, sources: &Path, log: &Path) -> DevLoop {
     let out = std::fs::File::create(log).unwrap();
     let mut cmd = Command::new(taskq_binary());
     cmd.args(["dev", "--poll-ms", "100", "--watch"])
@@ -34,7 +48,7 @@ fn dev_loop(server: &RedisServer, sources: &Path, log: &Path) -> ChildGuard {
         .stdin(Stdio::null())
         .stdout(out.try_clone().unwrap())
         .stderr(out);
-    ChildGuard::spawn(&mut cmd)
+    DevLoop(ChildGuard::spawn(&mut cmd))
 }
 
 #[test]
@@ -76,8 +90,8 @@ fn a_source_change_restarts_the_worker_and_the_running_task_completes_on_the_new
     assert_eq!(meta["status"], "SUCCESS", "{meta}");
 
     // SIGTERM to the loop stops the worker too.
-    dev.signal("TERM");
-    dev.wait_timeout(WAIT).expect("the loop stops on SIGTERM");
+    dev.0.signal("TERM");
+    dev.0.wait_timeout(WAIT).expect("the loop stops on SIGTERM");
     wait_for_log(&log, "worker stopped", 2, WAIT);
 }
 
