@@ -181,13 +181,17 @@ async fn build_ok(build: Option<&[String]>) -> anyhow::Result<bool> {
     Ok(status.success())
 }
 
-/// SIGINT or SIGTERM.
+/// SIGINT (Ctrl-C), SIGTERM, or SIGHUP (the terminal closed): the worker, in a process group
+/// of its own, gets none of them from the terminal, so the loop must stop it.
 async fn stop_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut hangup = signal(SignalKind::hangup()).expect("SIGHUP handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        _ = hangup.recv() => {}
     }
 }
 
