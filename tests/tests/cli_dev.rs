@@ -101,7 +101,7 @@ fn a_change_outside_the_watched_extensions_restarts_nothing() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("main.rs"), "// v1\n").unwrap();
     let log = dir.path().join("dev.log");
-    let _dev = dev_loop(&server, dir.path(), &log);
+    let mut dev = dev_loop(&server, dir.path(), &log);
     wait_for_log(&log, "worker ready", 1, WAIT);
     std::fs::write(dir.path().join("notes.txt"), "not a source\n").unwrap();
     std::fs::write(dir.path().join("dev.log.bak"), "").unwrap();
@@ -110,4 +110,10 @@ fn a_change_outside_the_watched_extensions_restarts_nothing() {
     std::fs::write(dir.path().join("main.rs"), "// v2\n").unwrap();
     wait_for_log(&log, "main.rs changed", 1, WAIT);
     wait_for_log(&log, "worker ready", 2, WAIT);
+
+    // A closed terminal (SIGHUP) stops the loop and its worker, which is in a process group of
+    // its own and does not get the terminal's signal.
+    dev.0.signal("HUP");
+    dev.0.wait_timeout(WAIT).expect("the loop stops on SIGHUP");
+    wait_for_log(&log, "worker stopped", 2, WAIT);
 }
