@@ -30,14 +30,18 @@ pub(crate) async fn run(client: &Client, out: &Output, args: Args) -> anyhow::Re
             .map_err(|_| anyhow::anyhow!("--wait must be seconds, not {secs}"))?,
         None => Duration::ZERO,
     };
-    let deadline = Instant::now() + wait;
+    let started = Instant::now();
+    let deadline = started + wait;
+    let mut progress = Progress::new(&args.id);
     let meta = loop {
         let meta = result.meta().await?;
         if meta.status.is_ready() || Instant::now() >= deadline {
             break meta;
         }
+        progress.show(&meta, started.elapsed());
         tokio::time::sleep(POLL_EVERY).await;
     };
+    progress.clear();
     print(out, &meta)?;
     if args.wait.is_some() && !meta.status.is_ready() {
         eprintln!(
@@ -49,6 +53,43 @@ pub(crate) async fn run(client: &Client, out: &Output, args: Args) -> anyhow::Re
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// While `--wait` waits: the task's state and the time waited, on one line of stderr that is
+/// rewritten in place. Only at a terminal, so that scripts and logs see none of it.
+struct Progress<'a> {
+    id: &'a str,
+    shown: bool,
+    enabled: bool,
+}
+
+impl<'a> Progress<'a> {
+    fn new(id: &'a str) -> Self {
+        let enabled = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        Self {
+            id,
+            shown: false,
+            enabled,
+        }
+    }
+
+    fn show(&mut self, meta: &ResultMeta, waited: Duration) {
+        if self.enabled {
+            eprint!(
+                "\rwaiting for {}: {} ({:.0}s)\x1b[K",
+                self.id,
+                meta.status,
+                waited.as_secs_f64()
+            );
+            self.shown = true;
+        }
+    }
+
+    fn clear(&self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+        }
+    }
 }
 
 fn print(out: &Output, meta: &ResultMeta) -> anyhow::Result<()> {

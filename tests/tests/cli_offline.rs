@@ -434,3 +434,34 @@ async fn purge_on_a_terminal_asks_and_honours_the_answer() {
     assert_eq!(code, Some(0), "{shown}");
     assert!(waiting(&server, "celery").is_empty());
 }
+
+/// `result --wait` shows what it waits for on a terminal (state and time, rewritten in place)
+/// and prints nothing of it to a pipe, where scripts read the output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_wait_shows_progress_on_a_terminal_only() {
+    let server = RedisServer::start();
+    let piped = taskq(&server, &["result", "never-sent", "--wait", "0.5"])
+        .await
+        .exit_code(1);
+    assert!(!piped.stderr.contains("waiting for"), "{piped}");
+    assert!(piped.stderr.contains("is still PENDING"), "{piped}");
+
+    let binary = taskq_tests::taskq_cli::taskq_binary();
+    let command = format!(
+        "{} -b {} result never-sent --wait 1.5",
+        binary.display(),
+        server.url()
+    );
+    let out = tokio::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("util-linux `script` runs the command on a terminal");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("waiting for never-sent: PENDING (1s)"),
+        "{shown}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+}
