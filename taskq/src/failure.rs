@@ -250,6 +250,17 @@ impl TaskFailure {
         Self::new("MessageTooLarge", RUST_EXC_MODULE, reason)
     }
 
+    /// A message asking for something taskq does not run yet (a canvas continuation): Python's
+    /// `NotImplementedError`.
+    ///
+    /// ```
+    /// let f = taskq::TaskFailure::not_implemented("chain is not run by taskq workers yet");
+    /// assert_eq!((f.exc_type(), f.exc_module()), ("NotImplementedError", "builtins"));
+    /// ```
+    pub fn not_implemented(reason: impl Into<String>) -> Self {
+        Self::new("NotImplementedError", "builtins", reason)
+    }
+
     /// Replaces the traceback text.
     ///
     /// ```

@@ -126,6 +126,49 @@ async fn pickle_and_oversized_calls_fail_at_once_in_python() {
     }
 }
 
+/// A call with a workflow continuation (`link=`, `link_error=`, a chain's next steps) is not
+/// run by a taskq worker yet. Running it and dropping the continuation would leave the
+/// workflow PENDING in silence; instead Python's `get()` raises `NotImplementedError` at once,
+/// naming what was asked, and the message waits in the dead-letter list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_continuations_fail_at_once_and_are_kept_as_dead_letters() {
+    let next = json!({"task": "interop.refused.add", "args": [10], "kwargs": {}, "options": {},
+                      "subtask_type": null, "immutable": false});
+    let calls = json!([
+        {"task": "interop.refused.add", "args": [1, 2], "options": {"link": next}, "timeout": 15},
+        {"task": "interop.refused.add", "args": [3, 4], "options": {"chain": [next]}, "timeout": 15},
+        {"task": "interop.refused.add", "args": [5, 6], "timeout": 15},
+    ]);
+    for line in CELERY_LINES {
+        let setup = setup(line, |_| {}).await;
+        let version = setup.python.celery_version();
+        let (results, took) = setup.drive(calls.clone()).await;
+        for (i, asked) in [(0, "(callbacks)"), (1, "(chain)")] {
+            let error = &results[i]["error"];
+            assert_eq!(
+                (error["module"].as_str(), error["type"].as_str()),
+                (Some("builtins"), Some("NotImplementedError")),
+                "Celery {version}: {results:?}"
+            );
+            assert!(
+                error["message"].as_str().is_some_and(|m| m.contains(asked)),
+                "Celery {version}: {results:?}"
+            );
+        }
+        assert_eq!(results[2]["result"], 11, "Celery {version}: {results:?}");
+        assert!(took < Duration::from_secs(12), "Celery {version}: {took:?}");
+        let client = client(&setup.server, |_| {});
+        let dead = client.broker().dead_letters(10).await.unwrap();
+        assert_eq!(dead.len(), 2, "Celery {version}: {dead:?}");
+        assert!(
+            dead.iter()
+                .all(|d| d.reason.contains("workflow continuation")),
+            "Celery {version}: {dead:?}"
+        );
+        setup.worker.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_priority_steps_are_read_where_celery_writes_them() {
     // The steps Celery's documentation suggests for fine-grained priorities on Redis.

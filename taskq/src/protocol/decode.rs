@@ -5,10 +5,11 @@
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::compression;
-use super::names::{field, header, property};
+use super::names::{embed, field, header, property};
 use super::{
     parse_time, pyjson, DecodeError, DecodeErrorKind, RawJson, RawObject, CONTENT_TYPE_JSON,
 };
@@ -131,11 +132,10 @@ impl TaskMessage {
         check_content_type(envelope)?;
         let body = decode_body(envelope, headers, properties, max_bytes)?;
         let (task, id, args, kwargs, meta) = if headers.contains_key(header::TASK) {
-            split_v2(headers, body)
+            split_v2(headers, body)?
         } else {
-            split_v1(body)
-        }
-        .map_err(DecodeError::invalid)?;
+            split_v1(body).map_err(DecodeError::invalid)?
+        };
         let checked = CheckedMeta::read(&meta)
             .map_err(|reason| DecodeError::invalid(reason).or_task_id(Some(&id)))?;
         Ok(Self::from_parts(
@@ -278,15 +278,20 @@ fn time_limits(meta: &Map<String, Value>) -> Result<(Option<f64>, Option<f64>), 
 
 type Parts = (String, String, Vec<RawJson>, RawObject, Map<String, Value>);
 
-fn split_v2(headers: &Map<String, Value>, body: RawJson) -> Result<Parts, String> {
-    let task = string_field(headers, header::TASK, "headers")?;
-    let id = string_field(headers, header::ID, "headers")?;
-    let (args, kwargs) = split_body_v2(body)?;
+fn split_v2(headers: &Map<String, Value>, body: RawJson) -> Result<Parts, DecodeError> {
+    let task = string_field(headers, header::TASK, "headers").map_err(DecodeError::invalid)?;
+    let id = string_field(headers, header::ID, "headers").map_err(DecodeError::invalid)?;
+    let (args, kwargs, embed) = split_body_v2(body).map_err(DecodeError::invalid)?;
+    // Embeds that are not objects carry no continuation; Celery writes an object.
+    let continuations: Option<Continuations<'_>> = serde_json::from_str(embed.as_str()).ok();
+    if let Some(refusal) = continuations.and_then(|c| c.refusal()) {
+        return Err(refusal.or_task_id(Some(&id)));
+    }
     Ok((task, id, args, kwargs, headers.clone()))
 }
 
-/// The arguments of a protocol 2 body, `[args, kwargs, embed]`.
-pub(super) fn split_body_v2(body: RawJson) -> Result<(Vec<RawJson>, RawObject), String> {
+/// The arguments of a protocol 2 body, `[args, kwargs, embed]`, and its embed.
+fn split_body_v2(body: RawJson) -> Result<(Vec<RawJson>, RawObject, RawJson), String> {
     let Some(mut parts) = body.to_items() else {
         return Err("body is not a [args, kwargs, embed] array".to_owned());
     };
@@ -296,10 +301,55 @@ pub(super) fn split_body_v2(body: RawJson) -> Result<(Vec<RawJson>, RawObject), 
             parts.len()
         ));
     }
-    parts.truncate(2);
+    let embed = parts.pop().unwrap_or_default();
     let kwargs = parts.pop().unwrap_or_default();
     let args = parts.pop().unwrap_or_default();
-    args_and_kwargs(args, kwargs)
+    let (args, kwargs) = args_and_kwargs(args, kwargs)?;
+    Ok((args, kwargs, embed))
+}
+
+/// The fields of protocol 2's embed that continue a workflow after the task: `None` (JSON
+/// `null`) when absent, as Celery writes them for a plain call. The field identifiers are the
+/// names of [`embed`](super::names::embed).
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct Continuations<'a> {
+    #[serde(default, borrow)]
+    callbacks: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    errbacks: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    chain: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    chord: Option<&'a RawValue>,
+}
+
+impl Continuations<'_> {
+    /// The refusal of a message whose embed asks for a continuation taskq workers do not run
+    /// yet; `None` when there is none (every field `null`, or an empty list).
+    pub(super) fn refusal(&self) -> Option<DecodeError> {
+        let present = |raw: Option<&RawValue>| raw.is_some_and(|r| r.get().trim() != "[]");
+        let asked: Vec<&str> = [
+            (embed::CALLBACKS, self.callbacks),
+            (embed::ERRBACKS, self.errbacks),
+            (embed::CHAIN, self.chain),
+            (embed::CHORD, self.chord),
+        ]
+        .into_iter()
+        .filter(|(_, raw)| present(*raw))
+        .map(|(name, _)| name)
+        .collect();
+        (!asked.is_empty()).then(|| {
+            DecodeError::new(
+                DecodeErrorKind::Unsupported,
+                format!(
+                    "the message asks for a workflow continuation ({}), which taskq workers do \
+                     not run yet; refused rather than run without it (it stays in the \
+                     dead-letter list, to requeue once they do)",
+                    asked.join(", ")
+                ),
+            )
+        })
+    }
 }
 
 fn split_v1(body: RawJson) -> Result<Parts, String> {
@@ -599,6 +649,49 @@ pub(crate) mod tests {
         assert_eq!(msg.args, vec![json!(1)]);
         assert_eq!(msg.kwargs["k"], json!(2));
     }
+    #[test]
+    fn workflow_continuations_are_refused_not_dropped() {
+        let with_embed = |embed: &str| {
+            let body = format!(r#"[[2, 2], {{}}, {embed}]"#);
+            let body = serde_json::to_string(&body).unwrap();
+            format!(
+                r#"{{"body": {body}, "content-type": "application/json", "headers": {{"task": "tasks.add", "id": "c1"}}, "properties": {{"delivery_tag": "d"}}}}"#
+            )
+        };
+        let chain = with_embed(
+            r#"{"callbacks": null, "errbacks": null, "chain": [{"task": "tasks.add", "args": [4]}], "chord": null}"#,
+        );
+        assert!(fast::decode(&chain).is_none());
+        let refusal = TaskMessage::decode(&chain).unwrap_err();
+        assert_eq!(refusal.kind(), DecodeErrorKind::Unsupported);
+        assert_eq!(refusal.task_id(), Some("c1"));
+        assert!(refusal.reason().contains("(chain)"), "{refusal}");
+        let failure = refusal.failure();
+        assert_eq!(
+            (failure.exc_type(), failure.exc_module()),
+            ("NotImplementedError", "builtins")
+        );
+
+        let linked = with_embed(r#"{"callbacks": [{"task": "t"}], "errbacks": [{"task": "e"}]}"#);
+        let reason = TaskMessage::decode(&linked)
+            .unwrap_err()
+            .reason()
+            .to_owned();
+        assert!(reason.contains("(callbacks, errbacks)"), "{reason}");
+
+        // Absent, null or empty continuations are a plain call, on the fast path.
+        for plain in [
+            r#"{"callbacks": null, "errbacks": null, "chain": null, "chord": null}"#,
+            r#"{"chain": []}"#,
+            "{}",
+            "null",
+        ] {
+            let raw = with_embed(plain);
+            assert!(fast::decode(&raw).is_some(), "{plain}");
+            assert_eq!(TaskMessage::decode(&raw).unwrap().id, "c1", "{plain}");
+        }
+    }
+
     #[test]
     fn integers_beyond_64_bits_survive_decoding_and_encoding() {
         let raw = r#"{"body": "[[1000000000000000000000000000000, -12345678901234567890123], {}, null]", "content-type": "application/json", "headers": {"task": "t", "id": "i"}, "properties": {"delivery_tag": "d"}}"#;

@@ -36,6 +36,12 @@ pub enum DecodeErrorKind {
     /// Larger than `TASKQ_MAX_MESSAGE_SIZE`, as stored or once decompressed. Stored as
     /// `MessageTooLarge` (module `taskq.exceptions`; Python builds the class on the fly).
     TooLarge,
+    /// Asks for something taskq workers do not run yet: a canvas continuation (`chain`,
+    /// `chord`, `callbacks` or `errbacks` in the body's embed). Running the task and dropping
+    /// the continuation would leave the workflow PENDING forever with nothing said, so the
+    /// message is refused instead: stored as Python's `NotImplementedError`, and kept in the
+    /// dead-letter list, from where it can be requeued once a worker runs it.
+    Unsupported,
 }
 
 /// A message taskq refuses to run: the reason, and the task id when it can be read.
@@ -112,6 +118,7 @@ impl DecodeError {
             DecodeErrorKind::Undecodable => TaskFailure::decode_error(reason),
             DecodeErrorKind::Invalid => TaskFailure::invalid_task(reason),
             DecodeErrorKind::TooLarge => TaskFailure::message_too_large(reason),
+            DecodeErrorKind::Unsupported => TaskFailure::not_implemented(reason),
         }
     }
 }

@@ -4,6 +4,18 @@
 //! identifiers, and a test checks each struct against this list. The Lua scripts in
 //! `scripts.rs` cannot import them; each names the rule of `protocol/edit.rs` it mirrors.
 
+/// Fields of protocol 2's embed (the body's third item) that continue a workflow.
+pub mod embed {
+    /// Signatures to call with the result on success (`link=`).
+    pub const CALLBACKS: &str = "callbacks";
+    /// Signatures to call on failure (`link_error=`).
+    pub const ERRBACKS: &str = "errbacks";
+    /// The rest of a chain, last step first.
+    pub const CHAIN: &str = "chain";
+    /// The callback of the chord this task is a part of.
+    pub const CHORD: &str = "chord";
+}
+
 /// Top-level fields of kombu's envelope.
 pub mod field {
     /// The serialized call, base64 when `properties.body_encoding` says so.

@@ -12,13 +12,12 @@
 use std::borrow::Cow;
 
 use base64::Engine as _;
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use chrono::{DateTime, Utc};
 
-use super::TaskMessage;
+use super::{Continuations, TaskMessage};
 use crate::protocol::pyjson::TYPE_TAG;
 use crate::protocol::{parse_time, RawJson, RawObject, CONTENT_TYPE_JSON};
 
@@ -138,13 +137,17 @@ pub(super) fn decode(raw: &str) -> Option<TaskMessage> {
 
 /// The arguments of a protocol 2 body `[args, kwargs, embed]`, read in one pass; `None` for
 /// anything the general path must look at: another shape, kombu's tagged values (which it
-/// untags), Python's `NaN`/`Infinity` (which it refuses or reads).
+/// untags), Python's `NaN`/`Infinity` (which it refuses or reads), a workflow continuation in
+/// the embed (which it refuses).
 fn split_body(body: &str) -> Option<(Vec<RawJson>, RawObject)> {
     if body.contains(TYPE_TAG) {
         return None;
     }
-    let (args, kwargs, IgnoredAny): (Vec<&RawValue>, Option<RawObject>, IgnoredAny) =
+    let (args, kwargs, embed): (Vec<&RawValue>, Option<RawObject>, Option<Continuations<'_>>) =
         serde_json::from_str(body).ok()?;
+    if embed.is_some_and(|e| e.refusal().is_some()) {
+        return None;
+    }
     let args = args.into_iter().map(RawJson::from_raw).collect();
     Some((args, kwargs.unwrap_or_default()))
 }
