@@ -457,12 +457,7 @@ impl Client {
 
     /// Records `ids` as revoked in the broker, then broadcasts Celery's `revoke` command.
     async fn send_revoke(&self, ids: &[String], terminate: bool) -> Result<()> {
-        self.inner.broker.record_revokes(ids).await?;
-        let envelope = crate::revoke::control_message(ids, terminate);
-        self.inner
-            .broker
-            .broadcast(crate::revoke::CONTROL_EXCHANGE, "", &envelope)
-            .await?;
+        self.control().cast_revoke(ids, terminate).await?;
         tracing::info!(?ids, terminate, "tasks revoked");
         Ok(())
     }

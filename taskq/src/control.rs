@@ -30,9 +30,7 @@ use serde_json::{Map, Value};
 
 use crate::keys::pidbox_reply_queue;
 use crate::protocol::kombu::encode_message;
-#[cfg(test)]
-use crate::protocol::RawJson;
-use crate::protocol::{raw_object, KombuMessage};
+use crate::protocol::{raw_object, KombuMessage, RawJson, RawObject};
 use crate::{Client, Result};
 
 /// Celery's mailbox exchange (fanout): where commands go.
@@ -222,6 +220,17 @@ impl Control {
         arguments: Value,
         options: &ControlOptions,
     ) -> Result<Vec<NodeReply>> {
+        self.broadcast_raw(method, object_or_empty(arguments), options)
+            .await
+    }
+
+    /// [`broadcast`](Self::broadcast) with the arguments as written, in their order.
+    async fn broadcast_raw(
+        &self,
+        method: &str,
+        arguments: RawJson,
+        options: &ControlOptions,
+    ) -> Result<Vec<NodeReply>> {
         let broker = self.client.broker();
         let oid = uuid::Uuid::new_v4().to_string();
         let ticket = uuid::Uuid::new_v4().to_string();
@@ -260,7 +269,18 @@ impl Control {
         destination: Option<&[String]>,
     ) -> Result<()> {
         let options = ControlOptions::new().destination(destination.unwrap_or_default().to_vec());
-        let envelope = self.command(method, arguments, &options, None).await?;
+        self.cast_raw(method, object_or_empty(arguments), &options)
+            .await
+    }
+
+    /// [`cast`](Self::cast) with the arguments as written, in their order.
+    async fn cast_raw(
+        &self,
+        method: &str,
+        arguments: RawJson,
+        options: &ControlOptions,
+    ) -> Result<()> {
+        let envelope = self.command(method, arguments, options, None).await?;
         self.client
             .broker()
             .broadcast(CONTROL_EXCHANGE, "", &envelope)
@@ -323,16 +343,21 @@ impl Control {
         options: &ControlOptions,
     ) -> Result<Vec<NodeReply>> {
         self.client.broker().record_revokes(ids).await?;
-        let task_id = match ids {
-            [one] => Value::from(one.as_str()),
-            many => Value::from(many.to_vec()),
-        };
-        let mut arguments = Map::new();
-        arguments.insert("task_id".into(), task_id);
-        arguments.insert("terminate".into(), terminate.into());
-        arguments.insert("signal".into(), "SIGTERM".into());
-        self.broadcast("revoke", Value::Object(arguments), options)
+        self.broadcast_raw("revoke", revoke_arguments(ids, terminate), options)
             .await
+    }
+
+    /// Records `ids` as revoked in the broker, then broadcasts Celery's `revoke` without
+    /// waiting for replies, as `app.control.revoke` does: what [`Client::revoke`] and
+    /// [`Client::terminate`] send.
+    pub(crate) async fn cast_revoke(&self, ids: &[String], terminate: bool) -> Result<()> {
+        self.client.broker().record_revokes(ids).await?;
+        self.cast_raw(
+            "revoke",
+            revoke_arguments(ids, terminate),
+            &ControlOptions::new(),
+        )
+        .await
     }
 
     /// `enable_events`: nodes start sending task events (`celery control enable_events`).
@@ -371,7 +396,7 @@ impl Control {
     async fn send_and_collect(
         &self,
         method: &str,
-        arguments: Value,
+        arguments: RawJson,
         options: &ControlOptions,
         oid: &str,
         ticket: &str,
@@ -406,14 +431,10 @@ impl Control {
     async fn command(
         &self,
         method: &str,
-        arguments: Value,
+        arguments: RawJson,
         options: &ControlOptions,
         reply: Option<(&str, &str)>,
     ) -> Result<String> {
-        let arguments = match arguments {
-            Value::Null => Value::Object(Map::new()),
-            other => other,
-        };
         let mut body = raw_object! {
             "method" => method,
             "arguments" => arguments,
@@ -421,7 +442,8 @@ impl Control {
             "pattern" => (),
             "matcher" => (),
         };
-        let mut expires = 0.0;
+        // `0` (never) for a command that asks no reply, as `app.control.revoke` sends it.
+        let mut expires = RawJson::from(0);
         if let Some((oid, ticket)) = reply {
             body.set("ticket", ticket);
             body.set(
@@ -430,7 +452,7 @@ impl Control {
             );
             let now = self.client.clock().now(&**self.client.broker()).await?;
             let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-            expires = (now + options.timeout).as_secs_f64();
+            expires = RawJson::from((now + options.timeout).as_secs_f64());
         }
         let headers = raw_object! {"clock" => 0, "expires" => expires};
         Ok(encode_message(
@@ -459,6 +481,24 @@ fn read_reply(raw: &str, ticket: &str) -> Vec<NodeReply> {
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// Command arguments given as a `Value`: `null` is `{}`.
+fn object_or_empty(arguments: Value) -> RawJson {
+    match arguments {
+        Value::Null => RawObject::new().to_raw(),
+        other => RawJson::from(other),
+    }
+}
+
+/// The arguments of Celery's `revoke` command for `ids`, in Celery's order: `task_id` (one id,
+/// or a list), `terminate`, `signal`.
+fn revoke_arguments(ids: &[String], terminate: bool) -> RawJson {
+    let task_id = match ids {
+        [one] => RawJson::from(one.as_str()),
+        many => RawJson::from_serialize(many).expect("ids serialize"),
+    };
+    raw_object! {"task_id" => task_id, "terminate" => terminate, "signal" => "SIGTERM"}.to_raw()
 }
 
 /// The arguments `celery inspect <method>` sends (Celery 5's `celery/app/control.py`).
@@ -502,6 +542,52 @@ mod tests {
             "another command's reply"
         );
         assert!(read_reply("not json", "t-1").is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_revoke_cast_is_celerys_revoke() {
+        let mut config = crate::Config::default();
+        config.broker_url = "memory://control-revoke-test".into();
+        config.result_backend = config.broker_url.clone();
+        let control = Control::new(Client::from_config(config).unwrap());
+        let cast = |ids: &[&str], terminate: bool| {
+            let ids: Vec<String> = ids.iter().map(|id| (*id).to_owned()).collect();
+            let arguments = revoke_arguments(&ids, terminate);
+            let control = control.clone();
+            async move {
+                let raw = control
+                    .command("revoke", arguments, &ControlOptions::new(), None)
+                    .await
+                    .unwrap();
+                KombuMessage::decode(&raw).unwrap()
+            }
+        };
+        let one = cast(&["id-1"], false).await;
+        assert_eq!(
+            one.body,
+            json!({"method": "revoke",
+                   "arguments": {"task_id": "id-1", "terminate": false, "signal": "SIGTERM"},
+                   "destination": null, "pattern": null, "matcher": null})
+        );
+        assert_eq!(
+            revoke_arguments(&["id-1".to_owned()], false).as_str(),
+            r#"{"task_id": "id-1", "terminate": false, "signal": "SIGTERM"}"#
+        );
+        assert_eq!(
+            (
+                one.exchange.as_str(),
+                one.routing_key.as_str(),
+                one.delivery_mode
+            ),
+            ("celery.pidbox", "", 2)
+        );
+        assert_eq!(
+            (one.headers["clock"].clone(), one.headers["expires"].clone()),
+            (json!(0), json!(0))
+        );
+        let many = cast(&["a", "b"], true).await;
+        assert_eq!(many.body["arguments"]["task_id"], json!(["a", "b"]));
+        assert_eq!(many.body["arguments"]["terminate"], true);
     }
 
     #[test]

@@ -19,9 +19,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use crate::protocol::kombu::encode_message;
-use crate::protocol::{raw_object, RawJson, RawObject};
-
 /// Most revoked ids kept (Celery's `REVOKES_MAX`); the oldest go first.
 ///
 /// ```
@@ -135,44 +132,12 @@ fn micros(secs: f64) -> i64 {
     (secs * 1e6).round() as i64
 }
 
-/// Celery's `revoke` remote-control command for `ids`, as `app.control.revoke(ids,
-/// terminate=...)` broadcasts it on `celery.pidbox`: no reply asked, `expires` 0 (never: the
-/// command is not judged by the sender's clock).
-pub(crate) fn control_message(ids: &[String], terminate: bool) -> String {
-    let headers = raw_object! {"clock" => 0, "expires" => 0};
-    encode_message(
-        CONTROL_EXCHANGE,
-        "",
-        &control_body(ids, terminate).to_raw(),
-        &headers,
-        2,
-    )
-}
-
-/// The body of the `revoke` command, in Celery's order.
-fn control_body(ids: &[String], terminate: bool) -> RawObject {
-    let task_id = match ids {
-        [one] => RawJson::from(one.as_str()),
-        many => RawJson::from_serialize(many).expect("ids serialize"),
-    };
-    raw_object! {
-        "method" => "revoke",
-        "arguments" => raw_object! {"task_id" => task_id, "terminate" => terminate, "signal" => "SIGTERM"},
-        "destination" => (),
-        "pattern" => (),
-        "matcher" => (),
-    }
-}
-
 /// Celery's mailbox exchange (`control_exchange` `celery` + `.pidbox`).
 pub(crate) const CONTROL_EXCHANGE: &str = "celery.pidbox";
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
-    use crate::protocol::KombuMessage;
 
     const NOW: f64 = 1_800_000_000.0;
 
@@ -209,36 +174,5 @@ mod tests {
         log.record("c", NOW + 3.0, NOW);
         let kept: Vec<&str> = log.entries().map(|(id, _)| id).collect();
         assert_eq!(kept, ["a", "c"]);
-    }
-
-    #[test]
-    fn the_control_message_is_celerys_revoke() {
-        let one = KombuMessage::decode(&control_message(&["id-1".to_owned()], false)).unwrap();
-        assert_eq!(
-            one.body,
-            json!({"method": "revoke",
-                   "arguments": {"task_id": "id-1", "terminate": false, "signal": "SIGTERM"},
-                   "destination": null, "pattern": null, "matcher": null})
-        );
-        assert_eq!(
-            control_body(&["id-1".to_owned()], false).to_raw().as_str(),
-            r#"{"method": "revoke", "arguments": {"task_id": "id-1", "terminate": false, "signal": "SIGTERM"}, "destination": null, "pattern": null, "matcher": null}"#
-        );
-        assert_eq!(
-            (
-                one.exchange.as_str(),
-                one.routing_key.as_str(),
-                one.delivery_mode
-            ),
-            ("celery.pidbox", "", 2)
-        );
-        assert_eq!(
-            (one.headers["clock"].clone(), one.headers["expires"].clone()),
-            (json!(0), json!(0))
-        );
-        let many = KombuMessage::decode(&control_message(&["a".to_owned(), "b".to_owned()], true))
-            .unwrap();
-        assert_eq!(many.body["arguments"]["task_id"], json!(["a", "b"]));
-        assert_eq!(many.body["arguments"]["terminate"], true);
     }
 }
