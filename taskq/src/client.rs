@@ -374,6 +374,12 @@ impl Client {
         message.time_limit = (options.time_limit_secs, options.soft_time_limit_secs);
         message.priority = options.priority.unwrap_or(0);
         message.ignore_result = ignore_result;
+        let placement = options.placement.clone();
+        message.group = placement.group;
+        message.group_index = placement.group_index;
+        message.parent_id = placement.parent_id;
+        message.root_id = placement.root_id;
+        message.workflow = placement.workflow;
         let envelope = message.encode(&queue)?;
         let limit = self.inner.config.max_message_size;
         if envelope.len() > limit {

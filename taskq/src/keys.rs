@@ -15,6 +15,8 @@
 //! | `taskq.dead_letter` | list | messages that cannot run, with the reason |
 //! | `taskq.revoked` | zset | revoked task id → revoke time (server clock), at most 50,000 ids of the last 3 h (see [`crate::revoke`]) |
 //! | `celery-task-meta-<id>` | string + channel | the result record, also published |
+//! | `celery-taskset-meta-<gid>` | string | a saved group result (`GroupResult.save()`) |
+//! | `celery-taskset-meta-<gid>.j`, `.t`, `.s`, `.d`, `.c` | zset, string, string, set, string | a chord's count (see [`ChordKeys`]) |
 //! | `<oid>.reply.celery.pidbox` | list | remote-control replies to one caller (see [`pidbox_reply_queue`]) |
 //! | `_kombu.binding.<exchange>` | set | `routing_key\x06\x16pattern\x06\x16queue` of a direct exchange (e.g. `reply.celery.pidbox`) |
 //! | `/<db>.<exchange>[/<routing_key>]` | Pub/Sub channel | fanout exchanges: `celery.pidbox` (remote control), `celeryev` (events) |
@@ -408,6 +410,55 @@ impl ResultKeys {
     pub fn task_meta(&self, task_id: &str) -> String {
         format!("{}celery-task-meta-{task_id}", self.prefix)
     }
+
+    /// The key of a saved group result (`GroupResult.save()`), also the stem of its chord's
+    /// keys.
+    ///
+    /// ```
+    /// assert_eq!(taskq::keys::ResultKeys::default().group_meta("g1"), "celery-taskset-meta-g1");
+    /// ```
+    pub fn group_meta(&self, group_id: &str) -> String {
+        format!("{}celery-taskset-meta-{group_id}", self.prefix)
+    }
+
+    /// The keys Celery's Redis backend counts a chord's header with.
+    ///
+    /// ```
+    /// let chord = taskq::keys::ResultKeys::default().chord("g1");
+    /// assert_eq!(chord.results, "celery-taskset-meta-g1.j");
+    /// assert_eq!(chord.claim, "celery-taskset-meta-g1.c");
+    /// ```
+    pub fn chord(&self, group_id: &str) -> ChordKeys {
+        let stem = self.group_meta(group_id);
+        let key = |suffix: &str| format!("{stem}.{suffix}");
+        ChordKeys {
+            results: key("j"),
+            extra_size: key("t"),
+            size: key("s"),
+            counted: key("d"),
+            claim: key("c"),
+            group: stem,
+        }
+    }
+}
+
+/// The keys of one chord in the result store, as Celery's Redis backend names them (5.7
+/// added `counted` and `claim`; 5.3–5.6 workers use the first three and ignore the others).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChordKeys {
+    /// `.j`: zset of finished header parts, `[1, id, state, result]` scored by group index.
+    pub results: String,
+    /// `.t`: parts added to the chord after it was sent (`add_to_chord`), counted on top.
+    pub extra_size: String,
+    /// `.s`: the header's size, set by the producer before its last part is sent.
+    pub size: String,
+    /// `.d`: set of `<id>:<group_index>` already counted, so a redelivered part counts once.
+    pub counted: String,
+    /// `.c`: the claim of the worker sending the body, then `done`.
+    pub claim: String,
+    /// The saved group result of a header that holds groups itself.
+    pub group: String,
 }
 
 #[cfg(test)]

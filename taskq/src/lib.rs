@@ -161,6 +161,7 @@
 pub mod backend;
 mod backoff;
 pub mod broker;
+pub mod canvas;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod client;

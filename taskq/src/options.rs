@@ -27,6 +27,18 @@ pub struct Options {
     pub(crate) time_limit_secs: Option<f64>,
     pub(crate) soft_time_limit_secs: Option<f64>,
     pub(crate) ignore_result: Option<bool>,
+    /// Where the call sits in a workflow; set by [`crate::canvas`], not by users.
+    pub(crate) placement: Placement,
+}
+
+/// A call's place in a workflow: its group, the task that sent it, and what follows it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Placement {
+    pub(crate) group: Option<String>,
+    pub(crate) group_index: Option<u32>,
+    pub(crate) parent_id: Option<String>,
+    pub(crate) root_id: Option<String>,
+    pub(crate) workflow: crate::protocol::Workflow,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -1,4 +1,4 @@
-//! Every Lua script taskq runs on Redis: each multi-key step of the broker, and result storage. Each runs atomically, so a
+//! Every Lua script taskq runs on Redis: each multi-key step of the broker, result storage, and a chord's count. Each runs atomically, so a
 //! message is always in exactly one place: a queue list, `unacked`, the ETA schedule or the
 //! dead-letter list.
 
@@ -587,6 +587,63 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(expires * 1000))
 return now
 "#;
 
+/// Counts one finished header part of a chord, the way Celery 5.7's Redis backend does, so
+/// that Python workers (5.3 to 5.7) and taskq workers can share one chord: the part is added
+/// to `.j` once (a redelivered part is recognised by `<id>:<group_index>` in `.d`), and when
+/// the count reaches the size (`.s`, plus `.t` for parts added later) the first worker to
+/// claim `.c` sends the body. A chord already finished (`.c` = `done`) ignores late parts.
+/// 5.3–5.6 workers do not read `.d` or `.c`; with them a part redelivered after the count was
+/// complete can still send the body twice, as between those workers themselves.
+///
+/// * `KEYS[1]` `.j` zset, `KEYS[2]` `.t`, `KEYS[3]` `.s`, `KEYS[4]` `.d` set, `KEYS[5]` the
+///   group's saved result, `KEYS[6]` `.c`.
+/// * `ARGV[1]` `<id>:<group_index>`, `ARGV[2]` the `.j` member `[1, id, state, result]`,
+///   `ARGV[3]` its score (the group index, or `+inf`), `ARGV[4]` expiry of the chord's keys in
+///   seconds (`0`: none), `ARGV[5]` how long a claim holds, in seconds, `ARGV[6]` the claim
+///   token.
+/// * Returns `{counted, extra, size, claimed}`: parts counted, `.t`, `.s` (0 when unset), and
+///   1 if this call claimed the body. `{-1, 0, 0, 0}` when the chord was finished already.
+pub(crate) const CHORD_PART_RETURN: &str = r#"
+if redis.call('GET', KEYS[6]) == 'done' then
+  return {-1, 0, 0, 0}
+end
+if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 0 then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+  redis.call('SADD', KEYS[4], ARGV[1])
+end
+local counted = redis.call('ZCOUNT', KEYS[1], '-inf', '+inf')
+local expires = tonumber(ARGV[4])
+if expires > 0 then
+  for i = 1, 5 do
+    redis.call('EXPIRE', KEYS[i], expires)
+  end
+end
+local extra = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+local size = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
+local claimed = 0
+if size > 0 and counted == size + extra then
+  if redis.call('SET', KEYS[6], ARGV[6], 'NX', 'EX', tonumber(ARGV[5])) then
+    claimed = 1
+  end
+end
+return {counted, extra, size, claimed}
+"#;
+
+/// Ends a chord whose body this worker sent (or failed): if the claim is still its own, the
+/// count's keys go and `.c` becomes `done`, so that a late duplicate part is ignored.
+///
+/// * `KEYS[1]` `.j`, `KEYS[2]` `.t`, `KEYS[3]` `.s`, `KEYS[4]` `.d`, `KEYS[5]` `.c`.
+/// * `ARGV[1]` the claim token, `ARGV[2]` how long `done` is kept, in seconds.
+/// * Returns 1 when the chord was ended, 0 when the claim had lapsed to someone else.
+pub(crate) const CHORD_FINISH: &str = r#"
+if redis.call('GET', KEYS[5]) ~= ARGV[1] then
+  return 0
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('SET', KEYS[5], 'done', 'EX', tonumber(ARGV[2]))
+return 1
+"#;
+
 #[derive(Debug)]
 pub(crate) struct Scripts {
     pub(crate) store_results: Script,
@@ -601,6 +658,8 @@ pub(crate) struct Scripts {
     pub(crate) requeue_dead_matching: Script,
     pub(crate) resend: Script,
     pub(crate) revoke: Script,
+    pub(crate) chord_part_return: Script,
+    pub(crate) chord_finish: Script,
 }
 
 impl Scripts {
@@ -618,6 +677,8 @@ impl Scripts {
             requeue_dead_matching: Script::new(REQUEUE_DEAD_MATCHING),
             resend: Script::new(RESEND),
             revoke: Script::new(REVOKE),
+            chord_part_return: Script::new(CHORD_PART_RETURN),
+            chord_finish: Script::new(CHORD_FINISH),
         }
     }
 }

@@ -4,8 +4,11 @@
 //! [`redis::RedisBackend`] is Celery's Redis result backend (`celery-task-meta-<id>`, SETEX plus
 //! PUBLISH); [`memory::MemoryBackend`] gives the same semantics inside one process.
 
+mod chord;
 pub mod memory;
 pub mod redis;
+
+pub use chord::{ChordPart, ChordResult, ChordVote};
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::connection;
+use crate::protocol::RawJson;
 use crate::state::ResultMeta;
 use crate::Result;
 
@@ -80,6 +84,30 @@ pub trait ResultBackend: Send + Sync + fmt::Debug + 'static {
 
     /// Deletes a task's record.
     async fn forget(&self, task_id: &str) -> Result<()>;
+
+    /// Saves a group's result tuple (Celery's `GroupResult.save()`: `{"result": tuple}` under
+    /// `celery-taskset-meta-<gid>`), for [`restore_group`](Self::restore_group).
+    async fn save_group(&self, group_id: &str, tuple: &RawJson) -> Result<()>;
+
+    /// The result tuple of a saved group, `None` when none was saved (or it expired).
+    async fn restore_group(&self, group_id: &str) -> Result<Option<RawJson>>;
+
+    /// Deletes a saved group.
+    async fn forget_group(&self, group_id: &str) -> Result<()>;
+
+    /// Sets the size of chord `group_id`'s header: a producer does so before it sends the
+    /// last header part, so the count can complete only once every part was sent.
+    async fn set_chord_size(&self, group_id: &str, size: usize) -> Result<()>;
+
+    /// Counts one finished header part, and says whether the caller is to send the body.
+    async fn chord_part_return(&self, part: &ChordPart) -> Result<ChordVote>;
+
+    /// The finished parts of chord `group_id`, in header order.
+    async fn chord_results(&self, group_id: &str) -> Result<Vec<ChordResult>>;
+
+    /// Ends chord `group_id` once the body is sent (or failed) under `claim`, so a late
+    /// duplicate part does not send it again.
+    async fn finish_chord(&self, group_id: &str, claim: &str) -> Result<()>;
 
     /// The backend URL with any password masked.
     fn describe(&self) -> String;

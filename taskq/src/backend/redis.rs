@@ -11,10 +11,12 @@ use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, PubSubSink};
 use tokio::sync::{mpsc, Mutex};
 
-use super::ResultBackend;
+use super::chord::{self, ChordPart, ChordResult, ChordVote};
+use super::{ResultBackend, DEFAULT_RESULT_EXPIRES};
 use crate::config::mask_url;
 use crate::connection::LazyConnection;
 use crate::keys::ResultKeys;
+use crate::protocol::{pyjson, raw_object, RawJson};
 use crate::scripts::Scripts;
 use crate::state::ResultMeta;
 use crate::Result;
@@ -136,6 +138,11 @@ impl RedisBackend {
 }
 
 impl RedisBackend {
+    /// How long records are kept, in whole seconds (at least 1), `None` for ever.
+    fn ttl_secs(&self) -> Option<u64> {
+        self.expires.map(|d| d.as_secs().max(1))
+    }
+
     /// Subscribes to `channel` on the shared hub. Subscribe first, then read: a record stored
     /// in between is caught by one or the other. A hub whose connection died (Redis restarted)
     /// is replaced once.
@@ -244,7 +251,7 @@ impl ResultBackend for RedisBackend {
         if records.is_empty() {
             return Ok(());
         }
-        let ttl = self.expires.map_or(0, |d| d.as_secs().max(1));
+        let ttl = self.ttl_secs().unwrap_or(0);
         let mut invocation = self.scripts.store_results.prepare_invoke();
         invocation.arg(ttl);
         for record in records {
@@ -298,6 +305,112 @@ impl ResultBackend for RedisBackend {
         let _: i64 = redis::cmd("DEL")
             .arg(self.keys.task_meta(task_id))
             .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn save_group(&self, group_id: &str, tuple: &RawJson) -> Result<()> {
+        let record = pyjson::to_string(&raw_object! {"result" => tuple})?;
+        let mut set = redis::cmd("SET");
+        set.arg(self.keys.group_meta(group_id)).arg(record);
+        if let Some(ttl) = self.ttl_secs() {
+            set.arg("EX").arg(ttl);
+        }
+        let mut conn = self.conn().await?;
+        let () = set.query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn restore_group(&self, group_id: &str) -> Result<Option<RawJson>> {
+        let mut conn = self.conn().await?;
+        let text: Option<String> = redis::cmd("GET")
+            .arg(self.keys.group_meta(group_id))
+            .query_async(&mut conn)
+            .await?;
+        let Some(text) = text else { return Ok(None) };
+        let record = RawJson::from_text(&text)?.to_object().unwrap_or_default();
+        Ok(record.get("result").cloned())
+    }
+
+    async fn forget_group(&self, group_id: &str) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let _: i64 = redis::cmd("DEL")
+            .arg(self.keys.group_meta(group_id))
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_chord_size(&self, group_id: &str, size: usize) -> Result<()> {
+        let keys = self.keys.chord(group_id);
+        let ttl = self.ttl_secs().unwrap_or(DEFAULT_RESULT_EXPIRES.as_secs());
+        let mut conn = self.conn().await?;
+        // A claim left by an earlier chord under this id must not stop this one's body.
+        let () = redis::pipe()
+            .atomic()
+            .del(&keys.claim)
+            .ignore()
+            .set_ex(&keys.size, size, ttl)
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn chord_part_return(&self, part: &ChordPart) -> Result<ChordVote> {
+        let keys = self.keys.chord(&part.group_id);
+        let claim = chord::claim_token();
+        let mut conn = self.conn().await?;
+        let (counted, _extra, _size, claimed): (i64, i64, i64, i64) = self
+            .scripts
+            .chord_part_return
+            .key(&keys.results)
+            .key(&keys.extra_size)
+            .key(&keys.size)
+            .key(&keys.counted)
+            .key(&keys.group)
+            .key(&keys.claim)
+            .arg(part.counted_as())
+            .arg(part.member())
+            .arg(part.score())
+            .arg(self.ttl_secs().unwrap_or(0))
+            .arg(chord::CLAIM_HOLDS.as_secs())
+            .arg(&claim)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(match (counted, claimed) {
+            (-1, _) => ChordVote::Finished,
+            (_, 1) => ChordVote::Complete { claim },
+            _ => ChordVote::Pending,
+        })
+    }
+
+    async fn chord_results(&self, group_id: &str) -> Result<Vec<ChordResult>> {
+        let keys = self.keys.chord(group_id);
+        let mut conn = self.conn().await?;
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&keys.results)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await?;
+        members.iter().map(|m| ChordResult::parse(m)).collect()
+    }
+
+    async fn finish_chord(&self, group_id: &str, claim: &str) -> Result<()> {
+        let keys = self.keys.chord(group_id);
+        let mut conn = self.conn().await?;
+        let _ended: i64 = self
+            .scripts
+            .chord_finish
+            .key(&keys.results)
+            .key(&keys.extra_size)
+            .key(&keys.size)
+            .key(&keys.counted)
+            .key(&keys.claim)
+            .arg(claim)
+            .arg(chord::DONE_KEPT.as_secs())
+            .invoke_async(&mut conn)
             .await?;
         Ok(())
     }

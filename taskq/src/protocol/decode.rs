@@ -9,9 +9,10 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::compression;
-use super::names::{embed, field, header, property};
+use super::names::{field, header, property};
 use super::{
-    parse_time, pyjson, DecodeError, DecodeErrorKind, RawJson, RawObject, CONTENT_TYPE_JSON,
+    parse_time, pyjson, DecodeError, DecodeErrorKind, RawJson, RawObject, Workflow,
+    CONTENT_TYPE_JSON,
 };
 use crate::config::DEFAULT_MAX_MESSAGE_SIZE;
 
@@ -56,6 +57,11 @@ pub struct TaskMessage {
     pub root_id: Option<String>,
     /// Group id, when the task belongs to a group.
     pub group: Option<String>,
+    /// Position in its group (the order of a chord's results).
+    pub group_index: Option<u32>,
+    /// What continues the workflow after this task: callbacks, errbacks, the rest of its
+    /// chain, the chord it is a part of (protocol 2's embed).
+    pub workflow: Workflow,
     /// The kombu delivery tag.
     pub delivery_tag: String,
     /// Queue it was routed to (`delivery_info.routing_key`).
@@ -131,16 +137,16 @@ impl TaskMessage {
         let properties = object_field(envelope, field::PROPERTIES).map_err(DecodeError::invalid)?;
         check_content_type(envelope)?;
         let body = decode_body(envelope, headers, properties, max_bytes)?;
-        let (task, id, args, kwargs, meta) = if headers.contains_key(header::TASK) {
+        let (task, id, args, kwargs, workflow, meta) = if headers.contains_key(header::TASK) {
             split_v2(headers, body)?
         } else {
             split_v1(body).map_err(DecodeError::invalid)?
         };
         let checked = CheckedMeta::read(&meta)
             .map_err(|reason| DecodeError::invalid(reason).or_task_id(Some(&id)))?;
-        Ok(Self::from_parts(
-            task, id, args, kwargs, checked, &meta, properties,
-        ))
+        let mut message = Self::from_parts(task, id, args, kwargs, checked, &meta, properties);
+        message.workflow = workflow;
+        Ok(message)
     }
 
     fn from_parts(
@@ -168,6 +174,11 @@ impl TaskMessage {
             parent_id: text(meta.get(header::PARENT_ID)),
             root_id: text(meta.get(header::ROOT_ID)),
             group: text(meta.get(header::GROUP)).or_else(|| text(meta.get(header::TASKSET))),
+            group_index: meta
+                .get(header::GROUP_INDEX)
+                .and_then(Value::as_u64)
+                .map(|i| i as u32),
+            workflow: Workflow::default(),
             delivery_tag: text(properties.get(property::DELIVERY_TAG)).unwrap_or_default(),
             routing_key: text(info.and_then(|i| i.get(property::ROUTING_KEY))).unwrap_or_default(),
             priority: properties
@@ -276,18 +287,31 @@ fn time_limits(meta: &Map<String, Value>) -> Result<(Option<f64>, Option<f64>), 
     }
 }
 
-type Parts = (String, String, Vec<RawJson>, RawObject, Map<String, Value>);
+type Parts = (
+    String,
+    String,
+    Vec<RawJson>,
+    RawObject,
+    Workflow,
+    Map<String, Value>,
+);
 
 fn split_v2(headers: &Map<String, Value>, body: RawJson) -> Result<Parts, DecodeError> {
     let task = string_field(headers, header::TASK, "headers").map_err(DecodeError::invalid)?;
     let id = string_field(headers, header::ID, "headers").map_err(DecodeError::invalid)?;
     let (args, kwargs, embed) = split_body_v2(body).map_err(DecodeError::invalid)?;
-    // Embeds that are not objects carry no continuation; Celery writes an object.
-    let continuations: Option<Continuations<'_>> = serde_json::from_str(embed.as_str()).ok();
-    if let Some(refusal) = continuations.and_then(|c| c.refusal()) {
+    // An embed that is not an object carries no continuation; Celery writes an object.
+    let workflow = match serde_json::from_str::<Continuations<'_>>(embed.as_str()) {
+        Ok(continuations) => continuations
+            .workflow()
+            .map_err(|reason| DecodeError::invalid(reason).or_task_id(Some(&id)))?,
+        Err(_) => Workflow::default(),
+    };
+    if let Some(reason) = workflow.unsupported() {
+        let refusal = DecodeError::new(DecodeErrorKind::Unsupported, reason);
         return Err(refusal.or_task_id(Some(&id)));
     }
-    Ok((task, id, args, kwargs, headers.clone()))
+    Ok((task, id, args, kwargs, workflow, headers.clone()))
 }
 
 /// The arguments of a protocol 2 body, `[args, kwargs, embed]`, and its embed.
@@ -324,31 +348,23 @@ pub(super) struct Continuations<'a> {
 }
 
 impl Continuations<'_> {
-    /// The refusal of a message whose embed asks for a continuation taskq workers do not run
-    /// yet; `None` when there is none (every field `null`, or an empty list).
-    pub(super) fn refusal(&self) -> Option<DecodeError> {
-        let present = |raw: Option<&RawValue>| raw.is_some_and(|r| r.get().trim() != "[]");
-        let asked: Vec<&str> = [
-            (embed::CALLBACKS, self.callbacks),
-            (embed::ERRBACKS, self.errbacks),
-            (embed::CHAIN, self.chain),
-            (embed::CHORD, self.chord),
-        ]
-        .into_iter()
-        .filter(|(_, raw)| present(*raw))
-        .map(|(name, _)| name)
-        .collect();
-        (!asked.is_empty()).then(|| {
-            DecodeError::new(
-                DecodeErrorKind::Unsupported,
-                format!(
-                    "the message asks for a workflow continuation ({}), which taskq workers do \
-                     not run yet; refused rather than run without it (it stays in the \
-                     dead-letter list, to requeue once they do)",
-                    asked.join(", ")
-                ),
-            )
-        })
+    /// The signatures the fields hold.
+    pub(super) fn workflow(&self) -> Result<Workflow, String> {
+        let raw = |field: Option<&RawValue>| field.map(RawJson::from_raw);
+        Workflow::read(
+            raw(self.callbacks).as_ref(),
+            raw(self.errbacks).as_ref(),
+            raw(self.chain).as_ref(),
+            raw(self.chord).as_ref(),
+        )
+    }
+
+    /// Whether no field continues the workflow (each absent or `null`).
+    pub(super) fn is_empty(&self) -> bool {
+        self.callbacks.is_none()
+            && self.errbacks.is_none()
+            && self.chain.is_none()
+            && self.chord.is_none()
     }
 }
 
@@ -368,7 +384,7 @@ fn split_v1(body: RawJson) -> Result<Parts, String> {
     let task = string_field(&body, header::TASK, "body")?;
     let id = string_field(&body, header::ID, "body")?;
     let (args, kwargs) = args_and_kwargs(args, kwargs)?;
-    Ok((task, id, args, kwargs, body))
+    Ok((task, id, args, kwargs, Workflow::default(), body))
 }
 
 fn args_and_kwargs(args: RawJson, kwargs: RawJson) -> Result<(Vec<RawJson>, RawObject), String> {
@@ -650,34 +666,42 @@ pub(crate) mod tests {
         assert_eq!(msg.kwargs["k"], json!(2));
     }
     #[test]
-    fn workflow_continuations_are_refused_not_dropped() {
+    fn workflow_continuations_are_read_on_both_paths() {
         let with_embed = |embed: &str| {
             let body = format!(r#"[[2, 2], {{}}, {embed}]"#);
             let body = serde_json::to_string(&body).unwrap();
             format!(
-                r#"{{"body": {body}, "content-type": "application/json", "headers": {{"task": "tasks.add", "id": "c1"}}, "properties": {{"delivery_tag": "d"}}}}"#
+                r#"{{"body": {body}, "content-type": "application/json", "headers": {{"task": "tasks.add", "id": "c1", "group": "g", "group_index": 3}}, "properties": {{"delivery_tag": "d"}}}}"#
             )
         };
         let chain = with_embed(
             r#"{"callbacks": null, "errbacks": null, "chain": [{"task": "tasks.add", "args": [4]}], "chord": null}"#,
         );
-        assert!(fast::decode(&chain).is_none());
-        let refusal = TaskMessage::decode(&chain).unwrap_err();
-        assert_eq!(refusal.kind(), DecodeErrorKind::Unsupported);
-        assert_eq!(refusal.task_id(), Some("c1"));
-        assert!(refusal.reason().contains("(chain)"), "{refusal}");
-        let failure = refusal.failure();
-        assert_eq!(
-            (failure.exc_type(), failure.exc_module()),
-            ("NotImplementedError", "builtins")
-        );
+        let fast = fast::decode(&chain).expect("the common shape");
+        let general = TaskMessage::decode_general(&chain, 1 << 20).unwrap();
+        assert_eq!(fast, general);
+        assert_eq!(fast.workflow.chain[0].task, "tasks.add");
+        assert_eq!(fast.workflow.chain[0].args, vec![json!(4)]);
+        assert_eq!(fast.group_index, Some(3));
 
-        let linked = with_embed(r#"{"callbacks": [{"task": "t"}], "errbacks": [{"task": "e"}]}"#);
-        let reason = TaskMessage::decode(&linked)
-            .unwrap_err()
-            .reason()
-            .to_owned();
-        assert!(reason.contains("(callbacks, errbacks)"), "{reason}");
+        let linked = with_embed(r#"{"callbacks": [{"task": "t"}], "errbacks": {"task": "e"}}"#);
+        let linked = TaskMessage::decode(&linked).unwrap().workflow;
+        assert_eq!((linked.callbacks.len(), linked.errbacks.len()), (1, 1));
+
+        // A kind of signature taskq does not run is refused, not dropped.
+        let unknown = with_embed(r#"{"chain": [{"task": "x", "subtask_type": "xmap2"}]}"#);
+        assert!(fast::decode(&unknown).is_none());
+        let refusal = TaskMessage::decode(&unknown).unwrap_err();
+        assert_eq!(refusal.kind(), DecodeErrorKind::Unsupported);
+        assert_eq!(refusal.failure().exc_type(), "NotImplementedError");
+
+        // A continuation that is not a signature is refused, saying where.
+        let bad = with_embed(r#"{"chain": [5]}"#);
+        assert!(fast::decode(&bad).is_none());
+        let refusal = TaskMessage::decode(&bad).unwrap_err();
+        assert_eq!(refusal.kind(), DecodeErrorKind::Invalid);
+        assert_eq!(refusal.task_id(), Some("c1"));
+        assert!(refusal.reason().contains("embed `chain`"), "{refusal}");
 
         // Absent, null or empty continuations are a plain call, on the fast path.
         for plain in [
@@ -687,7 +711,8 @@ pub(crate) mod tests {
             "null",
         ] {
             let raw = with_embed(plain);
-            assert!(fast::decode(&raw).is_some(), "{plain}");
+            let msg = fast::decode(&raw).expect(plain);
+            assert!(msg.workflow.is_empty(), "{plain}");
             assert_eq!(TaskMessage::decode(&raw).unwrap().id, "c1", "{plain}");
         }
     }

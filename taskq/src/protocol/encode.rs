@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::repr::{args_repr, kwargs_repr, truncate_repr};
-use super::{format_time, pyjson, RawJson, RawObject, CONTENT_TYPE_JSON};
+use super::signature::EmbedOut;
+use super::{format_time, pyjson, RawJson, RawObject, Workflow, CONTENT_TYPE_JSON};
 
 /// A task call about to be published.
 ///
@@ -47,6 +48,12 @@ pub struct NewMessage {
     pub parent_id: Option<String>,
     /// Id of the first task of the workflow (defaults to `id`).
     pub root_id: Option<String>,
+    /// The group (or chord) the call belongs to.
+    pub group: Option<String>,
+    /// Its position in the group.
+    pub group_index: Option<u32>,
+    /// What continues the workflow after the call (the body's embed).
+    pub workflow: Workflow,
 }
 
 impl NewMessage {
@@ -65,6 +72,9 @@ impl NewMessage {
             retries: 0,
             parent_id: None,
             root_id: None,
+            group: None,
+            group_index: None,
+            workflow: Workflow::default(),
         }
     }
 
@@ -91,12 +101,7 @@ impl NewMessage {
         queue: &str,
         delivery_tag: &str,
     ) -> serde_json::Result<String> {
-        let embed = Embed {
-            callbacks: None,
-            errbacks: None,
-            chain: None,
-            chord: None,
-        };
+        let embed = EmbedOut::from(&self.workflow);
         let body = pyjson::to_string(&(&self.args, &self.kwargs, embed))?;
         let envelope = Envelope {
             body: base64::engine::general_purpose::STANDARD.encode(body),
@@ -109,8 +114,8 @@ impl NewMessage {
                 shadow: None,
                 eta: self.eta.map(format_time),
                 expires: self.expires.map(format_time),
-                group: None,
-                group_index: None,
+                group: self.group.as_deref(),
+                group_index: self.group_index,
                 retries: self.retries,
                 timelimit: [self.time_limit.0, self.time_limit.1],
                 root_id: self.root_id.as_deref().unwrap_or(&self.id),
@@ -172,15 +177,6 @@ struct Headers<'a> {
     replaced_task_nesting: u32,
     stamped_headers: Option<Vec<String>>,
     stamps: RawObject,
-}
-
-/// The body's third part: no workflow.
-#[derive(Serialize)]
-struct Embed {
-    callbacks: Option<()>,
-    errbacks: Option<()>,
-    chain: Option<()>,
-    chord: Option<()>,
 }
 
 #[derive(Serialize)]

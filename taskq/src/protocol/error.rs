@@ -36,11 +36,11 @@ pub enum DecodeErrorKind {
     /// Larger than `TASKQ_MAX_MESSAGE_SIZE`, as stored or once decompressed. Stored as
     /// `MessageTooLarge` (module `taskq.exceptions`; Python builds the class on the fly).
     TooLarge,
-    /// Asks for something taskq workers do not run yet: a canvas continuation (`chain`,
-    /// `chord`, `callbacks` or `errbacks` in the body's embed). Running the task and dropping
-    /// the continuation would leave the workflow PENDING forever with nothing said, so the
-    /// message is refused instead: stored as Python's `NotImplementedError`, and kept in the
-    /// dead-letter list, from where it can be requeued once a worker runs it.
+    /// Asks for something taskq workers do not run: a workflow continuation of a kind they do
+    /// not know (a signature class registered by a Python application). Running the task and
+    /// dropping the continuation would leave the workflow PENDING forever with nothing said,
+    /// so the message is refused instead: stored as Python's `NotImplementedError`, and kept
+    /// in the dead-letter list, from where it can be requeued once a worker runs it.
     Unsupported,
 }
 

@@ -20,6 +20,7 @@
 //! | `edit.rs` | changes to a stored envelope: a header, a retry, a recovery, a copy's tag |
 //! | [`KombuMessage`] (`kombu.rs`) | remote-control commands, replies and events |
 //! | [`ResultMeta`] (`result_meta.rs`) | the record under `celery-task-meta-<id>` |
+//! | [`Signature`], [`Workflow`] (`signature.rs`) | Celery's signatures, and the embed that continues a workflow |
 //! | [`pyjson`], `time.rs`, `repr.rs` | Python's `json.dumps`, `isoformat` and `repr` |
 //! | [`RawJson`], [`RawObject`] (`json.rs`) | JSON kept as written: exact numbers, keys in order |
 //!
@@ -38,6 +39,7 @@ pub mod names;
 pub mod pyjson;
 mod repr;
 mod result_meta;
+mod signature;
 mod time;
 
 pub use decode::TaskMessage;
@@ -47,6 +49,7 @@ pub use json::{RawJson, RawObject};
 pub use kombu::KombuMessage;
 pub use names::CONTENT_TYPE_JSON;
 pub use result_meta::ResultMeta;
+pub use signature::{option as signature_option, Signature, SignatureKind, Workflow};
 
 pub(crate) use json::{raw_object, without_position, Tree};
 pub(crate) use repr::{args_repr, kwargs_repr, py_repr, str_repr};

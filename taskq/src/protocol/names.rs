@@ -54,6 +54,8 @@ pub mod header {
     pub const ROOT_ID: &str = "root_id";
     /// The group the task belongs to.
     pub const GROUP: &str = "group";
+    /// The task's position in its group.
+    pub const GROUP_INDEX: &str = "group_index";
     /// Protocol 1's name for [`GROUP`].
     pub const TASKSET: &str = "taskset";
     /// How many workers put the message back because they did not know its task.

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Continuations, TaskMessage};
 use crate::protocol::pyjson::TYPE_TAG;
-use crate::protocol::{parse_time, RawJson, RawObject, CONTENT_TYPE_JSON};
+use crate::protocol::{parse_time, RawJson, RawObject, Workflow, CONTENT_TYPE_JSON};
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
@@ -57,6 +57,8 @@ struct Headers<'a> {
     group: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     taskset: Option<Cow<'a, str>>,
+    #[serde(default)]
+    group_index: Option<u64>,
     /// Present only to send compressed messages to the general path, which decompresses them.
     #[serde(default, borrow)]
     compression: Option<Cow<'a, str>>,
@@ -103,7 +105,7 @@ pub(super) fn decode(raw: &str) -> Option<TaskMessage> {
         }
         _ => envelope.body.into_owned(),
     };
-    let (args, kwargs) = split_body(&body)?;
+    let (args, kwargs, workflow) = split_body(&body)?;
     let headers = envelope.headers;
     let properties = envelope.properties;
     let owned = |text: Option<Cow<'_, str>>| text.map(Cow::into_owned);
@@ -123,6 +125,8 @@ pub(super) fn decode(raw: &str) -> Option<TaskMessage> {
         parent_id: owned(headers.parent_id),
         root_id: owned(headers.root_id),
         group: owned(headers.group).or_else(|| owned(headers.taskset)),
+        group_index: headers.group_index.map(|i| i as u32),
+        workflow,
         delivery_tag: owned(properties.delivery_tag).unwrap_or_default(),
         routing_key: properties
             .delivery_info
@@ -137,19 +141,23 @@ pub(super) fn decode(raw: &str) -> Option<TaskMessage> {
 
 /// The arguments of a protocol 2 body `[args, kwargs, embed]`, read in one pass; `None` for
 /// anything the general path must look at: another shape, kombu's tagged values (which it
-/// untags), Python's `NaN`/`Infinity` (which it refuses or reads), a workflow continuation in
-/// the embed (which it refuses).
-fn split_body(body: &str) -> Option<(Vec<RawJson>, RawObject)> {
+/// untags), Python's `NaN`/`Infinity` (which it refuses or reads), an embed whose workflow
+/// does not read (which it refuses, saying why).
+fn split_body(body: &str) -> Option<(Vec<RawJson>, RawObject, Workflow)> {
     if body.contains(TYPE_TAG) {
         return None;
     }
     let (args, kwargs, embed): (Vec<&RawValue>, Option<RawObject>, Option<Continuations<'_>>) =
         serde_json::from_str(body).ok()?;
-    if embed.is_some_and(|e| e.refusal().is_some()) {
-        return None;
-    }
+    let workflow = match embed {
+        Some(embed) if !embed.is_empty() => embed
+            .workflow()
+            .ok()
+            .filter(|w| w.unsupported().is_none())?,
+        _ => Workflow::default(),
+    };
     let args = args.into_iter().map(RawJson::from_raw).collect();
-    Some((args, kwargs.unwrap_or_default()))
+    Some((args, kwargs.unwrap_or_default(), workflow))
 }
 
 /// A time header's value; `None` when it does not parse, so that the general path refuses it.
