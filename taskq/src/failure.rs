@@ -307,6 +307,11 @@ impl TaskFailure {
         }
     }
 
+    /// The exception's arguments as stored (`exc_message`).
+    pub(crate) fn exc_message(&self) -> &RawJson {
+        &self.0.exc_message
+    }
+
     /// The traceback text, when the failure has one.
     ///
     /// ```

@@ -161,6 +161,7 @@
 pub mod backend;
 mod backoff;
 pub mod broker;
+mod builtins;
 pub mod canvas;
 #[cfg(feature = "cli")]
 pub mod cli;

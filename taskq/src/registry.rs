@@ -150,13 +150,18 @@ fn decode_args<A: serde::de::DeserializeOwned>(
     })
 }
 
-/// Looks a task up by its registered name.
+/// Looks a task up by its registered name: the application's tasks, then Celery's built-in
+/// ones a workflow may send (`celery.map`, `celery.starmap`, `celery.chunks`,
+/// `celery.accumulate`).
 ///
 /// ```
 /// assert!(taskq::registry::lookup("no.such.task").is_none());
 /// ```
 pub fn lookup(name: &str) -> Option<&'static TaskEntry> {
-    by_name().get(name).copied()
+    by_name()
+        .get(name)
+        .copied()
+        .or_else(|| crate::builtins::lookup(name))
 }
 
 /// Every registered task, sorted by name (what the worker banner lists).

@@ -81,3 +81,15 @@ def sleep_logged(seconds, ledger):
         f.write("start\n")
     time.sleep(seconds)
     return seconds
+
+
+@app.task(name="py.tsum")
+def tsum(numbers):
+    """A chord body: the sum of the header's results."""
+    return sum(numbers)
+
+
+@app.task(name="py.failed_id")
+def failed_id(task_id):
+    """An old-style errback: returns the id of the task that failed."""
+    return task_id

@@ -129,25 +129,49 @@ impl PythonEnv {
         env: &[(&str, &str)],
         calls: &Value,
     ) -> Vec<Value> {
+        self.run_script(broker, backend, env, "drive.py", calls)
+    }
+
+    /// Runs `canvas.py`, which builds each scenario's canvas with real Celery, its steps on
+    /// Python or taskq as `langs` says, and prints what Celery reads back (see
+    /// `tests/python/canvas.py`).
+    ///
+    /// # Panics
+    ///
+    /// When the script fails, with its output.
+    pub fn canvas(&self, broker: &str, backend: &str, jobs: &Value) -> Vec<Value> {
+        self.run_script(broker, backend, &[], "canvas.py", jobs)
+    }
+
+    /// Runs `script` from `tests/python` with `input` on its stdin; one JSON value per line of
+    /// its output.
+    fn run_script(
+        &self,
+        broker: &str,
+        backend: &str,
+        env: &[(&str, &str)],
+        script: &str,
+        input: &Value,
+    ) -> Vec<Value> {
         let mut child = self
             .command(broker, backend)
             .envs(env.iter().copied())
-            .arg("drive.py")
+            .arg(script)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("cannot start drive.py");
+            .unwrap_or_else(|e| panic!("cannot start {script}: {e}"));
         child
             .stdin
             .take()
             .expect("stdin")
-            .write_all(calls.to_string().as_bytes())
-            .expect("cannot write to drive.py");
-        let out = child.wait_with_output().expect("drive.py did not finish");
+            .write_all(input.to_string().as_bytes())
+            .unwrap_or_else(|e| panic!("cannot write to {script}: {e}"));
+        let out = child.wait_with_output().expect("the script did not finish");
         assert!(
             out.status.success(),
-            "drive.py failed ({}):\n{}\n{}",
+            "{script} failed ({}):\n{}\n{}",
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
@@ -155,7 +179,7 @@ impl PythonEnv {
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| {
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad driver line {l:?}: {e}"))
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad {script} line {l:?}: {e}"))
             })
             .collect()
     }

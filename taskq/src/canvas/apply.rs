@@ -116,13 +116,14 @@ fn call_options(sig: &Signature, origin: &Origin) -> Result<Options> {
 /// Where the call sits: its group, its parent and root, and the continuations its options
 /// carry into the embed.
 fn placement(sig: &Signature, origin: &Origin) -> Result<Placement> {
-    let mut workflow = crate::protocol::Workflow::default();
-    workflow.callbacks = sig.option_signatures(option::LINK).map_err(malformed)?;
-    workflow.errbacks = sig
-        .option_signatures(option::LINK_ERROR)
-        .map_err(malformed)?;
-    workflow.chain = sig.option_signatures(option::CHAIN).map_err(malformed)?;
-    workflow.chord = sig.option_signature(option::CHORD).map_err(malformed)?;
+    let workflow = crate::protocol::Workflow {
+        callbacks: sig.option_signatures(option::LINK).map_err(malformed)?,
+        errbacks: sig
+            .option_signatures(option::LINK_ERROR)
+            .map_err(malformed)?,
+        chain: sig.option_signatures(option::CHAIN).map_err(malformed)?,
+        chord: sig.option_signature(option::CHORD).map_err(malformed)?,
+    };
     Ok(Placement {
         group: sig.option_str(option::GROUP_ID),
         group_index: sig

@@ -10,9 +10,12 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
 use super::part::Part;
+use super::workflow::FollowUp;
 use super::{room, Shared};
 use crate::backoff::Backoff;
 use crate::broker::Delivery;
+use crate::failure::TaskFailure;
+use crate::protocol::RawJson;
 use crate::state::ResultMeta;
 
 /// Most completions handled in one round.
@@ -46,6 +49,8 @@ pub(super) struct Completion {
     pub(super) delivery: Delivery,
     pub(super) record: Option<ResultMeta>,
     pub(super) action: Action,
+    /// What follows the task in its workflow, if anything does.
+    pub(super) follow_up: Option<Box<FollowUp>>,
     /// Released once the message is settled, so reservations count pending acks too.
     #[expect(
         dead_code,
@@ -90,13 +95,16 @@ impl Part for Completer {
 async fn run(shared: Arc<Shared>, mut completions: mpsc::UnboundedReceiver<Completion>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while completions.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        settle(&shared, &batch).await;
+        settle(&shared, &mut batch).await;
         shared.held.remove(batch.iter().map(|c| &c.delivery.tag));
         batch.clear();
     }
 }
 
-async fn settle(shared: &Shared, batch: &[Completion]) {
+async fn settle(shared: &Shared, batch: &mut [Completion]) {
+    for c in batch.iter_mut().filter(|c| c.follow_up.is_some()) {
+        send_next_steps(shared, c).await;
+    }
     let records: Vec<ResultMeta> = batch.iter().filter_map(|c| c.record.clone()).collect();
     if !records.is_empty() {
         retry(shared, "store results", || {
@@ -104,7 +112,10 @@ async fn settle(shared: &Shared, batch: &[Completion]) {
         })
         .await;
     }
-    for c in batch {
+    for c in batch.iter_mut().filter(|c| c.follow_up.is_some()) {
+        continue_after_stored(shared, c).await;
+    }
+    for c in batch.iter() {
         if let Action::Retry { envelope, eta } = &c.action {
             let next = Delivery {
                 raw: envelope.as_str().into(),
@@ -153,7 +164,7 @@ async fn settle(shared: &Shared, batch: &[Completion]) {
             "unfinished messages put back in their queues"
         );
     }
-    for c in batch {
+    for c in batch.iter() {
         if let Action::DeadLetter(reason) = &c.action {
             retry(shared, "dead-letter a message", || {
                 shared.client.broker().dead_letter(&c.delivery, reason)
@@ -166,19 +177,96 @@ async fn settle(shared: &Shared, batch: &[Completion]) {
     }
 }
 
+/// Sends what follows a successful task in its workflow (next chain step, callbacks) and
+/// lists it in the task's record as its `children`. A continuation that cannot be sent as
+/// written fails the task instead, and its message goes to the dead-letter list.
+async fn send_next_steps(shared: &Shared, c: &mut Completion) {
+    let Some(follow_up) = c.follow_up.as_deref() else {
+        return;
+    };
+    let sent = retry_unless_malformed(shared, "send a workflow's next steps", || {
+        follow_up.send_next(&shared.client)
+    })
+    .await;
+    match sent {
+        Some(Ok(children)) if !children.is_empty() => {
+            if let Some(record) = c.record.as_mut() {
+                record.children = RawJson::from_serialize(&children).expect("tuples serialize");
+            }
+        }
+        Some(Err(reason)) => refuse_workflow(c, reason),
+        _ => {}
+    }
+}
+
+/// Once the task's result is stored: its chord part, and on failure the rest of its chain
+/// and its errbacks.
+async fn continue_after_stored(shared: &Shared, c: &mut Completion) {
+    let Some(follow_up) = c.follow_up.as_deref() else {
+        return;
+    };
+    let done = retry_unless_malformed(shared, "continue a workflow", || {
+        follow_up.after_stored(&shared.client)
+    })
+    .await;
+    if let Some(Err(reason)) = done {
+        tracing::error!(id = %follow_up.task_id(), %reason, "workflow continuation refused");
+        if matches!(c.action, Action::Ack) {
+            c.action = Action::DeadLetter(format!("workflow continuation refused: {reason}"));
+        }
+    }
+}
+
+/// A continuation that cannot be sent: the task is stored as FAILURE `InvalidTaskError` with
+/// the reason, and its message dead-lettered, rather than its workflow silently stopping.
+fn refuse_workflow(c: &mut Completion, reason: String) {
+    let Some(follow_up) = c.follow_up.as_deref() else {
+        return;
+    };
+    tracing::error!(id = %follow_up.task_id(), %reason, "workflow continuation refused");
+    let failure = TaskFailure::invalid_task(format!("workflow continuation refused: {reason}"));
+    c.record = Some(ResultMeta::failure(follow_up.task_id(), &failure));
+    c.action = Action::DeadLetter(format!("workflow continuation refused: {reason}"));
+}
+
+/// [`retry`], except that a malformed workflow is not retried: its reason comes back.
+async fn retry_unless_malformed<T, F, Fut>(
+    shared: &Shared,
+    what: &str,
+    mut op: F,
+) -> Option<Result<T, String>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::Result<T>>,
+{
+    retry(shared, what, || {
+        let attempt = op();
+        async move {
+            match attempt.await {
+                Err(crate::Error::Malformed { reason, .. }) => Ok(Err(reason)),
+                other => other.map(Ok),
+            }
+        }
+    })
+    .await
+}
+
 /// Retries a store operation until it succeeds: the message stays unacknowledged in Redis
 /// meanwhile, so nothing is lost while Redis is away. Once the worker is shutting down, it
 /// gives up after the grace period: the messages then stay in `unacked` for recovery.
-async fn retry<F, Fut>(shared: &Shared, what: &str, mut op: F)
+async fn retry<T, F, Fut>(shared: &Shared, what: &str, mut op: F) -> Option<T>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = crate::Result<()>>,
+    Fut: std::future::Future<Output = crate::Result<T>>,
 {
     let mut backoff = Backoff::starting_at(Duration::from_millis(50));
     let mut shutdown_deadline = None;
     loop {
         match op().await {
-            Ok(()) => return shared.room.available(),
+            Ok(done) => {
+                shared.room.available();
+                return Some(done);
+            }
             Err(e) => {
                 if room::is_out_of_memory(&e) {
                     shared.room.refused();
@@ -189,7 +277,7 @@ where
                     });
                     if tokio::time::Instant::now() >= deadline {
                         tracing::error!(error = %e, "could not {what} before shutdown; the messages stay unacknowledged in Redis and will be redelivered");
-                        return;
+                        return None;
                     }
                 }
                 let wait = backoff.next_delay();

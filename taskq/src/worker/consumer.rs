@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::completer::{Action, Completion};
 use super::part::Part;
+use super::workflow::{Ended, FollowUp};
 use super::{events, executor, Shared};
 use crate::backoff::Backoff;
 use crate::broker::{Delivery, Fetched, RefusedMessage};
@@ -325,13 +326,17 @@ async fn decide(
         now,
         start_marked,
     } = fetched;
-    let settle = |delivery, record, action, reservation| {
+    let settle_with = |delivery, record, action, reservation, follow_up| {
         let _ = completions.send(Completion {
             delivery,
             record,
             action,
             reservation,
+            follow_up,
         });
+    };
+    let settle = |delivery, record, action, reservation| {
+        settle_with(delivery, record, action, reservation, None);
     };
     let max_bytes = shared.client.config().max_message_size;
     let message = match TaskMessage::decode_limited(&delivery.raw, max_bytes) {
@@ -350,8 +355,11 @@ async fn decide(
     };
     if message.expires.is_some_and(|t| timestamp(t) <= now) {
         tracing::info!(task = %message.task, id = %message.id, "task expired before it could run: revoked");
-        let record = ResultMeta::failure(&message.id, &TaskFailure::revoked("expired"));
-        return settle(delivery, Some(record), Action::Ack, reservation);
+        let expired = TaskFailure::revoked("expired");
+        let record = ResultMeta::failure(&message.id, &expired);
+        // Its chord counts it as revoked, as Celery's does; its errbacks are not called.
+        let follow_up = FollowUp::after(&message, Ended::Failed(expired));
+        return settle_with(delivery, Some(record), Action::Ack, reservation, follow_up);
     }
     if message.crashes >= shared.config().max_recoveries {
         // It keeps killing (or freezing) the workers that run it: stop the crash loop.
@@ -359,11 +367,13 @@ async fn decide(
         let failure = TaskFailure::worker_lost(message.crashes);
         let reason = format!("{}: {}", failure.exc_type(), failure.message());
         let record = ResultMeta::failure(&message.id, &failure);
-        return settle(
+        let follow_up = FollowUp::after(&message, Ended::Failed(failure));
+        return settle_with(
             delivery,
             Some(record),
             Action::DeadLetter(reason),
             reservation,
+            follow_up,
         );
     }
     if let Some(eta) = message.eta.map(timestamp).filter(|eta| *eta > now) {

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::completer::{Action, Completion};
 use super::start_marks::PendingMark;
 use super::time_limit::{self, Outcome, TimeLimits};
+use super::workflow::{Ended, FollowUp};
 use super::{events, lease, Shared};
 use crate::broker::Delivery;
 use crate::failure::TaskFailure;
@@ -74,12 +75,26 @@ impl Job {
                 return self.schedule_retry(failure, retry_ask, envelope, eta);
             }
         }
+        let follow_up = self.follow_up(&outcome);
         let record = self.record(outcome, secs);
         let record = record
             .with_parent(self.message.parent_id.clone())
             .with_group(self.message.group.clone());
         let keep = !(self.message.ignore_result == Some(true) || self.entry.options.ignore_result);
-        self.finish(keep.then_some(record), Action::Ack);
+        self.finish_continuing(keep.then_some(record), Action::Ack, follow_up);
+    }
+
+    /// What follows the run in its workflow; `None` (and no copy of the result) for a plain
+    /// call.
+    fn follow_up(&self, outcome: &Result<RawJson, TaskFailure>) -> Option<Box<FollowUp>> {
+        if self.message.workflow.is_empty() {
+            return None;
+        }
+        let ended = match outcome {
+            Ok(value) => Ended::Succeeded(value.clone()),
+            Err(failure) => Ended::Failed(failure.clone()),
+        };
+        FollowUp::after(&self.message, ended)
     }
 
     /// The result record of a finished run, logged and announced as an event.
@@ -184,8 +199,10 @@ impl Job {
             id,
             || raw_object! {"terminated" => false, "signum" => (), "expired" => false},
         );
-        let record = ResultMeta::failure(id, &TaskFailure::revoked("revoked"));
-        self.finish(Some(record), Action::Ack);
+        let revoked = TaskFailure::revoked("revoked");
+        let record = ResultMeta::failure(id, &revoked);
+        let follow_up = FollowUp::after(&self.message, Ended::Failed(revoked));
+        self.finish_continuing(Some(record), Action::Ack, follow_up);
     }
 
     /// Runs the body under its time limits; `None` if shutdown cancelled it, REVOKED
@@ -228,11 +245,22 @@ impl Job {
     }
 
     fn finish(self, record: Option<ResultMeta>, action: Action) {
+        self.finish_continuing(record, action, None);
+    }
+
+    /// Hands the outcome to the completer, with what follows the task in its workflow.
+    fn finish_continuing(
+        self,
+        record: Option<ResultMeta>,
+        action: Action,
+        follow_up: Option<Box<FollowUp>>,
+    ) {
         let _ = self.completions.send(Completion {
             delivery: self.delivery,
             record,
             action,
             reservation: self.reservation,
+            follow_up,
         });
     }
 }

@@ -44,6 +44,7 @@ mod scheduler;
 mod start_marks;
 mod startup;
 mod time_limit;
+mod workflow;
 
 pub use health::{Health, HealthHandle};
 
