@@ -96,3 +96,36 @@ pub async fn generate_report(user_id: u64) -> anyhow::Result<Report> {
 pub async fn add(x: i64, y: i64) -> i64 {
     x + y
 }
+
+/// File the campaign summary task appends to, in the working directory.
+///
+/// ```
+/// assert_eq!(taskq_examples::tasks::CAMPAIGN_LOG, "campaign.log");
+/// ```
+pub const CAMPAIGN_LOG: &str = "campaign.log";
+
+/// Summarises a push campaign once every notification of it went out: the body of a chord
+/// whose header sends one [`send_push_notification`] per device token. It gets the header's
+/// results (one `()` per notification), appends one line to `campaign.log` and returns it.
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> anyhow::Result<()> {
+/// // Appends to ./campaign.log.
+/// let line = taskq_examples::tasks::summarise_campaign.call(vec![(), (), ()]).await?;
+/// assert_eq!(line, "campaign done: 3 notifications sent");
+/// # Ok(()) }
+/// ```
+#[taskq::task(name = "tasks.summarise_campaign")]
+pub async fn summarise_campaign(sent: Vec<()>) -> anyhow::Result<String> {
+    let line = format!("campaign done: {} notifications sent", sent.len());
+    let entry = format!("{line}\n");
+    tokio::task::spawn_blocking(move || {
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(CAMPAIGN_LOG)?;
+        log.write_all(entry.as_bytes())
+    })
+    .await??;
+    Ok(line)
+}
