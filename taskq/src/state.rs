@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-pub use crate::protocol::ResultMeta;
+pub use crate::protocol::{ExtendedFields, ResultMeta};
 
 /// The state of a task, as Celery names it. Unknown names are kept as [`TaskState::Custom`].
 ///

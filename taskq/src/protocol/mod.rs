@@ -46,7 +46,7 @@ pub use error::{DecodeError, DecodeErrorKind};
 pub use json::{RawJson, RawObject};
 pub use kombu::KombuMessage;
 pub use names::CONTENT_TYPE_JSON;
-pub use result_meta::ResultMeta;
+pub use result_meta::{ExtendedFields, ResultMeta};
 
 pub(crate) use json::{raw_object, without_position, Tree};
 pub(crate) use repr::{args_repr, kwargs_repr, py_repr, str_repr};
