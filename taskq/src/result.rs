@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::backend::ResultBackend;
 use crate::failure::TaskFailure;
-use crate::state::{ResultMeta, TaskState};
+use crate::state::{Progress, ResultMeta, TaskState};
 use crate::{Client, Error, Result};
 
 /// The result of a task, by id: its state now, or its value once it is ready.
@@ -156,7 +156,7 @@ impl<T> AsyncResult<T> {
     }
 
     /// The stored result as it is now, read as `M`, like Python's `AsyncResult.info`: while the
-    /// task runs, the meta of the state it reported itself (a [`Progress`](crate::state::Progress) for `PROGRESS`,
+    /// task runs, the meta of the state it reported itself (a [`Progress`] for `PROGRESS`,
     /// see [`request::update_state`](crate::request::update_state)) or STARTED's `{"pid",
     /// "hostname"}`; once it is ready, its value, or the exception object of a failure.
     /// `None` when nothing is stored (PENDING) or the result is `null`.
@@ -183,6 +183,34 @@ impl<T> AsyncResult<T> {
     pub async fn info<M: DeserializeOwned>(&self) -> Result<Option<M>> {
         let meta = self.meta().await?;
         if meta.result.is_null() {
+            return Ok(None);
+        }
+        meta.result
+            .parse()
+            .map(Some)
+            .map_err(|e| Error::ResultType(crate::protocol::without_position(e)))
+    }
+
+    /// How far the task has got, while its state is `PROGRESS` (reported with
+    /// [`request::progress`](crate::request::progress) or Python's `update_state`); `None` in
+    /// any other state, e.g. before the first report or once the task is finished.
+    ///
+    /// # Errors
+    ///
+    /// As for [`meta`](Self::meta); [`Error::ResultType`] when a `PROGRESS` meta lacks
+    /// `current` or `total`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// let result: taskq::AsyncResult<u64> = taskq::AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+    /// if let Some(progress) = result.progress().await? {
+    ///     println!("{} of {}", progress.current, progress.total);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn progress(&self) -> Result<Option<Progress>> {
+        let meta = self.meta().await?;
+        if meta.status.as_str() != Progress::STATE {
             return Ok(None);
         }
         meta.result
