@@ -42,6 +42,15 @@ async fn stepped(gate_name: String, total: u64) -> Result<u64, Error> {
     Ok(total)
 }
 
+/// Reports progress, then tries to report SUCCESS itself, which is refused: it fails with the
+/// refusal.
+#[taskq::task(name = "states.claims_success")]
+async fn claims_success() -> Result<u64, Error> {
+    taskq::request::progress(1, 2).await?;
+    taskq::request::update_state("SUCCESS", 42).await?;
+    Ok(0)
+}
+
 /// Runs `script` with the Celery app (`celery_app.py`) on `server`, results in db 1; returns
 /// its stdout as JSON.
 fn python_json(python: &PythonEnv, server: &RedisServer, script: &str) -> Value {
@@ -181,6 +190,31 @@ async fn progress_of_a_taskq_task_is_read_by_taskq_and_python_while_it_runs() {
         );
         worker.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_alone_stores_ready_states_and_its_failure_replaces_progress() {
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b);
+    let id = "claims-success";
+    let published = listen(&server, id);
+    let sent = client
+        .send(&claims_success, (), Options::new().task_id(id))
+        .await
+        .unwrap();
+
+    let failure = match sent.get(WAIT).await {
+        Err(Error::TaskFailed(failure)) => failure,
+        other => panic!("expected the refusal as the task's failure, got {other:?}"),
+    };
+    assert!(
+        failure.message().contains("cannot report state SUCCESS"),
+        "{failure}"
+    );
+    assert_eq!(sent.state().await.unwrap(), TaskState::Failure);
+    assert_eq!(published.join().unwrap(), ["PROGRESS", "FAILURE"]);
+    worker.stop().await;
 }
 
 /// A Python `celery worker` with `result_extended` on, consuming `celery`, on its own
