@@ -11,6 +11,7 @@
 //! | `TASKQ_PREFETCH_MULTIPLIER` | `4` | messages a worker reserves per execution slot |
 //! | `TASKQ_SHUTDOWN_GRACE` | `30` | seconds running tasks get to finish on SIGTERM |
 //! | `TASKQ_TRACK_STARTED` | `false` | store a STARTED state when a task starts |
+//! | `TASKQ_RESULT_EXTENDED` | `false` | Celery's `result_extended`: results also record the task's name, arguments, worker, retries and queue |
 //! | `TASKQ_REQUIRE_NOEVICTION` | `false` | refuse to start a worker unless Redis's `maxmemory-policy` is `noeviction` |
 //! | `TASKQ_MAX_RECOVERIES` | `5` | crashes (worker lost while running the task) after which the message is dead-lettered |
 //! | `TASKQ_VISIBILITY_TIMEOUT` | `30` | seconds a killed or frozen taskq worker's messages stay claimed before recovery returns them to their queue (live workers renew their leases) |
@@ -102,6 +103,11 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Whether workers store a STARTED state.
     pub track_started: bool,
+    /// Celery's `result_extended`: whether the records workers store also carry the task's
+    /// name, arguments, keyword arguments, worker, retries and queue (see
+    /// [`ExtendedFields`](crate::state::ExtendedFields)), which Python's `AsyncResult.name`,
+    /// `.args` and `.kwargs` read. Off by default, as in Celery: arguments can be large.
+    pub result_extended: bool,
     /// Whether workers publish Celery events (`celeryev`).
     pub send_events: bool,
     /// How long the messages of a taskq worker that stopped renewing its leases (it died or
@@ -149,6 +155,7 @@ impl Default for Config {
             prefetch_multiplier: 4,
             shutdown_grace: Duration::from_secs(30),
             track_started: false,
+            result_extended: false,
             send_events: false,
             worker_name: None,
             unknown_task_retries: 3,
@@ -249,6 +256,9 @@ impl Config {
         }
         if let Some(flag) = get(&["TASKQ_TRACK_STARTED"]) {
             config.track_started = parse_bool("TASKQ_TRACK_STARTED", &flag)?;
+        }
+        if let Some(flag) = get(&["TASKQ_RESULT_EXTENDED"]) {
+            config.result_extended = parse_bool("TASKQ_RESULT_EXTENDED", &flag)?;
         }
         if let Some(flag) = get(&["TASKQ_SEND_EVENTS"]) {
             config.send_events = parse_bool("TASKQ_SEND_EVENTS", &flag)?;
@@ -373,6 +383,14 @@ mod tests {
         assert_eq!(c.queues, ["celery"]);
         assert!(!c.broker_url_is_explicit);
         assert_eq!(c.concurrency, 100, "async tasks: not one slot per CPU");
+        assert!(!c.result_extended, "off, as Celery's result_extended");
+    }
+
+    #[test]
+    fn result_extended_is_a_boolean_setting() {
+        let on = config(&[("TASKQ_RESULT_EXTENDED", "true")]).unwrap();
+        assert!(on.result_extended);
+        assert!(config(&[("TASKQ_RESULT_EXTENDED", "sometimes")]).is_err());
     }
 
     #[test]

@@ -65,6 +65,12 @@ pub enum Error {
         limit: usize,
     },
 
+    /// A running task tried to report a state that only the worker writes, from the task's
+    /// outcome: SUCCESS, FAILURE, REVOKED or RETRY (see
+    /// [`request::update_state`](crate::request::update_state)).
+    #[error("a task cannot report state {0} itself: the worker stores it from the task's outcome; report progress with a state of its own, such as PROGRESS")]
+    ReservedState(crate::TaskState),
+
     /// A background part of taskq stopped (for example the in-memory broker was dropped).
     #[error("taskq is shut down: {0}")]
     Closed(&'static str),

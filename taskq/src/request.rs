@@ -1,18 +1,24 @@
 //! The running task's own request, like Celery's `self.request`: its id, how many times it
 //! was retried, how many times it was taken back from a worker that died, and its soft time
-//! limit.
+//! limit; and the task's own state reports, like Celery's `self.update_state`.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
+
+use crate::backend::ResultBackend;
+use crate::protocol::RawJson;
+use crate::state::{Progress, ResultMeta, TaskState};
 
 tokio::task_local! {
     static CURRENT: Request;
     static RETRY: Cell<RetryAsk>;
     static SOFT_LIMIT: Option<SoftLimitWatch>;
+    static REPORTER: Arc<StateReporter>;
 }
 
 /// What the running task said about retrying, read by the worker once it returns.
@@ -87,6 +93,106 @@ pub fn current() -> Option<Request> {
 /// ```
 pub fn retry_in(countdown: Duration) {
     let _ = RETRY.try_with(|ask| ask.set(RetryAsk::In(countdown)));
+}
+
+/// Stores a state of the running task's own choosing with `meta` as its result, like Celery's
+/// `self.update_state(state=..., meta=...)`: the record Celery writes (`SETEX
+/// celery-task-meta-<id>` and a PUBLISH of `{"status": state, "result": meta, "traceback":
+/// null, "children": [], "date_done": null, "task_id": id}`, with the parent, group and
+/// `result_extended` fields the worker's own records of this run carry), so that taskq's
+/// [`AsyncResult::state`](crate::AsyncResult::state) and
+/// [`info`](crate::AsyncResult::info), and Python's `AsyncResult(id).state` and `.info`, read
+/// it while the task runs. The next report, and the worker's SUCCESS or FAILURE once the task
+/// returns, replace it; [`AsyncResult::get`](crate::AsyncResult::get) waits past it.
+///
+/// Outside a worker (a task run with `.call()`, say) there is nowhere to report to: it checks
+/// the state and serializes `meta`, and stores nothing. Call it from the task's own future:
+/// tasks it spawns run outside the worker's scope.
+///
+/// # Errors
+///
+/// * [`Error::ReservedState`](crate::Error::ReservedState) for SUCCESS, FAILURE, REVOKED and
+///   RETRY, which the worker writes from the task's outcome (a stored SUCCESS is never
+///   overwritten, so one reported early would hide the task's result);
+/// * [`Error::Serialize`](crate::Error::Serialize) when `meta` does not serialize;
+/// * [`Error::Redis`](crate::Error::Redis) when the result store cannot be reached. The task
+///   may go on: the report is only information.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> taskq::Result<()> {
+/// #[taskq::task(name = "tasks.import_rows")]
+/// async fn import_rows(file: String) -> Result<u64, taskq::Error> {
+///     taskq::request::update_state("PARSING", serde_json::json!({"file": file})).await?;
+///     let rows = 1200; // parse the file
+///     taskq::request::update_state("IMPORTING", serde_json::json!({"rows": rows})).await?;
+///     Ok(rows)
+/// }
+///
+/// assert_eq!(import_rows.call("rows.csv".into()).await?, 1200); // inline: nothing is stored
+/// assert!(taskq::request::update_state("SUCCESS", ()).await.is_err());
+/// # Ok(()) }
+/// ```
+pub async fn update_state(state: impl Into<TaskState>, meta: impl Serialize) -> crate::Result<()> {
+    let state = state.into();
+    if state.is_ready() || state.is_exception() {
+        return Err(crate::Error::ReservedState(state));
+    }
+    let meta = RawJson::from_serialize(&meta)?;
+    match REPORTER.try_with(Arc::clone) {
+        Ok(reporter) => reporter.report(state, meta).await,
+        Err(_) => Ok(()),
+    }
+}
+
+/// Reports how far the running task has got: [`update_state`] with Celery's conventional
+/// state `PROGRESS` and meta `{"current": current, "total": total}` (a [`Progress`]), as
+/// Celery's docs and tools such as `celery-progress` use them. Outside a worker it does
+/// nothing.
+///
+/// # Errors
+///
+/// [`Error::Redis`](crate::Error::Redis) when the result store cannot be reached.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> taskq::Result<()> {
+/// #[taskq::task(name = "tasks.resize_all")]
+/// async fn resize_all(images: Vec<String>) -> Result<usize, taskq::Error> {
+///     let total = images.len() as u64;
+///     for (done, _image) in images.iter().enumerate() {
+///         taskq::request::progress(done as u64, total).await?;
+///         // resize the image
+///     }
+///     Ok(images.len())
+/// }
+///
+/// assert_eq!(resize_all.call(vec!["a.png".into(), "b.png".into()]).await?, 2);
+/// # Ok(()) }
+/// ```
+pub async fn progress(current: u64, total: u64) -> crate::Result<()> {
+    update_state(Progress::STATE, Progress { current, total }).await
+}
+
+/// Where a running task's own state reports go: the worker's result store, under the task's
+/// id, with the fields the worker's records of this run carry.
+#[derive(Debug)]
+pub(crate) struct StateReporter {
+    backend: Arc<dyn ResultBackend>,
+    /// A record of this run (task id, parent, group, `result_extended` fields) whose status
+    /// and result each report replaces.
+    template: ResultMeta,
+}
+
+impl StateReporter {
+    pub(crate) fn new(backend: Arc<dyn ResultBackend>, template: ResultMeta) -> Self {
+        Self { backend, template }
+    }
+
+    async fn report(&self, state: TaskState, meta: RawJson) -> crate::Result<()> {
+        let mut record = self.template.clone();
+        record.status = state;
+        record.result = meta;
+        self.backend.store(&[record]).await
+    }
 }
 
 /// Records the verdict of a task's `retry_if` on its error. An explicit [`retry_in`] is kept.
@@ -267,18 +373,19 @@ impl SoftLimitWatch {
     }
 }
 
-/// Runs `fut` with `request` as the current request (and `soft_limit` as its soft time
-/// limit); returns its output and what it asked about retrying.
+/// Runs `fut` with `request` as the current request (`soft_limit` as its soft time limit,
+/// `reporter` taking its state reports); returns its output and what it asked about retrying.
 pub(crate) async fn scope<F: std::future::Future>(
     request: Request,
     soft_limit: Option<SoftLimitWatch>,
+    reporter: StateReporter,
     fut: F,
 ) -> (F::Output, RetryAsk) {
     let run = async {
         let output = fut.await;
         (output, RETRY.with(Cell::get))
     };
-    let run = SOFT_LIMIT.scope(soft_limit, run);
+    let run = REPORTER.scope(Arc::new(reporter), SOFT_LIMIT.scope(soft_limit, run));
     CURRENT
         .scope(request, RETRY.scope(Cell::new(RetryAsk::Unset), run))
         .await

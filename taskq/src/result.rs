@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::backend::ResultBackend;
 use crate::failure::TaskFailure;
-use crate::state::{ResultMeta, TaskState};
+use crate::state::{Progress, ResultMeta, TaskState};
 use crate::{Client, Error, Result};
 
 /// The result of a task, by id: its state now, or its value once it is ready.
@@ -155,6 +155,137 @@ impl<T> AsyncResult<T> {
         Ok(self.meta().await?.status)
     }
 
+    /// The stored result as it is now, read as `M`, like Python's `AsyncResult.info`: while the
+    /// task runs, the meta of the state it reported itself (a [`Progress`] for `PROGRESS`,
+    /// see [`request::update_state`](crate::request::update_state)) or STARTED's `{"pid",
+    /// "hostname"}`; once it is ready, its value, or the exception object of a failure.
+    /// `None` when nothing is stored (PENDING) or the result is `null`.
+    ///
+    /// For the state and its meta from one read, use [`meta`](Self::meta).
+    ///
+    /// # Errors
+    ///
+    /// As for [`meta`](Self::meta); [`Error::ResultType`] when the result does not decode as
+    /// `M`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// use taskq::state::Progress;
+    ///
+    /// let result: taskq::AsyncResult<u64> = taskq::AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+    /// if result.state().await?.as_str() == Progress::STATE {
+    ///     if let Some(Progress { current, total }) = result.info().await? {
+    ///         println!("{current} of {total}");
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn info<M: DeserializeOwned>(&self) -> Result<Option<M>> {
+        let meta = self.meta().await?;
+        if meta.result.is_null() {
+            return Ok(None);
+        }
+        meta.result
+            .parse()
+            .map(Some)
+            .map_err(|e| Error::ResultType(crate::protocol::without_position(e)))
+    }
+
+    /// How far the task has got, while its state is `PROGRESS` (reported with
+    /// [`request::progress`](crate::request::progress) or Python's `update_state`); `None` in
+    /// any other state, e.g. before the first report or once the task is finished.
+    ///
+    /// # Errors
+    ///
+    /// As for [`meta`](Self::meta); [`Error::ResultType`] when a `PROGRESS` meta lacks
+    /// `current` or `total`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// let result: taskq::AsyncResult<u64> = taskq::AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+    /// if let Some(progress) = result.progress().await? {
+    ///     println!("{} of {}", progress.current, progress.total);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn progress(&self) -> Result<Option<Progress>> {
+        let meta = self.meta().await?;
+        if meta.status.as_str() != Progress::STATE {
+            return Ok(None);
+        }
+        meta.result
+            .parse()
+            .map(Some)
+            .map_err(|e| Error::ResultType(crate::protocol::without_position(e)))
+    }
+
+    /// The task's name, when its record carries Celery's `result_extended` fields (written by
+    /// a worker with [`Config::result_extended`](crate::Config::result_extended) or Python's
+    /// `result_extended=True`); Python's `AsyncResult.name`. See [`ResultMeta::extended`] for
+    /// all of them from one read.
+    ///
+    /// # Errors
+    ///
+    /// As for [`meta`](Self::meta).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// let result: taskq::AsyncResult<u64> = taskq::AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+    /// println!("{:?}", result.name().await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn name(&self) -> Result<Option<String>> {
+        Ok(self.meta().await?.extended.and_then(|e| e.name))
+    }
+
+    /// The task's positional arguments, from Celery's `result_extended` fields (see
+    /// [`name`](Self::name)); Python's `AsyncResult.args`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`meta`](Self::meta); [`Error::Malformed`] when they are not a JSON array.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// let result: taskq::AsyncResult<u64> = taskq::AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+    /// if let Some(args) = result.args().await? {
+    ///     println!("called with {} arguments", args.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn args(&self) -> Result<Option<Vec<Value>>> {
+        let extended = self.meta().await?.extended;
+        extended
+            .filter(|e| !e.args.is_null())
+            .map(|e| e.args.parse())
+            .transpose()
+            .map_err(|e| Error::malformed("result", format!("`args` is not a list: {e}")))
+    }
+
+    /// The task's keyword arguments, from Celery's `result_extended` fields (see
+    /// [`name`](Self::name)); Python's `AsyncResult.kwargs`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`meta`](Self::meta); [`Error::Malformed`] when they are not a JSON object.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> taskq::Result<()> {
+    /// let result: taskq::AsyncResult<u64> = taskq::AsyncResult::from_id("9b1c7a0e-0000-4000-8000-000000000001")?;
+    /// if let Some(kwargs) = result.kwargs().await? {
+    ///     println!("user: {:?}", kwargs.get("user_id"));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn kwargs(&self) -> Result<Option<Map<String, Value>>> {
+        let extended = self.meta().await?.extended;
+        extended
+            .filter(|e| !e.kwargs.is_null())
+            .map(|e| e.kwargs.parse())
+            .transpose()
+            .map_err(|e| Error::malformed("result", format!("`kwargs` is not an object: {e}")))
+    }
+
     /// Whether the task has finished (SUCCESS, FAILURE or REVOKED).
     ///
     /// # Errors
@@ -286,7 +417,8 @@ impl<T: DeserializeOwned> AsyncResult<T> {
     /// Waits up to `timeout` for the task to finish and returns its value.
     ///
     /// It subscribes to the task's channel and then reads the stored record, so it wakes the
-    /// moment the worker publishes the result; it never polls.
+    /// moment the worker publishes the result; it never polls. States stored while the task
+    /// runs (STARTED, or one it reports itself such as `PROGRESS`) do not end the wait.
     ///
     /// # Errors
     ///

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-pub use crate::protocol::ResultMeta;
+use serde::{Deserialize, Serialize};
+
+pub use crate::protocol::{ExtendedFields, ResultMeta};
 
 /// The state of a task, as Celery names it. Unknown names are kept as [`TaskState::Custom`].
 ///
@@ -98,6 +100,12 @@ impl From<&str> for TaskState {
     }
 }
 
+impl From<String> for TaskState {
+    fn from(name: String) -> Self {
+        TaskState::from(name.as_str())
+    }
+}
+
 impl std::str::FromStr for TaskState {
     type Err = std::convert::Infallible;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -109,4 +117,31 @@ impl fmt::Display for TaskState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// How far a task has got: the meta of Celery's conventional `PROGRESS` state,
+/// `{"current": n, "total": m}`, which a task reports with
+/// [`request::progress`](crate::request::progress) (or Python's
+/// `self.update_state(state="PROGRESS", meta={"current": n, "total": m})`) and a caller reads
+/// with [`AsyncResult::info`](crate::AsyncResult::info). Other keys in the meta are ignored.
+///
+/// ```
+/// use taskq::state::Progress;
+///
+/// let progress: Progress = serde_json::from_str(r#"{"current": 3, "total": 10, "eta": 5}"#)?;
+/// assert_eq!(progress, Progress { current: 3, total: 10 });
+/// assert_eq!(Progress::STATE, "PROGRESS");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Steps done.
+    pub current: u64,
+    /// Steps in all.
+    pub total: u64,
+}
+
+impl Progress {
+    /// The state name Celery's convention uses for it.
+    pub const STATE: &'static str = "PROGRESS";
 }

@@ -25,6 +25,9 @@ app.conf.update(
     worker_hijack_root_logger=False,
     worker_prefetch_multiplier=1,
 )
+if os.environ.get("RESULT_EXTENDED"):
+    # Celery's result_extended: result metas also carry name, args, kwargs, worker, retries, queue.
+    app.conf.result_extended = True
 if os.environ.get("VISIBILITY_TIMEOUT"):
     # What Celery apps with long ETAs do: raise kombu's visibility timeout above them.
     app.conf.broker_transport_options = {"visibility_timeout": int(os.environ["VISIBILITY_TIMEOUT"])}
@@ -93,3 +96,18 @@ def tsum(numbers):
 def failed_id(task_id):
     """An old-style errback: returns the id of the task that failed."""
     return task_id
+
+
+@app.task(name="py.progress", bind=True)
+def progress(self, gate_dir, total):
+    """Reports PROGRESS {"current": step, "total": total} for each step, then waits for the file
+    `<gate_dir>/<step>` before going on: the test reads each report while the task waits."""
+    for step in range(total):
+        self.update_state(state="PROGRESS", meta={"current": step, "total": total})
+        gate = os.path.join(gate_dir, str(step))
+        deadline = time.monotonic() + 30
+        while not os.path.exists(gate):
+            if time.monotonic() > deadline:
+                raise TimeoutError(gate)
+            time.sleep(0.02)
+    return total

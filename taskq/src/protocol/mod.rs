@@ -48,7 +48,7 @@ pub use error::{DecodeError, DecodeErrorKind};
 pub use json::{RawJson, RawObject};
 pub use kombu::KombuMessage;
 pub use names::CONTENT_TYPE_JSON;
-pub use result_meta::ResultMeta;
+pub use result_meta::{ExtendedFields, ResultMeta};
 pub use signature::{option as signature_option, Signature, SignatureKind, Workflow};
 
 pub(crate) use json::{raw_object, without_position, Tree};

@@ -3,12 +3,13 @@
 use chrono::Utc;
 use serde::Serialize;
 
-use super::{format_datetime, pyjson, raw_object, RawJson};
+use super::{format_datetime, pyjson, raw_object, RawJson, RawObject};
 use crate::failure::TaskFailure;
 use crate::state::TaskState;
 
 /// One result record, in the layout Celery's Redis backend writes:
-/// `{"status", "result", "traceback", "children", "date_done", ["parent_id",] "task_id"}`.
+/// `{"status", "result", "traceback", "children", "date_done", ["group_id",] ["parent_id",]
+/// [the six fields of `result_extended`,] "task_id"}`.
 ///
 /// The result and `children` are kept as the exact JSON text ([`RawJson`]): a Python big
 /// integer reads back exactly (as a `u128`, say), and objects keep their order.
@@ -39,8 +40,76 @@ pub struct ResultMeta {
     pub parent_id: Option<String>,
     /// Group id, if the task belongs to a group.
     pub group_id: Option<String>,
+    /// What Celery's `result_extended` adds (the call and who ran it); `None` when the
+    /// record was written without it.
+    pub extended: Option<ExtendedFields>,
     /// The task id.
     pub task_id: String,
+}
+
+/// The fields Celery's `result_extended` setting adds to a record, between `parent_id` and
+/// `task_id`, in this order: the task's name, its arguments, the node name of the worker that
+/// wrote the record, its retry count and the queue (routing key) it came from. Python's
+/// `AsyncResult.name`, `.args`, `.kwargs`, `.worker`, `.retries` and `.queue` read them.
+///
+/// Celery writes all six together, `null` where its request lacks one; a stamped task's
+/// stamps, which Celery also adds, are not kept.
+///
+/// ```
+/// use taskq::state::{ExtendedFields, ResultMeta};
+///
+/// let meta = ResultMeta::from_json(
+///     r#"{"status": "SUCCESS", "result": 11, "name": "tasks.add", "args": [5, 6], "kwargs": {},
+///         "worker": "w1@host", "retries": 0, "queue": "celery", "task_id": "id-1"}"#,
+/// )?;
+/// let extended: ExtendedFields = meta.extended.unwrap();
+/// assert_eq!(extended.name.as_deref(), Some("tasks.add"));
+/// assert_eq!(extended.args.parse::<(i64, i64)>()?, (5, 6));
+/// assert_eq!((extended.retries, extended.queue.as_deref()), (Some(0), Some("celery")));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtendedFields {
+    /// The registered task name (`name`).
+    pub name: Option<String>,
+    /// The positional arguments, a JSON array (`args`).
+    pub args: RawJson,
+    /// The keyword arguments, a JSON object (`kwargs`).
+    pub kwargs: RawJson,
+    /// The node name of the worker that ran the task (`worker`), e.g. `taskq-42@host`.
+    pub worker: Option<String>,
+    /// How many times the call had been retried (`retries`).
+    pub retries: Option<u32>,
+    /// The queue the message was taken from: its routing key (`queue`).
+    pub queue: Option<String>,
+}
+
+impl ExtendedFields {
+    /// The names Celery writes, in its order.
+    const KEYS: [&'static str; 6] = ["name", "args", "kwargs", "worker", "retries", "queue"];
+
+    /// Takes the extended fields out of a record read from Redis, if it has any of them.
+    fn take_from(map: &mut RawObject) -> Option<Self> {
+        if !Self::KEYS.iter().any(|key| map.contains_key(key)) {
+            return None;
+        }
+        let mut take_text = |name: &str| map.remove(name).and_then(|v| v.parse::<String>().ok());
+        let (name, worker, queue) = (take_text("name"), take_text("worker"), take_text("queue"));
+        // Arguments may hold kombu's tagged values (a Python datetime): read them plain.
+        let mut take_json = |name: &str| {
+            map.remove(name)
+                .map_or_else(RawJson::null, RawJson::untagged)
+        };
+        let (args, kwargs) = (take_json("args"), take_json("kwargs"));
+        Some(Self {
+            name,
+            args,
+            kwargs,
+            worker,
+            retries: map.remove("retries").and_then(|v| v.parse().ok()),
+            queue,
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -54,7 +123,24 @@ struct MetaOut<'a> {
     group_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     parent_id: Option<&'a str>,
+    #[serde(flatten)]
+    extended: Option<&'a ExtendedFields>,
     task_id: &'a str,
+}
+
+impl Serialize for ExtendedFields {
+    /// Celery's order, `null` for what is unknown.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(Self::KEYS.len()))?;
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("args", &self.args)?;
+        map.serialize_entry("kwargs", &self.kwargs)?;
+        map.serialize_entry("worker", &self.worker)?;
+        map.serialize_entry("retries", &self.retries)?;
+        map.serialize_entry("queue", &self.queue)?;
+        map.end()
+    }
 }
 
 impl ResultMeta {
@@ -68,6 +154,7 @@ impl ResultMeta {
             date_done,
             parent_id: None,
             group_id: None,
+            extended: None,
             task_id: task_id.to_owned(),
         }
     }
@@ -169,6 +256,31 @@ impl ResultMeta {
         self
     }
 
+    /// Sets the fields of Celery's `result_extended` (`None`: a record without them).
+    ///
+    /// ```
+    /// use taskq::state::{ExtendedFields, ResultMeta};
+    /// use taskq::protocol::RawJson;
+    ///
+    /// let extended = ExtendedFields {
+    ///     name: Some("tasks.add".into()),
+    ///     args: RawJson::from_text("[5, 6]")?,
+    ///     kwargs: RawJson::from_text("{}")?,
+    ///     worker: Some("w1@host".into()),
+    ///     retries: Some(0),
+    ///     queue: Some("celery".into()),
+    /// };
+    /// let text = ResultMeta::success("id-1", 11).with_extended(Some(extended)).to_json();
+    /// assert!(text.ends_with(
+    ///     r#", "name": "tasks.add", "args": [5, 6], "kwargs": {}, "worker": "w1@host", "retries": 0, "queue": "celery", "task_id": "id-1"}"#
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_extended(mut self, extended: Option<ExtendedFields>) -> Self {
+        self.extended = extended;
+        self
+    }
+
     /// The failure in this record, for exception states.
     ///
     /// ```
@@ -199,6 +311,7 @@ impl ResultMeta {
             date_done: self.date_done.as_deref(),
             group_id: self.group_id.as_deref(),
             parent_id: self.parent_id.as_deref(),
+            extended: self.extended.as_ref(),
             task_id: &self.task_id,
         };
         pyjson::to_string(&out).expect("result meta is plain JSON")
@@ -230,8 +343,10 @@ impl ResultMeta {
             Some(Ok(s)) => TaskState::from(s.as_str()),
             _ => return Err(crate::Error::malformed("result", "no string `status`")),
         };
+        let extended = ExtendedFields::take_from(&mut map);
         let mut take_text = |name: &str| map.remove(name).and_then(|v| v.parse::<String>().ok());
         Ok(Self {
+            extended,
             traceback: take_text("traceback"),
             date_done: take_text("date_done"),
             parent_id: take_text("parent_id"),
@@ -305,6 +420,67 @@ mod tests {
             ("ValueError", "bad thing, 42".to_owned())
         );
         assert_eq!(failure.traceback(), Some("Traceback ..."));
+    }
+
+    fn extended(args: &str) -> ExtendedFields {
+        ExtendedFields {
+            name: Some("tasks_ext.add".into()),
+            args: RawJson::from_text(args).unwrap(),
+            kwargs: RawJson::from_text("{}").unwrap(),
+            worker: Some("w6@testhost".into()),
+            retries: Some(0),
+            queue: Some("celery".into()),
+        }
+    }
+
+    #[test]
+    fn extended_records_have_celerys_layout() {
+        // As Celery 5.x's Redis backend wrote it with result_extended=True (reference §5.3).
+        let celery = r#"{"status": "SUCCESS", "result": 11, "traceback": null, "children": [], "date_done": "2026-11-21T04:51:09.385228+00:00", "name": "tasks_ext.add", "args": [5, 6], "kwargs": {}, "worker": "w6@testhost", "retries": 0, "queue": "celery", "task_id": "1e4a"}"#;
+        let mut meta = ResultMeta::success("1e4a", 11).with_extended(Some(extended("[5, 6]")));
+        meta.date_done = Some("2026-11-21T04:51:09.385228+00:00".into());
+        assert_eq!(meta.to_json(), celery);
+        assert_eq!(ResultMeta::from_json(celery).unwrap(), meta);
+    }
+
+    #[test]
+    fn extended_fields_follow_group_and_parent() {
+        let meta = ResultMeta::custom("c", "PROGRESS".into(), json!({"current": 1}))
+            .with_group(Some("g".into()))
+            .with_parent(Some("p".into()))
+            .with_extended(Some(extended("[]")));
+        assert_eq!(
+            meta.to_json(),
+            r#"{"status": "PROGRESS", "result": {"current": 1}, "traceback": null, "children": [], "date_done": null, "group_id": "g", "parent_id": "p", "name": "tasks_ext.add", "args": [], "kwargs": {}, "worker": "w6@testhost", "retries": 0, "queue": "celery", "task_id": "c"}"#
+        );
+    }
+
+    #[test]
+    fn python_extended_records_read_back_with_unknowns_as_null() {
+        let text = r#"{"status": "STARTED", "result": {"pid": 7, "hostname": "py@h"}, "traceback": null, "children": [], "date_done": null, "name": "py.add", "args": [{"__type__": "date", "__value__": "2024-01-02"}], "kwargs": {"x": 1}, "worker": "py@h", "retries": 2, "queue": null, "task_id": "s"}"#;
+        let meta = ResultMeta::from_json(text).unwrap();
+        let extended = meta.extended.clone().unwrap();
+        assert_eq!(
+            extended.args,
+            json!(["2024-01-02"]),
+            "kombu's tags are read plain"
+        );
+        assert_eq!(extended.kwargs, json!({"x": 1}));
+        assert_eq!((extended.retries, extended.queue), (Some(2), None));
+        assert!(meta
+            .to_json()
+            .contains(r#""retries": 2, "queue": null, "task_id": "s"}"#));
+        let plain = ResultMeta::from_json(r#"{"status": "SUCCESS", "result": 1}"#).unwrap();
+        assert_eq!(plain.extended, None);
+    }
+
+    #[test]
+    fn custom_states_are_stored_as_celerys_update_state_writes_them() {
+        let meta = ResultMeta::custom("be1e", "PROGRESS".into(), json!({"current": 0, "total": 3}));
+        assert_eq!(
+            meta.to_json(),
+            r#"{"status": "PROGRESS", "result": {"current": 0, "total": 3}, "traceback": null, "children": [], "date_done": null, "task_id": "be1e"}"#
+        );
     }
 
     #[test]

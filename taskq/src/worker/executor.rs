@@ -19,8 +19,8 @@ use crate::failure::TaskFailure;
 use crate::protocol::edit::retry_envelope;
 use crate::protocol::{raw_object, str_repr, RawJson, TaskMessage};
 use crate::registry::TaskEntry;
-use crate::request::RetryAsk;
-use crate::state::ResultMeta;
+use crate::request::{RetryAsk, StateReporter};
+use crate::state::{ExtendedFields, ResultMeta, TaskState};
 use crate::task::RETRY_BACKOFF_MAX_SECS;
 
 pub(super) struct Job {
@@ -76,10 +76,7 @@ impl Job {
             }
         }
         let follow_up = self.follow_up(&outcome);
-        let record = self.record(outcome, secs);
-        let record = record
-            .with_parent(self.message.parent_id.clone())
-            .with_group(self.message.group.clone());
+        let record = self.with_call_ids(self.record(outcome, secs));
         let keep = !(self.message.ignore_result == Some(true) || self.entry.options.ignore_result);
         self.finish_continuing(keep.then_some(record), Action::Ack, follow_up);
     }
@@ -219,7 +216,7 @@ impl Job {
         };
         let limits = TimeLimits::of(&self.message, &self.entry.options);
         let soft = limits.soft_watch();
-        let scoped = crate::request::scope(request, soft.clone(), body);
+        let scoped = crate::request::scope(request, soft.clone(), self.state_reporter(), body);
         let mut handle = tokio::spawn(async move { client.scope(scoped).await });
         let outcome = tokio::select! {
             joined = time_limit::enforce(&mut handle, limits, soft.as_ref()) => {
@@ -232,8 +229,43 @@ impl Job {
         outcome
     }
 
+    /// Where the task's own state reports go: this worker's result store, each report
+    /// carrying what the final record will.
+    fn state_reporter(&self) -> StateReporter {
+        let template = ResultMeta::custom(&self.message.id, TaskState::Pending, RawJson::null());
+        let template = self
+            .with_call_ids(template)
+            .with_extended(self.extended_fields());
+        StateReporter::new(self.shared.client.backend().clone(), template)
+    }
+
+    /// `record` with the ids of the call it belongs to: its parent's and its group's.
+    fn with_call_ids(&self, record: ResultMeta) -> ResultMeta {
+        record
+            .with_parent(self.message.parent_id.clone())
+            .with_group(self.message.group.clone())
+    }
+
+    /// Celery's `result_extended` fields of this run, when the setting is on.
+    fn extended_fields(&self) -> Option<ExtendedFields> {
+        let message = &self.message;
+        self.shared
+            .config()
+            .result_extended
+            .then(|| ExtendedFields {
+                name: Some(message.task.clone()),
+                args: RawJson::from_serialize(&message.args).expect("JSON values serialize"),
+                kwargs: message.kwargs.to_raw(),
+                worker: Some(self.shared.settings.hostname.clone()),
+                retries: Some(message.retries),
+                // Python writes `None` for a message that came without a routing key.
+                queue: Some(message.routing_key.clone()).filter(|key| !key.is_empty()),
+            })
+    }
+
     async fn store_started(&self) {
-        let record = ResultMeta::started(&self.message.id, &self.shared.settings.hostname);
+        let record = ResultMeta::started(&self.message.id, &self.shared.settings.hostname)
+            .with_extended(self.extended_fields());
         if let Err(e) = self.shared.client.backend().store(&[record]).await {
             tracing::warn!(error = %e, id = %self.message.id, "cannot store the STARTED state");
         }
@@ -244,17 +276,20 @@ impl Job {
         self.finish(None, Action::Requeue);
     }
 
+    /// Hands the message and its result record to the completer.
     fn finish(self, record: Option<ResultMeta>, action: Action) {
         self.finish_continuing(record, action, None);
     }
 
-    /// Hands the outcome to the completer, with what follows the task in its workflow.
+    /// Hands the message, its result record (with the `result_extended` fields, when on) and
+    /// what follows the task in its workflow to the completer.
     fn finish_continuing(
         self,
         record: Option<ResultMeta>,
         action: Action,
         follow_up: Option<Box<FollowUp>>,
     ) {
+        let record = record.map(|r| r.with_extended(self.extended_fields()));
         let _ = self.completions.send(Completion {
             delivery: self.delivery,
             record,

@@ -210,6 +210,19 @@ impl WorkerBuilder {
         self
     }
 
+    /// Store the task's name, arguments, worker, retries and queue in each result record
+    /// (Celery's `result_extended`, see [`Config::result_extended`]).
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).result_extended(true).build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
+    pub fn result_extended(mut self, extended: bool) -> Self {
+        self.config.result_extended = extended;
+        self
+    }
+
     /// How many times to put back a task this worker does not know, with backoff (1 s, 2 s,
     /// 4 s, ...), so that another worker that knows it can take it; after that it is stored as
     /// FAILURE (`NotRegistered`) and dead-lettered. `0` fails it at once.
