@@ -29,11 +29,12 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub tasks: Option<u64>,
 
-    /// Scenarios to run, comma-separated: sequential, concurrent, bulk, drain, latency, memory.
+    /// Scenarios to run, comma-separated: sequential, concurrent, bulk, drain, latency, memory,
+    /// workflow.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "sequential,concurrent,bulk,drain,latency,memory"
+        default_value = "sequential,concurrent,bulk,drain,latency,memory,workflow"
     )]
     pub scenarios: Vec<Scenario>,
 
@@ -118,6 +119,8 @@ pub enum Scenario {
     Latency,
     /// A worker process's memory, idle and with a deep queue.
     Memory,
+    /// Plain tasks, chain steps and chord parts drained, side by side.
+    Workflow,
 }
 
 /// The sizes a run uses, resolved from the options.

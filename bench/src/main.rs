@@ -25,7 +25,7 @@ use crate::cli::{Args, Scenario};
 use crate::machine::Machine;
 use crate::redis_server::RedisServer;
 use crate::report::{Report, Row};
-use crate::scenarios::{drain, enqueue, floor, latency, memory, Bench};
+use crate::scenarios::{drain, enqueue, floor, latency, memory, workflow, Bench};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -116,6 +116,12 @@ async fn run_taskq(args: &Args, bench: &mut Bench) -> anyhow::Result<Vec<Row>> {
         for &rate in &args.rates {
             record(repeated(times, async || latency::latency(bench, rate, secs, c).await).await?);
             record(repeated(times, async || floor::ping_at_rate(bench, rate, secs).await).await?);
+        }
+    }
+    if args.runs(Scenario::Workflow) {
+        let concurrency = args.drain_concurrency.iter().copied().max().unwrap_or(256);
+        for row in workflow::workflow(bench, sizes.drain, concurrency).await? {
+            record(row);
         }
     }
     if args.runs(Scenario::Memory) {

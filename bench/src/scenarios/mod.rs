@@ -10,6 +10,7 @@ pub mod enqueue;
 pub mod floor;
 pub mod latency;
 pub mod memory;
+pub mod workflow;
 
 use std::time::{Duration, Instant};
 
@@ -159,6 +160,31 @@ impl Bench {
                 bail!("only {stored} of {n} results stored after {timeout:?}");
             }
             // Short enough not to blur a drain of a few hundred milliseconds, cheap for Redis.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Waits until the result `key` (e.g. a chord body's) is stored and no message is left
+    /// unacknowledged.
+    pub async fn wait_stored(&mut self, key: &str, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let stored: bool = redis::cmd("EXISTS")
+                .arg(key)
+                .query_async(&mut self.results)
+                .await?;
+            if stored {
+                let unacked: u64 = redis::cmd("HLEN")
+                    .arg("unacked")
+                    .query_async(&mut self.broker)
+                    .await?;
+                if unacked == 0 {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("{key} not stored after {timeout:?}");
+            }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }

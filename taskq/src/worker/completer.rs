@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::future::join_all;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
@@ -102,9 +103,10 @@ async fn run(shared: Arc<Shared>, mut completions: mpsc::UnboundedReceiver<Compl
 }
 
 async fn settle(shared: &Shared, batch: &mut [Completion]) {
-    for c in batch.iter_mut().filter(|c| c.follow_up.is_some()) {
-        send_next_steps(shared, c).await;
-    }
+    // Workflows continue side by side: each is its own round trips, and one slow chord body
+    // must not hold up the rest of the batch more than it has to.
+    let continuing = batch.iter_mut().filter(|c| c.follow_up.is_some());
+    join_all(continuing.map(|c| send_next_steps(shared, c))).await;
     let records: Vec<ResultMeta> = batch.iter().filter_map(|c| c.record.clone()).collect();
     if !records.is_empty() {
         retry(shared, "store results", || {
@@ -112,9 +114,8 @@ async fn settle(shared: &Shared, batch: &mut [Completion]) {
         })
         .await;
     }
-    for c in batch.iter_mut().filter(|c| c.follow_up.is_some()) {
-        continue_after_stored(shared, c).await;
-    }
+    let continuing = batch.iter_mut().filter(|c| c.follow_up.is_some());
+    join_all(continuing.map(|c| continue_after_stored(shared, c))).await;
     for c in batch.iter() {
         if let Action::Retry { envelope, eta } = &c.action {
             let next = Delivery {
