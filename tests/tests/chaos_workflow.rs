@@ -84,5 +84,32 @@ async fn a_chord_survives_a_worker_killed_mid_way_and_its_body_runs_once() {
         "the body ran more than once:\n{campaign_log}"
     );
     let duplicates: usize = runs.values().map(|n| n - 1).sum();
-    println!("{duplicates} header parts ran twice (killed while running)");
+    let recovered = recovered_messages(dir.path());
+    assert!(
+        recovered > 0,
+        "the killed worker held no part: nothing was tested"
+    );
+    println!(
+        "{recovered} messages recovered from the killed worker, {duplicates} header parts ran twice"
+    );
+}
+
+/// How many messages the workers' recovery returned to their queues, from their logs.
+fn recovered_messages(dir: &std::path::Path) -> usize {
+    let logs =
+        (0..4).filter_map(|n| std::fs::read_to_string(dir.join(format!("worker-{n}.log"))).ok());
+    logs.flat_map(|log| {
+        log.lines()
+            .filter(|l| l.contains("returned to their queues"))
+            .filter_map(|l| {
+                l.split("count=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .collect::<Vec<_>>()
+    })
+    .sum()
 }
