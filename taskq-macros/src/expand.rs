@@ -194,6 +194,7 @@ fn inherent_methods(task: &TaskFn, krate: &Path, attrs: &Attrs<'_>, sends: Sends
     let delay = delay_method(task, krate, sends);
     let delay_many = delay_many_method(task, krate, sends);
     let apply_async = apply_async_method(task, krate, sends);
+    let signatures = signature_methods(task, krate, sends);
     quote! {
         #(#cfg)*
         #allow_deprecated
@@ -205,7 +206,57 @@ fn inherent_methods(task: &TaskFn, krate: &Path, attrs: &Attrs<'_>, sends: Sends
             #delay_many
 
             #apply_async
+
+            #signatures
         }
+    }
+}
+
+/// `s`, `si` and `partial`: the call as a signature, for workflows (`taskq::canvas`). Only a
+/// task that can be sent has them.
+fn signature_methods(task: &TaskFn, krate: &Path, sends: Sends) -> TokenStream {
+    if matches!(sends, Sends::Nowhere) {
+        return TokenStream::new();
+    }
+    let output = quote!(<Self as #krate::Task>::Output);
+    let params: Vec<TokenStream> = task
+        .args
+        .iter()
+        .map(|arg| {
+            let (cfg, ident, ty) = (&arg.cfg, &arg.ident, &arg.ty);
+            quote!(#(#cfg)* #ident: #ty)
+        })
+        .collect();
+    let idents: Vec<&Ident> = task.args.iter().map(|arg| &arg.ident).collect();
+    let args_tuple = tuple_items(&idents);
+    let partial = task.args.first().map(|first| {
+        let first_ty = &first.ty;
+        let rest_params = &params[1..];
+        let rest_tuple = tuple_items(&idents[1..]);
+        quote! {
+            /// The call without its first argument, which the previous step of a chain (or a
+            /// chord's results) gives: Celery's `.s(...)` as a later step.
+            #[allow(clippy::too_many_arguments)]
+            pub fn partial(&self, #(#rest_params),*) -> #krate::canvas::Partial<#first_ty, #output> {
+                #krate::__private::partial::<Self, #first_ty>((#rest_tuple))
+            }
+        }
+    });
+    quote! {
+        /// The call as a signature, to send later or in a workflow (Celery's `.s(...)`).
+        #[allow(clippy::too_many_arguments)]
+        pub fn s(&self, #(#params),*) -> #krate::canvas::Sig<#output> {
+            #krate::__private::signature::<Self>((#args_tuple), false)
+        }
+
+        /// The call as an immutable signature: in a chain it ignores the previous step's
+        /// result (Celery's `.si(...)`).
+        #[allow(clippy::too_many_arguments)]
+        pub fn si(&self, #(#params),*) -> #krate::canvas::Sig<#output> {
+            #krate::__private::signature::<Self>((#args_tuple), true)
+        }
+
+        #partial
     }
 }
 

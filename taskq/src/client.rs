@@ -531,7 +531,7 @@ struct EncodedCall {
 
 /// A task's argument tuple as Celery's positional `args` list, each argument serialized
 /// straight to text (a `u128` stays exact).
-fn positional(args: impl serde::Serialize) -> Result<Vec<RawJson>> {
+pub(crate) fn positional(args: impl serde::Serialize) -> Result<Vec<RawJson>> {
     let tuple = RawJson::from_serialize(&args)?;
     Ok(match tuple.to_items() {
         Some(items) => items,

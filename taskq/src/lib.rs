@@ -240,6 +240,18 @@ pub mod __private {
         Client::current()?.send(&T::default(), args, options).await
     }
 
+    /// Not public API: the signature of a call of `T` (`.s()`, `.si()`).
+    pub fn signature<T: Task>(args: T::Args, immutable: bool) -> crate::canvas::Sig<T::Output> {
+        crate::canvas::Sig::of_task::<T>(args, immutable)
+    }
+
+    /// Not public API: the signature of a call of `T` lacking its first argument (`.partial()`).
+    pub fn partial<T: Task, In>(
+        rest: impl serde::Serialize,
+    ) -> crate::canvas::Partial<In, T::Output> {
+        crate::canvas::Partial::of_task::<T>(rest)
+    }
+
     /// Not public API: sends many calls in one batch through the current client.
     pub async fn send_many<T: Task + Default>(
         calls: impl IntoIterator<Item = T::Args>,

@@ -3,11 +3,27 @@
 //! workers, on taskq workers, or on both.
 //!
 //! A worker continues what the messages carry (the next step of a chain, a callback, a
-//! chord's body); a producer starts a workflow with [`Client::apply`].
+//! chord's body); a producer starts a workflow from typed signatures (a task's `.s(...)`,
+//! `.si(...)` and `.partial(...)`, then [`chain`], [`group`], [`chord`]) or from Celery's
+//! signature JSON with [`Client::apply`].
+//!
+//! | Celery | taskq |
+//! |---|---|
+//! | `add.s(2, 2)` | `add.s(2, 2)`: a [`Sig<i64>`](Sig) |
+//! | `add.si(2, 2)` | `add.si(2, 2)` (a complete `Sig` used as a later step is immutable anyway) |
+//! | `add.s(4)` as a later step | `add.partial(4)`: a [`Partial<i64, i64>`](Partial), its first argument from the step before |
+//! | `chain(a, b, c)` / `a \| b \| c` | `chain(a).then(b).then(c)`: a step whose input type is not the previous output does not compile |
+//! | `group(...)` | [`group`]`(iter)`, sent as a [`GroupResult<T>`](GroupResult) |
+//! | `chord(header, body)` | [`chord`]`(group, body)`: the body's first argument is a `Vec<T>` |
+//! | `link=`, `link_error=` | [`Sig::link`], [`Sig::link_error`] (the errback gets the failed task's id) |
 
 mod apply;
+mod group_result;
+mod typed;
 
 pub(crate) use apply::{apply, Origin};
+pub use group_result::GroupResult;
+pub use typed::{chain, chord, group, Chain, Chord, Group, Output, Partial, Sig, Step};
 
 use crate::protocol::{RawJson, RawObject, Signature, SignatureKind};
 use crate::{Client, Result};
