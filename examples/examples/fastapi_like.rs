@@ -6,6 +6,7 @@
 //! curl http://127.0.0.1:8000/push/my-device          # {"message": "Notification sent", "task_id": ...}
 //! curl -X POST http://127.0.0.1:8000/start-report/42  # {"task_id": ..., "status": "processing"}
 //! curl http://127.0.0.1:8000/task-status/<task_id>    # {"status": "completed", "result": ...}
+//! curl -X POST http://127.0.0.1:8000/campaign/5       # 5 pushes, then a summary (a chord)
 //! ```
 //!
 //! Tasks run on workers (`cargo run --example worker`) through Redis. When the broker is

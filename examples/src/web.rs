@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use taskq::{AsyncResult, TaskState};
 
-use crate::tasks::{generate_report, send_push_notification};
+use crate::tasks::{generate_report, send_push_notification, summarise_campaign};
 
 /// The app's routes.
 ///
@@ -24,6 +24,7 @@ pub fn router() -> Router {
         .route("/push/{device_token}", get(push))
         .route("/start-report/{user_id}", post(start_report))
         .route("/task-status/{task_id}", get(task_status))
+        .route("/campaign/{devices}", post(start_campaign))
 }
 
 /// `GET /push/{device_token}`: sends the notification task.
@@ -38,6 +39,17 @@ async fn push(Path(device_token): Path<String>) -> Result<Json<Value>, AppError>
 async fn start_report(Path(user_id): Path<u64>) -> Result<Json<Value>, AppError> {
     let sent = generate_report.delay(user_id).await?;
     Ok(Json(json!({"task_id": sent.id(), "status": "processing"})))
+}
+
+/// `POST /campaign/{devices}`: a push to each of `devices` device tokens, in parallel, then
+/// one summary once every push went out (a chord); answers with the summary's task id.
+async fn start_campaign(Path(devices): Path<u32>) -> Result<Json<Value>, AppError> {
+    let pushes = (1..=devices).map(|n| send_push_notification.s(format!("device-{n}")));
+    let campaign = taskq::canvas::chord(taskq::canvas::group(pushes), summarise_campaign.partial());
+    let summary = campaign.delay().await?;
+    Ok(Json(
+        json!({"task_id": summary.id(), "status": "processing", "devices": devices}),
+    ))
 }
 
 /// `GET /task-status/{task_id}`: the task's state, with its result or error once finished.

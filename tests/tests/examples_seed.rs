@@ -285,6 +285,14 @@ impl Http {
         )
     }
 
+    fn start_campaign(&mut self, devices: u32) -> (Value, Duration) {
+        self.request(
+            "POST /campaign/{devices}",
+            reqwest::Method::POST,
+            &format!("/campaign/{devices}"),
+        )
+    }
+
     fn status(&mut self, task_id: &str) -> Value {
         self.request(
             "GET /task-status/{task_id}",
@@ -463,6 +471,8 @@ fn web_and_worker_on_redis_run_push_and_report() {
         },
     );
 
+    run_campaign(&mut http, dir.path());
+
     println!("push answered in {push_took:?}; its task completed after {push_done_after:?}");
     http.check_timings(MAX_REQUEST_TIME);
 
@@ -475,6 +485,32 @@ fn web_and_worker_on_redis_run_push_and_report() {
         status.success(),
         "fastapi_like exited with {status} on SIGINT"
     );
+}
+
+/// `POST /campaign/5`: five pushes in parallel, then one summary (a chord), answered at once;
+/// the summary's status reads as its line, which `campaign.log` holds once.
+fn run_campaign(http: &mut Http, dir: &Path) {
+    let (campaign, took) = http.start_campaign(5);
+    assert_eq!(campaign["status"], "processing", "{campaign}");
+    assert!(took < MAX_REQUEST_TIME, "POST /campaign took {took:?}");
+    let summary_id = task_id_of(&campaign);
+    let done = http.wait_finished(&summary_id, Duration::from_secs(15));
+    let line = "campaign done: 5 notifications sent";
+    assert_eq!(done, json!({"status": "completed", "result": line}));
+    let log = std::fs::read_to_string(dir.join("campaign.log")).unwrap_or_default();
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        [line],
+        "campaign.log:\n{log}"
+    );
+    let pushes = notification_log(dir);
+    for n in 1..=5 {
+        let expected = format!("Successfully sent push notification to: device-{n}");
+        assert!(
+            pushes.lines().any(|l| l == expected),
+            "{expected:?} missing:\n{pushes}"
+        );
+    }
 }
 
 /// A task that fails (here: an unknown task name) reads as `{"status": "failed", "error"}`.
@@ -678,6 +714,7 @@ fn web_alone_on_memory_runs_tasks_in_process() {
         log.lines().any(|l| l == expected_line),
         "notification.log should hold {expected_line:?}:\n{log}"
     );
+    run_campaign(&mut http, dir.path());
     http.check_timings(MAX_REQUEST_TIME);
 
     let (status, _) = web.stop_with("INT", Duration::from_secs(5));
