@@ -108,6 +108,17 @@ def chord_failing_part(st):
     return {"state": body.state, "stored_type": type(body.result).__name__}
 
 
+def chain_into_chord(st):
+    # A group followed by a step in a chain: Celery makes it a chord.
+    steps = chain(st.s("add", 1, 1), group(st.s("add", 1), st.s("add", 2)), st.s("tsum"))
+    return steps.apply_async().get(timeout=TIMEOUT)
+
+
+def group_of_chains(st):
+    members = group(chain(st.s("add", 1, 1), st.s("add", 1)), st.s("add", 2, 2))
+    return members.apply_async().get(timeout=TIMEOUT)
+
+
 def chunked(st):
     sig = st.s("add")
     return chunks(sig, list(zip(range(5), range(5))), 2).apply_async(queue=sig.options["queue"]).get(timeout=TIMEOUT)
@@ -124,7 +135,7 @@ def starmapped(st):
 
 
 SCENARIOS = {f.__name__: f for f in [chain2, chain5, immutable, link, link_error, group100,
-                                      chord_split, chord_failing_part, chunked, mapped, starmapped]}
+                                      chord_split, chord_failing_part, chain_into_chord, group_of_chains, chunked, mapped, starmapped]}
 
 
 def main():

@@ -92,6 +92,8 @@ const SCENARIOS: &[(&str, &[&[&str]])] = &[
     // Header split across both; the body on the side the last header step names.
     ("chord_split", &[&["rs"], &["py", "rs"], &["rs", "py"]]),
     ("chord_failing_part", &[&["rs"], &["py", "rs"]]),
+    ("chain_into_chord", &[&["rs"], &["py", "rs"], &["rs", "py"]]),
+    ("group_of_chains", &[&["rs"], &["py", "rs"]]),
     ("chunked", &[&["rs"]]),
     ("mapped", &[&["rs"]]),
     ("starmapped", &[&["rs"]]),
@@ -169,6 +171,8 @@ fn spot_check(lines: &[Value], version: &str) {
         result("chord_failing_part"),
         json!({"state": "FAILURE", "stored_type": "ChordError"})
     );
+    assert_eq!(result("chain_into_chord"), json!(7));
+    assert_eq!(result("group_of_chains"), json!([3, 4]));
     assert_eq!(result("chunked"), json!([[0, 2], [4, 6], [8]]));
     assert_eq!(result("mapped"), json!([3, 3]));
     assert_eq!(result("starmapped"), json!([3, 7]));

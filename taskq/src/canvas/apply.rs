@@ -286,7 +286,9 @@ async fn apply_chord(
             body.set_option(name, value.clone());
         }
     }
-    if let Some(id) = sig.task_id() {
+    // The body keeps an id it was given (a chain's step is frozen before it is sent); one
+    // sent alone takes the chord's.
+    if let (None, Some(id)) = (body.task_id(), sig.task_id()) {
         body.set_option(option::TASK_ID, id);
     }
     let body_id = freeze(&mut body);
@@ -301,7 +303,8 @@ async fn apply_chord(
         return Ok(Sent::Task(body_id));
     }
     let group_id = sig
-        .option_str(option::GROUP_ID)
+        .chord_header_group_id()
+        .or_else(|| sig.option_str(option::GROUP_ID))
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     body.set_option(option::GROUP_ID, group_id.as_str());
     client

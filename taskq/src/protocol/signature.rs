@@ -247,7 +247,29 @@ impl Signature {
             .kwargs
             .get(field)
             .ok_or_else(|| format!("{} signature has no `{field}`", self.task))?;
-        signatures(raw).map_err(|e| format!("{} `{field}`: {e}", self.task))
+        let members = signatures(raw).map_err(|e| format!("{} `{field}`: {e}", self.task))?;
+        // Celery writes a chord's header as one group signature when it was built from a
+        // group (a chain's `group | task`): its members are the header.
+        match members.as_slice() {
+            [group]
+                if field == "header"
+                    && raw.to_items().is_none()
+                    && group.kind() == SignatureKind::Group =>
+            {
+                group.members()
+            }
+            _ => Ok(members),
+        }
+    }
+
+    /// The id of a chord's header when Celery wrote the header as one group signature (it
+    /// then names the chord's group).
+    pub(crate) fn chord_header_group_id(&self) -> Option<String> {
+        let header = self.kwargs.get("header")?;
+        if header.to_items().is_some() {
+            return None;
+        }
+        header.parse::<Signature>().ok()?.task_id()
     }
 
     /// A chord's body (`kwargs.body`).
