@@ -38,13 +38,20 @@ pub fn simulated_delay(default_ms: u64) -> Duration {
 #[taskq::task(name = "tasks.send_push_notification")]
 pub async fn send_push_notification(device_token: String) -> anyhow::Result<()> {
     tokio::time::sleep(simulated_delay(10_000)).await;
-    let line = format!("Successfully sent push notification to: {device_token}\n");
+    let line = format!("Successfully sent push notification to: {device_token}");
+    append_line(NOTIFICATION_LOG, line).await
+}
+
+/// Appends `line` to the file `path` in the working directory, off the async threads, in
+/// one write: lines from concurrent tasks and processes never interleave.
+async fn append_line(path: &'static str, line: String) -> anyhow::Result<()> {
+    let entry = format!("{line}\n");
     tokio::task::spawn_blocking(move || {
         let mut log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(NOTIFICATION_LOG)?;
-        log.write_all(line.as_bytes())
+            .open(path)?;
+        log.write_all(entry.as_bytes())
     })
     .await??;
     Ok(())
@@ -118,14 +125,6 @@ pub const CAMPAIGN_LOG: &str = "campaign.log";
 #[taskq::task(name = "tasks.summarise_campaign")]
 pub async fn summarise_campaign(sent: Vec<()>) -> anyhow::Result<String> {
     let line = format!("campaign done: {} notifications sent", sent.len());
-    let entry = format!("{line}\n");
-    tokio::task::spawn_blocking(move || {
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(CAMPAIGN_LOG)?;
-        log.write_all(entry.as_bytes())
-    })
-    .await??;
+    append_line(CAMPAIGN_LOG, line.clone()).await?;
     Ok(line)
 }

@@ -74,6 +74,17 @@ impl PythonEnv {
         PythonEnv { dir, line }
     }
 
+    /// [`get`](Self::get) from async code: the first call installs Celery, which blocks.
+    ///
+    /// # Panics
+    ///
+    /// As [`get`](Self::get).
+    pub async fn load(line: CeleryLine) -> PythonEnv {
+        tokio::task::spawn_blocking(move || PythonEnv::get(line))
+            .await
+            .expect("installing the Python environment panicked")
+    }
+
     /// The environment's Python interpreter.
     pub fn python(&self) -> PathBuf {
         self.dir.join("bin").join("python")

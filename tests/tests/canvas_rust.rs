@@ -162,9 +162,7 @@ fn a_step_given_as_a_complete_call_is_immutable_in_the_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_workflows_of_python_tasks_run_on_celery_workers() {
     for line in CELERY_LINES {
-        let python = tokio::task::spawn_blocking(move || PythonEnv::get(line))
-            .await
-            .unwrap();
+        let python = PythonEnv::load(line).await;
         let version = python.celery_version();
         let server = RedisServer::start();
         let dir = tempfile::tempdir().unwrap();

@@ -102,9 +102,7 @@ const SCENARIOS: &[(&str, &[&[&str]])] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_canvases_give_the_same_results_on_taskq_workers_as_on_celery_alone() {
     for line in CELERY_LINES {
-        let python = tokio::task::spawn_blocking(move || PythonEnv::get(line))
-            .await
-            .unwrap();
+        let python = PythonEnv::load(line).await;
         let version = python.celery_version();
         let fleet = fleet(python).await;
         let mut jobs = Vec::new();

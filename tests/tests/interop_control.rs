@@ -105,9 +105,7 @@ async fn wait_for_status(server: &RedisServer, id: &str, status: &str, within: D
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn celery_inspect_sees_the_taskq_worker() {
     for line in CELERY_LINES {
-        let python = tokio::task::spawn_blocking(move || PythonEnv::get(line))
-            .await
-            .unwrap();
+        let python = PythonEnv::load(line).await;
         let version = python.celery_version();
         let Setup {
             server,
@@ -272,9 +270,7 @@ async fn celery_control_revoke_holds_for_the_worker_that_replaces_the_one_it_rea
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_worker_started_after_a_revoke_learns_it_from_the_taskq_worker() {
     for line in CELERY_LINES {
-        let python = tokio::task::spawn_blocking(move || PythonEnv::get(line))
-            .await
-            .unwrap();
+        let python = PythonEnv::load(line).await;
         let version = python.celery_version();
         let Setup {
             server,

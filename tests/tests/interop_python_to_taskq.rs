@@ -106,9 +106,7 @@ struct Setup {
 }
 
 async fn setup(line: CeleryLine, queues: &[&str]) -> Setup {
-    let python = tokio::task::spawn_blocking(move || PythonEnv::get(line))
-        .await
-        .unwrap();
+    let python = PythonEnv::load(line).await;
     let server = RedisServer::start();
     let client = client(&server, |_| {});
     let worker = RunningWorker::start(&client, |b| {

@@ -30,9 +30,7 @@ struct Setup {
 }
 
 async fn setup(line: CeleryLine, configure: impl FnOnce(&mut Config)) -> Setup {
-    let python = tokio::task::spawn_blocking(move || PythonEnv::get(line))
-        .await
-        .unwrap();
+    let python = PythonEnv::load(line).await;
     let server = RedisServer::start();
     let client = client(&server, configure);
     let worker = RunningWorker::start(&client, |b| b.concurrency(4));

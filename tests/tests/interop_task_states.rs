@@ -114,12 +114,23 @@ fn listen(server: &RedisServer, id: &str) -> std::thread::JoinHandle<Vec<String>
     listener
 }
 
+/// Waits until `sent` reports PROGRESS `step` of `total`, read both ways.
+async fn expect_progress<T>(sent: &taskq::AsyncResult<T>, step: u64, total: u64) {
+    let expected = Progress {
+        current: step,
+        total,
+    };
+    eventually(WAIT, &format!("PROGRESS {step} of {total}"), || async {
+        sent.progress().await.unwrap() == Some(expected)
+    })
+    .await;
+    assert_eq!(sent.info::<Progress>().await.unwrap(), Some(expected));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_of_a_taskq_task_is_read_by_taskq_and_python_while_it_runs() {
     for line in CELERY_LINES {
-        let python = tokio::task::spawn_blocking(move || PythonEnv::get(line))
-            .await
-            .unwrap();
+        let python = PythonEnv::load(line).await;
         let server = RedisServer::start();
         let client = client(&server, |_| {});
         let worker = RunningWorker::start(&client, |b| b.concurrency(2).track_started(true));
@@ -142,15 +153,7 @@ async fn progress_of_a_taskq_task_is_read_by_taskq_and_python_while_it_runs() {
         .await;
         for step in 0..3 {
             gate(&gate_name).add_permits(1);
-            let expected = Progress {
-                current: step,
-                total: 3,
-            };
-            eventually(WAIT, &format!("PROGRESS {step}"), || async {
-                sent.progress().await.unwrap() == Some(expected)
-            })
-            .await;
-            assert_eq!(sent.info::<Progress>().await.unwrap(), Some(expected));
+            expect_progress(&sent, step, 3).await;
             assert_eq!(
                 stored(&server, &id),
                 format!(
@@ -261,9 +264,7 @@ fn open_gate(dir: &Path, step: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_and_extended_fields_of_a_python_task_are_read_by_taskq() {
     for line in CELERY_LINES {
-        let python = tokio::task::spawn_blocking(move || PythonEnv::get(line))
-            .await
-            .unwrap();
+        let python = PythonEnv::load(line).await;
         let fleet = python_worker(&python).await;
         let gates = fleet.gates.path().to_str().unwrap().to_owned();
         let sent: AsyncResult<u64> = fleet
@@ -278,15 +279,7 @@ async fn progress_and_extended_fields_of_a_python_task_are_read_by_taskq() {
             .unwrap()
             .typed();
         for step in 0..2 {
-            let expected = Progress {
-                current: step,
-                total: 2,
-            };
-            eventually(WAIT, &format!("Python's PROGRESS {step}"), || async {
-                sent.progress().await.unwrap() == Some(expected)
-            })
-            .await;
-            assert_eq!(sent.info::<Progress>().await.unwrap(), Some(expected));
+            expect_progress(&sent, step, 2).await;
             // Python's record is the one taskq writes: it reads back to the same text.
             let text = stored(&fleet.server, sent.id());
             assert_eq!(ResultMeta::from_json(&text).unwrap().to_json(), text);
@@ -321,9 +314,7 @@ async fn progress_and_extended_fields_of_a_python_task_are_read_by_taskq() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taskq_worker_with_result_extended_writes_celerys_fields_for_python() {
     for line in CELERY_LINES {
-        let python = tokio::task::spawn_blocking(move || PythonEnv::get(line))
-            .await
-            .unwrap();
+        let python = PythonEnv::load(line).await;
         let server = RedisServer::start();
         let client = client(&server, |_| {});
         let worker = RunningWorker::start(&client, |b| {

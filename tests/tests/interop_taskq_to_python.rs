@@ -24,9 +24,7 @@ struct Fleet {
 async fn fleets() -> Vec<Fleet> {
     let mut fleets = Vec::new();
     for line in CELERY_LINES {
-        let python = tokio::task::spawn_blocking(move || PythonEnv::get(line))
-            .await
-            .unwrap();
+        let python = PythonEnv::load(line).await;
         let server = RedisServer::start();
         let dir = tempfile::tempdir().unwrap();
         let (broker, backend, log) = (

@@ -144,36 +144,32 @@ impl Bench {
     /// Waits until `n` results are stored and no message is left unacknowledged: every task
     /// has run, stored its result, and been acknowledged.
     pub async fn wait_drained(&mut self, n: u64, timeout: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let stored: u64 = redis::cmd("DBSIZE").query_async(&mut self.results).await?;
-            if stored >= n {
-                let unacked: u64 = redis::cmd("HLEN")
-                    .arg("unacked")
-                    .query_async(&mut self.broker)
-                    .await?;
-                if unacked == 0 {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("only {stored} of {n} results stored after {timeout:?}");
-            }
-            // Short enough not to blur a drain of a few hundred milliseconds, cheap for Redis.
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        self.wait_settled(Stored::Results(n), timeout).await
     }
 
     /// Waits until the result `key` (e.g. a chord body's) is stored and no message is left
     /// unacknowledged.
     pub async fn wait_stored(&mut self, key: &str, timeout: Duration) -> anyhow::Result<()> {
+        self.wait_settled(Stored::Key(key), timeout).await
+    }
+
+    async fn wait_settled(&mut self, stored: Stored<'_>, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            let stored: bool = redis::cmd("EXISTS")
-                .arg(key)
-                .query_async(&mut self.results)
-                .await?;
-            if stored {
+            let (done, seen) = match stored {
+                Stored::Results(n) => {
+                    let count: u64 = redis::cmd("DBSIZE").query_async(&mut self.results).await?;
+                    (count >= n, format!("only {count} of {n} results stored"))
+                }
+                Stored::Key(key) => {
+                    let exists: bool = redis::cmd("EXISTS")
+                        .arg(key)
+                        .query_async(&mut self.results)
+                        .await?;
+                    (exists, format!("{key} not stored"))
+                }
+            };
+            if done {
                 let unacked: u64 = redis::cmd("HLEN")
                     .arg("unacked")
                     .query_async(&mut self.broker)
@@ -183,11 +179,21 @@ impl Bench {
                 }
             }
             if Instant::now() > deadline {
-                bail!("{key} not stored after {timeout:?}");
+                bail!("{seen} after {timeout:?}");
             }
+            // Short enough not to blur a drain of a few hundred milliseconds, cheap for Redis.
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
+}
+
+/// What a scenario waits to see stored before its clock stops.
+#[derive(Clone, Copy)]
+enum Stored<'a> {
+    /// This many keys in the result database.
+    Results(u64),
+    /// This result key.
+    Key(&'a str),
 }
 
 /// A taskq client sending to database `broker_db`, results in [`RESULTS_DB`].

@@ -11,13 +11,11 @@
 //! stops when every step's result (or the chord's body's) is stored and nothing is
 //! unacknowledged.
 
-use std::time::Instant;
-
 use taskq::protocol::Signature;
 
-use super::{drain, patience, Bench, RunningWorker};
+use super::{drain, patience, Bench};
 use crate::cli::Scenario;
-use crate::report::{Figure, Row, System, Throughput};
+use crate::report::{Row, System};
 
 /// Staging sends this many workflows at once.
 const STAGE_AT_ONCE: usize = 256;
@@ -71,31 +69,21 @@ async fn chord_parts(bench: &mut Bench, n: u64, concurrency: usize) -> anyhow::R
     .await
 }
 
-type Wait<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>>;
-
-/// Starts a worker, releases the staged messages and times `wait`.
+/// The row of a workflow drain: `tasks` run, timed until `wait` is over.
 async fn timed(
     bench: &mut Bench,
     concurrency: usize,
     tasks: u64,
     what: &str,
-    wait: impl for<'a> FnOnce(&'a mut Bench) -> Wait<'a>,
+    wait: impl for<'a> FnOnce(&'a mut Bench) -> drain::Wait<'a>,
 ) -> anyhow::Result<Row> {
-    let worker = RunningWorker::start(&bench.client, concurrency).await;
-    let probe = bench.probe().await?;
-    let started = Instant::now();
-    bench.release_staged().await?;
-    let done = wait(bench).await;
-    let secs = started.elapsed().as_secs_f64();
-    let cost = bench.cost(probe, tasks).await?;
-    worker.stop().await?;
-    done?;
+    let figure = drain::timed(bench, concurrency, tasks, wait).await?;
     Ok(Row {
         system: System::Taskq,
         scenario: Scenario::Workflow,
         label: format!("{what}, concurrency {concurrency}"),
         repeats: None,
-        figure: Figure::Throughput(Throughput::new(tasks, secs, Some(cost))),
+        figure,
     })
 }
 
