@@ -89,6 +89,15 @@ pub(crate) fn chord_of(header: Signature, body: Signature) -> Result<Signature> 
     kwargs.insert("body", body.to_raw());
     let mut chord = Signature::composite(SignatureKind::Chord, kwargs);
     chord.options = header.options;
+    // A group's `task_id` is its group id; a chord's `task_id` is its body's.
+    if let Some(group_id) = chord
+        .options
+        .remove(crate::protocol::signature_option::TASK_ID)
+    {
+        chord
+            .options
+            .insert(crate::protocol::signature_option::GROUP_ID, group_id);
+    }
     Ok(chord)
 }
 
