@@ -317,7 +317,8 @@ pub(crate) fn signatures(raw: &RawJson) -> Result<Vec<Signature>, String> {
 /// ```
 /// use taskq::protocol::{Signature, Workflow};
 ///
-/// let workflow = Workflow { callbacks: vec![Signature::new("tasks.notify")], ..Workflow::default() };
+/// let mut workflow = Workflow::default();
+/// workflow.callbacks.push(Signature::new("tasks.notify"));
 /// assert!(!workflow.is_empty());
 /// assert!(Workflow::default().is_empty());
 /// ```
