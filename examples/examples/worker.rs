@@ -1,9 +1,12 @@
 //! Run with: `cargo run --example worker` (`-- --help` for the flags)
 //!
 //! A worker for the seeds' tasks (`tasks.send_push_notification`, `tasks.generate_report`,
-//! `tasks.add`), configured from Celery's worker flags (`-Q`, `-c`, `-n`, `-l`, `-E`, ...)
-//! over `TASKQ_*` variables and `.env`. Stop it with Ctrl-C: running tasks get the grace
-//! period to finish; unfinished ones go back to their queue.
+//! `tasks.add`, `tasks.summarise_campaign`, `tasks.tick`), configured from Celery's worker
+//! flags (`-Q`, `-c`, `-n`, `-l`, `-E`, `-B`, ...) over `TASKQ_*` variables and `.env`. With
+//! `-B` it also runs the periodic scheduler, which sends `tasks.tick` every
+//! `TASKQ_EXAMPLE_TICK_MS` (10 s by default); each run appends its slot to `beat.log`. Stop it
+//! with Ctrl-C: running tasks get the grace period to finish; unfinished ones go back to their
+//! queue.
 
 use taskq_examples::tasks;
 
@@ -14,6 +17,7 @@ async fn main() -> anyhow::Result<()> {
         &tasks::add,
         &tasks::generate_report,
         &tasks::send_push_notification,
+        &tasks::tick,
     );
     // `--help` and `--version` print and exit here; the worker installs its log subscriber
     // (INFO, or `RUST_LOG`, or `--loglevel`) when it starts.

@@ -128,3 +128,49 @@ pub async fn summarise_campaign(sent: Vec<()>) -> anyhow::Result<String> {
     append_line(CAMPAIGN_LOG, line.clone()).await?;
     Ok(line)
 }
+
+/// File the periodic tick appends to, in the working directory.
+///
+/// ```
+/// assert_eq!(taskq_examples::tasks::BEAT_LOG, "beat.log");
+/// ```
+pub const BEAT_LOG: &str = "beat.log";
+
+/// The tick's period: `TASKQ_EXAMPLE_TICK_MS` milliseconds, else 10 s.
+///
+/// ```
+/// // "every 10000ms" unless TASKQ_EXAMPLE_TICK_MS says otherwise.
+/// let schedule = taskq_examples::tasks::tick_schedule();
+/// assert!(schedule.starts_with("every "));
+/// ```
+pub fn tick_schedule() -> String {
+    let ms = std::env::var("TASKQ_EXAMPLE_TICK_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .unwrap_or(10_000);
+    format!("every {ms}ms")
+}
+
+/// A periodic task: appends `tick <slot> <task id>` to `beat.log`, the slot being the time it
+/// was scheduled for (RFC 3339, milliseconds), so a run of the scheduler can be checked slot
+/// by slot (and a run repeated after a crash told from a slot sent twice). Sent by a worker
+/// started with `-B`.
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> anyhow::Result<()> {
+/// // Appends to ./beat.log.
+/// taskq_examples::tasks::tick.call("2026-12-04T10:00:00.000Z".into()).await?;
+/// # Ok(()) }
+/// ```
+#[taskq::task(name = "tasks.tick")]
+pub async fn tick(slot: String) -> anyhow::Result<()> {
+    let id = taskq::request::current().map(|r| r.id).unwrap_or_default();
+    append_line(BEAT_LOG, format!("tick {slot} {id}")).await
+}
+
+taskq::periodic!("tasks.tick", tick_schedule(), |slot: chrono::DateTime<
+    chrono::Utc,
+>| {
+    tick.s(slot.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+});

@@ -36,7 +36,7 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches};
 use tracing::level_filters::LevelFilter;
 
-use crate::{Client, Error, Result, Worker, WorkerBuilder};
+use crate::{Client, Result, Worker, WorkerBuilder};
 
 /// Celery's `celery worker` flags, as a clap [`Args`](clap::Args) to flatten into an
 /// application's parser, or parsed from the process's arguments by [`Worker::from_args`].
@@ -89,8 +89,8 @@ pub struct WorkerArgs {
     #[arg(short = 'E', long = "task-events")]
     pub task_events: bool,
 
-    /// Celery's embedded beat: not supported yet (taskq has no periodic scheduler); the
-    /// worker refuses to start with it. Run `celery beat` beside taskq workers instead.
+    /// Also run the periodic scheduler (Celery's embedded beat). Any number of workers may:
+    /// one leads and sends each slot once.
     #[arg(short = 'B', long)]
     pub beat: bool,
 
@@ -110,7 +110,7 @@ impl WorkerArgs {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for `-B/--beat`, which taskq does not support yet.
+    /// None today; the `Result` leaves room for flags that conflict.
     ///
     /// ```
     /// use clap::Parser;
@@ -124,15 +124,14 @@ impl WorkerArgs {
     /// let client = taskq::Client::from_config(taskq::Config::default())?;
     /// let cli = Cli::parse_from(["w", "-c", "3"]);
     /// let worker = cli.worker.apply(taskq::Worker::builder(client.clone()))?.build();
-    ///
+    /// # let _ = worker;
     /// let beat = Cli::parse_from(["w", "-B"]);
-    /// let err = beat.worker.apply(taskq::Worker::builder(client)).unwrap_err();
-    /// assert!(err.to_string().contains("not supported yet"), "{err}");
+    /// let worker = beat.worker.apply(taskq::Worker::builder(client))?.build(); // runs the scheduler too
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn apply(self, mut builder: WorkerBuilder) -> Result<WorkerBuilder> {
         if self.beat {
-            return Err(Error::Config(BEAT_NOT_SUPPORTED.to_owned()));
+            builder = builder.beat(true);
         }
         if !self.queues.is_empty() {
             builder = builder.queues(self.queues);
@@ -159,11 +158,6 @@ impl WorkerArgs {
     }
 }
 
-/// What `-B/--beat` gets.
-const BEAT_NOT_SUPPORTED: &str = "-B/--beat (Celery's embedded periodic task scheduler) is not \
-    supported yet: taskq has no beat. Run Celery's beat (`celery -A proj beat`) beside the \
-    workers; it sends to the same Redis in the same format";
-
 /// The command line of a worker binary: [`WorkerArgs`] with `--help` and `--version`.
 #[derive(Debug, clap::Parser)]
 #[command(
@@ -182,12 +176,12 @@ struct WorkerCommand {
 impl Worker {
     /// A worker configured from the process's command line (Celery's worker flags, see
     /// [`WorkerArgs`]) over the environment and `.env`. `--help` and `--version` print and
-    /// exit with status 0; an unknown or malformed flag, or `-B/--beat` (not supported yet),
-    /// prints clap's error and exits with status 2, as `celery worker` does for a bad flag.
+    /// exit with status 0; an unknown or malformed flag prints clap's error and exits with
+    /// status 2, as `celery worker` does for a bad flag.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for a bad `TASKQ_*` setting.
+    /// [`Error::Config`](crate::Error::Config) for a bad `TASKQ_*` setting.
     ///
     /// ```no_run
     /// #[tokio::main]
@@ -210,11 +204,6 @@ impl Worker {
             .try_get_matches_from_mut(args)
             .unwrap_or_else(|e| e.exit());
         let command = WorkerCommand::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-        if command.worker.beat {
-            // A usage error like any other flag this binary cannot honour: status 2.
-            cli.error(clap::error::ErrorKind::ArgumentConflict, BEAT_NOT_SUPPORTED)
-                .exit();
-        }
         Ok(command
             .worker
             .apply(Worker::builder(Client::from_env()?))?
@@ -357,13 +346,11 @@ mod tests {
     }
 
     #[test]
-    fn beat_is_refused_at_apply() {
+    fn beat_turns_the_scheduler_on() {
         let client = Client::from_config(crate::Config::default()).unwrap();
         let args = parse(&["-B"]).unwrap();
-        let err = args.apply(Worker::builder(client)).unwrap_err().to_string();
-        assert!(
-            err.contains("-B/--beat") && err.contains("not supported yet"),
-            "{err}"
-        );
+        assert!(args.beat);
+        let worker = args.apply(Worker::builder(client)).unwrap().build();
+        assert!(format!("{worker:?}").contains("beat: true"));
     }
 }

@@ -352,7 +352,7 @@ impl Client {
 
     /// Builds the message of one call, with a fresh id unless `options` name one. A message
     /// over [`Config::max_message_size`] is [`Error::MessageTooLarge`].
-    fn encode_call(
+    pub(crate) fn encode_call(
         &self,
         name: &str,
         args: Vec<RawJson>,
@@ -523,8 +523,8 @@ impl Client {
 }
 
 /// One call, encoded and ready to publish.
-struct EncodedCall {
-    outgoing: Outgoing,
+pub(crate) struct EncodedCall {
+    pub(crate) outgoing: Outgoing,
     id: String,
     ignore_result: bool,
 }

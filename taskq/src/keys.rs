@@ -13,6 +13,8 @@
 //! | `taskq.eta` | zset | delivery tag → due time of a parked ETA message |
 //! | `taskq.eta.messages` | hash | delivery tag → `[list key, envelope]` |
 //! | `taskq.dead_letter` | list | messages that cannot run, with the reason |
+//! | `taskq.beat.slots` | hash | periodic entry → the last slot fired (ms since the epoch) |
+//! | `taskq.beat.leader` | string | the token of the scheduler holding the lead, with a lease |
 //! | `taskq.revoked` | zset | revoked task id → revoke time (server clock), at most 50,000 ids of the last 3 h (see [`crate::revoke`]) |
 //! | `celery-task-meta-<id>` | string + channel | the result record, also published |
 //! | `celery-taskset-meta-<gid>` | string | a saved group result (`GroupResult.save()`) |
@@ -345,6 +347,25 @@ impl BrokerKeys {
     /// counts as a crash of the task).
     pub fn started(&self) -> String {
         format!("{}taskq.started", self.prefix)
+    }
+
+    /// The periodic scheduler's record: entry name → the last slot it fired (milliseconds
+    /// since the epoch), written in the same step as the message it sent.
+    ///
+    /// ```
+    /// assert_eq!(taskq::keys::BrokerKeys::default().beat_slots(), "taskq.beat.slots");
+    /// ```
+    pub fn beat_slots(&self) -> String {
+        format!("{}taskq.beat.slots", self.prefix)
+    }
+
+    /// The periodic scheduler's leadership lease: the token of the scheduler that fires.
+    ///
+    /// ```
+    /// assert_eq!(taskq::keys::BrokerKeys::default().beat_leader(), "taskq.beat.leader");
+    /// ```
+    pub fn beat_leader(&self) -> String {
+        format!("{}taskq.beat.leader", self.prefix)
     }
 
     /// Messages that cannot be run, with the reason.

@@ -160,6 +160,7 @@
 
 pub mod backend;
 mod backoff;
+pub mod beat;
 pub mod broker;
 mod builtins;
 pub mod canvas;

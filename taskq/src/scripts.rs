@@ -644,6 +644,58 @@ redis.call('SET', KEYS[5], 'done', 'EX', tonumber(ARGV[2]))
 return 1
 "#;
 
+/// Fires one slot of a periodic entry: sends its message and records the slot in one step,
+/// unless that slot (or a later one) was fired already. Two schedulers that both believe they
+/// lead (a lease lapsing mid-tick) therefore still send each slot once, and a scheduler that
+/// dies between two commands cannot leave a slot recorded but unsent or sent but unrecorded.
+///
+/// * `KEYS[1]` the `taskq.beat.slots` hash, `KEYS[2]` the queue's list, `KEYS[3]` the queue's
+///   kombu binding set.
+/// * `ARGV[1]` the entry name, `ARGV[2]` the slot (ms since the epoch), `ARGV[3]` the
+///   envelope, `ARGV[4]` the binding member.
+/// * Returns 1 when sent, 0 when the slot was fired already.
+pub(crate) const BEAT_FIRE: &str = r#"
+local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+if last >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('SADD', KEYS[3], ARGV[4])
+redis.call('LPUSH', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"#;
+
+/// Takes or keeps the periodic scheduler's lead: renews the lease when `token` holds it,
+/// takes it when nobody does.
+///
+/// * `KEYS[1]` the `taskq.beat.leader` key.
+/// * `ARGV[1]` the token, `ARGV[2]` the lease in milliseconds.
+/// * Returns 1 when `token` leads, 0 when another does.
+pub(crate) const BEAT_LEAD: &str = r#"
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if holder then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"#;
+
+/// Gives up the lead, if `token` holds it.
+///
+/// * `KEYS[1]` the `taskq.beat.leader` key. `ARGV[1]` the token.
+/// * Returns 1 when given up, 0 when another held it.
+pub(crate) const BEAT_RESIGN: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"#;
+
 #[derive(Debug)]
 pub(crate) struct Scripts {
     pub(crate) store_results: Script,
@@ -660,6 +712,9 @@ pub(crate) struct Scripts {
     pub(crate) revoke: Script,
     pub(crate) chord_part_return: Script,
     pub(crate) chord_finish: Script,
+    pub(crate) beat_fire: Script,
+    pub(crate) beat_lead: Script,
+    pub(crate) beat_resign: Script,
 }
 
 impl Scripts {
@@ -679,6 +734,9 @@ impl Scripts {
             revoke: Script::new(REVOKE),
             chord_part_return: Script::new(CHORD_PART_RETURN),
             chord_finish: Script::new(CHORD_FINISH),
+            beat_fire: Script::new(BEAT_FIRE),
+            beat_lead: Script::new(BEAT_LEAD),
+            beat_resign: Script::new(BEAT_RESIGN),
         }
     }
 }

@@ -759,6 +759,45 @@ async fn queue_stats_count_each_state(broker: &dyn Broker) {
     assert_eq!(asked, [nothing, reports]);
 }
 
+async fn a_periodic_slot_is_sent_once_and_only_after_the_last(broker: &dyn Broker) {
+    assert_eq!(broker.last_fired("tick").await.unwrap(), None);
+    broker.start_schedule("tick", 1_000).await.unwrap();
+    broker.start_schedule("tick", 5_000).await.unwrap(); // a start never moves a record
+    assert_eq!(broker.last_fired("tick").await.unwrap(), Some(1_000));
+    assert!(broker
+        .fire_scheduled("tick", 2_000, &message("celery", "s2", 0))
+        .await
+        .unwrap());
+    // The same slot again, or an earlier one: refused, nothing sent.
+    assert!(!broker
+        .fire_scheduled("tick", 2_000, &message("celery", "s2-again", 0))
+        .await
+        .unwrap());
+    assert!(!broker
+        .fire_scheduled("tick", 1_500, &message("celery", "s1", 0))
+        .await
+        .unwrap());
+    assert!(broker
+        .fire_scheduled("tick", 3_000, &message("celery", "s3", 6))
+        .await
+        .unwrap());
+    assert_eq!(broker.last_fired("tick").await.unwrap(), Some(3_000));
+    assert_eq!(ids(&fetch(broker, &["celery"], 10).await), ["s2", "s3"]);
+}
+
+async fn one_scheduler_leads_until_it_resigns_or_its_lease_lapses(broker: &dyn Broker) {
+    let lease = Duration::from_millis(300);
+    assert!(broker.lead("a", lease).await.unwrap());
+    assert!(!broker.lead("b", lease).await.unwrap());
+    assert!(broker.lead("a", lease).await.unwrap(), "the holder renews");
+    broker.resign("b").await.unwrap(); // not b's to give up
+    assert!(!broker.lead("b", lease).await.unwrap());
+    broker.resign("a").await.unwrap();
+    assert!(broker.lead("b", lease).await.unwrap());
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    assert!(broker.lead("a", lease).await.unwrap(), "b's lease lapsed");
+}
+
 // ---------------------------------------------------------------------------------------
 // Poison detection, where it acts: a worker reading the crash count.
 // ---------------------------------------------------------------------------------------
@@ -956,6 +995,8 @@ contracts! {
     a_reply_queue_pops_in_order_and_unbinds with default_keys;
     a_purge_empties_every_priority_list with custom_steps;
     queue_stats_count_each_state with default_keys;
+    a_periodic_slot_is_sent_once_and_only_after_the_last with custom_steps;
+    one_scheduler_leads_until_it_resigns_or_its_lease_lapses with default_keys;
     (worker) a_worker_dead_letters_a_message_that_crashed_too_often;
     (worker) remote_control_reaches_a_worker_and_cleans_up;
 }

@@ -93,17 +93,6 @@ fn an_unknown_flag_or_a_bad_value_exits_2_with_claps_error() {
     }
 }
 
-#[test]
-fn beat_is_refused_as_not_supported_yet() {
-    let output = run_worker(&["-B"], &nowhere());
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
-    assert!(
-        stderr.contains("-B/--beat") && stderr.contains("not supported yet"),
-        "{stderr}"
-    );
-}
-
 /// Starts the example worker with `args` and `envs` on `server`, logging to `dir/<log>`, and
 /// waits for "worker ready"; returns the guard and the log's text so far.
 fn start_ready(

@@ -50,6 +50,10 @@ struct State {
     unacked: HashMap<String, Delivery>,
     /// Delivery tag → when its lease was last renewed (seconds since the epoch).
     leases: HashMap<String, f64>,
+    /// Periodic entry → the last slot fired (ms since the epoch).
+    beat_slots: HashMap<String, i64>,
+    /// The scheduler leading, and until when.
+    beat_leader: Option<(String, std::time::Instant)>,
     /// Tags of messages whose task started.
     started: std::collections::HashSet<String>,
     /// (due time in microseconds, tag) → parked delivery.
@@ -634,6 +638,59 @@ impl Broker for MemoryBroker {
             .map(|messages| messages.len())
             .sum();
         Ok(purged)
+    }
+
+    async fn fire_scheduled(&self, entry: &str, slot_ms: i64, message: &Outgoing) -> Result<bool> {
+        {
+            let mut state = self.state();
+            if state
+                .beat_slots
+                .get(entry)
+                .is_some_and(|last| *last >= slot_ms)
+            {
+                return Ok(false);
+            }
+            state.beat_slots.insert(entry.to_owned(), slot_ms);
+        }
+        self.publish(std::slice::from_ref(message)).await?;
+        Ok(true)
+    }
+
+    async fn start_schedule(&self, entry: &str, slot_ms: i64) -> Result<()> {
+        self.state()
+            .beat_slots
+            .entry(entry.to_owned())
+            .or_insert(slot_ms);
+        Ok(())
+    }
+
+    async fn last_fired(&self, entry: &str) -> Result<Option<i64>> {
+        Ok(self.state().beat_slots.get(entry).copied())
+    }
+
+    async fn lead(&self, token: &str, lease: Duration) -> Result<bool> {
+        let mut state = self.state();
+        let now = std::time::Instant::now();
+        let free = match &state.beat_leader {
+            Some((holder, until)) => holder == token || *until <= now,
+            None => true,
+        };
+        if free {
+            state.beat_leader = Some((token.to_owned(), now + lease));
+        }
+        Ok(free)
+    }
+
+    async fn resign(&self, token: &str) -> Result<()> {
+        let mut state = self.state();
+        if state
+            .beat_leader
+            .as_ref()
+            .is_some_and(|(holder, _)| holder == token)
+        {
+            state.beat_leader = None;
+        }
+        Ok(())
     }
 
     async fn queue_stats(&self, queues: &[String]) -> Result<Vec<QueueStats>> {

@@ -433,6 +433,24 @@ pub trait Broker: sealed::Sealed + Send + Sync + fmt::Debug + 'static {
     /// operators and monitoring, not a hot path.
     async fn queue_stats(&self, queues: &[String]) -> Result<Vec<QueueStats>>;
 
+    /// Sends `message` for slot `slot_ms` of periodic entry `entry` and records the slot, in
+    /// one step, unless that slot or a later one was sent already; `true` when sent.
+    async fn fire_scheduled(&self, entry: &str, slot_ms: i64, message: &Outgoing) -> Result<bool>;
+
+    /// Records `slot_ms` as the slot periodic entry `entry` counts from, unless it has a record
+    /// already (a new entry starts with its next slot).
+    async fn start_schedule(&self, entry: &str, slot_ms: i64) -> Result<()>;
+
+    /// The last slot sent for periodic entry `entry` (ms since the epoch), if any.
+    async fn last_fired(&self, entry: &str) -> Result<Option<i64>>;
+
+    /// Takes or renews the periodic scheduler's lead for `token`, for `lease`; `true` while
+    /// `token` leads.
+    async fn lead(&self, token: &str, lease: Duration) -> Result<bool>;
+
+    /// Gives up the lead if `token` holds it.
+    async fn resign(&self, token: &str) -> Result<()>;
+
     /// The broker URL with any password masked, for logs and banners.
     fn describe(&self) -> String;
 }

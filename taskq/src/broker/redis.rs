@@ -845,6 +845,69 @@ impl Broker for RedisBroker {
         Ok(lengths.into_iter().sum())
     }
 
+    async fn fire_scheduled(&self, entry: &str, slot_ms: i64, message: &Outgoing) -> Result<bool> {
+        let mut conn = self.conn().await?;
+        let sent: i64 = self
+            .scripts
+            .beat_fire
+            .key(self.keys.beat_slots())
+            .key(self.destination(message))
+            .key(self.keys.binding(&message.queue))
+            .arg(entry)
+            .arg(slot_ms)
+            .arg(&message.envelope)
+            .arg(self.keys.binding_member(&message.queue))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(sent == 1)
+    }
+
+    async fn start_schedule(&self, entry: &str, slot_ms: i64) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let _: i64 = redis::cmd("HSETNX")
+            .arg(self.keys.beat_slots())
+            .arg(entry)
+            .arg(slot_ms)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn last_fired(&self, entry: &str) -> Result<Option<i64>> {
+        let mut conn = self.conn().await?;
+        let last: Option<i64> = redis::cmd("HGET")
+            .arg(self.keys.beat_slots())
+            .arg(entry)
+            .query_async(&mut conn)
+            .await?;
+        Ok(last)
+    }
+
+    async fn lead(&self, token: &str, lease: Duration) -> Result<bool> {
+        let mut conn = self.conn().await?;
+        let leads: i64 = self
+            .scripts
+            .beat_lead
+            .key(self.keys.beat_leader())
+            .arg(token)
+            .arg(lease.as_millis().max(1) as u64)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(leads == 1)
+    }
+
+    async fn resign(&self, token: &str) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let _: i64 = self
+            .scripts
+            .beat_resign
+            .key(self.keys.beat_leader())
+            .arg(token)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
     async fn queue_stats(&self, queues: &[String]) -> Result<Vec<QueueStats>> {
         let mut conn = self.conn().await?;
         let mut names: Vec<String> = queues.to_vec();

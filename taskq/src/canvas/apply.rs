@@ -74,6 +74,27 @@ async fn send_task(
     Ok(Sent::Task(sent.id().to_owned()))
 }
 
+impl Client {
+    /// The message of a task call's signature, ready to publish (a periodic entry's send).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`] for a composite signature or a bad option, and the encoding errors
+    /// of a send.
+    pub(crate) fn encode_signature(&self, sig: Signature) -> Result<crate::broker::Outgoing> {
+        if sig.kind() != SignatureKind::Task {
+            return Err(malformed(format!(
+                "{} is a workflow: a periodic entry sends one task call",
+                sig.task
+            )));
+        }
+        let options = call_options(&sig, &Origin::default())?;
+        let args = sig.call_args(None);
+        let call = self.encode_call(&sig.task, args, sig.kwargs, &options, SystemTime::now())?;
+        Ok(call.outgoing)
+    }
+}
+
 /// The `Options` of a task call from the signature's `apply_async` options.
 fn call_options(sig: &Signature, origin: &Origin) -> Result<Options> {
     let bad = |name: &str, e: String| malformed(format!("option `{name}` of {}: {e}", sig.task));

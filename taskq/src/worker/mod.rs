@@ -24,6 +24,7 @@
 //! Each part (`part.rs`) is started by `start_parts` and stopped in the reverse order.
 
 mod banner;
+mod beat;
 mod completer;
 mod consumer;
 mod control;
@@ -93,6 +94,10 @@ struct Settings {
     default_logging: bool,
     /// The level of that subscriber (`--loglevel`); `None`: `RUST_LOG`, else INFO.
     log_level: Option<tracing::level_filters::LevelFilter>,
+    /// Run the periodic scheduler (Celery's `-B`).
+    beat: bool,
+    /// Periodic entries added with [`WorkerBuilder::periodic`], beside the declared ones.
+    periodic: Vec<crate::beat::Entry>,
 }
 
 /// Runs registered tasks from one or more queues.
@@ -207,6 +212,44 @@ impl WorkerBuilder {
     /// ```
     pub fn track_started(mut self, track: bool) -> Self {
         self.config.track_started = track;
+        self
+    }
+
+    /// Runs the periodic scheduler in this worker too (Celery's `worker -B`), for the entries
+    /// declared with [`periodic!`](crate::periodic) and those added with
+    /// [`periodic`](Self::periodic). Any number of workers may run it: one leads and sends each
+    /// slot once (see [`crate::beat`]).
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).beat(true).build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
+    pub fn beat(mut self, run: bool) -> Self {
+        self.settings.beat = run;
+        self
+    }
+
+    /// Adds a periodic entry for this worker's scheduler (see [`beat`](Self::beat)), e.g. one
+    /// whose schedule comes from the environment.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskq::beat::{Entry, Schedule};
+    ///
+    /// #[taskq::task(name = "tasks.refresh")]
+    /// async fn refresh() {}
+    ///
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let every = Schedule::every(Duration::from_secs(10));
+    /// let worker = taskq::Worker::builder(client)
+    ///     .beat(true)
+    ///     .periodic(Entry::new("refresh", every, |_slot| refresh.s()))
+    ///     .build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
+    pub fn periodic(mut self, entry: crate::beat::Entry) -> Self {
+        self.settings.periodic.push(entry);
         self
     }
 
@@ -431,6 +474,8 @@ impl Worker {
             stall_after: DEFAULT_STALL_AFTER,
             default_logging: true,
             log_level: None,
+            beat: false,
+            periodic: Vec::new(),
         };
         WorkerBuilder {
             client,
@@ -527,6 +572,7 @@ impl Worker {
         for warning in startup::registry_warnings(self.client.config()) {
             tracing::warn!("{warning}");
         }
+        let periodic = self.beat_entries()?;
         let (shared, event_queue) = Shared::new(
             self.client,
             self.settings,
@@ -535,7 +581,10 @@ impl Worker {
         );
         shared.health.set_running(true);
         let (control_subscribed, subscribed) = oneshot::channel();
-        let parts = start_parts(&shared, event_queue, control_subscribed);
+        let mut parts = start_parts(&shared, event_queue, control_subscribed);
+        if let Some(entries) = periodic {
+            parts.push(beat::BeatPart::start(shared.client.clone(), entries));
+        }
         // "ready" means `celery inspect ping` (and a web app asking whether a worker runs)
         // gets an answer. Bounded: a Redis that stalls right now must not keep the worker
         // from its tasks; control subscribes on its own when it can.
@@ -552,6 +601,33 @@ impl Worker {
         shared.health.set_running(false);
         tracing::info!("worker stopped");
         Ok(())
+    }
+}
+
+impl Worker {
+    /// The periodic entries to schedule, when this worker runs the scheduler: the declared
+    /// ones and the builder's.
+    fn beat_entries(&self) -> Result<Option<Vec<crate::beat::Entry>>> {
+        if !self.settings.beat {
+            return Ok(None);
+        }
+        let mut entries = crate::beat::declared()?;
+        for entry in &self.settings.periodic {
+            if entries.iter().any(|e| e.name() == entry.name()) {
+                return Err(crate::Error::Config(format!(
+                    "two periodic entries are named {:?}",
+                    entry.name()
+                )));
+            }
+            entries.push(entry.clone());
+        }
+        if entries.is_empty() {
+            tracing::warn!(
+                "-B/--beat: no periodic entries (declare them with taskq::periodic! or add them \
+                 with WorkerBuilder::periodic); the scheduler has nothing to send"
+            );
+        }
+        Ok(Some(entries))
     }
 }
 
