@@ -177,7 +177,8 @@ async fn queues_concurrency_and_node_name_flags_take_effect_over_the_environment
         log.contains(
             "queue \"celery\" is not consumed by this worker (it consumes alpha,beta), yet \
              tasks registered here are sent to it: tasks.add, tasks.generate_report, \
-             tasks.send_push_notification, tasks.summarise_campaign; add it with -Q/--queues \
+             tasks.send_push_notification, tasks.summarise_campaign, tasks.tick; add it with \
+             -Q/--queues \
              alpha,beta,celery"
         ),
         "{log}"
