@@ -138,6 +138,13 @@ impl RedisBackend {
 }
 
 impl RedisBackend {
+    /// Deletes `key`.
+    async fn delete(&self, key: &str) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let _: i64 = redis::cmd("DEL").arg(key).query_async(&mut conn).await?;
+        Ok(())
+    }
+
     /// How long records are kept, in whole seconds (at least 1), `None` for ever.
     fn ttl_secs(&self) -> Option<u64> {
         self.expires.map(|d| d.as_secs().max(1))
@@ -301,12 +308,7 @@ impl ResultBackend for RedisBackend {
     }
 
     async fn forget(&self, task_id: &str) -> Result<()> {
-        let mut conn = self.conn().await?;
-        let _: i64 = redis::cmd("DEL")
-            .arg(self.keys.task_meta(task_id))
-            .query_async(&mut conn)
-            .await?;
-        Ok(())
+        self.delete(&self.keys.task_meta(task_id)).await
     }
 
     async fn save_group(&self, group_id: &str, tuple: &RawJson) -> Result<()> {
@@ -333,12 +335,7 @@ impl ResultBackend for RedisBackend {
     }
 
     async fn forget_group(&self, group_id: &str) -> Result<()> {
-        let mut conn = self.conn().await?;
-        let _: i64 = redis::cmd("DEL")
-            .arg(self.keys.group_meta(group_id))
-            .query_async(&mut conn)
-            .await?;
-        Ok(())
+        self.delete(&self.keys.group_meta(group_id)).await
     }
 
     async fn set_chord_size(&self, group_id: &str, size: usize) -> Result<()> {

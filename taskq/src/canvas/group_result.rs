@@ -93,11 +93,12 @@ impl<T> GroupResult<T> {
     ///
     /// [`Error::Redis`](crate::Error::Redis) when the result store cannot be reached.
     pub async fn completed_count(&self) -> Result<usize> {
-        let mut done = 0;
-        for result in self.results() {
-            done += usize::from(result.ready().await?);
-        }
-        Ok(done)
+        // Asked side by side: on Redis the reads share one multiplexed connection, so a
+        // group of a thousand costs about one round trip, not a thousand.
+        let results = self.results();
+        let ready =
+            futures_util::future::try_join_all(results.iter().map(AsyncResult::ready)).await?;
+        Ok(ready.into_iter().filter(|r| *r).count())
     }
 
     /// Whether every member has finished.
@@ -150,9 +151,8 @@ impl<T> GroupResult<T> {
     ///
     /// As [`completed_count`](Self::completed_count).
     pub async fn forget(&self) -> Result<()> {
-        for result in self.results() {
-            result.forget().await?;
-        }
+        let results = self.results();
+        futures_util::future::try_join_all(results.iter().map(AsyncResult::forget)).await?;
         self.client.backend().forget_group(&self.id).await
     }
 
