@@ -12,7 +12,7 @@ use syn::parse::{Parse, ParseStream, Parser};
 use syn::spanned::Spanned;
 use syn::{Error, Ident, Lit, LitBool, LitInt, LitStr, Path, Token};
 
-use crate::model::{Errors, RetryIf, Seconds, TaskArgs};
+use crate::model::{Errors, Rate, RetryIf, Seconds, TaskArgs};
 
 /// The option keys, as custom keywords (`crate` is a real keyword: `Token![crate]`).
 pub(crate) mod kw {
@@ -24,10 +24,12 @@ pub(crate) mod kw {
     syn::custom_keyword!(max_retries);
     syn::custom_keyword!(retry_backoff);
     syn::custom_keyword!(retry_if);
+    syn::custom_keyword!(rate_limit);
+    syn::custom_keyword!(unique_for);
 }
 
 /// Every accepted key, in the order the documentation lists them.
-pub(crate) const KEYS: [&str; 9] = [
+pub(crate) const KEYS: [&str; 11] = [
     "name",
     "queue",
     "ignore_result",
@@ -36,6 +38,8 @@ pub(crate) const KEYS: [&str; 9] = [
     "max_retries",
     "retry_backoff",
     "retry_if",
+    "rate_limit",
+    "unique_for",
     "crate",
 ];
 
@@ -154,6 +158,28 @@ impl TaskArgs {
                     key.span,
                     &mut errors,
                 );
+            } else if lookahead.peek(kw::rate_limit) {
+                let key: kw::rate_limit = input.parse()?;
+                let value = parse_value(input, "rate_limit", key.span)?;
+                let rate = value.and_then(|v| errors.keep(rate_value(&v)));
+                set(
+                    &mut args.rate_limit,
+                    rate,
+                    "rate_limit",
+                    key.span,
+                    &mut errors,
+                );
+            } else if lookahead.peek(kw::unique_for) {
+                let key: kw::unique_for = input.parse()?;
+                let value = parse_value(input, "unique_for", key.span)?;
+                let secs = value.and_then(|v| errors.keep(seconds_value("unique_for", &v)));
+                set(
+                    &mut args.unique_for,
+                    secs,
+                    "unique_for",
+                    key.span,
+                    &mut errors,
+                );
             } else if lookahead.peek(Token![crate]) {
                 let key: Token![crate] = input.parse()?;
                 let value = parse_value(input, "crate", key.span)?;
@@ -255,7 +281,7 @@ fn unknown_key(key: &Ident) -> Error {
 
 /// A key the user probably meant, if any.
 fn suggestion(given: &str) -> Option<&'static str> {
-    const ALIASES: [(&str, &str); 14] = [
+    const ALIASES: [(&str, &str); 18] = [
         ("autoretry_for", "retry_if"),
         ("retry_on", "retry_if"),
         ("retry_when", "retry_if"),
@@ -268,6 +294,10 @@ fn suggestion(given: &str) -> Option<&'static str> {
         ("soft_limit", "soft_time_limit"),
         ("soft_timeout", "soft_time_limit"),
         ("queue_name", "queue"),
+        ("ratelimit", "rate_limit"),
+        ("rate", "rate_limit"),
+        ("unique", "unique_for"),
+        ("deduplicate", "unique_for"),
         ("task_name", "name"),
         ("krate", "crate"),
     ];
@@ -367,6 +397,35 @@ pub(crate) fn seconds_value(option: &str, value: &TokenStream) -> syn::Result<Se
         secs,
         span: value.span(),
     })
+}
+
+/// `rate_limit = "10/s"`: Celery's syntax (`/s`, `/m`, `/h`; a bare number is per second),
+/// above zero (no limit is no option).
+pub(crate) fn rate_value(value: &TokenStream) -> syn::Result<Rate> {
+    const EXPECTED: &str = "option `rate_limit` must be a rate in Celery's syntax, e.g. \
+                            `rate_limit = \"10/s\"`, `\"100/m\"` or `\"2/h\"`";
+    let Some(lit) = exactly::<LitStr>(value)? else {
+        return Err(Error::new_spanned(value, EXPECTED));
+    };
+    let text = lit.value();
+    let (count, unit) = text.trim().split_once('/').unwrap_or((text.trim(), "s"));
+    let seconds = match unit.trim() {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(Error::new(lit.span(), EXPECTED)),
+    };
+    match count.trim().parse::<f64>() {
+        Ok(count) if count.is_finite() && count > 0.0 => Ok(Rate {
+            per_second: count / seconds,
+            span: lit.span(),
+        }),
+        Ok(count) if count == 0.0 => Err(Error::new(
+            lit.span(),
+            "a `rate_limit` of zero means no limit: leave the option out instead",
+        )),
+        _ => Err(Error::new(lit.span(), EXPECTED)),
+    }
 }
 
 /// `max_retries = 3`: a whole number from 0 up.

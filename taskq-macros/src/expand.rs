@@ -466,6 +466,15 @@ fn task_options(task: &TaskFn, krate: &Path) -> TokenStream {
         let secs = seconds(backoff);
         tokens.extend(quote!(.retry_backoff_secs(#secs)));
     }
+    if let Some(rate) = &options.rate_limit {
+        let mut per_second = Literal::f64_suffixed(rate.per_second);
+        per_second.set_span(rate.span);
+        tokens.extend(quote!(.rate_limit(#krate::rate_limit::RateLimit::per_second(#per_second))));
+    }
+    if let Some(unique_for) = &options.unique_for {
+        let secs = seconds(unique_for);
+        tokens.extend(quote!(.unique_for_secs(#secs)));
+    }
     tokens
 }
 

@@ -61,6 +61,10 @@ pub(crate) struct TaskArgs {
     pub retry_backoff: Option<Seconds>,
     /// `retry_if = is_transient` (a path or a closure taking `&E`): which errors are retried.
     pub retry_if: Option<RetryIf>,
+    /// `rate_limit = "10/s"`: the fleet-wide rate limit.
+    pub rate_limit: Option<Rate>,
+    /// `unique_for = 60`: how long, in seconds, a call stays unique.
+    pub unique_for: Option<Seconds>,
     /// `crate = "path::to::taskq"`: where the runtime is, for code that renames or re-exports it.
     pub krate: Option<Path>,
 }
@@ -71,6 +75,14 @@ pub(crate) struct RetryIf {
     pub key: Span,
     /// Called with `&E`; `true` retries the error.
     pub matcher: syn::Expr,
+}
+
+/// A validated rate limit (`rate_limit = "10/s"`): runs a second, above zero.
+pub(crate) struct Rate {
+    /// Runs a second.
+    pub per_second: f64,
+    /// Where the rate was written.
+    pub span: Span,
 }
 
 /// A validated number of seconds (`time_limit`, `soft_time_limit`, `retry_backoff`): positive

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
@@ -264,10 +264,25 @@ impl Client {
     ) -> Result<AsyncResult<Value>> {
         let now = self.now_for(&options).await?;
         let call = self.encode_call(name, args, kwargs, &options, now)?;
-        self.inner
-            .broker
-            .publish(std::slice::from_ref(&call.outgoing))
-            .await?;
+        if let Some(unique) = &call.unique {
+            let broker = &self.inner.broker;
+            let held = broker
+                .publish_unique(&unique.key, &call.id, unique.lock, &call.outgoing)
+                .await?;
+            if let Some(holder) = held {
+                tracing::debug!(task = name, key = %unique.key, %holder, "unique call already queued or running: nothing sent");
+                return Ok(AsyncResult::deduplicated_into(
+                    holder,
+                    self.clone(),
+                    call.ignore_result,
+                ));
+            }
+        } else {
+            self.inner
+                .broker
+                .publish(std::slice::from_ref(&call.outgoing))
+                .await?;
+        }
         tracing::debug!(task = name, id = %call.id, queue = %call.outgoing.queue, "task sent");
         Ok(AsyncResult::new(call.id, self.clone(), call.ignore_result))
     }
@@ -311,6 +326,12 @@ impl Client {
             ));
         }
         let options = with_task_defaults(options, &T::OPTIONS);
+        if options.unique_for.is_some() || options.unique_key.is_some() {
+            return Err(Error::Config(format!(
+                "send_many cannot send unique calls (task {}): send them one by one with send",
+                T::NAME
+            )));
+        }
         let now = self.now_for(&options).await?;
         let encoded = calls
             .into_iter()
@@ -364,6 +385,7 @@ impl Client {
             .task_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let unique = UniqueCall::of(name, &args, &kwargs, options)?;
         let queue = queue_name(options, &self.inner.config);
         let ignore_result = options.ignore_result.unwrap_or(false);
         let mut message = NewMessage::new(name, &id);
@@ -380,6 +402,7 @@ impl Client {
         message.parent_id = placement.parent_id;
         message.root_id = placement.root_id;
         message.workflow = placement.workflow;
+        message.unique = unique.as_ref().map(|u| u.key.clone());
         let envelope = message.encode(&queue)?;
         let limit = self.inner.config.max_message_size;
         if envelope.len() > limit {
@@ -397,6 +420,7 @@ impl Client {
             },
             id,
             ignore_result,
+            unique,
         })
     }
 
@@ -527,6 +551,47 @@ pub(crate) struct EncodedCall {
     pub(crate) outgoing: Outgoing,
     id: String,
     ignore_result: bool,
+    unique: Option<UniqueCall>,
+}
+
+/// A unique call's key and how long it holds it at most.
+struct UniqueCall {
+    key: String,
+    lock: Duration,
+}
+
+impl UniqueCall {
+    /// The unique call `options` ask for, if any: their key, or by default the task name and
+    /// a digest of the arguments' JSON text.
+    fn of(
+        name: &str,
+        args: &[RawJson],
+        kwargs: &RawObject,
+        options: &Options,
+    ) -> Result<Option<Self>> {
+        let Some(lock) = options.unique_for else {
+            return match options.unique_key {
+                Some(_) => Err(Error::Config(format!(
+                    "a unique_key needs unique_for (task {name}): how long the call stays unique"
+                ))),
+                None => Ok(None),
+            };
+        };
+        let key = match &options.unique_key {
+            Some(key) => key.clone(),
+            None => {
+                let mut digest = sha1_smol::Sha1::new();
+                for arg in args {
+                    digest.update(arg.as_str().as_bytes());
+                    digest.update(b"\x1f"); // keeps ["ab"] and ["a", "b"] apart
+                }
+                digest.update(b"\x1e");
+                digest.update(kwargs.to_raw().as_str().as_bytes());
+                format!("{name}:{}", digest.digest())
+            }
+        };
+        Ok(Some(Self { key, lock }))
+    }
 }
 
 /// A task's argument tuple as Celery's positional `args` list, each argument serialized
@@ -564,6 +629,9 @@ fn with_task_defaults(mut options: Options, defaults: &crate::TaskOptions) -> Op
     }
     if options.ignore_result.is_none() && defaults.ignore_result {
         options.ignore_result = Some(true);
+    }
+    if options.unique_for.is_none() {
+        options.unique_for = defaults.unique_for_secs.map(Duration::from_secs_f64);
     }
     options
 }

@@ -368,6 +368,28 @@ impl BrokerKeys {
         format!("{}taskq.beat.leader", self.prefix)
     }
 
+    /// A rate-limited task's turn schedule: when its next turn is free, in microseconds of
+    /// Redis's clock (see [`crate::rate_limit`]).
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// assert_eq!(keys.rate_turns("tasks.add"), "taskq.rate.tasks.add");
+    /// ```
+    pub fn rate_turns(&self, task: &str) -> String {
+        format!("{}taskq.rate.{task}", self.prefix)
+    }
+
+    /// A unique call's lock: the id of the call queued or running under `key` (see
+    /// [`Options::unique_for`](crate::Options::unique_for)).
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// assert_eq!(keys.unique_lock("tasks.add:5f2c"), "taskq.unique.tasks.add:5f2c");
+    /// ```
+    pub fn unique_lock(&self, key: &str) -> String {
+        format!("{}taskq.unique.{key}", self.prefix)
+    }
+
     /// Messages that cannot be run, with the reason.
     ///
     /// ```

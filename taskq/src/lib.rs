@@ -176,6 +176,7 @@ mod failure;
 pub mod keys;
 mod options;
 pub mod protocol;
+pub mod rate_limit;
 pub mod registry;
 pub mod request;
 pub mod result;

@@ -27,6 +27,10 @@ pub struct Options {
     pub(crate) time_limit_secs: Option<f64>,
     pub(crate) soft_time_limit_secs: Option<f64>,
     pub(crate) ignore_result: Option<bool>,
+    /// How long the call stays unique, at most.
+    pub(crate) unique_for: Option<Duration>,
+    /// The unique call's key, when not the default (task name and arguments).
+    pub(crate) unique_key: Option<String>,
     /// Where the call sits in a workflow; set by [`crate::canvas`], not by users.
     pub(crate) placement: Placement,
 }
@@ -178,6 +182,42 @@ impl Options {
     /// ```
     pub fn ignore_result(mut self, ignore: bool) -> Self {
         self.ignore_result = Some(ignore);
+        self
+    }
+
+    /// Makes the call unique for up to `lock`: if a call with the same key (by default, the
+    /// same task name and arguments; see [`unique_key`](Self::unique_key)) is queued or
+    /// running, this one queues nothing and its handle follows that call
+    /// ([`AsyncResult::deduplicated`](crate::AsyncResult::deduplicated) tells). The check and
+    /// the enqueue are one step in Redis, so concurrent producers queue one message. The key
+    /// is released when a taskq worker finishes the call (success, failure, revoke or dead
+    /// letter; not between retries), or after `lock`, whichever comes first: a Python worker
+    /// does not release it, so set `lock` to how long the call may take when one runs it.
+    /// Calls sent with [`Client::send_many`](crate::Client::send_many) cannot be unique.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let once_a_minute = taskq::Options::new().unique_for(Duration::from_secs(60));
+    /// ```
+    pub fn unique_for(mut self, lock: Duration) -> Self {
+        self.unique_for = Some(lock);
+        self
+    }
+
+    /// The unique call's key, instead of the task name and arguments (e.g. `"report:42"` for
+    /// every report of user 42, whatever the other arguments); needs
+    /// [`unique_for`](Self::unique_for) (or the task's `unique_for`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let options = taskq::Options::new()
+    ///     .unique_for(Duration::from_secs(300))
+    ///     .unique_key("report:42");
+    /// ```
+    pub fn unique_key(mut self, key: impl Into<String>) -> Self {
+        self.unique_key = Some(key.into());
         self
     }
 

@@ -38,6 +38,8 @@ pub struct AsyncResult<T = Value> {
     /// The client it was sent through: its result store, and its broker for revokes.
     client: Client,
     ignored: bool,
+    /// The send this handle came from queued nothing: a unique call held its key.
+    deduplicated: bool,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -47,6 +49,7 @@ impl<T> Clone for AsyncResult<T> {
             id: self.id.clone(),
             client: self.client.clone(),
             ignored: self.ignored,
+            deduplicated: self.deduplicated,
             _type: PhantomData,
         }
     }
@@ -67,8 +70,30 @@ impl<T> AsyncResult<T> {
             id,
             client,
             ignored,
+            deduplicated: false,
             _type: PhantomData,
         }
+    }
+
+    /// The handle of the unique call that holds the key a send asked for: that send queued
+    /// nothing.
+    pub(crate) fn deduplicated_into(id: String, client: Client, ignored: bool) -> Self {
+        Self {
+            deduplicated: true,
+            ..Self::new(id, client, ignored)
+        }
+    }
+
+    /// Whether the send that gave this handle queued nothing, because a call with the same
+    /// unique key was queued or running (see [`Options::unique_for`](crate::Options::unique_for)):
+    /// the handle then follows that call.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default()).unwrap();
+    /// assert!(!client.result::<u64>("d3c0c7a8-0000-4000-8000-000000000000").deduplicated());
+    /// ```
+    pub fn deduplicated(&self) -> bool {
+        self.deduplicated
     }
 
     fn backend(&self) -> &Arc<dyn ResultBackend> {
@@ -112,7 +137,13 @@ impl<T> AsyncResult<T> {
     /// # Ok(()) }
     /// ```
     pub fn typed<U>(self) -> AsyncResult<U> {
-        AsyncResult::new(self.id, self.client, self.ignored)
+        AsyncResult {
+            id: self.id,
+            client: self.client,
+            ignored: self.ignored,
+            deduplicated: self.deduplicated,
+            _type: PhantomData,
+        }
     }
 
     /// The whole stored record; a task with none reads as PENDING.

@@ -665,6 +665,59 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 "#;
 
+/// Takes the next turn of a rate-limited task (GCRA without burst): turns are one interval
+/// apart on Redis's clock, whichever worker takes them, and the time the next one is free is
+/// the only state.
+///
+/// * `KEYS[1]` the task's `taskq.rate.<task>` key.
+/// * `ARGV[1]` the interval between turns, in microseconds.
+/// * Returns how many microseconds from now the turn taken starts (0: at once). The key
+///   expires a second after the last turn it gave out, so an idle task leaves nothing.
+pub(crate) const RATE_TURN: &str = r#"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local turn = tonumber(redis.call('GET', KEYS[1]) or '0')
+if turn < now then
+  turn = now
+end
+local next_free = turn + tonumber(ARGV[1])
+local keep_ms = math.floor((next_free - now) / 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%d', next_free), 'PX', keep_ms)
+return turn - now
+"#;
+
+/// Sends a unique call: queues its message and takes its lock in one step, unless another
+/// call holds the lock, so that concurrent producers queue it once.
+///
+/// * `KEYS[1]` the call's `taskq.unique.<key>` lock, `KEYS[2]` the queue's list, `KEYS[3]` the
+///   queue's kombu binding set.
+/// * `ARGV[1]` the task id, `ARGV[2]` how long the lock lasts at most, in milliseconds,
+///   `ARGV[3]` the envelope, `ARGV[4]` the binding member.
+/// * Returns nil when queued, else the id of the call holding the lock.
+pub(crate) const UNIQUE_SEND: &str = r#"
+local holder = redis.call('GET', KEYS[1])
+if holder then
+  return holder
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[4])
+redis.call('LPUSH', KEYS[2], ARGV[3])
+return false
+"#;
+
+/// Releases a unique call's lock once its task is done, if the lock is still that call's (it
+/// may have expired and been taken by a later call).
+///
+/// * `KEYS[1]` the `taskq.unique.<key>` lock. `ARGV[1]` the task id.
+/// * Returns 1 when released, 0 when the lock was not that call's.
+pub(crate) const UNIQUE_RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"#;
+
 /// Takes or keeps the periodic scheduler's lead: renews the lease when `token` holds it,
 /// takes it when nobody does.
 ///
@@ -714,6 +767,9 @@ pub(crate) struct Scripts {
     pub(crate) chord_finish: Script,
     pub(crate) beat_fire: Script,
     pub(crate) beat_lead: Script,
+    pub(crate) rate_turn: Script,
+    pub(crate) unique_send: Script,
+    pub(crate) unique_release: Script,
     pub(crate) beat_resign: Script,
 }
 
@@ -736,6 +792,9 @@ impl Scripts {
             chord_finish: Script::new(CHORD_FINISH),
             beat_fire: Script::new(BEAT_FIRE),
             beat_lead: Script::new(BEAT_LEAD),
+            rate_turn: Script::new(RATE_TURN),
+            unique_send: Script::new(UNIQUE_SEND),
+            unique_release: Script::new(UNIQUE_RELEASE),
             beat_resign: Script::new(BEAT_RESIGN),
         }
     }

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::failure::TaskFailure;
+use crate::rate_limit::RateLimit;
 
 /// A boxed, sendable future, as returned by [`Task::run`].
 ///
@@ -86,6 +87,13 @@ pub struct TaskOptions {
     /// Whether the task judges its errors with `retry_if`: only errors it matches are then
     /// retried, and failures it cannot judge (panics) are not.
     pub retry_if: bool,
+    /// The fleet-wide rate limit (Celery's `rate_limit`, but global: see
+    /// [`crate::rate_limit`]); `None`: no limit.
+    pub rate_limit: Option<RateLimit>,
+    /// How long, in seconds, a call stays unique: while a call with the same task name and
+    /// arguments is queued or running, up to this long, another is not queued (see
+    /// [`Options::unique_for`](crate::Options::unique_for)). `None`: calls are not unique.
+    pub unique_for_secs: Option<f64>,
 }
 
 /// The longest delay between two retries, in seconds (Celery's `retry_backoff_max`).
@@ -110,6 +118,8 @@ impl TaskOptions {
             max_retries: 0,
             retry_backoff_secs: 1.0,
             retry_if: false,
+            rate_limit: None,
+            unique_for_secs: None,
         }
     }
 
@@ -179,6 +189,29 @@ impl TaskOptions {
     /// ```
     pub const fn time_limit_secs(mut self, secs: f64) -> Self {
         self.time_limit_secs = Some(secs);
+        self
+    }
+
+    /// Sets the fleet-wide rate limit.
+    ///
+    /// ```
+    /// use taskq::rate_limit::RateLimit;
+    ///
+    /// let options = taskq::TaskOptions::new().rate_limit(RateLimit::per_second(10.0));
+    /// assert_eq!(options.rate_limit, Some(RateLimit::per_second(10.0)));
+    /// ```
+    pub const fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
+
+    /// Makes calls unique for up to `secs` seconds.
+    ///
+    /// ```
+    /// assert_eq!(taskq::TaskOptions::new().unique_for_secs(60.0).unique_for_secs, Some(60.0));
+    /// ```
+    pub const fn unique_for_secs(mut self, secs: f64) -> Self {
+        self.unique_for_secs = Some(secs);
         self
     }
 

@@ -798,6 +798,61 @@ async fn one_scheduler_leads_until_it_resigns_or_its_lease_lapses(broker: &dyn B
     assert!(broker.lead("a", lease).await.unwrap(), "b's lease lapsed");
 }
 
+async fn rate_limit_turns_are_one_interval_apart(broker: &dyn Broker) {
+    let interval = Duration::from_millis(100);
+    let mut turns = Vec::new();
+    for _ in 0..5 {
+        turns.push(broker.take_turn("tasks.limited", interval).await.unwrap());
+    }
+    assert!(turns[0] < Duration::from_millis(20), "the first turn is now: {turns:?}");
+    for pair in turns.windows(2) {
+        let gap = pair[1].saturating_sub(pair[0]);
+        // Each turn is one interval after the one before, less the time between the asks.
+        assert!(
+            gap > Duration::from_millis(60) && gap <= interval,
+            "turns {turns:?}"
+        );
+    }
+    let other = broker.take_turn("tasks.other", interval).await.unwrap();
+    assert!(other < Duration::from_millis(20), "each task has its own turns");
+    tokio::time::sleep(turns[4] + interval).await;
+    let later = broker.take_turn("tasks.limited", interval).await.unwrap();
+    assert!(later < Duration::from_millis(20), "turns do not pile up while idle: {later:?}");
+}
+
+async fn a_unique_call_is_queued_once_until_released_or_lapsed(broker: &dyn Broker) {
+    let lock = Duration::from_millis(400);
+    let first = broker
+        .publish_unique("tasks.u:1", "u1", lock, &message("celery", "u1", 0))
+        .await
+        .unwrap();
+    assert_eq!(first, None, "queued");
+    let second = broker
+        .publish_unique("tasks.u:1", "u2", lock, &message("celery", "u2", 0))
+        .await
+        .unwrap();
+    assert_eq!(second.as_deref(), Some("u1"), "the holder's id comes back");
+    broker.release_unique("tasks.u:1", "u2").await.unwrap(); // not u2's to release
+    let third = broker
+        .publish_unique("tasks.u:1", "u3", lock, &message("celery", "u3", 0))
+        .await
+        .unwrap();
+    assert_eq!(third.as_deref(), Some("u1"));
+    broker.release_unique("tasks.u:1", "u1").await.unwrap();
+    let fourth = broker
+        .publish_unique("tasks.u:1", "u4", lock, &message("celery", "u4", 0))
+        .await
+        .unwrap();
+    assert_eq!(fourth, None, "released");
+    tokio::time::sleep(lock + Duration::from_millis(100)).await;
+    let fifth = broker
+        .publish_unique("tasks.u:1", "u5", lock, &message("celery", "u5", 0))
+        .await
+        .unwrap();
+    assert_eq!(fifth, None, "lapsed");
+    assert_eq!(ids(&fetch(broker, &["celery"], 10).await), ["u1", "u4", "u5"]);
+}
+
 // ---------------------------------------------------------------------------------------
 // Poison detection, where it acts: a worker reading the crash count.
 // ---------------------------------------------------------------------------------------
@@ -997,6 +1052,8 @@ contracts! {
     queue_stats_count_each_state with default_keys;
     a_periodic_slot_is_sent_once_and_only_after_the_last with custom_steps;
     one_scheduler_leads_until_it_resigns_or_its_lease_lapses with default_keys;
+    rate_limit_turns_are_one_interval_apart with default_keys;
+    a_unique_call_is_queued_once_until_released_or_lapsed with default_keys;
     (worker) a_worker_dead_letters_a_message_that_crashed_too_often;
     (worker) remote_control_reaches_a_worker_and_cleans_up;
 }

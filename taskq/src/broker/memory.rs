@@ -54,6 +54,10 @@ struct State {
     beat_slots: HashMap<String, i64>,
     /// The scheduler leading, and until when.
     beat_leader: Option<(String, std::time::Instant)>,
+    /// Rate-limited task → when its next turn is free.
+    rate_turns: HashMap<String, std::time::Instant>,
+    /// Unique call key → the call holding it, and until when.
+    unique_locks: HashMap<String, (String, std::time::Instant)>,
     /// Tags of messages whose task started.
     started: std::collections::HashSet<String>,
     /// (due time in microseconds, tag) → parked delivery.
@@ -689,6 +693,50 @@ impl Broker for MemoryBroker {
             .is_some_and(|(holder, _)| holder == token)
         {
             state.beat_leader = None;
+        }
+        Ok(())
+    }
+
+    async fn take_turn(&self, task: &str, interval: Duration) -> Result<Duration> {
+        let now = std::time::Instant::now();
+        let mut state = self.state();
+        let next_free = state.rate_turns.entry(task.to_owned()).or_insert(now);
+        let turn = (*next_free).max(now);
+        *next_free = turn + interval;
+        Ok(turn - now)
+    }
+
+    async fn publish_unique(
+        &self,
+        key: &str,
+        task_id: &str,
+        ttl: Duration,
+        message: &Outgoing,
+    ) -> Result<Option<String>> {
+        let now = std::time::Instant::now();
+        {
+            let mut state = self.state();
+            if let Some((holder, until)) = state.unique_locks.get(key) {
+                if *until > now {
+                    return Ok(Some(holder.clone()));
+                }
+            }
+            state
+                .unique_locks
+                .insert(key.to_owned(), (task_id.to_owned(), now + ttl));
+        }
+        self.publish(std::slice::from_ref(message)).await?;
+        Ok(None)
+    }
+
+    async fn release_unique(&self, key: &str, task_id: &str) -> Result<()> {
+        let mut state = self.state();
+        if state
+            .unique_locks
+            .get(key)
+            .is_some_and(|(holder, _)| holder == task_id)
+        {
+            state.unique_locks.remove(key);
         }
         Ok(())
     }

@@ -451,6 +451,25 @@ pub trait Broker: sealed::Sealed + Send + Sync + fmt::Debug + 'static {
     /// Gives up the lead if `token` holds it.
     async fn resign(&self, token: &str) -> Result<()>;
 
+    /// Takes the next turn of rate-limited `task`, turns being `interval` apart across every
+    /// worker; returns how long from now the turn taken starts (zero: at once). See
+    /// [`crate::rate_limit`].
+    async fn take_turn(&self, task: &str, interval: Duration) -> Result<Duration>;
+
+    /// Queues `message` (of call `task_id`) and takes the lock `key` for it for at most `ttl`,
+    /// in one step, unless another call holds `key`: then nothing is queued and that call's id
+    /// comes back. See [`Options::unique_for`](crate::Options::unique_for).
+    async fn publish_unique(
+        &self,
+        key: &str,
+        task_id: &str,
+        ttl: Duration,
+        message: &Outgoing,
+    ) -> Result<Option<String>>;
+
+    /// Releases the lock `key` if call `task_id` still holds it (its task is done).
+    async fn release_unique(&self, key: &str, task_id: &str) -> Result<()>;
+
     /// The broker URL with any password masked, for logs and banners.
     fn describe(&self) -> String;
 }

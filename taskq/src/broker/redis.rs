@@ -908,6 +908,53 @@ impl Broker for RedisBroker {
         Ok(())
     }
 
+    async fn take_turn(&self, task: &str, interval: Duration) -> Result<Duration> {
+        let mut conn = self.conn().await?;
+        let micros: i64 = self
+            .scripts
+            .rate_turn
+            .key(self.keys.rate_turns(task))
+            .arg(interval.as_micros().max(1) as u64)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(Duration::from_micros(micros.max(0) as u64))
+    }
+
+    async fn publish_unique(
+        &self,
+        key: &str,
+        task_id: &str,
+        ttl: Duration,
+        message: &Outgoing,
+    ) -> Result<Option<String>> {
+        let mut conn = self.conn().await?;
+        let holder: Option<String> = self
+            .scripts
+            .unique_send
+            .key(self.keys.unique_lock(key))
+            .key(self.destination(message))
+            .key(self.keys.binding(&message.queue))
+            .arg(task_id)
+            .arg(ttl.as_millis().max(1) as u64)
+            .arg(&message.envelope)
+            .arg(self.keys.binding_member(&message.queue))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(holder)
+    }
+
+    async fn release_unique(&self, key: &str, task_id: &str) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let _: i64 = self
+            .scripts
+            .unique_release
+            .key(self.keys.unique_lock(key))
+            .arg(task_id)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
     async fn queue_stats(&self, queues: &[String]) -> Result<Vec<QueueStats>> {
         let mut conn = self.conn().await?;
         let mut names: Vec<String> = queues.to_vec();

@@ -75,6 +75,9 @@ pub struct TaskMessage {
     /// How many of those recoveries happened while its task was running (it may be what
     /// kills its workers).
     pub crashes: u32,
+    /// A unique call's key (taskq's `taskq_unique` header), whose lock is released when the
+    /// task is done.
+    pub unique: Option<String>,
 }
 
 impl TaskMessage {
@@ -198,6 +201,7 @@ impl TaskMessage {
                 .get(header::TASKQ_CRASHES)
                 .and_then(Value::as_u64)
                 .unwrap_or(0) as u32,
+            unique: text(meta.get(header::TASKQ_UNIQUE)),
         }
     }
 

@@ -54,6 +54,9 @@ pub struct NewMessage {
     pub group_index: Option<u32>,
     /// What continues the workflow after the call (the body's embed).
     pub workflow: Workflow,
+    /// The unique call's key, if the call is unique: the worker that finishes it releases
+    /// the key's lock (see [`Options::unique_for`](crate::Options::unique_for)).
+    pub unique: Option<String>,
 }
 
 impl NewMessage {
@@ -75,6 +78,7 @@ impl NewMessage {
             group: None,
             group_index: None,
             workflow: Workflow::default(),
+            unique: None,
         }
     }
 
@@ -127,6 +131,7 @@ impl NewMessage {
                 replaced_task_nesting: 0,
                 stamped_headers: None,
                 stamps: RawObject::new(),
+                taskq_unique: self.unique.as_deref(),
             },
             properties: Properties {
                 correlation_id: &self.id,
@@ -177,6 +182,9 @@ struct Headers<'a> {
     replaced_task_nesting: u32,
     stamped_headers: Option<Vec<String>>,
     stamps: RawObject,
+    /// taskq's own, after Celery's headers and only when set (Python peers ignore it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    taskq_unique: Option<&'a str>,
 }
 
 #[derive(Serialize)]

@@ -64,6 +64,8 @@ pub mod header {
     pub const TASKQ_RECOVERIES: &str = "taskq_recoveries";
     /// How many of those recoveries happened while its task was running.
     pub const TASKQ_CRASHES: &str = "taskq_crashes";
+    /// A unique call's key, whose lock the worker releases when the task is done.
+    pub const TASKQ_UNIQUE: &str = "taskq_unique";
 }
 
 /// kombu's message properties.

@@ -16,7 +16,7 @@ use super::{room, Shared};
 use crate::backoff::Backoff;
 use crate::broker::Delivery;
 use crate::failure::TaskFailure;
-use crate::protocol::RawJson;
+use crate::protocol::{RawJson, TaskMessage};
 use crate::state::ResultMeta;
 
 /// Most completions handled in one round.
@@ -52,12 +52,32 @@ pub(super) struct Completion {
     pub(super) action: Action,
     /// What follows the task in its workflow, if anything does.
     pub(super) follow_up: Option<Box<FollowUp>>,
+    /// The lock of a unique call, released once the message is acknowledged or
+    /// dead-lettered (not when it is put back or retried: the call still stands).
+    pub(super) unique: Option<UniqueLock>,
     /// Released once the message is settled, so reservations count pending acks too.
     #[expect(
         dead_code,
         reason = "held only to be dropped when the message is settled"
     )]
     pub(super) reservation: OwnedSemaphorePermit,
+}
+
+/// A unique call's lock (see [`Options::unique_for`](crate::Options::unique_for)).
+#[derive(Debug, Clone)]
+pub(super) struct UniqueLock {
+    key: String,
+    task_id: String,
+}
+
+impl UniqueLock {
+    /// The lock `message` holds, if it is a unique call.
+    pub(super) fn of(message: &TaskMessage) -> Option<Self> {
+        Some(Self {
+            key: message.unique.clone()?,
+            task_id: message.id.clone(),
+        })
+    }
 }
 
 /// The part that settles finished messages: their results stored first, then acked,
@@ -176,6 +196,27 @@ async fn settle(shared: &Shared, batch: &mut [Completion]) {
             });
         }
     }
+    release_unique_locks(shared, batch).await;
+}
+
+/// Releases the locks of the unique calls settled for good, so the next such call is queued.
+/// Not retried: a lock left behind lapses by itself.
+async fn release_unique_locks(shared: &Shared, batch: &[Completion]) {
+    let done = batch
+        .iter()
+        .filter(|c| matches!(c.action, Action::Ack | Action::DeadLetter(_)))
+        .filter_map(|c| c.unique.as_ref());
+    let releases = done.map(|lock| async move {
+        let released = shared
+            .client
+            .broker()
+            .release_unique(&lock.key, &lock.task_id)
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(error = %e, key = %lock.key, "cannot release a unique call's lock; it lapses by itself");
+        }
+    });
+    join_all(releases).await;
 }
 
 /// Sends what follows a successful task in its workflow (next chain step, callbacks) and

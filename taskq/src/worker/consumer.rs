@@ -16,10 +16,10 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
-use super::completer::{Action, Completion};
+use super::completer::{Action, Completion, UniqueLock};
 use super::part::Part;
 use super::workflow::{Ended, FollowUp};
-use super::{events, executor, Shared};
+use super::{events, executor, rate_limits, Shared};
 use crate::backoff::Backoff;
 use crate::broker::{Delivery, Fetched, RefusedMessage};
 use crate::failure::TaskFailure;
@@ -326,17 +326,15 @@ async fn decide(
         now,
         start_marked,
     } = fetched;
-    let settle_with = |delivery, record, action, reservation, follow_up| {
+    let settle_with = |delivery, record, action, reservation, follow_up, unique| {
         let _ = completions.send(Completion {
             delivery,
             record,
             action,
             reservation,
             follow_up,
+            unique,
         });
-    };
-    let settle = |delivery, record, action, reservation| {
-        settle_with(delivery, record, action, reservation, None);
     };
     let max_bytes = shared.client.config().max_message_size;
     let message = match TaskMessage::decode_limited(&delivery.raw, max_bytes) {
@@ -350,8 +348,13 @@ async fn decide(
             });
             let record = failure_record(&refusal);
             let reason = format!("undecodable message: {refusal}");
-            return settle(delivery, record, Action::DeadLetter(reason), reservation);
+            let dead = Action::DeadLetter(reason);
+            return settle_with(delivery, record, dead, reservation, None, None);
         }
+    };
+    let unique = UniqueLock::of(&message);
+    let settle = |delivery, record, action, reservation| {
+        settle_with(delivery, record, action, reservation, None, unique.clone());
     };
     if message.expires.is_some_and(|t| timestamp(t) <= now) {
         tracing::info!(task = %message.task, id = %message.id, "task expired before it could run: revoked");
@@ -359,7 +362,14 @@ async fn decide(
         let record = ResultMeta::failure(&message.id, &expired);
         // Its chord counts it as revoked, as Celery's does; its errbacks are not called.
         let follow_up = FollowUp::after(&message, Ended::Failed(expired));
-        return settle_with(delivery, Some(record), Action::Ack, reservation, follow_up);
+        return settle_with(
+            delivery,
+            Some(record),
+            Action::Ack,
+            reservation,
+            follow_up,
+            unique,
+        );
     }
     if message.crashes >= shared.config().max_recoveries {
         // It keeps killing (or freezing) the workers that run it: stop the crash loop.
@@ -374,6 +384,7 @@ async fn decide(
             Action::DeadLetter(reason),
             reservation,
             follow_up,
+            unique,
         );
     }
     if let Some(eta) = message.eta.map(timestamp).filter(|eta| *eta > now) {
@@ -386,7 +397,7 @@ async fn decide(
     events::task(shared, "task-received", &message.id, || {
         events::received_fields(&message)
     });
-    let job = executor::Job {
+    let mut job = executor::Job {
         shared: shared.clone(),
         entry,
         message,
@@ -394,11 +405,14 @@ async fn decide(
         reservation,
         completions: completions.clone(),
         start_marked,
+        turn: None,
     };
     if shared.revoked.contains(&job.message.id) {
         // Revoked by remote control, e.g. while its ETA was pending.
         return job.discard_revoked();
     }
+    // Taken here, in fetch order, so that the fleet's turns go to messages in that order too.
+    job.turn = rate_limits::turn(shared, entry.name).await;
     // In fetch order, so priorities and FIFO order hold; the dispatcher starts them.
     if let Err(mpsc::error::SendError(job)) = ready.send(job) {
         job.requeue();

@@ -6,7 +6,8 @@
 //! `reply.celery.pidbox` to the caller's reply queue, with the `ticket` header the caller
 //! matches replies by.
 //!
-//! Supported: `ping`, `registered`, `active`, `stats`, `revoke`, `revoked` (the ids this
+//! Supported: `ping`, `registered`, `active`, `stats`, `rate_limit` (fleet-wide: see
+//! [`crate::rate_limit`]), `revoke`, `revoked` (the ids this
 //! worker honours: its copy of the broker's revoked set, see [`crate::revoke`]), `scheduled` and
 //! `reserved` (always empty: taskq parks ETA tasks in Redis and starts reserved ones at once),
 //! `active_queues`, `conf`, `clock`, `enable_events`, `disable_events`, and `hello` (Celery's
@@ -20,7 +21,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::part::{Loop, LoopPart};
-use super::{revoked, Shared};
+use super::{rate_limits, revoked, Shared};
 use crate::backoff::Backoff;
 use crate::broker::Subscription;
 use crate::protocol::kombu::encode_message;
@@ -144,6 +145,7 @@ async fn answer(shared: &Shared, method: &str, arguments: &Value) -> RawJson {
         "stats" => stats(shared).to_raw(),
         "revoke" => revoke(shared, arguments).await.to_raw(),
         "revoked" => reply(&shared.revoked.ids()),
+        "rate_limit" => rate_limits::command(shared, arguments).to_raw(),
         "hello" => hello(shared, arguments).await,
         "scheduled" | "reserved" => reply(&[(); 0]),
         "active_queues" => reply(&active_queues(shared)),

@@ -1,12 +1,16 @@
 //! Starts reserved jobs in the order they were fetched, one per free execution slot, so that
-//! priorities and FIFO order hold. On shutdown, jobs that never got a slot go back to their
-//! queues.
+//! priorities and FIFO order hold. A job of a rate-limited task whose turn is still to come
+//! waits aside, on a timer and without a slot, and is started when its turn comes (see
+//! [`crate::rate_limit`]). On shutdown, jobs that never got a slot go back to their queues.
 
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::executor::Job;
 use super::part::Part;
@@ -62,12 +66,21 @@ async fn drain(shared: &Shared) {
 }
 
 async fn run(shared: Arc<Shared>, mut ready: mpsc::UnboundedReceiver<Job>) {
+    let mut waiting = WaitingForTurns::default();
     loop {
+        let next_turn = waiting.next_turn();
         let job = tokio::select! {
             biased;
             () = shared.stopping.cancelled() => break,
+            () = sleep_until(next_turn) => waiting.pop().expect("a turn came, so a job waits"),
             job = ready.recv() => match job {
-                Some(job) => job,
+                Some(job) => match job.turn.filter(|turn| *turn > Instant::now()) {
+                    Some(turn) => {
+                        waiting.push(turn, job);
+                        continue;
+                    }
+                    None => job,
+                },
                 None => break,
             },
         };
@@ -91,7 +104,81 @@ async fn run(shared: Arc<Shared>, mut ready: mpsc::UnboundedReceiver<Job>) {
     }
     // Shutting down: what is still waiting never started. The consumer hands over its last
     // fetch before it drops its sender, which ends this loop.
+    for job in waiting.into_jobs() {
+        job.requeue();
+    }
     while let Some(job) = ready.recv().await {
         job.requeue();
+    }
+}
+
+/// Sleeps until `turn`; forever without one.
+async fn sleep_until(turn: Option<Instant>) {
+    match turn {
+        Some(turn) => tokio::time::sleep_until(turn).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Jobs waiting for their rate-limit turns, the soonest first.
+#[derive(Default)]
+struct WaitingForTurns {
+    turns: BinaryHeap<Reverse<Turn>>,
+    /// Breaks ties between equal turns in arrival order.
+    arrivals: u64,
+}
+
+impl WaitingForTurns {
+    fn push(&mut self, at: Instant, job: Job) {
+        self.arrivals += 1;
+        let arrival = self.arrivals;
+        self.turns.push(Reverse(Turn { at, arrival, job }));
+    }
+
+    /// When the soonest turn comes.
+    fn next_turn(&self) -> Option<Instant> {
+        self.turns.peek().map(|Reverse(turn)| turn.at)
+    }
+
+    /// The job whose turn comes first.
+    fn pop(&mut self) -> Option<Job> {
+        self.turns.pop().map(|Reverse(turn)| turn.job)
+    }
+
+    fn into_jobs(self) -> impl Iterator<Item = Job> {
+        self.turns.into_iter().map(|Reverse(turn)| turn.job)
+    }
+}
+
+/// A job and its turn, ordered by turn, then arrival.
+struct Turn {
+    at: Instant,
+    arrival: u64,
+    job: Job,
+}
+
+impl Turn {
+    fn key(&self) -> (Instant, u64) {
+        (self.at, self.arrival)
+    }
+}
+
+impl PartialEq for Turn {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Turn {}
+
+impl PartialOrd for Turn {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Turn {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(&other.key())
     }
 }

@@ -9,7 +9,7 @@ use tokio::task::JoinError;
 
 use tokio_util::sync::CancellationToken;
 
-use super::completer::{Action, Completion};
+use super::completer::{Action, Completion, UniqueLock};
 use super::start_marks::PendingMark;
 use super::time_limit::{self, Outcome, TimeLimits};
 use super::workflow::{Ended, FollowUp};
@@ -32,6 +32,8 @@ pub(super) struct Job {
     pub(super) completions: mpsc::UnboundedSender<Completion>,
     /// Whether the fetch marked it started already (it came for an idle slot).
     pub(super) start_marked: bool,
+    /// The rate-limit turn it waits for, if its task has a limit and the turn is not now.
+    pub(super) turn: Option<tokio::time::Instant>,
 }
 
 impl Job {
@@ -291,6 +293,7 @@ impl Job {
     ) {
         let record = record.map(|r| r.with_extended(self.extended_fields()));
         let _ = self.completions.send(Completion {
+            unique: UniqueLock::of(&self.message),
             delivery: self.delivery,
             record,
             action,

@@ -37,6 +37,7 @@ mod lease;
 mod logging;
 mod node_name;
 mod part;
+mod rate_limits;
 mod recovery;
 mod revoked;
 mod room;
@@ -743,6 +744,8 @@ struct Shared {
     dead_letter_log: Arc<dead_letter_log::DeadLetterLog>,
     /// Marks messages started in Redis before their tasks run.
     start_marks: start_marks::StartMarks,
+    /// Rate limits by task name (the turns are the broker's).
+    rate_limits: rate_limits::RateLimits,
 }
 
 impl Shared {
@@ -780,6 +783,7 @@ impl Shared {
             room: room::Room::new(),
             dead_letter_log: dead_letter_log::DeadLetterLog::new(),
             start_marks,
+            rate_limits: rate_limits::RateLimits::declared(),
         });
         (shared, event_queue)
     }

@@ -68,6 +68,8 @@ struct Headers<'a> {
     taskq_recoveries: Option<u64>,
     #[serde(default)]
     taskq_crashes: Option<u64>,
+    #[serde(default, borrow)]
+    taskq_unique: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -136,6 +138,7 @@ pub(super) fn decode(raw: &str) -> Option<TaskMessage> {
         unknown_attempts: count(headers.taskq_unknown_attempts),
         recoveries: count(headers.taskq_recoveries),
         crashes: count(headers.taskq_crashes),
+        unique: owned(headers.taskq_unique),
     })
 }
 
