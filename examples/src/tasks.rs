@@ -29,13 +29,16 @@ pub fn simulated_delay(default_ms: u64) -> Duration {
 
 /// Sends a push notification (simulated: waits 10 s), then records it in `notification.log`.
 ///
+/// The push provider takes at most 20 sends a second from the whole app, so the limit is
+/// fleet-wide: however many workers run, they start at most 20 of these a second.
+///
 /// ```no_run
 /// # async fn demo() -> taskq::Result<()> {
 /// let sent = taskq_examples::tasks::send_push_notification.delay("device-1".to_owned()).await?;
 /// println!("task {}", sent.id());
 /// # Ok(()) }
 /// ```
-#[taskq::task(name = "tasks.send_push_notification")]
+#[taskq::task(name = "tasks.send_push_notification", rate_limit = "20/s")]
 pub async fn send_push_notification(device_token: String) -> anyhow::Result<()> {
     tokio::time::sleep(simulated_delay(10_000)).await;
     let line = format!("Successfully sent push notification to: {device_token}");
@@ -75,6 +78,9 @@ pub struct Report {
 
 /// Generates a report for a user (simulated: waits 5 s).
 ///
+/// Unique for up to 5 minutes: while a user's report is queued or being made, asking again
+/// (a second click) queues nothing and gets the report already under way.
+///
 /// ```
 /// # #[tokio::main] async fn main() -> anyhow::Result<()> {
 /// std::env::set_var("TASKQ_EXAMPLE_DELAY_MS", "0");
@@ -82,7 +88,7 @@ pub struct Report {
 /// assert_eq!((report.user_id, report.status.as_str()), (42, "completed"));
 /// # Ok(()) }
 /// ```
-#[taskq::task(name = "tasks.generate_report")]
+#[taskq::task(name = "tasks.generate_report", unique_for = 300)]
 pub async fn generate_report(user_id: u64) -> anyhow::Result<Report> {
     tokio::time::sleep(simulated_delay(5_000)).await;
     Ok(Report {

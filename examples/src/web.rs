@@ -35,7 +35,8 @@ async fn push(Path(device_token): Path<String>) -> Result<Json<Value>, AppError>
     ))
 }
 
-/// `POST /start-report/{user_id}`: starts the report task.
+/// `POST /start-report/{user_id}`: starts the report task, or answers with the one already
+/// under way for that user (the task is unique).
 async fn start_report(Path(user_id): Path<u64>) -> Result<Json<Value>, AppError> {
     let sent = generate_report.delay(user_id).await?;
     Ok(Json(json!({"task_id": sent.id(), "status": "processing"})))

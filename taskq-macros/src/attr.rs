@@ -1,5 +1,6 @@
 //! The attribute's options: `#[task(name = "...", queue = "...", ignore_result, time_limit = 30,
-//! soft_time_limit = 20, crate = "...")]`.
+//! soft_time_limit = 20, max_retries = 3, retry_backoff = 1, retry_if = ..., rate_limit = "10/s",
+//! unique_for = 300, crate = "...")]`.
 //!
 //! Parsing is lenient where it can be: a misspelt key, a repeated key or a bad value is
 //! recorded as an error and parsing goes on, so that every mistake in the attribute is reported
@@ -593,11 +594,28 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits_read_celery_syntax() {
+        let per_second = |tokens| parse(tokens).unwrap().rate_limit.unwrap().per_second;
+        assert_eq!(per_second(quote! { rate_limit = "10/s" }), 10.0);
+        assert_eq!(per_second(quote! { rate_limit = "120/m" }), 2.0);
+        assert_eq!(per_second(quote! { rate_limit = "3600/h" }), 1.0);
+        assert_eq!(per_second(quote! { rate_limit = "4" }), 4.0);
+        assert!(error(quote! { rate_limit = 10 }).contains("Celery's syntax"));
+        assert!(error(quote! { rate_limit = "10/d" }).contains("Celery's syntax"));
+        assert!(error(quote! { rate_limit = "0/s" }).contains("leave the option out"));
+        assert!(error(quote! { ratelimit = "1/s" }).contains("did you mean `rate_limit`?"));
+        let args = parse(quote! { unique_for = 300 }).unwrap();
+        assert_eq!(args.unique_for.unwrap().secs, 300.0);
+        assert!(error(quote! { unique_for = "5m" }).contains("positive number of seconds"));
+    }
+
+    #[test]
     fn unknown_keys_list_the_accepted_ones() {
         assert_eq!(
-            error(quote! { rate_limit = 3 }),
-            "unknown `#[task]` option `rate_limit`; accepted options are: \
-             `name`, `queue`, `ignore_result`, `time_limit`, `soft_time_limit`, `max_retries`, `retry_backoff`, `retry_if`, `crate`"
+            error(quote! { priority = 3 }),
+            "unknown `#[task]` option `priority`; accepted options are: \
+             `name`, `queue`, `ignore_result`, `time_limit`, `soft_time_limit`, `max_retries`, \
+             `retry_backoff`, `retry_if`, `rate_limit`, `unique_for`, `crate`"
         );
         assert!(error(quote! { retries = 3 }).contains("did you mean `max_retries`?"));
         assert!(error(quote! { autoretry_for = x }).contains("did you mean `retry_if`?"));

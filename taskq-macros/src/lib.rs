@@ -117,10 +117,12 @@ use crate::model::{Errors, Validated};
 /// | `max_retries = 3` | how many times a run that returned `Err`, panicked or was stopped at its soft time limit runs again (hard time limits, revokes and bad arguments are not retried) | `0` |
 /// | `retry_backoff = 1` or `retry_backoff = 0.5` | the first retry's delay in seconds; it doubles for each next retry (up to 600 s), with jitter between half and all of it | `1` |
 /// | `retry_if = is_transient` or `retry_if = \|e\| e.is_timeout()` | which errors are retried (Celery's `autoretry_for`): a function or closure of `&E` returning `bool`. Only errors it matches are retried; panics are not. Needs `max_retries` | every `Err` and panic |
+/// | `rate_limit = "10/s"` (also `"100/m"`, `"2/h"`) | at most that many runs start a second across every worker (Celery's `rate_limit` syntax, but fleet-wide: see `taskq::rate_limit`); changed at run time by `celery control rate_limit` | none |
+/// | `unique_for = 300` | calls are unique for up to that many seconds: while a call with the same arguments is queued or running, another queues nothing and follows it (see `taskq::Options::unique_for`) | not unique |
 /// | `crate = "my_app::taskq"` | where the runtime crate is, when it is renamed or re-exported | `::taskq` |
 ///
 /// Per-call `taskq::Options` (`.queue(..)`, `.time_limit(..)`, `.soft_time_limit(..)`,
-/// `.ignore_result(..)`) override
+/// `.ignore_result(..)`, `.unique_for(..)`) override
 /// them for one call. A mistaken option is reported
 /// at the option (with a suggestion for a misspelt key) and left out; the task is still
 /// generated.

@@ -105,9 +105,8 @@ impl std::str::FromStr for RateLimit {
 
     /// As [`RateLimit::parse`], with "no limit" refused: a value that must be a limit.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Self::parse(text)?.ok_or_else(|| {
-            InvalidRateLimit(format!("{text:?}: a rate limit must be above zero"))
-        })
+        Self::parse(text)?
+            .ok_or_else(|| InvalidRateLimit(format!("{text:?}: a rate limit must be above zero")))
     }
 }
 

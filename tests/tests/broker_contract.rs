@@ -804,7 +804,10 @@ async fn rate_limit_turns_are_one_interval_apart(broker: &dyn Broker) {
     for _ in 0..5 {
         turns.push(broker.take_turn("tasks.limited", interval).await.unwrap());
     }
-    assert!(turns[0] < Duration::from_millis(20), "the first turn is now: {turns:?}");
+    assert!(
+        turns[0] < Duration::from_millis(20),
+        "the first turn is now: {turns:?}"
+    );
     for pair in turns.windows(2) {
         let gap = pair[1].saturating_sub(pair[0]);
         // Each turn is one interval after the one before, less the time between the asks.
@@ -814,10 +817,16 @@ async fn rate_limit_turns_are_one_interval_apart(broker: &dyn Broker) {
         );
     }
     let other = broker.take_turn("tasks.other", interval).await.unwrap();
-    assert!(other < Duration::from_millis(20), "each task has its own turns");
+    assert!(
+        other < Duration::from_millis(20),
+        "each task has its own turns"
+    );
     tokio::time::sleep(turns[4] + interval).await;
     let later = broker.take_turn("tasks.limited", interval).await.unwrap();
-    assert!(later < Duration::from_millis(20), "turns do not pile up while idle: {later:?}");
+    assert!(
+        later < Duration::from_millis(20),
+        "turns do not pile up while idle: {later:?}"
+    );
 }
 
 async fn a_unique_call_is_queued_once_until_released_or_lapsed(broker: &dyn Broker) {
@@ -850,7 +859,10 @@ async fn a_unique_call_is_queued_once_until_released_or_lapsed(broker: &dyn Brok
         .await
         .unwrap();
     assert_eq!(fifth, None, "lapsed");
-    assert_eq!(ids(&fetch(broker, &["celery"], 10).await), ["u1", "u4", "u5"]);
+    assert_eq!(
+        ids(&fetch(broker, &["celery"], 10).await),
+        ["u1", "u4", "u5"]
+    );
 }
 
 // ---------------------------------------------------------------------------------------
