@@ -30,11 +30,11 @@ pub struct Args {
     pub tasks: Option<u64>,
 
     /// Scenarios to run, comma-separated: sequential, concurrent, bulk, drain, latency, memory,
-    /// workflow.
+    /// workflow, flow-control.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "sequential,concurrent,bulk,drain,latency,memory,workflow"
+        default_value = "sequential,concurrent,bulk,drain,latency,memory,workflow,flow-control"
     )]
     pub scenarios: Vec<Scenario>,
 
@@ -121,6 +121,8 @@ pub enum Scenario {
     Memory,
     /// Plain tasks, chain steps and chord parts drained, side by side.
     Workflow,
+    /// Plain, unique and rate-limited calls, sent and drained, side by side.
+    FlowControl,
 }
 
 /// The sizes a run uses, resolved from the options.

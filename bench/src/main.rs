@@ -25,7 +25,7 @@ use crate::cli::{Args, Scenario};
 use crate::machine::Machine;
 use crate::redis_server::RedisServer;
 use crate::report::{Report, Row};
-use crate::scenarios::{drain, enqueue, floor, latency, memory, workflow, Bench};
+use crate::scenarios::{drain, enqueue, floor, flow_control, latency, memory, workflow, Bench};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -121,6 +121,13 @@ async fn run_taskq(args: &Args, bench: &mut Bench) -> anyhow::Result<Vec<Row>> {
     if args.runs(Scenario::Workflow) {
         let concurrency = args.drain_concurrency.iter().copied().max().unwrap_or(256);
         for row in workflow::workflow(bench, sizes.drain, concurrency).await? {
+            record(row);
+        }
+    }
+    if args.runs(Scenario::FlowControl) {
+        let concurrency = args.drain_concurrency.iter().copied().max().unwrap_or(256);
+        let (sends, drains) = (sizes.sequential, sizes.drain);
+        for row in flow_control::flow_control(bench, sends, drains, concurrency).await? {
             record(row);
         }
     }

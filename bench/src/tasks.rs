@@ -28,3 +28,17 @@ pub fn unix_micros() -> u64 {
 pub async fn count(results: Vec<u64>) -> usize {
     results.len()
 }
+
+/// [`noop`] as a unique call (`unique_for`): each send takes a lock in the same step as the
+/// enqueue, and the worker releases it when the call is done.
+#[taskq::task(name = "bench.unique_noop", unique_for = 600)]
+pub async fn unique_noop(i: u64) -> u64 {
+    i
+}
+
+/// [`noop`] under a fleet-wide rate limit no worker here reaches, so that what is measured is
+/// the turn each run takes in Redis, not the limit.
+#[taskq::task(name = "bench.limited_noop", rate_limit = "1000000/s")]
+pub async fn limited_noop(i: u64) -> u64 {
+    i
+}

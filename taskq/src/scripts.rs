@@ -665,14 +665,16 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 "#;
 
-/// Takes the next turn of a rate-limited task (GCRA without burst): turns are one interval
+/// Takes the next turns of a rate-limited task (GCRA without burst): turns are one interval
 /// apart on Redis's clock, whichever worker takes them, and the time the next one is free is
 /// the only state.
 ///
 /// * `KEYS[1]` the task's `taskq.rate.<task>` key.
-/// * `ARGV[1]` the interval between turns, in microseconds.
-/// * Returns how many microseconds from now the turn taken starts (0: at once). The key
-///   expires a second after the last turn it gave out, so an idle task leaves nothing.
+/// * `ARGV[1]` the interval between turns, in microseconds, `ARGV[2]` how many turns to take
+///   (one after the other).
+/// * Returns how many microseconds from now the first turn taken starts (0: at once); the
+///   others follow it one interval apart. The key expires a second after the last turn it
+///   gave out, so an idle task leaves nothing.
 pub(crate) const RATE_TURN: &str = r#"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -680,7 +682,7 @@ local turn = tonumber(redis.call('GET', KEYS[1]) or '0')
 if turn < now then
   turn = now
 end
-local next_free = turn + tonumber(ARGV[1])
+local next_free = turn + tonumber(ARGV[1]) * tonumber(ARGV[2])
 local keep_ms = math.floor((next_free - now) / 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%d', next_free), 'PX', keep_ms)
 return turn - now

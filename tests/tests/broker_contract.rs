@@ -801,9 +801,29 @@ async fn one_scheduler_leads_until_it_resigns_or_its_lease_lapses(broker: &dyn B
 async fn rate_limit_turns_are_one_interval_apart(broker: &dyn Broker) {
     let interval = Duration::from_millis(100);
     let mut turns = Vec::new();
-    for _ in 0..5 {
-        turns.push(broker.take_turn("tasks.limited", interval).await.unwrap());
+    for _ in 0..4 {
+        turns.push(
+            broker
+                .take_turns("tasks.limited", interval, 1)
+                .await
+                .unwrap(),
+        );
     }
+    // Two at once: the first is given, the second follows it.
+    turns.push(
+        broker
+            .take_turns("tasks.limited", interval, 2)
+            .await
+            .unwrap(),
+    );
+    let after_two = broker
+        .take_turns("tasks.limited", interval, 1)
+        .await
+        .unwrap();
+    assert!(
+        after_two.saturating_sub(turns[4]) > Duration::from_millis(160),
+        "two turns taken: {turns:?} then {after_two:?}"
+    );
     assert!(
         turns[0] < Duration::from_millis(20),
         "the first turn is now: {turns:?}"
@@ -816,13 +836,16 @@ async fn rate_limit_turns_are_one_interval_apart(broker: &dyn Broker) {
             "turns {turns:?}"
         );
     }
-    let other = broker.take_turn("tasks.other", interval).await.unwrap();
+    let other = broker.take_turns("tasks.other", interval, 1).await.unwrap();
     assert!(
         other < Duration::from_millis(20),
         "each task has its own turns"
     );
-    tokio::time::sleep(turns[4] + interval).await;
-    let later = broker.take_turn("tasks.limited", interval).await.unwrap();
+    tokio::time::sleep(after_two + interval).await;
+    let later = broker
+        .take_turns("tasks.limited", interval, 1)
+        .await
+        .unwrap();
     assert!(
         later < Duration::from_millis(20),
         "turns do not pile up while idle: {later:?}"

@@ -82,13 +82,30 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    timed_sends(bench, n, n, scenario, label, send).await
+}
+
+/// Times `send`, which makes `n` sends that must queue `queued` tasks (fewer when sends are
+/// deduplicated), from an empty Redis, with its CPU costs per send.
+pub(super) async fn timed_sends<F, Fut>(
+    bench: &mut Bench,
+    n: u64,
+    queued: u64,
+    scenario: Scenario,
+    label: String,
+    send: F,
+) -> anyhow::Result<Row>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
     bench.flush().await?;
     let probe = bench.probe().await?;
     let started = Instant::now();
     send().await?;
     let secs = started.elapsed().as_secs_f64();
     let cost = bench.cost(probe, n).await?;
-    expect_queued(bench, n).await?;
+    expect_queued(bench, queued).await?;
     Ok(Row {
         system: System::Taskq,
         scenario,

@@ -8,6 +8,7 @@
 pub mod drain;
 pub mod enqueue;
 pub mod floor;
+pub mod flow_control;
 pub mod latency;
 pub mod memory;
 pub mod workflow;

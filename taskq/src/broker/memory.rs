@@ -697,12 +697,12 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
-    async fn take_turn(&self, task: &str, interval: Duration) -> Result<Duration> {
+    async fn take_turns(&self, task: &str, interval: Duration, count: u32) -> Result<Duration> {
         let now = std::time::Instant::now();
         let mut state = self.state();
         let next_free = state.rate_turns.entry(task.to_owned()).or_insert(now);
         let turn = (*next_free).max(now);
-        *next_free = turn + interval;
+        *next_free = turn + interval * count;
         Ok(turn - now)
     }
 

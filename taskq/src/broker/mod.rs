@@ -451,10 +451,10 @@ pub trait Broker: sealed::Sealed + Send + Sync + fmt::Debug + 'static {
     /// Gives up the lead if `token` holds it.
     async fn resign(&self, token: &str) -> Result<()>;
 
-    /// Takes the next turn of rate-limited `task`, turns being `interval` apart across every
-    /// worker; returns how long from now the turn taken starts (zero: at once). See
-    /// [`crate::rate_limit`].
-    async fn take_turn(&self, task: &str, interval: Duration) -> Result<Duration>;
+    /// Takes the next `count` turns of rate-limited `task`, turns being `interval` apart across
+    /// every worker; returns how long from now the first turn taken starts (zero: at once),
+    /// the others following it an interval apart. See [`crate::rate_limit`].
+    async fn take_turns(&self, task: &str, interval: Duration, count: u32) -> Result<Duration>;
 
     /// Queues `message` (of call `task_id`) and takes the lock `key` for it for at most `ttl`,
     /// in one step, unless another call holds `key`: then nothing is queued and that call's id

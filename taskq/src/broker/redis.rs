@@ -908,13 +908,14 @@ impl Broker for RedisBroker {
         Ok(())
     }
 
-    async fn take_turn(&self, task: &str, interval: Duration) -> Result<Duration> {
+    async fn take_turns(&self, task: &str, interval: Duration, count: u32) -> Result<Duration> {
         let mut conn = self.conn().await?;
         let micros: i64 = self
             .scripts
             .rate_turn
             .key(self.keys.rate_turns(task))
             .arg(interval.as_micros().max(1) as u64)
+            .arg(count)
             .invoke_async(&mut conn)
             .await?;
         Ok(Duration::from_micros(micros.max(0) as u64))

@@ -142,6 +142,7 @@ async fn decide_batches(
 ) {
     while let Some(batch) = batches.recv().await {
         let pairs = batch.deliveries.into_iter().zip(batch.reservations);
+        let mut limited = Vec::new();
         for (n, (delivery, reservation)) in pairs.enumerate() {
             let fetched = Arrival {
                 delivery,
@@ -149,8 +150,22 @@ async fn decide_batches(
                 now: batch.now,
                 start_marked: n < batch.start_marked,
             };
-            decide(&shared, &completions, &ready, fetched).await;
+            decide(&shared, &completions, &ready, fetched, &mut limited).await;
         }
+        if !limited.is_empty() {
+            // One step per rate-limited task for the whole batch, in fetch order.
+            for job in rate_limits::give_turns(&shared, limited).await {
+                hand_over(&ready, job);
+            }
+        }
+    }
+}
+
+/// Hands a job to the dispatcher, in fetch order, so priorities and FIFO order hold; if the
+/// dispatcher is gone (shutdown), the message goes back to its queue.
+fn hand_over(ready: &mpsc::UnboundedSender<executor::Job>, job: executor::Job) {
+    if let Err(mpsc::error::SendError(job)) = ready.send(job) {
+        job.requeue();
     }
 }
 
@@ -313,12 +328,15 @@ async fn reserve(shared: &Shared) -> Option<Vec<OwnedSemaphorePermit>> {
 }
 
 /// Decides one fetched message's fate: run it (to the dispatcher, in order), park it until
-/// its ETA, or settle it at once (refused, expired, poison, unknown task).
+/// its ETA, or settle it at once (refused, expired, poison, unknown task). A job of a
+/// rate-limited task goes to `limited` instead, to be given its turn with the rest of its
+/// batch.
 async fn decide(
     shared: &Arc<Shared>,
     completions: &mpsc::UnboundedSender<Completion>,
     ready: &mpsc::UnboundedSender<executor::Job>,
     fetched: Arrival,
+    limited: &mut Vec<executor::Job>,
 ) {
     let Arrival {
         delivery,
@@ -397,7 +415,7 @@ async fn decide(
     events::task(shared, "task-received", &message.id, || {
         events::received_fields(&message)
     });
-    let mut job = executor::Job {
+    let job = executor::Job {
         shared: shared.clone(),
         entry,
         message,
@@ -411,11 +429,10 @@ async fn decide(
         // Revoked by remote control, e.g. while its ETA was pending.
         return job.discard_revoked();
     }
-    // Taken here, in fetch order, so that the fleet's turns go to messages in that order too.
-    job.turn = rate_limits::turn(shared, entry.name).await;
-    // In fetch order, so priorities and FIFO order hold; the dispatcher starts them.
-    if let Err(mpsc::error::SendError(job)) = ready.send(job) {
-        job.requeue();
+    if rate_limits::applies(shared, entry.name) {
+        limited.push(job);
+    } else {
+        hand_over(ready, job);
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::RwLock;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::executor::Job;
 use super::Shared;
 use crate::protocol::{raw_object, RawObject};
 use crate::rate_limit::RateLimit;
@@ -46,25 +47,44 @@ impl RateLimits {
     }
 }
 
-/// When a run of `task` may start: at once (`None`) for a task without a limit, else at the
-/// turn taken for it. If the broker cannot give a turn, the run is not held back (and that
-/// is logged): the limit is a promise to a third party, not worth a stuck worker.
-pub(super) async fn turn(shared: &Shared, task: &str) -> Option<Instant> {
-    let limit = shared.rate_limits.get(task)?;
-    let asked = Instant::now();
-    match shared
-        .client
-        .broker()
-        .take_turn(task, limit.interval())
-        .await
-    {
-        Ok(wait) if wait.is_zero() => None,
-        Ok(wait) => Some(asked + wait),
-        Err(e) => {
-            tracing::warn!(error = %e, %task, "cannot take a rate-limit turn; the task runs without waiting");
-            None
+/// Whether runs of `task` take turns.
+pub(super) fn applies(shared: &Shared, task: &str) -> bool {
+    shared.rate_limits.get(task).is_some()
+}
+
+/// Gives each job of a rate-limited task its turn, taking the turns of each task in one step
+/// (in the jobs' order), and returns the jobs in the order given. A job whose turn is now gets
+/// none. If the broker cannot give turns, the runs are not held back (and that is logged):
+/// the limit is a promise to a third party, not worth a stuck worker.
+pub(super) async fn give_turns(shared: &Shared, mut jobs: Vec<Job>) -> Vec<Job> {
+    let mut tasks: Vec<&'static str> = jobs.iter().map(|job| job.entry.name).collect();
+    tasks.dedup();
+    tasks.sort_unstable();
+    tasks.dedup();
+    for task in tasks {
+        let Some(limit) = shared.rate_limits.get(task) else {
+            continue; // lifted since the job was decided
+        };
+        let mine: Vec<&mut Job> = jobs.iter_mut().filter(|j| j.entry.name == task).collect();
+        let asked = Instant::now();
+        let first = shared
+            .client
+            .broker()
+            .take_turns(task, limit.interval(), mine.len() as u32)
+            .await;
+        let first = match first {
+            Ok(first) => first,
+            Err(e) => {
+                tracing::warn!(error = %e, %task, "cannot take rate-limit turns; the tasks run without waiting");
+                continue;
+            }
+        };
+        for (n, job) in mine.into_iter().enumerate() {
+            let wait = first + limit.interval() * n as u32;
+            job.turn = (!wait.is_zero()).then(|| asked + wait);
         }
     }
+    jobs
 }
 
 /// Celery's `rate_limit` command: `{"task_name", "rate_limit"}`, the rate in Celery's syntax
