@@ -451,6 +451,17 @@ pub trait Broker: sealed::Sealed + Send + Sync + fmt::Debug + 'static {
     /// Gives up the lead if `token` holds it.
     async fn resign(&self, token: &str) -> Result<()>;
 
+    /// Pauses `queue` for every taskq worker (see
+    /// [`BrokerKeys::paused_queues`](crate::keys::BrokerKeys::paused_queues)); `true` when it
+    /// was not paused. Its messages stay queued.
+    async fn pause_queue(&self, queue: &str) -> Result<bool>;
+
+    /// Resumes a paused `queue`; `true` when it was paused.
+    async fn resume_queue(&self, queue: &str) -> Result<bool>;
+
+    /// The paused queues, sorted by name.
+    async fn paused_queues(&self) -> Result<Vec<String>>;
+
     /// The broker URL with any password masked, for logs and banners.
     fn describe(&self) -> String;
 }
