@@ -34,7 +34,8 @@ pub(crate) enum Command {
         flags: ControlFlags,
     },
     /// Any other remote-control command, as Celery's app.control.broadcast sends it (e.g.
-    /// clock; Python workers also take rate_limit, add_consumer, shutdown, …).
+    /// clock, time_limit, pool_grow, autoscale, add_consumer, shutdown; Python workers also
+    /// take rate_limit, …).
     Broadcast {
         /// The command's method name.
         method: String,

@@ -102,6 +102,11 @@ pub struct WorkerArgs {
     /// in their queues (default: TASKQ_SHUTDOWN_GRACE, else 30).
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub shutdown_grace: Option<Duration>,
+
+    /// Scale the slots between MIN and MAX with the work held, as Celery's autoscaler does
+    /// (`10,3`; one number is MAX with MIN 0; the order does not matter). Replaces -c.
+    #[arg(long, value_name = "MAX,MIN", value_parser = parse_autoscale)]
+    pub autoscale: Option<(usize, usize)>,
 }
 
 impl WorkerArgs {
@@ -153,6 +158,9 @@ impl WorkerArgs {
         }
         if let Some(grace) = self.shutdown_grace {
             builder = builder.shutdown_grace(grace);
+        }
+        if let Some((max, min)) = self.autoscale {
+            builder = builder.autoscale(max, min);
         }
         Ok(builder)
     }
@@ -224,6 +232,28 @@ fn parse_positive(n: &str) -> std::result::Result<usize, String> {
         Ok(0) => Err("must be at least 1".to_owned()),
         Ok(n) => Ok(n),
         Err(_) => Err(format!("{n:?} is not a whole number")),
+    }
+}
+
+/// Celery's `--autoscale`: `max,min` in either order, or `max` alone (min 0).
+fn parse_autoscale(range: &str) -> std::result::Result<(usize, usize), String> {
+    let numbers: Vec<&str> = range.split(',').collect();
+    if numbers.len() > 2 {
+        return Err(format!(
+            "{range:?}: expected two comma-separated whole numbers (max,min) or one (max)"
+        ));
+    }
+    let mut parsed = numbers
+        .iter()
+        .map(|n| n.trim().parse::<usize>())
+        .collect::<std::result::Result<Vec<usize>, _>>()
+        .map_err(|_| format!("{range:?}: expected whole numbers, such as 10,3"))?;
+    parsed.sort_unstable();
+    match parsed[..] {
+        [max] | [_, max] if max == 0 => Err(format!("{range:?}: the maximum must be at least 1")),
+        [max] => Ok((max, 0)),
+        [min, max] => Ok((max, min)),
+        _ => Err(format!("{range:?}: expected max,min")),
     }
 }
 
@@ -343,6 +373,30 @@ mod tests {
         }
         let err = parse(&["-n", "w@%p"]).unwrap_err().to_string();
         assert!(err.contains("unknown template %p"), "{err}");
+    }
+
+    #[test]
+    fn autoscale_takes_celerys_forms() {
+        assert_eq!(
+            parse(&["--autoscale=10,3"]).unwrap().autoscale,
+            Some((10, 3))
+        );
+        assert_eq!(
+            parse(&["--autoscale", "3,10"]).unwrap().autoscale,
+            Some((10, 3))
+        );
+        assert_eq!(parse(&["--autoscale=4"]).unwrap().autoscale, Some((4, 0)));
+        for bad in ["1,2,3", "x", "0", "4,"] {
+            let err = parse(&["--autoscale", bad]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+        }
+        let client = Client::from_config(crate::Config::default()).unwrap();
+        let worker = parse(&["--autoscale=6,2"])
+            .unwrap()
+            .apply(Worker::builder(client))
+            .unwrap()
+            .build();
+        assert!(format!("{worker:?}").contains("autoscale: Some((6, 2))"));
     }
 
     #[test]

@@ -392,6 +392,78 @@ impl Control {
             .await
     }
 
+    /// Pauses `queue` for every taskq worker: recorded in the broker's paused set (so workers
+    /// started later skip it too), then broadcast as `pause_queue`, which running taskq
+    /// workers follow before their next fetch (within a second). Messages sent to it stay
+    /// queued until [`resume_queue`](Self::resume_queue). Python Celery workers know no such
+    /// thing and go on consuming it. Returns the taskq workers' replies.
+    ///
+    /// # Errors
+    ///
+    /// As [`broadcast`](Self::broadcast).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: taskq::Client) -> taskq::Result<()> {
+    /// use taskq::control::ControlOptions;
+    ///
+    /// client.control().pause_queue("reports", &ControlOptions::new()).await?;
+    /// // ... a migration, a downstream outage ...
+    /// client.control().resume_queue("reports", &ControlOptions::new()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn pause_queue(
+        &self,
+        queue: &str,
+        options: &ControlOptions,
+    ) -> Result<Vec<NodeReply>> {
+        self.client.broker().pause_queue(queue).await?;
+        self.broadcast("pause_queue", serde_json::json!({"queue": queue}), options)
+            .await
+    }
+
+    /// Resumes a queue paused with [`pause_queue`](Self::pause_queue): removed from the
+    /// broker's paused set, then broadcast as `resume_queue`. Returns the taskq workers'
+    /// replies.
+    ///
+    /// # Errors
+    ///
+    /// As [`broadcast`](Self::broadcast).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: taskq::Client) -> taskq::Result<()> {
+    /// client.control().resume_queue("reports", &taskq::control::ControlOptions::new()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn resume_queue(
+        &self,
+        queue: &str,
+        options: &ControlOptions,
+    ) -> Result<Vec<NodeReply>> {
+        self.client.broker().resume_queue(queue).await?;
+        self.broadcast("resume_queue", serde_json::json!({"queue": queue}), options)
+            .await
+    }
+
+    /// The queues paused now, by name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`](crate::Error::Redis) when the broker cannot be reached.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> taskq::Result<()> {
+    /// let mut config = taskq::Config::default();
+    /// config.broker_url = "memory://paused-doc".into();
+    /// let client = taskq::Client::from_config(config)?;
+    /// let options = taskq::control::ControlOptions::new().timeout(std::time::Duration::ZERO);
+    /// client.control().pause_queue("reports", &options).await?;
+    /// assert_eq!(client.control().paused_queues().await?, ["reports"]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn paused_queues(&self) -> Result<Vec<String>> {
+        self.client.broker().paused_queues().await
+    }
+
     /// Sends the command, then reads replies until the timeout or the limit.
     async fn send_and_collect(
         &self,

@@ -15,6 +15,7 @@
 //! | `taskq.dead_letter` | list | messages that cannot run, with the reason |
 //! | `taskq.beat.slots` | hash | periodic entry → the last slot fired (ms since the epoch) |
 //! | `taskq.beat.leader` | string | the token of the scheduler holding the lead, with a lease |
+//! | `taskq.paused_queues` | set | queues taskq workers do not fetch from until resumed (see [`BrokerKeys::paused_queues`]) |
 //! | `taskq.revoked` | zset | revoked task id → revoke time (server clock), at most 50,000 ids of the last 3 h (see [`crate::revoke`]) |
 //! | `celery-task-meta-<id>` | string + channel | the result record, also published |
 //! | `celery-taskset-meta-<gid>` | string | a saved group result (`GroupResult.save()`) |
@@ -411,6 +412,18 @@ impl BrokerKeys {
     /// ```
     pub fn revoked(&self) -> String {
         format!("{}taskq.revoked", self.prefix)
+    }
+
+    /// Queues paused fleet-wide: taskq workers read the set when they start and follow the
+    /// `pause_queue` / `resume_queue` broadcasts; they fetch nothing from a paused queue, whose
+    /// messages stay queued. Celery has no such thing: Python workers go on consuming.
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default();
+    /// assert_eq!(keys.paused_queues(), "taskq.paused_queues");
+    /// ```
+    pub fn paused_queues(&self) -> String {
+        format!("{}taskq.paused_queues", self.prefix)
     }
 }
 

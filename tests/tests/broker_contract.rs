@@ -886,6 +886,28 @@ async fn a_unique_call_is_queued_once_until_released_or_lapsed(broker: &dyn Brok
         ids(&fetch(broker, &["celery"], 10).await),
         ["u1", "u4", "u5"]
     );
+async fn paused_queues_are_a_set_and_their_messages_stay(broker: &dyn Broker) {
+    assert!(broker.paused_queues().await.unwrap().is_empty());
+    assert!(broker.pause_queue("reports").await.unwrap());
+    assert!(
+        !broker.pause_queue("reports").await.unwrap(),
+        "paused already"
+    );
+    assert!(broker.pause_queue("emails").await.unwrap());
+    assert_eq!(broker.paused_queues().await.unwrap(), ["emails", "reports"]);
+    broker
+        .publish(&[message("reports", "r1", 0)])
+        .await
+        .unwrap();
+    assert_eq!(
+        broker.queue_stats(&queues(&["reports"])).await.unwrap()[0].waiting,
+        1,
+        "pausing keeps what is queued"
+    );
+    assert!(broker.resume_queue("reports").await.unwrap());
+    assert!(!broker.resume_queue("reports").await.unwrap(), "not paused");
+    assert_eq!(broker.paused_queues().await.unwrap(), ["emails"]);
+    assert_eq!(ids(&fetch(broker, &["reports"], 10).await), ["r1"]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1008,6 +1030,84 @@ async fn remote_control_reaches_a_worker_and_cleans_up(subject: &Subject) {
     assert_eq!(routed, 0);
 }
 
+/// A queue paused before a worker starts is skipped from its first fetch; one paused while
+/// it runs is skipped from the broadcast on; resuming takes it up again.
+async fn a_worker_skips_paused_queues_until_resumed(subject: &Subject) {
+    use taskq::control::ControlOptions;
+
+    let client = subject.client();
+    let options = ControlOptions::new().timeout(Duration::from_millis(500));
+    client
+        .control()
+        .pause_queue("held", &options)
+        .await
+        .unwrap();
+    let worker = RunningWorker::start(&client, |b| {
+        b.hostname("taskq@paused")
+            .queues(["celery", "held", "later"])
+    });
+    let held = client
+        .send(&contract_task, (), taskq::Options::new().queue("held"))
+        .await
+        .unwrap();
+    let runs = client
+        .send(&contract_task, (), taskq::Options::new())
+        .await
+        .unwrap();
+    runs.get(Duration::from_secs(20)).await.unwrap();
+    let waiting = |queue: &'static str| async move {
+        subject
+            .broker
+            .queue_stats(&[queue.to_owned()])
+            .await
+            .unwrap()[0]
+            .waiting
+    };
+    assert_eq!(
+        waiting("held").await,
+        1,
+        "a queue paused at start is skipped"
+    );
+
+    // Paused while the worker runs: once a worker answered, it skips the queue.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while client
+        .control()
+        .pause_queue("later", &options)
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no worker answered pause_queue"
+        );
+    }
+    client
+        .send(&contract_task, (), taskq::Options::new().queue("later"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        waiting("later").await,
+        1,
+        "a queue paused at run time is skipped"
+    );
+
+    let resumed = client
+        .control()
+        .resume_queue("held", &options)
+        .await
+        .unwrap();
+    assert_eq!(
+        resumed[0].reply,
+        serde_json::json!({"ok": "queue held resumed"})
+    );
+    held.get(Duration::from_secs(20)).await.unwrap();
+    assert_eq!(client.control().paused_queues().await.unwrap(), ["later"]);
+    worker.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // Each contract, on each broker.
 // ---------------------------------------------------------------------------------------
@@ -1089,6 +1189,8 @@ contracts! {
     one_scheduler_leads_until_it_resigns_or_its_lease_lapses with default_keys;
     rate_limit_turns_are_one_interval_apart with default_keys;
     a_unique_call_is_queued_once_until_released_or_lapsed with default_keys;
+    paused_queues_are_a_set_and_their_messages_stay with default_keys;
     (worker) a_worker_dead_letters_a_message_that_crashed_too_often;
     (worker) remote_control_reaches_a_worker_and_cleans_up;
+    (worker) a_worker_skips_paused_queues_until_resumed;
 }

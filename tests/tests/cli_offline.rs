@@ -228,8 +228,8 @@ async fn queues_count_and_purge_deletes_only_with_consent() {
     assert_eq!(
         stats,
         json!([
-            {"queue": "celery", "waiting": 2, "unacked": 0, "scheduled": 0, "dead_letters": 1},
-            {"queue": "reports", "waiting": 1, "unacked": 0, "scheduled": 0, "dead_letters": 0},
+            {"queue": "celery", "waiting": 2, "unacked": 0, "scheduled": 0, "dead_letters": 1, "paused": false},
+            {"queue": "reports", "waiting": 1, "unacked": 0, "scheduled": 0, "dead_letters": 0, "paused": false},
         ])
     );
     let table = taskq(&server, &["queues", "-Q", "reports"]).await.success();
@@ -237,7 +237,39 @@ async fn queues_count_and_purge_deletes_only_with_consent() {
     assert_eq!(lines.len(), 2, "{table}");
     assert!(lines[0].starts_with("QUEUE") && lines[0].contains("DEAD LETTERS"));
     let row: Vec<&str> = lines[1].split_whitespace().collect();
-    assert_eq!(row, ["reports", "1", "0", "0", "0"]);
+    assert_eq!(row, ["reports", "1", "0", "0", "0", "no"]);
+
+    // Paused for every taskq worker (none runs here: recorded, no confirmation), and back.
+    let paused = taskq(&server, &["queues", "pause", "reports", "-t", "0.2"])
+        .await
+        .success();
+    assert!(
+        paused
+            .stdout
+            .contains("queue reports paused (recorded in the broker; 0 taskq worker(s) confirmed)"),
+        "{paused}"
+    );
+    let table = taskq(&server, &["queues", "-Q", "reports"]).await.success();
+    let row: Vec<&str> = table
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row,
+        ["reports", "1", "0", "0", "0", "yes"],
+        "messages stay queued"
+    );
+    taskq(&server, &["queues", "resume", "reports", "-t", "0.2"])
+        .await
+        .success();
+    let stats = taskq(&server, &["queues", "--json", "-Q", "reports"])
+        .await
+        .success()
+        .json();
+    assert_eq!(stats[0]["paused"], false);
 
     // No terminal, no -f: refused, nothing deleted.
     let refused = taskq(&server, &["purge", "-Q", "celery"])

@@ -71,6 +71,8 @@ struct State {
     revoked: RevokeLog,
     /// Queues published to (kombu's bindings on Redis), for [`Broker::queue_stats`].
     declared: std::collections::BTreeSet<String>,
+    /// Queues paused for every worker.
+    paused: std::collections::BTreeSet<String>,
 }
 
 impl State {
@@ -542,6 +544,18 @@ impl Broker for MemoryBroker {
 
     fn describe(&self) -> String {
         format!("memory://{}", self.name)
+    }
+
+    async fn pause_queue(&self, queue: &str) -> Result<bool> {
+        Ok(self.state().paused.insert(queue.to_owned()))
+    }
+
+    async fn resume_queue(&self, queue: &str) -> Result<bool> {
+        Ok(self.state().paused.remove(queue))
+    }
+
+    async fn paused_queues(&self) -> Result<Vec<String>> {
+        Ok(self.state().paused.iter().cloned().collect())
     }
 
     async fn record_revokes(&self, ids: &[String]) -> Result<()> {

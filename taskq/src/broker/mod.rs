@@ -469,6 +469,16 @@ pub trait Broker: sealed::Sealed + Send + Sync + fmt::Debug + 'static {
 
     /// Releases the lock `key` if call `task_id` still holds it (its task is done).
     async fn release_unique(&self, key: &str, task_id: &str) -> Result<()>;
+    /// Pauses `queue` for every taskq worker (see
+    /// [`BrokerKeys::paused_queues`](crate::keys::BrokerKeys::paused_queues)); `true` when it
+    /// was not paused. Its messages stay queued.
+    async fn pause_queue(&self, queue: &str) -> Result<bool>;
+
+    /// Resumes a paused `queue`; `true` when it was paused.
+    async fn resume_queue(&self, queue: &str) -> Result<bool>;
+
+    /// The paused queues, sorted by name.
+    async fn paused_queues(&self) -> Result<Vec<String>>;
 
     /// The broker URL with any password masked, for logs and banners.
     fn describe(&self) -> String;

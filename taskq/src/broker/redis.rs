@@ -727,6 +727,36 @@ impl Broker for RedisBroker {
         mask_url(&self.url)
     }
 
+    async fn pause_queue(&self, queue: &str) -> Result<bool> {
+        let mut conn = self.conn().await?;
+        let added: i64 = redis::cmd("SADD")
+            .arg(self.keys.paused_queues())
+            .arg(queue)
+            .query_async(&mut conn)
+            .await?;
+        Ok(added == 1)
+    }
+
+    async fn resume_queue(&self, queue: &str) -> Result<bool> {
+        let mut conn = self.conn().await?;
+        let removed: i64 = redis::cmd("SREM")
+            .arg(self.keys.paused_queues())
+            .arg(queue)
+            .query_async(&mut conn)
+            .await?;
+        Ok(removed == 1)
+    }
+
+    async fn paused_queues(&self) -> Result<Vec<String>> {
+        let mut conn = self.conn().await?;
+        let mut paused: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.paused_queues())
+            .query_async(&mut conn)
+            .await?;
+        paused.sort();
+        Ok(paused)
+    }
+
     async fn record_revokes(&self, ids: &[String]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());

@@ -4,6 +4,12 @@ use super::Settings;
 use crate::{registry, Client};
 
 pub(super) fn render(client: &Client, settings: &Settings) -> String {
+    let config = client.config();
+    // Celery shows an autoscaling worker's range as `{min=1, max=10}`.
+    let (concurrency, most) = match settings.autoscale {
+        Some((max, min)) => (format!("{{min={min}, max={max}}}"), max),
+        None => (config.concurrency.to_string(), config.concurrency),
+    };
     let version = env!("CARGO_PKG_VERSION");
     let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S");
     let mut out = format!(
@@ -25,8 +31,7 @@ pub(super) fn render(client: &Client, settings: &Settings) -> String {
         os = std::env::consts::OS,
         transport = client.broker().describe(),
         results = client.backend().describe(),
-        concurrency = client.config().concurrency,
-        prefetch = client.config().concurrency * client.config().prefetch_multiplier,
+        prefetch = most * config.prefetch_multiplier,
     );
     for queue in &client.config().queues {
         out.push_str(&format!("                .> {queue}\n"));

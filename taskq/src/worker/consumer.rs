@@ -67,7 +67,7 @@ pub(super) struct Consumer {
 
 impl Consumer {
     /// Starts consuming once `revokes_loaded` says the revoked ids are loaded, so that a task
-    /// revoked while no worker ran is never started. Messages to run go to `ready` (the
+    /// revoked while no worker ran is never started, and once it knows the paused queues. Messages to run go to `ready` (the
     /// dispatcher), settled ones to `completions` (the completer).
     pub(super) fn start(
         shared: Arc<Shared>,
@@ -109,6 +109,7 @@ async fn consume_once_revokes_loaded(
     tokio::select! {
         loaded = revokes_loaded => {
             if loaded.is_ok() {
+                super::queues::load_paused(&shared).await;
                 run(shared, completions, ready).await;
             }
         }
@@ -171,7 +172,6 @@ fn hand_over(ready: &mpsc::UnboundedSender<executor::Job>, job: executor::Job) {
 
 /// Fetches batches as slots free up and hands them to the decider, until shutdown.
 async fn fetch_batches(shared: &Arc<Shared>, batches: mpsc::Sender<Batch>) {
-    let queues = &shared.config().queues;
     let broker = shared.client.broker();
     let max_bytes = shared.client.config().max_message_size;
     let mut backoff = Backoff::starting_at(Duration::from_millis(100));
@@ -179,6 +179,13 @@ async fn fetch_batches(shared: &Arc<Shared>, batches: mpsc::Sender<Batch>) {
         tokio::select! {
             () = shared.room.wait() => {}
             () = shared.stopping.cancelled() => break,
+        }
+        // Read before each fetch: remote control adds, cancels, pauses and resumes queues.
+        let queues = &shared.queues.fetching();
+        if queues.is_empty() {
+            drop(reservations);
+            wait_for_a_queue(shared).await;
+            continue;
         }
         // Sent before the fetch: the leases it writes last at least a timeout from here.
         let asked = std::time::Instant::now();
@@ -226,13 +233,24 @@ async fn fetch_batches(shared: &Arc<Shared>, batches: mpsc::Sender<Batch>) {
     }
 }
 
+/// Waits a fetch's length while every queue is cancelled or paused, to look again. Not a
+/// stall: like waiting for a slot, the worker has nothing it may fetch.
+async fn wait_for_a_queue(shared: &Shared) {
+    shared.health.waiting_for_slot(true);
+    tokio::select! {
+        () = tokio::time::sleep(FETCH_WAIT) => {}
+        () = shared.stopping.cancelled() => {}
+    }
+    shared.health.waiting_for_slot(false);
+}
+
 /// How many messages fetched now would start at once: idle execution slots that no message
 /// already here waits for (one fetched earlier, or finished and not yet acknowledged, which
 /// errs on the side of too few). The fetch marks that many started itself, sparing their
 /// starts a round trip (see `start_marks`).
 fn startable_now(shared: &Shared) -> usize {
     let idle = shared.execution_slots.available_permits();
-    let busy = shared.config().concurrency.saturating_sub(idle);
+    let busy = shared.pool.size().saturating_sub(idle);
     let waiting = shared.held.len().saturating_sub(busy);
     idle.saturating_sub(waiting)
 }
@@ -406,7 +424,9 @@ async fn decide(
         );
     }
     if let Some(eta) = message.eta.map(timestamp).filter(|eta| *eta > now) {
-        park(shared, &delivery, eta).await;
+        if park(shared, &delivery, eta).await {
+            shared.requests.schedule(&message, eta);
+        }
         return; // the reservation is released: the message waits in Redis, not here
     }
     let Some(entry) = registry::lookup(&message.task) else {
@@ -429,6 +449,7 @@ async fn decide(
         // Revoked by remote control, e.g. while its ETA was pending.
         return job.discard_revoked();
     }
+    shared.requests.reserve(&job.message);
     if rate_limits::applies(shared, entry.name) {
         limited.push(job);
     } else {
@@ -461,7 +482,8 @@ async fn unknown_task(
                 raw: raw.into(),
                 ..delivery
             };
-            return park(shared, &delivery, now + delay).await;
+            park(shared, &delivery, now + delay).await;
+            return;
         }
     }
     tracing::error!(
@@ -478,16 +500,18 @@ async fn unknown_task(
     );
 }
 
-/// Parks a message until its ETA. If parking fails the message stays unacked in Redis (it is
-/// never lost) and is logged.
-async fn park(shared: &Shared, delivery: &Delivery, eta: f64) {
+/// Parks a message until its ETA; whether it did. If parking fails the message stays unacked
+/// in Redis (it is never lost) and is logged.
+async fn park(shared: &Shared, delivery: &Delivery, eta: f64) -> bool {
     match shared.client.broker().defer(delivery, eta).await {
         Ok(()) => {
             shared.held.remove([&delivery.tag]);
             shared.parked.notify_one();
+            true
         }
         Err(e) => {
-            tracing::error!(error = %e, tag = %delivery.tag, "cannot park an ETA message; it stays unacknowledged")
+            tracing::error!(error = %e, tag = %delivery.tag, "cannot park an ETA message; it stays unacknowledged");
+            false
         }
     }
 }

@@ -59,6 +59,7 @@ impl Job {
             return self.finish(None, Action::Relinquish);
         }
         tracing::info!("Task {name}[{id}] received");
+        self.shared.requests.unreserve(&id);
         let abort = self.shared.running_tasks.start(name, &self.message);
         events::task(&self.shared, "task-started", &id, || raw_object! {});
         if self.shared.config().track_started {
@@ -216,7 +217,11 @@ impl Job {
             retries: self.message.retries,
             recoveries: self.message.recoveries,
         };
-        let limits = TimeLimits::of(&self.message, &self.entry.options);
+        let options = self
+            .shared
+            .time_limits
+            .options(self.entry.name, self.entry.options);
+        let limits = TimeLimits::of(&self.message, &options);
         let soft = limits.soft_watch();
         let scoped = crate::request::scope(request, soft.clone(), self.state_reporter(), body);
         let mut handle = tokio::spawn(async move { client.scope(scoped).await });
@@ -292,6 +297,8 @@ impl Job {
         follow_up: Option<Box<FollowUp>>,
     ) {
         let record = record.map(|r| r.with_extended(self.extended_fields()));
+        // Leaves `inspect reserved` however it ends, started or not.
+        self.shared.requests.unreserve(&self.message.id);
         let _ = self.completions.send(Completion {
             unique: UniqueLock::of(&self.message),
             delivery: self.delivery,

@@ -23,6 +23,7 @@
 //!
 //! Each part (`part.rs`) is started by `start_parts` and stopped in the reverse order.
 
+mod autoscale;
 mod banner;
 mod beat;
 mod completer;
@@ -37,8 +38,11 @@ mod lease;
 mod logging;
 mod node_name;
 mod part;
+mod pool;
+mod queues;
 mod rate_limits;
 mod recovery;
+mod requests;
 mod revoked;
 mod room;
 mod running;
@@ -48,6 +52,7 @@ mod startup;
 mod time_limit;
 mod workflow;
 
+pub use autoscale::DEFAULT_KEEPALIVE as DEFAULT_AUTOSCALE_KEEPALIVE;
 pub use health::{Health, HealthHandle};
 
 /// Installs the log subscriber a worker installs by default (stderr, `RUST_LOG` or INFO,
@@ -99,6 +104,10 @@ struct Settings {
     beat: bool,
     /// Periodic entries added with [`WorkerBuilder::periodic`], beside the declared ones.
     periodic: Vec<crate::beat::Entry>,
+    /// Celery's `--autoscale=max,min`, as `(max, min)`.
+    autoscale: Option<(usize, usize)>,
+    /// How long the autoscaler keeps slots it added.
+    autoscale_keepalive: Duration,
 }
 
 /// Runs registered tasks from one or more queues.
@@ -410,6 +419,44 @@ impl WorkerBuilder {
         self
     }
 
+    /// Scales the execution slots between `min` and `max` with the work held (Celery's
+    /// `--autoscale=max,min`): the worker starts with `min` slots, adds slots up to `max`
+    /// while more tasks wait than it has slots, and removes them back toward `min` once it
+    /// holds fewer, not sooner than [`autoscale_keepalive`](Self::autoscale_keepalive) after it
+    /// last grew. It reserves messages for `max` slots. Replaces
+    /// [`concurrency`](Self::concurrency); remote control's `autoscale` changes the range, and
+    /// `pool_grow` / `pool_shrink` are refused, as in Celery. A `min` above `max` is lowered
+    /// to it, and `max` is at least 1.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client).autoscale(10, 2).build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
+    pub fn autoscale(mut self, max: usize, min: usize) -> Self {
+        let max = max.max(1);
+        self.settings.autoscale = Some((max, min.min(max)));
+        self
+    }
+
+    /// How long the autoscaler keeps slots it added before it may remove them again
+    /// (Celery's `AUTOSCALE_KEEPALIVE`, default
+    /// [`DEFAULT_AUTOSCALE_KEEPALIVE`](crate::worker::DEFAULT_AUTOSCALE_KEEPALIVE), 30 s).
+    /// Only matters with [`autoscale`](Self::autoscale).
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client)
+    ///     .autoscale(10, 2)
+    ///     .autoscale_keepalive(std::time::Duration::from_secs(5))
+    ///     .build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
+    pub fn autoscale_keepalive(mut self, keepalive: Duration) -> Self {
+        self.settings.autoscale_keepalive = keepalive;
+        self
+    }
+
     /// The worker.
     ///
     /// ```
@@ -477,6 +524,8 @@ impl Worker {
             log_level: None,
             beat: false,
             periodic: Vec::new(),
+            autoscale: None,
+            autoscale_keepalive: autoscale::DEFAULT_KEEPALIVE,
         };
         WorkerBuilder {
             client,
@@ -676,6 +725,9 @@ fn start_parts(
         shared.revoked.clone(),
         revokes_loaded,
     ));
+    if shared.autoscaler.is_some() {
+        parts.push(autoscale::AutoscalePart::start(shared.clone()));
+    }
     parts.push(dispatcher::Dispatcher::start(shared.clone(), to_start));
     parts.push(consumer::Consumer::start(
         shared.clone(),
@@ -746,6 +798,17 @@ struct Shared {
     start_marks: start_marks::StartMarks,
     /// Rate limits by task name (the turns are the broker's).
     rate_limits: rate_limits::RateLimits,
+    /// The execution and reservation slots' sizes, changed by remote control and the
+    /// autoscaler.
+    pool: pool::Pool,
+    /// The autoscaler, when the worker autoscales.
+    autoscaler: Option<autoscale::Autoscaler>,
+    /// Tasks fetched and waiting for a slot, and ETA tasks parked here.
+    requests: requests::Requests,
+    /// The queues consumed, and those paused.
+    queues: queues::Queues,
+    /// Time limits changed by remote control.
+    time_limits: time_limit::Overrides,
 }
 
 impl Shared {
@@ -759,15 +822,41 @@ impl Shared {
         mpsc::UnboundedReceiver<crate::protocol::RawObject>,
     ) {
         let config = client.config();
-        let concurrency = config.concurrency;
-        let reservations = concurrency * config.prefetch_multiplier;
+        // An autoscaling worker starts with its minimum and reserves for its maximum.
+        let (slots, most) = settings
+            .autoscale
+            .map_or((config.concurrency, config.concurrency), |(max, min)| {
+                (min, max)
+            });
+        let prefetch = config.prefetch_multiplier;
+        let execution_slots = Arc::new(Semaphore::new(slots));
+        let reservation_slots = Arc::new(Semaphore::new((most * prefetch).max(1)));
+        let pool = pool::Pool::new(
+            execution_slots.clone(),
+            reservation_slots.clone(),
+            prefetch,
+            stopping.clone(),
+        );
+        let autoscaler = settings.autoscale.map(|(max, min)| {
+            autoscale::Autoscaler::new(autoscale::Range {
+                max,
+                min,
+                keepalive: settings.autoscale_keepalive,
+            })
+        });
+        let queues = queues::Queues::new(config.queues.clone());
         let (events, event_queue) = events::Events::new(config.send_events);
         let held = Arc::new(lease::Held::new(config.visibility_timeout));
         let start_marks = start_marks::StartMarks::start(client.broker().clone());
         let shared = Arc::new(Self {
             client,
-            execution_slots: Arc::new(Semaphore::new(concurrency)),
-            reservation_slots: Arc::new(Semaphore::new(reservations.max(concurrency))),
+            execution_slots,
+            reservation_slots,
+            pool,
+            autoscaler,
+            requests: requests::Requests::default(),
+            queues,
+            time_limits: time_limit::Overrides::default(),
             settings,
             stopping,
             hard_stop: CancellationToken::new(),
@@ -791,6 +880,12 @@ impl Shared {
     /// The configuration the worker runs with (its client's, as the builder left it).
     fn config(&self) -> &Config {
         self.client.config()
+    }
+
+    /// How many tasks this worker holds: running, and waiting for a slot (the autoscaler's
+    /// measure, Celery's `len(reserved_requests)`).
+    fn tasks_held(&self) -> usize {
+        self.running_tasks.active_count() + self.requests.reserved_count()
     }
 
     /// Advances the Lamport clock for an event or reply and returns the new value.

@@ -7,17 +7,15 @@ use std::sync::Mutex;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::{raw_object, RawJson, RawObject, TaskMessage};
+use super::requests::TaskInfo;
+use crate::protocol::{RawJson, RawObject, TaskMessage};
 
 /// A running task, as `inspect active` shows it.
 #[derive(Debug)]
 struct RunningTask {
     name: &'static str,
-    args: Vec<RawJson>,
-    kwargs: RawObject,
+    info: TaskInfo,
     time_start: f64,
-    routing_key: String,
-    priority: u8,
     /// Cancelled by `revoke(terminate=True)`.
     abort: CancellationToken,
 }
@@ -44,11 +42,8 @@ impl Running {
         let abort = CancellationToken::new();
         let task = RunningTask {
             name,
-            args: message.args.clone(),
-            kwargs: message.kwargs.clone(),
+            info: TaskInfo::of(message),
             time_start: crate::unix_now(),
-            routing_key: message.routing_key.clone(),
-            priority: message.priority,
             abort: abort.clone(),
         };
         self.lock().tasks.insert(message.id.clone(), task);
@@ -101,26 +96,15 @@ impl Running {
         let inner = self.lock();
         inner
             .tasks
-            .iter()
-            .map(|(id, t)| {
-                raw_object! {
-                    "id" => id,
-                    "name" => t.name,
-                    "args" => t.args,
-                    "kwargs" => t.kwargs,
-                    "type" => t.name,
-                    "hostname" => hostname,
-                    "time_start" => t.time_start,
-                    "acknowledged" => false,
-                    "delivery_info" => raw_object! {
-                        "exchange" => "",
-                        "routing_key" => t.routing_key,
-                        "priority" => t.priority,
-                        "redelivered" => false,
-                    },
-                    "worker_pid" => std::process::id(),
-                }
-            })
+            .values()
+            .map(|t| t.info.info(hostname, Some(t.time_start)))
             .collect()
+    }
+
+    /// `query_task`'s request info of task `id` if it runs here.
+    pub(super) fn find(&self, id: &str, hostname: &str) -> Option<RawObject> {
+        let inner = self.lock();
+        let task = inner.tasks.get(id)?;
+        Some(task.info.info(hostname, Some(task.time_start)))
     }
 }

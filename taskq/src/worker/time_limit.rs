@@ -5,7 +5,12 @@
 //! handle fires). A task that asked for the handle runs on to wind down, until the hard limit;
 //! one that never asked is stopped at once and fails `SoftTimeLimitExceeded`, as an uncaught
 //! exception does in Celery. At the hard limit the run is cancelled: `TimeLimitExceeded`.
+//!
+//! Celery's `time_limit` remote-control command replaces a task's own limits for the runs
+//! that start afterwards ([`Overrides`]); a `timelimit` header still wins over them.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -41,6 +46,36 @@ impl TimeLimits {
     pub(super) fn soft_watch(&self) -> Option<SoftLimitWatch> {
         self.soft
             .map(|secs| SoftLimitWatch::new(Duration::from_secs_f64(secs)))
+    }
+}
+
+/// A task's limits as set by the `time_limit` command, by task name: `(hard, soft)`, either
+/// `None` to run without that limit, as Celery sets `Task.time_limit` and
+/// `Task.soft_time_limit` to what the command carries.
+#[derive(Debug, Default)]
+pub(super) struct Overrides(Mutex<HashMap<String, HardSoft>>);
+
+/// A hard and a soft limit in seconds, either `None` for none.
+type HardSoft = (Option<f64>, Option<f64>);
+
+impl Overrides {
+    /// Task `name` runs with these limits from now on.
+    pub(super) fn set(&self, name: &str, hard: Option<f64>, soft: Option<f64>) {
+        let mut overrides = self.0.lock().expect("time limits lock");
+        overrides.insert(name.to_owned(), (hard, soft));
+    }
+
+    /// Task `name`'s options, with the limits the command set in place of its own.
+    pub(super) fn options(&self, name: &str, options: TaskOptions) -> TaskOptions {
+        let overrides = self.0.lock().expect("time limits lock");
+        let Some(&(hard, soft)) = overrides.get(name) else {
+            return options;
+        };
+        TaskOptions {
+            time_limit_secs: hard,
+            soft_time_limit_secs: soft,
+            ..options
+        }
     }
 }
 
@@ -106,6 +141,19 @@ mod tests {
         assert_eq!((soft_only.hard, soft_only.soft), (Some(30.0), Some(5.0)));
         let none = limits((None, None), TaskOptions::new());
         assert_eq!((none.hard, none.soft), (None, None));
+    }
+
+    #[test]
+    fn a_changed_limit_replaces_the_tasks_own_and_the_header_still_wins() {
+        let overrides = Overrides::default();
+        let task = TaskOptions::new().time_limit_secs(30.0);
+        overrides.set("t", Some(2.0), None);
+        let changed = limits((None, None), overrides.options("t", task));
+        assert_eq!((changed.hard, changed.soft), (Some(2.0), None));
+        let header = limits((Some(9.0), None), overrides.options("t", task));
+        assert_eq!(header.hard, Some(9.0));
+        let other = overrides.options("other", task);
+        assert_eq!(other.time_limit_secs, Some(30.0));
     }
 
     #[test]

@@ -6,12 +6,29 @@
 //! `reply.celery.pidbox` to the caller's reply queue, with the `ticket` header the caller
 //! matches replies by.
 //!
-//! Supported: `ping`, `registered`, `active`, `stats`, `rate_limit` (fleet-wide: see
-//! [`crate::rate_limit`]), `revoke`, `revoked` (the ids this
-//! worker honours: its copy of the broker's revoked set, see [`crate::revoke`]), `scheduled` and
-//! `reserved` (always empty: taskq parks ETA tasks in Redis and starts reserved ones at once),
-//! `active_queues`, `conf`, `clock`, `enable_events`, `disable_events`, and `hello` (Celery's
-//! mingle: a Python worker starting up learns the revoked ids from a taskq node).
+//! Each reply is what Celery 5.6's worker answers (`celery/worker/control.py`), in shape and
+//! text:
+//!
+//! | command | answer |
+//! |---|---|
+//! | `ping`, `clock`, `hello` (Celery's mingle: a Python worker starting up learns the revoked ids from a taskq node) | as Celery |
+//! | `registered`, `stats` (the pool's size now; `autoscaler` when autoscaling), `active_queues` (the queues consumed now) | as Celery |
+//! | `active`, `reserved` (fetched, waiting for a slot), `query_task` | Celery's request info (`Request.info()`) |
+//! | `scheduled` | the ETA tasks this worker parked, not yet due (see below) |
+//! | `rate_limit` | fleet-wide, unlike Celery's per-worker limit (see [`crate::rate_limit`]); Celery's replies |
+//! | `revoke`, `revoked` | the ids this worker honours: its copy of the broker's revoked set (see [`crate::revoke`]) |
+//! | `conf` | the worker's settings under Celery's names, secrets masked ([`inspect`]) |
+//! | `time_limit`, `pool_grow`, `pool_shrink`, `autoscale`, `add_consumer`, `cancel_consumer`, `shutdown` (no reply, as in Celery) | [`commands`] |
+//! | `enable_events`, `disable_events` | as Celery |
+//! | `pause_queue`, `resume_queue` | taskq's own: follow the fleet-wide pause ([`crate::control::Control::pause_queue`]) |
+//!
+//! Anything else gets Celery's `{"error": "No such command: …"}`.
+//!
+//! One difference is by design: Celery holds an ETA message in the worker until it is due;
+//! taskq parks it in the broker's ETA schedule, from where any worker's scheduler returns it
+//! to its queue when due and any worker may run it. `scheduled` lists the ones this worker
+//! parked, until their ETA (a restarted worker forgets them, though they stay parked), and
+//! `query_task` calls them `scheduled`, as Celery 5.7 does (5.6 does not report ETA tasks).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +36,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+
+mod commands;
+mod inspect;
 
 use super::part::{Loop, LoopPart};
 use super::{rate_limits, revoked, Shared};
@@ -118,7 +138,9 @@ async fn handle(shared: &Shared, raw: &str) {
     let method = body.get("method").and_then(Value::as_str).unwrap_or("");
     let arguments = body.get("arguments").cloned().unwrap_or(Value::Null);
     tracing::debug!(%method, "remote control command");
-    let reply = answer(shared, method, &arguments).await;
+    let Some(reply) = answer(shared, method, &arguments).await else {
+        return;
+    };
     if let (Some(reply_to), Some(ticket)) = (body.get("reply_to"), body.get("ticket")) {
         send_reply(shared, reply_to, ticket, reply).await;
     }
@@ -133,28 +155,52 @@ fn addressed_to(body: &Value, hostname: &str) -> bool {
 }
 
 /// The reply of this worker to the remote-control command `method`, its objects in Celery's
-/// order.
-async fn answer(shared: &Shared, method: &str, arguments: &Value) -> RawJson {
-    match method {
+/// order; `None` for a command Celery does not answer (`shutdown`).
+async fn answer(shared: &Shared, method: &str, arguments: &Value) -> Option<RawJson> {
+    let hostname = shared.settings.hostname.as_str();
+    let reply = match method {
         "ping" => match shared.health.problem() {
             None => raw_object! {"ok" => "pong"}.to_raw(),
             Some(problem) => raw_object! {"error" => problem}.to_raw(),
         },
         "registered" => reply(&registry::all().iter().map(|e| e.name).collect::<Vec<_>>()),
-        "active" => reply(&shared.running_tasks.active(&shared.settings.hostname)),
-        "stats" => stats(shared).to_raw(),
+        "active" => reply(&shared.running_tasks.active(hostname)),
+        "reserved" => reply(&shared.requests.reserved(hostname)),
+        "scheduled" => reply(&shared.requests.scheduled(hostname, shared.broker_now())),
+        "query_task" => inspect::query_task(shared, arguments).to_raw(),
+        "stats" => inspect::stats(shared).to_raw(),
         "revoke" => revoke(shared, arguments).await.to_raw(),
         "revoked" => reply(&shared.revoked.ids()),
         "rate_limit" => rate_limits::command(shared, arguments).to_raw(),
         "hello" => hello(shared, arguments).await,
-        "scheduled" | "reserved" => reply(&[(); 0]),
-        "active_queues" => reply(&active_queues(shared)),
-        "conf" => RawObject::new().to_raw(),
+        "active_queues" => reply(&inspect::active_queues(shared)),
+        "conf" => inspect::conf(shared, arguments).to_raw(),
         "clock" => raw_object! {"clock" => shared.tick()}.to_raw(),
         "enable_events" => toggle_events(shared, true).to_raw(),
         "disable_events" => toggle_events(shared, false).to_raw(),
-        other => raw_object! {"error" => format!("No such command: {other}")}.to_raw(),
-    }
+        other => return change(shared, other, arguments),
+    };
+    Some(reply)
+}
+
+/// The reply to a command that changes the worker; `shutdown`'s is never sent.
+fn change(shared: &Shared, method: &str, arguments: &Value) -> Option<RawJson> {
+    let reply = match method {
+        "time_limit" => commands::time_limit(shared, arguments),
+        "pool_grow" => commands::resize_pool(shared, arguments, true),
+        "pool_shrink" => commands::resize_pool(shared, arguments, false),
+        "autoscale" => commands::autoscale(shared, arguments),
+        "add_consumer" => commands::add_consumer(shared, arguments),
+        "cancel_consumer" => commands::cancel_consumer(shared, arguments),
+        "pause_queue" => commands::pause_queue(shared, arguments, true),
+        "resume_queue" => commands::pause_queue(shared, arguments, false),
+        "shutdown" => {
+            commands::shutdown(shared);
+            return None;
+        }
+        other => raw_object! {"error" => format!("No such command: {other}")},
+    };
+    Some(reply.to_raw())
 }
 
 /// A reply of any serializable type, as JSON text.
@@ -223,80 +269,6 @@ fn mingled_ids(revoked: Option<&Value>) -> Vec<String> {
     }
 }
 
-fn stats(shared: &Shared) -> RawObject {
-    let config = shared.config();
-    raw_object! {
-        "total" => shared.running_tasks.totals(),
-        "pid" => std::process::id(),
-        "clock" => shared.tick().to_string(),
-        "uptime" => shared.started.elapsed().as_secs(),
-        "pool" => raw_object! {
-            "implementation" => "taskq:tokio",
-            "max-concurrency" => config.concurrency,
-            "processes" => [std::process::id()],
-            "max-tasks-per-child" => "N/A",
-            "put-guarded-by-semaphore" => false,
-            "timeouts" => [0, 0],
-        },
-        "broker" => broker_info(&config.broker_url),
-        "prefetch_count" => config.concurrency * config.prefetch_multiplier,
-        "rusage" => RawObject::new(),
-        "sw_ident" => "taskq",
-        "sw_ver" => env!("CARGO_PKG_VERSION"),
-    }
-}
-
-/// The broker connection as Celery's `stats` describes it (no password).
-fn broker_info(url: &str) -> RawObject {
-    let parsed = url::Url::parse(url).ok();
-    let scheme = parsed.as_ref().map_or("redis", url::Url::scheme);
-    let host = parsed.as_ref().and_then(url::Url::host_str).unwrap_or("");
-    let port = parsed.as_ref().and_then(url::Url::port).unwrap_or(6379);
-    let db = parsed
-        .as_ref()
-        .map(|u| u.path().trim_start_matches('/'))
-        .filter(|db| !db.is_empty())
-        .unwrap_or("0");
-    raw_object! {
-        "hostname" => host,
-        "userid" => (),
-        "virtual_host" => db,
-        "port" => port,
-        "insist" => false,
-        "ssl" => scheme == "rediss",
-        "transport" => scheme,
-        "connect_timeout" => 4,
-        "transport_options" => RawObject::new(),
-        "login_method" => (),
-        "uri_prefix" => (),
-        "heartbeat" => 120.0,
-        "failover_strategy" => "round-robin",
-        "alternates" => [(); 0],
-    }
-}
-
-fn active_queues(shared: &Shared) -> Vec<RawObject> {
-    shared
-        .config()
-        .queues
-        .iter()
-        .map(|q| {
-            raw_object! {
-                "name" => q,
-                "exchange" => raw_object! {"name" => q, "type" => "direct", "arguments" => (),
-                    "durable" => true, "passive" => false, "auto_delete" => false,
-                    "delivery_mode" => (), "no_declare" => false},
-                "routing_key" => q,
-                "queue_arguments" => (), "binding_arguments" => (), "consumer_arguments" => (),
-                "durable" => true, "exclusive" => false, "auto_delete" => false, "no_ack" => false,
-                "alias" => (), "bindings" => [(); 0], "no_declare" => (), "expires" => (),
-                "message_ttl" => (), "max_length" => (), "max_length_bytes" => (),
-                "max_priority" => (),
-            }
-        })
-        .collect()
-}
-
 fn toggle_events(shared: &Shared, on: bool) -> RawObject {
     let was = shared.events.set_enabled(on);
     let word = if on { "enabled" } else { "disabled" };
@@ -352,31 +324,5 @@ mod tests {
         let data = json!({"a": [1795236465.5, "a"]});
         assert_eq!(mingled_ids(Some(&data)), ["a"]);
         assert!(mingled_ids(None).is_empty());
-    }
-
-    #[test]
-    fn broker_info_names_host_port_and_db() {
-        let info = broker_info("redis://:pw@10.0.0.5:6390/3").to_raw();
-        assert!(info.as_str().starts_with(
-            r#"{"hostname": "10.0.0.5", "userid": null, "virtual_host": "3", "port": 6390,"#
-        ));
-        let info = info.to_value().unwrap();
-        assert_eq!(
-            (info["hostname"].as_str(), info["port"].as_u64()),
-            (Some("10.0.0.5"), Some(6390))
-        );
-        assert_eq!(info["virtual_host"], "3");
-        assert_eq!(info["transport"], "redis");
-        let encoded = broker_info("rediss://app:p%40ss@cache.internal/0?ssl_cert_reqs=CERT_NONE")
-            .to_raw()
-            .to_value()
-            .unwrap();
-        assert_eq!(encoded["hostname"], "cache.internal");
-        assert_eq!(
-            (encoded["port"].as_u64(), encoded["ssl"].as_bool()),
-            (Some(6379), Some(true))
-        );
-        let memory = broker_info("memory://").to_raw().to_value().unwrap();
-        assert_eq!(memory["virtual_host"], "0");
     }
 }
