@@ -886,6 +886,8 @@ async fn a_unique_call_is_queued_once_until_released_or_lapsed(broker: &dyn Brok
         ids(&fetch(broker, &["celery"], 10).await),
         ["u1", "u4", "u5"]
     );
+}
+
 async fn paused_queues_are_a_set_and_their_messages_stay(broker: &dyn Broker) {
     assert!(broker.paused_queues().await.unwrap().is_empty());
     assert!(broker.pause_queue("reports").await.unwrap());
