@@ -8,7 +8,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use taskq_tests::worker::query;
+use taskq::beat::{Beat, Entry, Schedule};
+use taskq::canvas::Sig;
+use taskq_tests::python::{PythonEnv, CELERY_LATEST};
+use taskq_tests::worker::{client, query};
 use taskq_tests::{keys, wait_until, ChildGuard, RedisServer};
 
 const TICK_MS: i64 = 300;
@@ -127,4 +130,103 @@ fn wait_for_successor(dir: &Path, killed: usize) -> usize {
         successor.is_some()
     });
     successor.expect("found above")
+}
+
+/// Slots run once each and none skipped, from the first to the last.
+fn assert_each_slot_once(slots: &BTreeMap<DateTime<Utc>, Vec<String>>) {
+    let times: Vec<&DateTime<Utc>> = slots.keys().collect();
+    for pair in times.windows(2) {
+        assert_eq!(
+            (*pair[1] - *pair[0]).num_milliseconds(),
+            TICK_MS,
+            "{times:?}"
+        );
+    }
+    assert!(slots.values().all(|ids| ids.len() == 1), "{slots:?}");
+}
+
+/// Celery's `celery beat`: the scheduler runs alone (`cargo run --example beat`), a worker
+/// without `-B` runs the ticks.
+#[test]
+fn a_scheduler_of_its_own_drives_plain_workers() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let tick = TICK_MS.to_string();
+    let envs = [
+        ("TASKQ_EXAMPLE_TICK_MS", tick.as_str()),
+        ("RUST_LOG", "info"),
+    ];
+    let _worker = ChildGuard::spawn(&mut taskq_tests::example_command(
+        "worker",
+        &server,
+        dir.path(),
+        "worker.log",
+        &envs,
+    ));
+    let beat = ChildGuard::spawn(&mut taskq_tests::example_command(
+        "beat",
+        &server,
+        dir.path(),
+        "beat-process.log",
+        &envs,
+    ));
+    wait_until(Duration::from_secs(20), "six ticks run", || {
+        ledger(dir.path()).len() >= 6
+    });
+    beat.terminate();
+    let log = || std::fs::read_to_string(dir.path().join("beat-process.log")).unwrap_or_default();
+    wait_until(Duration::from_secs(10), "the scheduler to resign", || {
+        log().contains("the lead is given up")
+    });
+    assert!(log().contains("beat: this scheduler leads"), "{}", log());
+    let worker_log = std::fs::read_to_string(dir.path().join("worker.log")).unwrap();
+    assert!(
+        !worker_log.contains("beat:"),
+        "the worker runs no scheduler: {worker_log}"
+    );
+    assert_each_slot_once(&ledger(dir.path()));
+}
+
+/// A scheduled send is an ordinary Celery message: a taskq scheduler drives a task that only
+/// a Python Celery worker has, by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taskq_scheduler_drives_a_python_task_by_name() {
+    let python = PythonEnv::load(CELERY_LATEST).await;
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let _python_worker = python.start_worker(
+        &server.url(),
+        &server.url_db(1),
+        &["celery"],
+        &dir.path().join("celery.log"),
+    );
+    let client = client(&server, |_| {});
+    let every = Schedule::every(Duration::from_millis(TICK_MS as u64));
+    let entry = Entry::new("py-add", every, |slot: DateTime<Utc>| {
+        Sig::<i64>::by_name("py.add", (slot.timestamp_millis() / TICK_MS, 1))
+    });
+    let beat = Beat::start(client, vec![entry]);
+
+    let results = || -> Vec<i64> {
+        let keys: Vec<String> = query(&server.url_db(1), &["KEYS", "celery-task-meta-*"]);
+        let mut values: Vec<i64> = keys
+            .iter()
+            .filter_map(|key| {
+                let text: String = query(&server.url_db(1), &["GET", key]);
+                let record: serde_json::Value = serde_json::from_str(&text).unwrap();
+                (record["status"] == "SUCCESS").then(|| record["result"].as_i64().unwrap())
+            })
+            .collect();
+        values.sort_unstable();
+        values
+    };
+    wait_until(Duration::from_secs(30), "five slots run on Python", || {
+        results().len() >= 5
+    });
+    beat.shutdown().await;
+    // Each slot's number plus one, consecutive: every slot sent once, none skipped.
+    let values = results();
+    for pair in values.windows(2) {
+        assert_eq!(pair[1] - pair[0], 1, "{values:?}");
+    }
 }
