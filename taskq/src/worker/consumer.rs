@@ -67,8 +67,9 @@ pub(super) struct Consumer {
 
 impl Consumer {
     /// Starts consuming once `revokes_loaded` says the revoked ids are loaded, so that a task
-    /// revoked while no worker ran is never started, and once it knows the paused queues. Messages to run go to `ready` (the
-    /// dispatcher), settled ones to `completions` (the completer).
+    /// revoked while no worker ran is never started, and once it has read the paused queues.
+    /// Messages to run go to `ready` (the dispatcher), settled ones to `completions` (the
+    /// completer).
     pub(super) fn start(
         shared: Arc<Shared>,
         revokes_loaded: oneshot::Receiver<()>,
@@ -449,7 +450,7 @@ async fn decide(
         // Revoked by remote control, e.g. while its ETA was pending.
         return job.discard_revoked();
     }
-    shared.requests.reserve(&job.message);
+    shared.requests.reserve(&job.message.id, &job.delivery.raw);
     if rate_limits::applies(shared, entry.name) {
         limited.push(job);
     } else {

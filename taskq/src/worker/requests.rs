@@ -3,8 +3,9 @@
 //!
 //! Reserved: fetched and handed to the dispatcher, not started yet (waiting for a slot). The
 //! consumer inserts a job as it hands it on; the job removes itself when it starts or is
-//! settled unstarted (put back, discarded as revoked). One mutex insert and one remove per
-//! task, as for the running ones.
+//! settled unstarted (put back, discarded as revoked). That is on every task's path, so it
+//! keeps only the id and a shared handle on the envelope (one mutex insert and one remove);
+//! the envelope is read again only when a command asks.
 //!
 //! Scheduled: ETA tasks this worker parked. Celery holds an ETA message in the worker's
 //! memory until it is due; taskq moves it to the broker's ETA schedule instead, where any
@@ -14,7 +15,7 @@
 //! Redis all the same (`taskq queues` counts them).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::protocol::{format_datetime, raw_object, RawJson, RawObject, TaskMessage};
 
@@ -76,8 +77,8 @@ pub(super) struct Requests {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Task id → (arrival number, for fetch order; what it is).
-    reserved: HashMap<String, (u64, TaskInfo)>,
+    /// Task id → (arrival number, for fetch order; its envelope).
+    reserved: HashMap<String, (u64, Arc<str>)>,
     /// Task id → (ETA, seconds since the epoch; the ETA as sent; what it is).
     scheduled: HashMap<String, (f64, String, TaskInfo)>,
     arrivals: u64,
@@ -88,14 +89,14 @@ impl Requests {
         self.inner.lock().expect("requests lock")
     }
 
-    /// `message` waits for an execution slot.
-    pub(super) fn reserve(&self, message: &TaskMessage) {
+    /// Task `id`, whose envelope is `raw`, waits for an execution slot.
+    pub(super) fn reserve(&self, id: &str, raw: &Arc<str>) {
         let mut inner = self.lock();
         inner.arrivals += 1;
         let arrival = inner.arrivals;
         inner
             .reserved
-            .insert(message.id.clone(), (arrival, TaskInfo::of(message)));
+            .insert(id.to_owned(), (arrival, Arc::clone(raw)));
     }
 
     /// Task `id` no longer waits: it started, or left unstarted.
@@ -112,12 +113,11 @@ impl Requests {
 
     /// `inspect reserved`: the waiting tasks in the order they came.
     pub(super) fn reserved(&self, hostname: &str) -> Vec<RawObject> {
-        let inner = self.lock();
-        let mut waiting: Vec<&(u64, TaskInfo)> = inner.reserved.values().collect();
+        let mut waiting: Vec<(u64, Arc<str>)> = self.lock().reserved.values().cloned().collect();
         waiting.sort_by_key(|(arrival, _)| *arrival);
         waiting
-            .into_iter()
-            .map(|(_, task)| task.info(hostname, None))
+            .iter()
+            .filter_map(|(_, raw)| reserved_info(raw, hostname))
             .collect()
     }
 
@@ -149,8 +149,8 @@ impl Requests {
         now: f64,
     ) -> Option<(&'static str, RawObject)> {
         let inner = self.lock();
-        if let Some((_, task)) = inner.reserved.get(id) {
-            return Some(("reserved", task.info(hostname, None)));
+        if let Some((_, raw)) = inner.reserved.get(id) {
+            return reserved_info(raw, hostname).map(|info| ("reserved", info));
         }
         let (eta, _, task) = inner.scheduled.get(id)?;
         (*eta > now).then(|| ("scheduled", task.info(hostname, None)))
@@ -162,22 +162,32 @@ impl Requests {
     }
 }
 
+/// The request info of a reserved task, from its envelope (which decoded once already).
+fn reserved_info(raw: &str, hostname: &str) -> Option<RawObject> {
+    let message = TaskMessage::decode(raw).ok()?;
+    Some(TaskInfo::of(&message).info(hostname, None))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::protocol::NewMessage;
 
-    fn message(id: &str, eta: Option<std::time::SystemTime>) -> TaskMessage {
+    fn envelope(id: &str, eta: Option<std::time::SystemTime>) -> Arc<str> {
         let mut new = NewMessage::new("tasks.add", id);
         new.eta = eta;
-        TaskMessage::decode(&new.encode("celery").unwrap()).unwrap()
+        new.encode("celery").unwrap().into()
+    }
+
+    fn message(id: &str, eta: Option<std::time::SystemTime>) -> TaskMessage {
+        TaskMessage::decode(&envelope(id, eta)).unwrap()
     }
 
     #[test]
     fn reserved_tasks_list_in_arrival_order_until_they_leave() {
         let requests = Requests::default();
-        requests.reserve(&message("b", None));
-        requests.reserve(&message("a", None));
+        requests.reserve("b", &envelope("b", None));
+        requests.reserve("a", &envelope("a", None));
         let ids: Vec<String> = requests
             .reserved("w@h")
             .iter()
