@@ -450,7 +450,7 @@ async fn decide(
         // Revoked by remote control, e.g. while its ETA was pending.
         return job.discard_revoked();
     }
-    shared.requests.reserve(&job.message.id, &job.delivery.raw);
+    shared.requests.reserve(&job.delivery.raw);
     if rate_limits::applies(shared, entry.name) {
         limited.push(job);
     } else {

@@ -40,6 +40,8 @@ impl Job {
     /// Runs the task in the execution slot the dispatcher gave it, once its start mark
     /// (asked for while it waited for the slot) is in Redis.
     pub(super) async fn run(self, _slot: OwnedSemaphorePermit, mark: PendingMark) {
+        // It has its slot: no longer reserved, whether it starts or not.
+        self.shared.requests.unreserve(&self.delivery.raw);
         let (name, id) = (self.entry.name, self.message.id.clone());
         // Awaited first, so that no settling of the message can overtake its mark. And before
         // the lease is checked: a lease this worker still holds afterwards proves the mark
@@ -59,7 +61,6 @@ impl Job {
             return self.finish(None, Action::Relinquish);
         }
         tracing::info!("Task {name}[{id}] received");
-        self.shared.requests.unreserve(&id);
         let abort = self.shared.running_tasks.start(name, &self.message);
         events::task(&self.shared, "task-started", &id, || raw_object! {});
         if self.shared.config().track_started {
@@ -280,6 +281,7 @@ impl Job {
 
     /// Puts the message back unstarted (shutdown before it got a slot).
     pub(super) fn requeue(self) {
+        self.shared.requests.unreserve(&self.delivery.raw);
         self.finish(None, Action::Requeue);
     }
 
@@ -297,8 +299,6 @@ impl Job {
         follow_up: Option<Box<FollowUp>>,
     ) {
         let record = record.map(|r| r.with_extended(self.extended_fields()));
-        // Leaves `inspect reserved` however it ends, started or not.
-        self.shared.requests.unreserve(&self.message.id);
         let _ = self.completions.send(Completion {
             unique: UniqueLock::of(&self.message),
             delivery: self.delivery,

@@ -3,9 +3,9 @@
 //!
 //! Reserved: fetched and handed to the dispatcher, not started yet (waiting for a slot). The
 //! consumer inserts a job as it hands it on; the job removes itself when it starts or is
-//! settled unstarted (put back, discarded as revoked). That is on every task's path, so it
-//! keeps only the id and a shared handle on the envelope (one mutex insert and one remove);
-//! the envelope is read again only when a command asks.
+//! is put back unstarted. That is on every task's path, so it keeps only a shared handle on
+//! the envelope, keyed by where the envelope lives (no allocation: one mutex insert and one
+//! remove); the envelope is read again only when a command asks.
 //!
 //! Scheduled: ETA tasks this worker parked. Celery holds an ETA message in the worker's
 //! memory until it is due; taskq moves it to the broker's ETA schedule instead, where any
@@ -77,8 +77,9 @@ pub(super) struct Requests {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Task id → (arrival number, for fetch order; its envelope).
-    reserved: HashMap<String, (u64, Arc<str>)>,
+    /// The envelope's address → (arrival number, for fetch order; the envelope). The entry
+    /// holds the envelope, so its address cannot be reused while the entry is there.
+    reserved: HashMap<usize, (u64, Arc<str>)>,
     /// Task id → (ETA, seconds since the epoch; the ETA as sent; what it is).
     scheduled: HashMap<String, (f64, String, TaskInfo)>,
     arrivals: u64,
@@ -89,19 +90,19 @@ impl Requests {
         self.inner.lock().expect("requests lock")
     }
 
-    /// Task `id`, whose envelope is `raw`, waits for an execution slot.
-    pub(super) fn reserve(&self, id: &str, raw: &Arc<str>) {
+    /// The task of envelope `raw` waits for an execution slot.
+    pub(super) fn reserve(&self, raw: &Arc<str>) {
         let mut inner = self.lock();
         inner.arrivals += 1;
         let arrival = inner.arrivals;
         inner
             .reserved
-            .insert(id.to_owned(), (arrival, Arc::clone(raw)));
+            .insert(address(raw), (arrival, Arc::clone(raw)));
     }
 
-    /// Task `id` no longer waits: it started, or left unstarted.
-    pub(super) fn unreserve(&self, id: &str) {
-        self.lock().reserved.remove(id);
+    /// The task of envelope `raw` no longer waits: it got its slot, or was put back.
+    pub(super) fn unreserve(&self, raw: &Arc<str>) {
+        self.lock().reserved.remove(&address(raw));
     }
 
     /// `message` was parked until `eta` (seconds since the epoch, broker clock).
@@ -149,8 +150,12 @@ impl Requests {
         now: f64,
     ) -> Option<(&'static str, RawObject)> {
         let inner = self.lock();
-        if let Some((_, raw)) = inner.reserved.get(id) {
-            return reserved_info(raw, hostname).map(|info| ("reserved", info));
+        let reserved = inner.reserved.values().find_map(|(_, raw)| {
+            let message = TaskMessage::decode(raw).ok()?;
+            (message.id == id).then(|| TaskInfo::of(&message).info(hostname, None))
+        });
+        if let Some(info) = reserved {
+            return Some(("reserved", info));
         }
         let (eta, _, task) = inner.scheduled.get(id)?;
         (*eta > now).then(|| ("scheduled", task.info(hostname, None)))
@@ -160,6 +165,11 @@ impl Requests {
     pub(super) fn reserved_count(&self) -> usize {
         self.lock().reserved.len()
     }
+}
+
+/// Where an envelope lives: its key among the reserved ones.
+fn address(raw: &Arc<str>) -> usize {
+    Arc::as_ptr(raw).cast::<u8>() as usize
 }
 
 /// The request info of a reserved task, from its envelope (which decoded once already).
@@ -186,8 +196,9 @@ mod tests {
     #[test]
     fn reserved_tasks_list_in_arrival_order_until_they_leave() {
         let requests = Requests::default();
-        requests.reserve("b", &envelope("b", None));
-        requests.reserve("a", &envelope("a", None));
+        let (b, a) = (envelope("b", None), envelope("a", None));
+        requests.reserve(&b);
+        requests.reserve(&a);
         let ids: Vec<String> = requests
             .reserved("w@h")
             .iter()
@@ -199,7 +210,7 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, ["b", "a"]);
-        requests.unreserve("b");
+        requests.unreserve(&b);
         assert_eq!(requests.reserved_count(), 1);
         let (state, info) = requests.find("a", "w@h", 0.0).unwrap();
         let info = info.to_raw().to_value().unwrap();
