@@ -421,7 +421,7 @@ pub(crate) fn rate_value(value: &TokenStream) -> syn::Result<Rate> {
             per_second: count / seconds,
             span: lit.span(),
         }),
-        Ok(count) if count == 0.0 => Err(Error::new(
+        Ok(0.0) => Err(Error::new(
             lit.span(),
             "a `rate_limit` of zero means no limit: leave the option out instead",
         )),

@@ -392,6 +392,36 @@ impl Control {
             .await
     }
 
+    /// Sets the fleet-wide rate limit of task `task` (Celery's `app.control.rate_limit`):
+    /// `rate` in Celery's syntax (`"10/s"`, `"100/m"`, `"2/h"`), `"0"` to lift it. Every taskq
+    /// worker applies it to the turns taken from then on (see [`crate::rate_limit`]); Python
+    /// workers set their own per-worker limit. Returns the replies.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`](crate::Error::Config) for a rate not in Celery's syntax (nothing is
+    /// sent), else as [`broadcast`](Self::broadcast).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: taskq::Client) -> taskq::Result<()> {
+    /// let replies = client
+    ///     .control()
+    ///     .rate_limit("tasks.send_push_notification", "50/s", &taskq::control::ControlOptions::new())
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn rate_limit(
+        &self,
+        task: &str,
+        rate: &str,
+        options: &ControlOptions,
+    ) -> Result<Vec<NodeReply>> {
+        crate::rate_limit::RateLimit::parse(rate)
+            .map_err(|e| crate::Error::Config(e.to_string()))?;
+        let arguments = serde_json::json!({"task_name": task, "rate_limit": rate});
+        self.broadcast("rate_limit", arguments, options).await
+    }
+
     /// Pauses `queue` for every taskq worker: recorded in the broker's paused set (so workers
     /// started later skip it too), then broadcast as `pause_queue`, which running taskq
     /// workers follow before their next fetch (within a second). Messages sent to it stay

@@ -10,9 +10,9 @@
 //! again: the wait is a timer, not polling. As in Celery, a held message keeps its prefetch
 //! place, so route a task with a low limit to its own queue when other tasks share one.
 //!
-//! A limit changed at run time (`celery control rate_limit`, [`Control::rate_limit`]
-//! (crate::control::Control::rate_limit)) applies to turns taken from then on; messages
-//! already holding a turn keep it.
+//! A limit changed at run time (`celery control rate_limit`,
+//! [`Control::rate_limit`](crate::control::Control::rate_limit)) applies to turns taken from
+//! then on; messages already holding a turn keep it.
 
 use std::fmt;
 use std::time::Duration;

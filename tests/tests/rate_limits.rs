@@ -186,3 +186,66 @@ async fn celery_control_rate_limit_sets_a_limit_across_three_workers() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("unknown task"), "{stdout}");
 }
+
+#[taskq::task(name = "test.rate.stamp")]
+async fn stamp() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// `client.control().rate_limit(..)`: Celery's `app.control.rate_limit`, from Rust; a zero
+/// rate lifts the limit; a rate not in Celery's syntax is refused before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_sets_and_lifts_a_limit() {
+    use taskq::control::ControlOptions;
+    use taskq_tests::worker::RunningWorker;
+
+    let server = RedisServer::start();
+    let client = taskq_tests::worker::client(&server, |c| c.concurrency = 4);
+    let worker = RunningWorker::start(&client, |b| b.hostname("limits@test"));
+    let options = ControlOptions::new().timeout(Duration::from_secs(2));
+    let control = client.control();
+    let mut replies = Vec::new();
+    for _ in 0..20 {
+        // The worker's mailbox may not be subscribed yet right after start-up.
+        replies = control
+            .rate_limit("test.rate.stamp", "5/s", &options)
+            .await
+            .unwrap();
+        if !replies.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(
+        replies[0].reply,
+        json!({"ok": "new rate limit set successfully"})
+    );
+    let mut sent = Vec::new();
+    for _ in 0..6 {
+        sent.push(client.send(&stamp, (), Options::new()).await.unwrap());
+    }
+    let mut starts = Vec::new();
+    for s in &sent {
+        starts.push(s.get(Duration::from_secs(20)).await.unwrap());
+    }
+    starts.sort_by(f64::total_cmp);
+    let span = starts[5] - starts[0];
+    assert!(span >= 0.95, "6 runs at 5/s span 1 s, not {span}");
+
+    let replies = control
+        .rate_limit("test.rate.stamp", "0", &options)
+        .await
+        .unwrap();
+    assert_eq!(
+        replies[0].reply,
+        json!({"ok": "rate limit disabled successfully"})
+    );
+    let refused = control
+        .rate_limit("test.rate.stamp", "5/d", &options)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("s, m or h"), "{refused}");
+    worker.stop().await;
+}

@@ -441,7 +441,7 @@ impl WorkerBuilder {
 
     /// How long the autoscaler keeps slots it added before it may remove them again
     /// (Celery's `AUTOSCALE_KEEPALIVE`, default
-    /// [`DEFAULT_AUTOSCALE_KEEPALIVE`](crate::worker::DEFAULT_AUTOSCALE_KEEPALIVE), 30 s).
+    /// [`crate::worker::DEFAULT_AUTOSCALE_KEEPALIVE`], 30 s).
     /// Only matters with [`autoscale`](Self::autoscale).
     ///
     /// ```
