@@ -707,19 +707,6 @@ redis.call('LPUSH', KEYS[2], ARGV[3])
 return false
 "#;
 
-/// Releases a unique call's lock once its task is done, if the lock is still that call's (it
-/// may have expired and been taken by a later call).
-///
-/// * `KEYS[1]` the `taskq.unique.<key>` lock. `ARGV[1]` the task id.
-/// * Returns 1 when released, 0 when the lock was not that call's.
-pub(crate) const UNIQUE_RELEASE: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-return 0
-"#;
-
 /// Takes or keeps the periodic scheduler's lead: renews the lease when `token` holds it,
 /// takes it when nobody does.
 ///
@@ -739,11 +726,14 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 "#;
 
-/// Gives up the lead, if `token` holds it.
+/// Gives up what a holder holds, if it still does: deletes a key only while it holds the
+/// given value. A scheduler gives up its lead (`taskq.beat.leader`, its token); a worker
+/// releases a unique call's lock once its task is done (`taskq.unique.<key>`, the task id),
+/// which may have lapsed and been taken by a later call meanwhile.
 ///
-/// * `KEYS[1]` the `taskq.beat.leader` key. `ARGV[1]` the token.
-/// * Returns 1 when given up, 0 when another held it.
-pub(crate) const BEAT_RESIGN: &str = r#"
+/// * `KEYS[1]` the key. `ARGV[1]` the holder's value.
+/// * Returns 1 when deleted, 0 when another holds it (or nobody).
+pub(crate) const GIVE_UP_IF_HELD: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   return 1
@@ -771,8 +761,7 @@ pub(crate) struct Scripts {
     pub(crate) beat_lead: Script,
     pub(crate) rate_turn: Script,
     pub(crate) unique_send: Script,
-    pub(crate) unique_release: Script,
-    pub(crate) beat_resign: Script,
+    pub(crate) give_up_if_held: Script,
 }
 
 impl Scripts {
@@ -796,8 +785,7 @@ impl Scripts {
             beat_lead: Script::new(BEAT_LEAD),
             rate_turn: Script::new(RATE_TURN),
             unique_send: Script::new(UNIQUE_SEND),
-            unique_release: Script::new(UNIQUE_RELEASE),
-            beat_resign: Script::new(BEAT_RESIGN),
+            give_up_if_held: Script::new(GIVE_UP_IF_HELD),
         }
     }
 }

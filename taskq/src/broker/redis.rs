@@ -930,7 +930,7 @@ impl Broker for RedisBroker {
         let mut conn = self.conn().await?;
         let _: i64 = self
             .scripts
-            .beat_resign
+            .give_up_if_held
             .key(self.keys.beat_leader())
             .arg(token)
             .invoke_async(&mut conn)
@@ -978,7 +978,7 @@ impl Broker for RedisBroker {
         let mut conn = self.conn().await?;
         let _: i64 = self
             .scripts
-            .unique_release
+            .give_up_if_held
             .key(self.keys.unique_lock(key))
             .arg(task_id)
             .invoke_async(&mut conn)

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::super::Shared;
-use super::reply as json;
+use super::{reply as json, task_ids};
 use crate::config::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::keys::DEFAULT_PRIORITY_STEPS;
 use crate::protocol::{raw_object, RawJson, RawObject};
@@ -15,7 +15,7 @@ pub(super) fn query_task(shared: &Shared, arguments: &Value) -> RawObject {
     let hostname = shared.settings.hostname.as_str();
     let now = shared.broker_now();
     let mut found = RawObject::new();
-    for id in ids(arguments.get("ids")) {
+    for id in task_ids(arguments.get("ids")) {
         let state = match shared.running_tasks.find(&id, hostname) {
             Some(info) => Some(("active", info)),
             None => shared.requests.find(&id, hostname, now),
@@ -25,19 +25,6 @@ pub(super) fn query_task(shared: &Shared, arguments: &Value) -> RawObject {
         }
     }
     found
-}
-
-/// Task ids as Celery sends them: one id or a list (the CLI's variadic `ids`).
-fn ids(value: Option<&Value>) -> Vec<String> {
-    match value {
-        Some(Value::String(id)) => vec![id.clone()],
-        Some(Value::Array(ids)) => ids
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 /// `stats`, with the pool's size now and, when autoscaling, Celery's `autoscaler` entry.
@@ -240,13 +227,6 @@ mod tests {
             "redis://127.0.0.1:6379/0"
         );
         assert_eq!(masked("not a url@x"), MASK);
-    }
-
-    #[test]
-    fn ids_come_as_one_or_a_list() {
-        assert_eq!(ids(Some(&json!("a"))), ["a"]);
-        assert_eq!(ids(Some(&json!(["a", "b", 3]))), ["a", "b"]);
-        assert!(ids(None).is_empty());
     }
 
     #[test]

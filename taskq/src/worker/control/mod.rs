@@ -211,15 +211,10 @@ fn reply<T: serde::Serialize + ?Sized>(value: &T) -> RawJson {
 /// aborts those running now; they end REVOKED "terminated". The ids are recorded in the
 /// broker too, so that workers not listening now honour them as well (see [`crate::revoke`]).
 async fn revoke(shared: &Shared, arguments: &Value) -> RawObject {
-    let ids: Vec<String> = match arguments.get("task_id") {
-        Some(Value::String(id)) => vec![id.clone()],
-        Some(Value::Array(ids)) => ids
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        _ => return raw_object! {"error" => "revoke needs task_id"},
-    };
+    let ids = task_ids(arguments.get("task_id"));
+    if ids.is_empty() {
+        return raw_object! {"error" => "revoke needs task_id"};
+    }
     let terminate = arguments.get("terminate").and_then(Value::as_bool) == Some(true);
     for id in &ids {
         shared.revoked.add(id);
@@ -259,12 +254,22 @@ async fn hello(shared: &Shared, arguments: &Value) -> RawJson {
 /// object keyed by id (Celery 5.6 and before).
 fn mingled_ids(revoked: Option<&Value>) -> Vec<String> {
     match revoked {
+        Some(Value::Object(entries)) => entries.keys().cloned().collect(),
+        Some(Value::Array(_)) => task_ids(revoked),
+        _ => Vec::new(),
+    }
+}
+
+/// Task ids as Celery sends them: one id or a list (`revoke`'s `task_id`, `query_task`'s
+/// `ids`, the CLI's variadic ids); anything else is none.
+fn task_ids(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::String(id)) => vec![id.clone()],
         Some(Value::Array(ids)) => ids
             .iter()
             .filter_map(Value::as_str)
             .map(str::to_owned)
             .collect(),
-        Some(Value::Object(entries)) => entries.keys().cloned().collect(),
         _ => Vec::new(),
     }
 }
@@ -316,6 +321,13 @@ mod tests {
             "taskq@h"
         ));
         assert!(!addressed_to(&json!({"destination": ["a@h"]}), "taskq@h"));
+    }
+
+    #[test]
+    fn task_ids_come_as_one_or_a_list() {
+        assert_eq!(task_ids(Some(&json!("a"))), ["a"]);
+        assert_eq!(task_ids(Some(&json!(["a", "b", 3]))), ["a", "b"]);
+        assert!(task_ids(None).is_empty());
     }
 
     #[test]
