@@ -14,6 +14,8 @@ async fn main() -> anyhow::Result<()> {
     // The entry registers itself at link time with its task; naming the task links it in.
     let _ = &tasks::tick;
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
