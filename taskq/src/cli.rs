@@ -89,6 +89,11 @@ pub struct WorkerArgs {
     #[arg(short = 'E', long = "task-events")]
     pub task_events: bool,
 
+    /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9808 (default:
+    /// TASKQ_METRICS_ADDR, else none).
+    #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
     /// Also run the periodic scheduler (Celery's embedded beat). Any number of workers may:
     /// one leads and sends each slot once.
     #[arg(short = 'B', long)]
@@ -152,6 +157,9 @@ impl WorkerArgs {
         }
         if self.task_events {
             builder = builder.send_events(true);
+        }
+        if let Some(addr) = self.metrics_addr {
+            builder = builder.metrics_addr(addr);
         }
         if let Some(n) = self.prefetch_multiplier {
             builder = builder.prefetch_multiplier(n);
@@ -283,6 +291,10 @@ fn parse_level(level: &str) -> std::result::Result<LevelFilter, String> {
 /// `-n`; `%p`, the full node name, and `%i`/`%I`, the pool process index, exist only in its
 /// `--logfile`/`--pidfile` names), and so does taskq, rather than keep a stray `%p` in a
 /// node name.
+fn parse_metrics_addr(addr: &str) -> std::result::Result<std::net::SocketAddr, String> {
+    crate::config::parse_socket_addr("--metrics-addr", addr).map_err(|e| e.to_string())
+}
+
 fn parse_hostname(template: &str) -> std::result::Result<String, String> {
     let mut chars = template.chars();
     while let Some(c) = chars.next() {

@@ -110,6 +110,9 @@ pub struct Config {
     pub result_extended: bool,
     /// Whether workers publish Celery events (`celeryev`).
     pub send_events: bool,
+    /// Where a worker serves its Prometheus metrics (`GET /metrics`), e.g. `127.0.0.1:9808`;
+    /// `None`, the default: no metrics are kept or served (`TASKQ_METRICS_ADDR`).
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// How long the messages of a taskq worker that stopped renewing its leases (it died or
     /// froze) stay claimed before recovery returns them to their queue. Live workers renew
     /// theirs, so long tasks are never taken from them, however long they run.
@@ -157,6 +160,7 @@ impl Default for Config {
             track_started: false,
             result_extended: false,
             send_events: false,
+            metrics_addr: None,
             worker_name: None,
             unknown_task_retries: 3,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
@@ -263,6 +267,9 @@ impl Config {
         if let Some(flag) = get(&["TASKQ_SEND_EVENTS"]) {
             config.send_events = parse_bool("TASKQ_SEND_EVENTS", &flag)?;
         }
+        if let Some(addr) = get(&["TASKQ_METRICS_ADDR"]) {
+            config.metrics_addr = Some(parse_socket_addr("TASKQ_METRICS_ADDR", &addr)?);
+        }
         if let Some(name) = get(&["TASKQ_HOSTNAME"]) {
             config.worker_name = Some(name);
         }
@@ -294,6 +301,15 @@ fn parse_positive_secs(name: &str, value: &str) -> Result<Duration> {
         )));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// `host:port` with an IP address, e.g. `127.0.0.1:9808` or `[::]:9808`.
+pub(crate) fn parse_socket_addr(name: &str, value: &str) -> Result<std::net::SocketAddr> {
+    value.trim().parse().map_err(|_| {
+        Error::Config(format!(
+            "{name} must be an address to listen on, like 127.0.0.1:9808 or 0.0.0.0:9808, not {value:?}"
+        ))
+    })
 }
 
 fn parse_bool(name: &str, value: &str) -> Result<bool> {

@@ -35,11 +35,12 @@ pub const CELERY_5_3: CeleryLine = CeleryLine {
     requirements: &["celery==5.3.*", "kombu==5.3.*", "redis>=4.5.2,<5"],
 };
 
-/// The newest Celery with Flower 2 (the monitoring web UI and HTTP API), in its own
-/// environment so the Celery-only lines stay minimal.
+/// The newest Celery with Flower 2 (the monitoring web UI and HTTP API) and the Prometheus
+/// project's Python client (its OpenMetrics parser reads taskq's metrics), in an environment
+/// of its own so the Celery-only lines stay minimal.
 pub const FLOWER: CeleryLine = CeleryLine {
     name: "5.6-flower",
-    requirements: &["celery[redis]==5.6.*", "flower==2.*"],
+    requirements: &["celery[redis]==5.6.*", "flower==2.*", "prometheus-client"],
 };
 
 /// Every Celery line the interop tests cover.

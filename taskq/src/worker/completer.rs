@@ -187,6 +187,7 @@ async fn settle(shared: &Shared, batch: &mut [Completion]) {
     }
     for c in batch.iter() {
         if let Action::DeadLetter(reason) = &c.action {
+            shared.metrics.dead_lettered(&task_name(&c.delivery));
             retry(shared, "dead-letter a message", || {
                 shared.client.broker().dead_letter(&c.delivery, reason)
             })
@@ -217,6 +218,14 @@ async fn release_unique_locks(shared: &Shared, batch: &[Completion]) {
         }
     });
     join_all(releases).await;
+}
+
+/// The task name a message names, `""` when it cannot be read (counted for dead letters only,
+/// so the envelope is read again only then).
+fn task_name(delivery: &Delivery) -> String {
+    TaskMessage::decode(&delivery.raw)
+        .map(|message| message.task)
+        .unwrap_or_default()
 }
 
 /// Sends what follows a successful task in its workflow (next chain step, callbacks) and
@@ -310,6 +319,7 @@ where
                 return Some(done);
             }
             Err(e) => {
+                shared.metrics.broker_error();
                 if room::is_out_of_memory(&e) {
                     shared.room.refused();
                 }

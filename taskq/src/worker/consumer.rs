@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
 use super::completer::{Action, Completion, UniqueLock};
+use super::metrics::Ending;
 use super::part::Part;
 use super::workflow::{Ended, FollowUp};
 use super::{events, executor, rate_limits, Shared};
@@ -281,6 +282,7 @@ async fn fetch_reporting_refusals(
 async fn report_refused(shared: &Shared, refused: Vec<RefusedMessage>) {
     let mut records = Vec::new();
     for RefusedMessage { queue, refusal } in &refused {
+        shared.metrics.dead_lettered("");
         shared.dead_letter_log.log(|| {
             tracing::error!(
                 %queue, id = refusal.task_id().unwrap_or(UNREADABLE_ID), reason = %refusal,
@@ -308,6 +310,7 @@ fn failure_record(refusal: &DecodeError) -> Option<ResultMeta> {
 const UNREADABLE_ID: &str = "(unreadable)";
 
 async fn pause_after_error(shared: &Shared, error: &crate::Error, backoff: &mut Backoff) {
+    shared.metrics.broker_error();
     let wait = backoff.next_delay();
     tracing::error!(error = %error, "cannot fetch from the broker; retrying in {wait:?}");
     tokio::select! {
@@ -395,6 +398,7 @@ async fn decide(
     };
     if message.expires.is_some_and(|t| timestamp(t) <= now) {
         tracing::info!(task = %message.task, id = %message.id, "task expired before it could run: revoked");
+        shared.metrics.settled_unrun(&message.task, Ending::Revoked);
         let expired = TaskFailure::revoked("expired");
         let record = ResultMeta::failure(&message.id, &expired);
         // Its chord counts it as revoked, as Celery's does; its errbacks are not called.
@@ -433,6 +437,7 @@ async fn decide(
     let Some(entry) = registry::lookup(&message.task) else {
         return unknown_task(shared, delivery, reservation, &message, now, settle).await;
     };
+    shared.metrics.received(entry.name);
     events::task(shared, "task-received", &message.id, || {
         events::received_fields(&message)
     });
@@ -445,6 +450,7 @@ async fn decide(
         completions: completions.clone(),
         start_marked,
         turn: None,
+        fetched: std::time::Instant::now(),
     };
     if shared.revoked.contains(&job.message.id) {
         // Revoked by remote control, e.g. while its ETA was pending.

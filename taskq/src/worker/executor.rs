@@ -10,6 +10,7 @@ use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
 
 use super::completer::{Action, Completion, UniqueLock};
+use super::metrics::Ending;
 use super::start_marks::PendingMark;
 use super::time_limit::{self, Outcome, TimeLimits};
 use super::workflow::{Ended, FollowUp};
@@ -34,6 +35,8 @@ pub(super) struct Job {
     pub(super) start_marked: bool,
     /// The rate-limit turn it waits for, if its task has a limit and the turn is not now.
     pub(super) turn: Option<tokio::time::Instant>,
+    /// When it was fetched, for the time it waits to start.
+    pub(super) fetched: Instant,
 }
 
 impl Job {
@@ -62,6 +65,7 @@ impl Job {
         }
         tracing::info!("Task {name}[{id}] received");
         let abort = self.shared.running_tasks.start(name, &self.message);
+        self.shared.metrics.started(name, self.fetched.elapsed());
         events::task(&self.shared, "task-started", &id, || raw_object! {});
         if self.shared.config().track_started {
             self.store_started().await;
@@ -69,16 +73,26 @@ impl Job {
         let started = Instant::now();
         let outcome = self.execute(&abort).await;
         self.shared.running_tasks.finish(&id);
+        let ran = started.elapsed();
         let Some((outcome, retry_ask)) = outcome else {
+            self.shared.metrics.finished(name, ran, None);
             tracing::warn!("Task {name}[{id}] cancelled by shutdown; put back in its queue");
             return self.finish(None, Action::Requeue);
         };
-        let secs = started.elapsed().as_secs_f64();
+        let secs = ran.as_secs_f64();
         if let Err(failure) = &outcome {
             if let Some((envelope, eta)) = self.retry_plan(failure, retry_ask) {
+                self.shared.metrics.finished(name, ran, None);
+                self.shared.metrics.retried(name);
                 return self.schedule_retry(failure, retry_ask, envelope, eta);
             }
         }
+        let ended = match &outcome {
+            Ok(_) => Ending::Succeeded,
+            Err(failure) if failure.is_revoked() => Ending::Revoked,
+            Err(_) => Ending::Failed,
+        };
+        self.shared.metrics.finished(name, ran, Some(ended));
         let follow_up = self.follow_up(&outcome);
         let record = self.with_call_ids(self.record(outcome, secs));
         let keep = !(self.message.ignore_result == Some(true) || self.entry.options.ignore_result);
@@ -194,6 +208,9 @@ impl Job {
     pub(super) fn discard_revoked(self) {
         let id = &self.message.id;
         tracing::info!("Discarding revoked task: {}[{id}]", self.entry.name);
+        self.shared
+            .metrics
+            .settled_unrun(self.entry.name, Ending::Revoked);
         events::task(
             &self.shared,
             "task-revoked",

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+use super::metrics::Recorder;
 use super::part::Part;
 use super::Shared;
 use crate::broker::Broker;
@@ -167,10 +168,18 @@ impl LeaseRenewer {
         broker: &Arc<dyn Broker>,
         held: Arc<Held>,
         visibility_timeout: Duration,
+        metrics: Recorder,
     ) -> Self {
         let stop = CancellationToken::new();
         let thread = match broker.detached() {
-            Ok(broker) => spawn(broker, held, period(visibility_timeout), stop.clone()),
+            Ok(broker) => {
+                let renewing = Renewing {
+                    broker,
+                    held,
+                    metrics,
+                };
+                spawn(renewing, period(visibility_timeout), stop.clone())
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot connect for lease renewal");
                 None
@@ -195,13 +204,16 @@ impl Part for LeaseRenewer {
     }
 }
 
-/// Starts the renewal thread; it ends when `stop` is cancelled.
-fn spawn(
+/// What the renewal thread works with.
+struct Renewing {
+    /// A connection of its own.
     broker: Arc<dyn Broker>,
     held: Arc<Held>,
-    period: Duration,
-    stop: CancellationToken,
-) -> Option<JoinHandle<()>> {
+    metrics: Recorder,
+}
+
+/// Starts the renewal thread; it ends when `stop` is cancelled.
+fn spawn(renewing: Renewing, period: Duration, stop: CancellationToken) -> Option<JoinHandle<()>> {
     let started = std::thread::Builder::new()
         .name("taskq-leases".to_owned())
         .spawn(move || {
@@ -209,7 +221,7 @@ fn spawn(
                 .enable_all()
                 .build()
             {
-                Ok(runtime) => runtime.block_on(renew_until(broker, held, period, stop)),
+                Ok(runtime) => runtime.block_on(renew_until(renewing, period, stop)),
                 Err(e) => tracing::error!(error = %e, "cannot start the lease renewal runtime"),
             }
         });
@@ -222,23 +234,23 @@ fn spawn(
     }
 }
 
-async fn renew_until(
-    broker: Arc<dyn Broker>,
-    held: Arc<Held>,
-    period: Duration,
-    stop: CancellationToken,
-) {
+async fn renew_until(renewing: Renewing, period: Duration, stop: CancellationToken) {
     loop {
         tokio::select! {
             () = tokio::time::sleep(period) => {}
             () = stop.cancelled() => return,
         }
-        renew_once(&held, broker.as_ref()).await;
+        renew_once(&renewing).await;
     }
 }
 
 /// Renews every lease this worker holds, and takes in which are no longer its own.
-async fn renew_once(held: &Held, broker: &dyn Broker) {
+async fn renew_once(renewing: &Renewing) {
+    let Renewing {
+        broker,
+        held,
+        metrics,
+    } = renewing;
     let tags = held.snapshot();
     if tags.is_empty() {
         return held.set_renewal_failing(false);
@@ -255,9 +267,11 @@ async fn renew_once(held: &Held, broker: &dyn Broker) {
             }
             held.confirm(&tags, asked, &lost);
             held.set_renewal_failing(false);
+            metrics.renewed(tags.len() - lost.len());
         }
         Err(e) => {
             held.set_renewal_failing(true);
+            metrics.broker_error();
             tracing::warn!(error = %e, count = tags.len(), "cannot renew leases; retrying next period");
         }
     }

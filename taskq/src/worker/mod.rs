@@ -36,6 +36,7 @@ mod executor;
 mod health;
 mod lease;
 mod logging;
+mod metrics;
 mod node_name;
 mod part;
 mod pool;
@@ -419,6 +420,24 @@ impl WorkerBuilder {
         self
     }
 
+    /// Serves Prometheus metrics on `addr` (`GET /metrics`): tasks received, succeeded,
+    /// failed, retried, revoked and dead-lettered by task name, run and wait times, running
+    /// and prefetched tasks, slots, lease renewals, recoveries and broker errors. Off unless
+    /// set (here, with `--metrics-addr` or `TASKQ_METRICS_ADDR`); the worker fails to start if
+    /// it cannot listen there. See the README's Metrics section for every name.
+    ///
+    /// ```
+    /// let client = taskq::Client::from_config(taskq::Config::default())?;
+    /// let worker = taskq::Worker::builder(client)
+    ///     .metrics_addr("127.0.0.1:9808".parse().unwrap())
+    ///     .build();
+    /// # Ok::<(), taskq::Error>(())
+    /// ```
+    pub fn metrics_addr(mut self, addr: std::net::SocketAddr) -> Self {
+        self.config.metrics_addr = Some(addr);
+        self
+    }
+
     /// Scales the execution slots between `min` and `max` with the work held (Celery's
     /// `--autoscale=max,min`): the worker starts with `min` slots, adds slots up to `max`
     /// while more tasks wait than it has slots, and removes them back toward `min` once it
@@ -623,6 +642,7 @@ impl Worker {
             tracing::warn!("{warning}");
         }
         let periodic = self.beat_entries()?;
+        let metrics_listener = metrics::listen(self.client.config()).await?;
         let (shared, event_queue) = Shared::new(
             self.client,
             self.settings,
@@ -631,7 +651,7 @@ impl Worker {
         );
         shared.health.set_running(true);
         let (control_subscribed, subscribed) = oneshot::channel();
-        let mut parts = start_parts(&shared, event_queue, control_subscribed);
+        let mut parts = start_parts(&shared, event_queue, control_subscribed, metrics_listener);
         if let Some(entries) = periodic {
             parts.push(beat::BeatPart::start(shared.client.clone(), entries));
         }
@@ -691,6 +711,7 @@ fn start_parts(
     shared: &Arc<Shared>,
     event_queue: mpsc::UnboundedReceiver<crate::protocol::RawObject>,
     control_subscribed: oneshot::Sender<()>,
+    metrics_listener: Option<metrics::Listener>,
 ) -> Parts {
     let config = shared.config();
     let broker = shared.client.broker();
@@ -703,12 +724,16 @@ fn start_parts(
     }
 
     let mut parts = Parts::default();
+    if let Some(listener) = metrics_listener {
+        metrics::serve(&mut parts, shared.clone(), listener);
+    }
     parts.push(events::EventPublisher::start(shared.clone(), event_queue));
     parts.push(control::Control::start(shared.clone(), control_subscribed));
     parts.push(lease::LeaseRenewer::start(
         broker,
         shared.held.clone(),
         config.visibility_timeout,
+        shared.metrics.clone(),
     ));
     parts.push(completer::Completer::start(shared.clone(), completed));
     parts.push(scheduler::Scheduler::start(
@@ -719,6 +744,7 @@ fn start_parts(
         broker.clone(),
         shared.held.clone(),
         recover_after,
+        shared.metrics.clone(),
     ));
     parts.push(revoked::RevokeSync::start(
         broker.clone(),
@@ -798,6 +824,8 @@ struct Shared {
     start_marks: start_marks::StartMarks,
     /// Rate limits by task name (the turns are the broker's).
     rate_limits: rate_limits::RateLimits,
+    /// Prometheus metrics, when the worker serves them.
+    metrics: metrics::Recorder,
     /// The execution and reservation slots' sizes, changed by remote control and the
     /// autoscaler.
     pool: pool::Pool,
@@ -847,6 +875,7 @@ impl Shared {
         let queues = queues::Queues::new(config.queues.clone());
         let (events, event_queue) = events::Events::new(config.send_events);
         let held = Arc::new(lease::Held::new(config.visibility_timeout));
+        let metrics = metrics::Recorder::new(config.metrics_addr.is_some());
         let start_marks = start_marks::StartMarks::start(client.broker().clone());
         let shared = Arc::new(Self {
             client,
@@ -873,6 +902,7 @@ impl Shared {
             dead_letter_log: dead_letter_log::DeadLetterLog::new(),
             start_marks,
             rate_limits: rate_limits::RateLimits::declared(),
+            metrics,
         });
         (shared, event_queue)
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::lease::{self, Held};
+use super::metrics::Recorder;
 use super::part::{Loop, LoopPart};
 use crate::broker::{Broker, RecoverAfter};
 
@@ -25,9 +26,20 @@ impl Recovery {
     /// Starts sweeping `broker` for messages lost as `after` says: at once, then every
     /// quarter of the visibility timeout. `held` tells whether this worker's own renewals
     /// are failing, when it must not judge others.
-    pub(super) fn start(broker: Arc<dyn Broker>, held: Arc<Held>, after: RecoverAfter) -> Self {
+    pub(super) fn start(
+        broker: Arc<dyn Broker>,
+        held: Arc<Held>,
+        after: RecoverAfter,
+        metrics: Recorder,
+    ) -> Self {
         let period = lease::period(after.leased());
-        Self(Loop::spawn(|stop| run(broker, held, after, period, stop)))
+        let sweeping = Sweeping {
+            broker,
+            held,
+            after,
+            metrics,
+        };
+        Self(Loop::spawn(|stop| run(sweeping, period, stop)))
     }
 }
 
@@ -39,15 +51,18 @@ impl LoopPart for Recovery {
     }
 }
 
-async fn run(
+/// What a sweep works with.
+struct Sweeping {
     broker: Arc<dyn Broker>,
+    /// Whether this worker's own renewals fail.
     held: Arc<Held>,
     after: RecoverAfter,
-    period: Duration,
-    stop: CancellationToken,
-) {
+    metrics: Recorder,
+}
+
+async fn run(sweeping: Sweeping, period: Duration, stop: CancellationToken) {
     loop {
-        sweep(broker.as_ref(), &held, after).await;
+        sweep(&sweeping).await;
         tokio::select! {
             () = tokio::time::sleep(period) => {}
             () = stop.cancelled() => return,
@@ -55,7 +70,13 @@ async fn run(
     }
 }
 
-async fn sweep(broker: &dyn Broker, held: &Held, after: RecoverAfter) {
+async fn sweep(sweeping: &Sweeping) {
+    let Sweeping {
+        broker,
+        held,
+        after,
+        metrics,
+    } = sweeping;
     if held.renewal_failing() {
         // Its own leases may be lapsing too: it would take its own messages for a dead
         // worker's, and run them twice.
@@ -65,9 +86,10 @@ async fn sweep(broker: &dyn Broker, held: &Held, after: RecoverAfter) {
         );
     }
     loop {
-        match broker.recover(after, BATCH).await {
+        match broker.recover(*after, BATCH).await {
             Ok(0) => return,
             Ok(restored) => {
+                metrics.recovered(restored);
                 tracing::warn!(
                     count = restored,
                     "messages of a dead or frozen worker returned to their queues"
@@ -77,7 +99,8 @@ async fn sweep(broker: &dyn Broker, held: &Held, after: RecoverAfter) {
                 }
             }
             Err(e) => {
-                return tracing::warn!(error = %e, "cannot run recovery; retrying next period")
+                metrics.broker_error();
+                return tracing::warn!(error = %e, "cannot run recovery; retrying next period");
             }
         }
     }
