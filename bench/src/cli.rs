@@ -30,11 +30,11 @@ pub struct Args {
     pub tasks: Option<u64>,
 
     /// Scenarios to run, comma-separated: sequential, concurrent, bulk, drain, latency, memory,
-    /// workflow, flow-control.
+    /// workflow, flow-control, metrics.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "sequential,concurrent,bulk,drain,latency,memory,workflow,flow-control"
+        default_value = "sequential,concurrent,bulk,drain,latency,memory,workflow,flow-control,metrics"
     )]
     pub scenarios: Vec<Scenario>,
 
@@ -123,6 +123,8 @@ pub enum Scenario {
     Workflow,
     /// Plain, unique and rate-limited calls, sent and drained, side by side.
     FlowControl,
+    /// The drain with the worker's Prometheus metrics off and on.
+    Metrics,
 }
 
 /// The sizes a run uses, resolved from the options.

@@ -25,7 +25,9 @@ use crate::cli::{Args, Scenario};
 use crate::machine::Machine;
 use crate::redis_server::RedisServer;
 use crate::report::{Report, Row};
-use crate::scenarios::{drain, enqueue, floor, flow_control, latency, memory, workflow, Bench};
+use crate::scenarios::{
+    drain, enqueue, floor, flow_control, latency, memory, metrics, workflow, Bench,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -129,6 +131,14 @@ async fn run_taskq(args: &Args, bench: &mut Bench) -> anyhow::Result<Vec<Row>> {
         let (sends, drains) = (sizes.sequential, sizes.drain);
         for row in flow_control::flow_control(bench, sends, drains, concurrency).await? {
             record(row);
+        }
+    }
+    if args.runs(Scenario::Metrics) {
+        for &c in &args.drain_concurrency {
+            let n = sizes.drain;
+            for on in [false, true] {
+                record(repeated(times, async || metrics::drain(bench, n, c, on).await).await?);
+            }
         }
     }
     if args.runs(Scenario::Memory) {

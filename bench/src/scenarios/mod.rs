@@ -11,6 +11,7 @@ pub mod floor;
 pub mod flow_control;
 pub mod latency;
 pub mod memory;
+pub mod metrics;
 pub mod workflow;
 
 use std::time::{Duration, Instant};
