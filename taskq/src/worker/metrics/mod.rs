@@ -370,3 +370,44 @@ mod imp {
         pub(super) fn broker_error(&self) {}
     }
 }
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn off_counts_nothing() {
+        let off = Recorder::new(false);
+        off.received("tasks.add");
+        assert!(off.0.is_none());
+    }
+
+    #[test]
+    fn runs_are_counted_by_task_and_ending() {
+        let on = Recorder::new(true);
+        on.received("tasks.add");
+        on.started("tasks.add", Duration::from_millis(3));
+        on.finished(
+            "tasks.add",
+            Duration::from_millis(20),
+            Some(Ending::Succeeded),
+        );
+        on.settled_unrun("tasks.gone", Ending::Revoked);
+        on.dead_lettered("");
+        on.renewed(3);
+        let text = on.0.as_ref().unwrap().encode();
+        for line in [
+            "taskq_tasks_received_total{task=\"tasks.add\"} 1",
+            "taskq_tasks_succeeded_total{task=\"tasks.add\"} 1",
+            "taskq_tasks_revoked_total{task=\"tasks.gone\"} 1",
+            "taskq_tasks_dead_lettered_total{task=\"\"} 1",
+            "taskq_task_runtime_seconds_bucket{le=\"0.025\",task=\"tasks.add\"} 1",
+            "taskq_task_wait_seconds_count{task=\"tasks.add\"} 1",
+            "taskq_tasks_running 0",
+            "taskq_lease_renewals_total 3",
+            "# EOF",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
+}
