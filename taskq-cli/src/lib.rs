@@ -23,6 +23,7 @@ mod dead_letters;
 mod dev;
 mod events;
 mod inspect;
+mod metrics;
 mod output;
 mod purge;
 mod queues;
@@ -67,6 +68,8 @@ enum Command {
     Queues(queues::Args),
     /// Delete the messages waiting in queues.
     Purge(purge::Args),
+    /// The fleet's queue depths for Prometheus: printed, or served with --listen.
+    Metrics(metrics::Args),
     /// List or replay dead-lettered messages.
     #[command(subcommand, name = "dead-letters")]
     DeadLetters(dead_letters::Command),
@@ -118,6 +121,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(&client, &out, args).await,
         Command::Queues(args) => queues::run(&client, &out, args).await,
         Command::Purge(args) => purge::run(&client, &out, args).await,
+        Command::Metrics(args) => metrics::run(&client, args).await,
         Command::DeadLetters(command) => dead_letters::run(&client, &out, command).await,
         Command::Events(args) => events::run(&client, &out, args).await,
         #[cfg(unix)]

@@ -174,6 +174,8 @@ pub mod control;
 mod error;
 mod failure;
 pub mod keys;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod options;
 pub mod protocol;
 pub mod rate_limit;

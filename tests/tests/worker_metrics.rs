@@ -183,3 +183,95 @@ async fn a_worker_whose_metrics_address_is_taken_does_not_start() {
         "{text}"
     );
 }
+
+/// The fleet's queue depths, once per fleet: `taskq metrics --listen` serves them from Redis
+/// at each scrape (and `taskq metrics` prints them once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_exports_the_fleets_queue_depths() {
+    let python = PythonEnv::load(FLOWER).await;
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    for i in 0..3 {
+        client
+            .send(&add, (i, 1), Options::new().queue("reports"))
+            .await
+            .unwrap();
+    }
+    let later = Options::new()
+        .queue("reports")
+        .countdown(Duration::from_secs(600));
+    client.send(&add, (9, 9), later).await.unwrap();
+    client
+        .send(&add, (1, 1), Options::new().queue("emails"))
+        .await
+        .unwrap();
+    let pause = taskq::control::ControlOptions::new().timeout(Duration::from_millis(200));
+    client
+        .control()
+        .pause_queue("emails", &pause)
+        .await
+        .unwrap();
+
+    let printed = taskq_tests::taskq_cli::taskq(&server, &["metrics"])
+        .await
+        .success();
+    assert!(
+        printed
+            .stdout
+            .contains("taskq_queue_messages{queue=\"reports\",state=\"waiting\"} 4"),
+        "{}",
+        printed.stdout
+    );
+
+    let port = taskq_tests::free_port();
+    let mut cmd = std::process::Command::new(taskq_tests::taskq_cli::taskq_binary());
+    cmd.args(["-b", &server.url(), "metrics", "--listen"])
+        .arg(format!("127.0.0.1:{port}"));
+    let exporter = taskq_tests::ChildGuard::spawn(&mut cmd);
+    taskq_tests::wait_for_port(port, WAIT);
+    let metrics = scrape(&python, &format!("http://127.0.0.1:{port}/metrics"));
+    let queue = |q: &str, state: &str| format!("queue={q},state={state}");
+    // The countdown is still in the queue: a worker parks it when it fetches it.
+    assert_eq!(
+        value(
+            &metrics,
+            "taskq_queue_messages",
+            &queue("reports", "waiting")
+        ),
+        4.0
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            "taskq_queue_messages",
+            &queue("reports", "unacked")
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            "taskq_queue_messages",
+            &queue("emails", "waiting")
+        ),
+        1.0
+    );
+    assert_eq!(value(&metrics, "taskq_queue_paused", "queue=emails"), 1.0);
+    assert_eq!(value(&metrics, "taskq_queue_paused", "queue=reports"), 0.0);
+
+    // Scraped again, it reads Redis again.
+    client
+        .send(&add, (2, 2), Options::new().queue("emails"))
+        .await
+        .unwrap();
+    let metrics = scrape(&python, &format!("http://127.0.0.1:{port}/metrics"));
+    assert_eq!(
+        value(
+            &metrics,
+            "taskq_queue_messages",
+            &queue("emails", "waiting")
+        ),
+        2.0
+    );
+    exporter.terminate();
+}
