@@ -175,6 +175,8 @@ mod error;
 mod failure;
 pub mod keys;
 mod options;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 pub mod protocol;
 pub mod rate_limit;
 pub mod registry;

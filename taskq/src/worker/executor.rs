@@ -53,13 +53,18 @@ impl Job {
     /// subscriber interested it is a disabled span, which costs a callsite check.
     fn span(&self) -> tracing::Span {
         let message = &self.message;
-        tracing::info_span!(
+        let span = tracing::info_span!(
             "task",
             name = self.entry.name,
             id = %message.id,
             retries = message.retries,
             queue = %message.routing_key,
-        )
+        );
+        #[cfg(feature = "opentelemetry")]
+        if let Some(headers) = &message.trace_context {
+            crate::otel::set_parent(&span, headers);
+        }
+        span
     }
 
     async fn run_in_span(self, _slot: OwnedSemaphorePermit, mark: PendingMark) {

@@ -1,0 +1,101 @@
+//! One trace across the queue (taskq's `opentelemetry` feature): a task sent inside a traced
+//! span carries that span's W3C context in its `traceparent` header, and the worker's `task`
+//! span continues it; a task sent outside any trace starts its own. The spans are exported
+//! in memory, through `tracing-opentelemetry`, as an application would export them.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use opentelemetry::trace::{SpanId, TraceContextExt, TraceId, TracerProvider as _};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
+
+use taskq::{AsyncResult, Client, Options};
+use taskq_tests::worker::{client, query, RunningWorker};
+use taskq_tests::RedisServer;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[taskq::task(name = "test.traces_otel.echo", queue = "test-traces-otel")]
+async fn echo(n: u32) -> u32 {
+    n
+}
+
+/// The exporter every span of this test binary ends in, installed once: the worker's tasks
+/// run on the runtime's threads, so the subscriber is the global one.
+fn exporter() -> &'static InMemorySpanExporter {
+    static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
+    EXPORTER.get_or_init(|| {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("taskq-tests"));
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::set_global_default(subscriber).expect("no other subscriber");
+        exporter
+    })
+}
+
+/// The exported `task` span of the run of task `id`.
+fn task_span(id: &str) -> SpanData {
+    let spans = exporter().get_finished_spans().expect("the exporter reads");
+    let mut runs: Vec<SpanData> = spans
+        .into_iter()
+        .filter(|span| span.name == "task")
+        .filter(|span| {
+            span.attributes
+                .iter()
+                .any(|kv| kv.key.as_str() == "id" && kv.value.as_str() == id)
+        })
+        .collect();
+    assert_eq!(runs.len(), 1, "one task span for {id}");
+    runs.remove(0)
+}
+
+async fn send(client: &Client, n: u32) -> AsyncResult<u32> {
+    client.send(&echo, (n,), Options::new()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_sent_in_a_trace_runs_in_it_and_one_sent_outside_starts_its_own() {
+    exporter();
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    let request = tracing::info_span!("request");
+    let (trace_id, span_id): (TraceId, SpanId) = {
+        let cx = request.context();
+        let context = cx.span().span_context().clone();
+        (context.trace_id(), context.span_id())
+    };
+    assert_ne!(trace_id, TraceId::INVALID, "the producer's span is traced");
+
+    let traced = send(&client, 1).instrument(request.clone()).await;
+    let untraced = send(&client, 2).await;
+    let raw: Vec<String> = query(&server.url(), &["LRANGE", "test-traces-otel", "0", "-1"]);
+    let traceparent = format!("\"traceparent\": \"00-{trace_id}-{span_id}-01\"");
+    assert_eq!(
+        raw.iter().filter(|m| m.contains(&traceparent)).count(),
+        1,
+        "only the traced call carries the request's context: {raw:#?}"
+    );
+
+    let worker = RunningWorker::start(&client, |b| b.queues(["test-traces-otel"]));
+    assert_eq!(traced.get(WAIT).await.unwrap(), 1);
+    assert_eq!(untraced.get(WAIT).await.unwrap(), 2);
+    worker.stop().await;
+    drop(request);
+
+    let run = task_span(traced.id());
+    assert_eq!(run.span_context.trace_id(), trace_id);
+    assert_eq!(run.parent_span_id, span_id);
+    assert!(
+        run.parent_span_is_remote,
+        "its parent came through the queue"
+    );
+    let alone = task_span(untraced.id());
+    assert_ne!(alone.span_context.trace_id(), trace_id);
+    assert_eq!(alone.parent_span_id, SpanId::INVALID);
+}
