@@ -1,7 +1,8 @@
 //! One trace across the queue (taskq's `opentelemetry` feature): a task sent inside a traced
 //! span carries that span's W3C context in its `traceparent` header, and the worker's `task`
-//! span continues it; a task sent outside any trace starts its own. The spans are exported
-//! in memory, through `tracing-opentelemetry`, as an application would export them.
+//! span continues it; a task sent outside any trace starts its own; a task sent by Python
+//! Celery instrumented by OpenTelemetry runs in the Python trace. The spans are exported in
+//! memory, through `tracing-opentelemetry`, as an application would export them.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 
 use taskq::{AsyncResult, Client, Options};
+use taskq_tests::python::{PythonEnv, CELERY_OTEL};
 use taskq_tests::worker::{client, query, RunningWorker};
 use taskq_tests::RedisServer;
 
@@ -98,4 +100,34 @@ async fn a_task_sent_in_a_trace_runs_in_it_and_one_sent_outside_starts_its_own()
     let alone = task_span(untraced.id());
     assert_ne!(alone.span_context.trace_id(), trace_id);
     assert_eq!(alone.parent_span_id, SpanId::INVALID);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_sent_by_instrumented_python_celery_runs_in_the_python_trace() {
+    exporter();
+    let python = PythonEnv::load(CELERY_OTEL).await;
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.queues(["test-traces-otel"]));
+
+    let call = serde_json::json!({
+        "task": "test.traces_otel.echo",
+        "args": [7],
+        "queue": "test-traces-otel",
+    });
+    let (broker, backend) = (server.url(), server.url_db(1));
+    let sent = tokio::task::spawn_blocking(move || python.traced_send(&broker, &backend, &call))
+        .await
+        .expect("the Python producer runs");
+    assert_eq!(sent["result"], 7, "{sent}");
+    worker.stop().await;
+
+    let python_trace = TraceId::from_hex(sent["trace_id"].as_str().unwrap()).unwrap();
+    assert_ne!(python_trace, TraceId::INVALID);
+    let run = task_span(sent["id"].as_str().unwrap());
+    assert_eq!(run.span_context.trace_id(), python_trace);
+    assert!(
+        run.parent_span_is_remote,
+        "its parent came through the queue"
+    );
 }
