@@ -1,7 +1,8 @@
 //! One trace across the queue (taskq's `opentelemetry` feature): a task sent inside a traced
 //! span carries that span's W3C context in its `traceparent` header, and the worker's `task`
 //! span continues it; a task sent outside any trace starts its own; a task sent by Python
-//! Celery instrumented by OpenTelemetry runs in the Python trace. The spans are exported in
+//! Celery instrumented by OpenTelemetry runs in the Python trace, and a Python worker so
+//! instrumented runs a taskq call in the taskq trace. The spans are exported in
 //! memory, through `tracing-opentelemetry`, as an application would export them.
 
 use std::sync::OnceLock;
@@ -41,6 +42,13 @@ fn exporter() -> &'static InMemorySpanExporter {
     })
 }
 
+/// The trace id and span id of `span`, a span the OpenTelemetry layer tracks.
+fn ids(span: &tracing::Span) -> (TraceId, SpanId) {
+    let cx = span.context();
+    let context = cx.span().span_context().clone();
+    (context.trace_id(), context.span_id())
+}
+
 /// The exported `task` span of the run of task `id`.
 fn task_span(id: &str) -> SpanData {
     let spans = exporter().get_finished_spans().expect("the exporter reads");
@@ -67,11 +75,7 @@ async fn a_task_sent_in_a_trace_runs_in_it_and_one_sent_outside_starts_its_own()
     let server = RedisServer::start();
     let client = client(&server, |_| {});
     let request = tracing::info_span!("request");
-    let (trace_id, span_id): (TraceId, SpanId) = {
-        let cx = request.context();
-        let context = cx.span().span_context().clone();
-        (context.trace_id(), context.span_id())
-    };
+    let (trace_id, span_id) = ids(&request);
     assert_ne!(trace_id, TraceId::INVALID, "the producer's span is traced");
 
     let traced = send(&client, 1).instrument(request.clone()).await;
@@ -130,4 +134,37 @@ async fn a_task_sent_by_instrumented_python_celery_runs_in_the_python_trace() {
         run.parent_span_is_remote,
         "its parent came through the queue"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_worker_instrumented_by_opentelemetry_continues_a_taskq_trace() {
+    exporter();
+    let python = PythonEnv::load(CELERY_OTEL).await;
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, backend, log) = (
+        server.url(),
+        server.url_db(1),
+        dir.path().join("celery.log"),
+    );
+    let queue = "test-traces-otel-py";
+    let instrument = [("OTEL_INSTRUMENT", "1")];
+    let _worker = tokio::task::spawn_blocking(move || {
+        python.start_worker_with(&broker, &backend, &[queue], &log, &instrument)
+    })
+    .await
+    .unwrap();
+    let client = client(&server, |_| {});
+    let request = tracing::info_span!("request");
+    let (trace_id, span_id) = ids(&request);
+
+    let options = Options::new().queue(queue);
+    let sent = client
+        .send_by_name("py.trace_ids", Vec::new(), Default::default(), options)
+        .instrument(request.clone())
+        .await
+        .unwrap();
+    let seen = sent.get(WAIT).await.unwrap();
+    assert_eq!(seen["trace_id"], trace_id.to_string(), "{seen}");
+    assert_eq!(seen["parent_span_id"], span_id.to_string(), "{seen}");
 }
