@@ -403,6 +403,10 @@ impl Client {
         message.root_id = placement.root_id;
         message.workflow = placement.workflow;
         message.unique = unique.as_ref().map(|u| u.key.clone());
+        #[cfg(feature = "opentelemetry")]
+        {
+            message.trace_context = crate::otel::current();
+        }
         let envelope = message.encode(&queue)?;
         let limit = self.inner.config.max_message_size;
         if envelope.len() > limit {

@@ -177,6 +177,8 @@ pub mod keys;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod options;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 pub mod protocol;
 pub mod rate_limit;
 pub mod registry;

@@ -111,3 +111,32 @@ def progress(self, gate_dir, total):
                 raise TimeoutError(gate)
             time.sleep(0.02)
     return total
+
+
+if os.environ.get("OTEL_INSTRUMENT"):
+    # The trace tests: OpenTelemetry's Celery instrumentation in each pool process, after the
+    # fork as its documentation asks, with a real provider so that spans get ids.
+    from celery.signals import worker_process_init
+
+    @worker_process_init.connect(weak=False)
+    def instrument(*args, **kwargs):
+        from opentelemetry import trace
+        from opentelemetry.instrumentation.celery import CeleryInstrumentor
+        from opentelemetry.sdk.trace import TracerProvider
+
+        trace.set_tracer_provider(TracerProvider())
+        CeleryInstrumentor().instrument()
+
+
+@app.task(name="py.trace_ids")
+def trace_ids():
+    """The running task's trace id and its span's parent span id, in hex, as the OpenTelemetry
+    instrumentation (OTEL_INSTRUMENT) set them; needs the CELERY_OTEL environment."""
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    parent = getattr(span, "parent", None)
+    return {
+        "trace_id": format(span.get_span_context().trace_id, "032x"),
+        "parent_span_id": format(parent.span_id, "016x") if parent else None,
+    }

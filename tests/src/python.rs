@@ -43,6 +43,17 @@ pub const FLOWER: CeleryLine = CeleryLine {
     requirements: &["celery[redis]==5.6.*", "flower==2.*", "prometheus-client"],
 };
 
+/// The newest Celery with OpenTelemetry's Celery instrumentation (and the SDK, for trace ids),
+/// in its own environment: the trace tests read the W3C context it writes and reads.
+pub const CELERY_OTEL: CeleryLine = CeleryLine {
+    name: "5.6-otel",
+    requirements: &[
+        "celery[redis]==5.6.*",
+        "opentelemetry-sdk==1.*",
+        "opentelemetry-instrumentation-celery",
+    ],
+};
+
 /// Every Celery line the interop tests cover.
 pub const CELERY_LINES: [CeleryLine; 2] = [CELERY_LATEST, CELERY_5_3];
 
@@ -153,6 +164,19 @@ impl PythonEnv {
     /// When the script fails, with its output.
     pub fn canvas(&self, broker: &str, backend: &str, jobs: &Value) -> Vec<Value> {
         self.run_script(broker, backend, &[], "canvas.py", jobs)
+    }
+
+    /// Sends `call` (`{"task", "args", "queue"}`) with Celery instrumented by OpenTelemetry,
+    /// inside a span of its own, and waits for the result; returns `{"id", "trace_id",
+    /// "result"}` (see `tests/python/traced_send.py`). Needs [`CELERY_OTEL`].
+    ///
+    /// # Panics
+    ///
+    /// When the script fails, with its output.
+    pub fn traced_send(&self, broker: &str, backend: &str, call: &Value) -> Value {
+        let mut lines = self.run_script(broker, backend, &[], "traced_send.py", call);
+        assert_eq!(lines.len(), 1, "one line from traced_send.py: {lines:?}");
+        lines.remove(0)
     }
 
     /// Runs `script` from `tests/python` with `input` on its stdin; one JSON value per line of

@@ -78,6 +78,8 @@ pub struct TaskMessage {
     /// A unique call's key (taskq's `taskq_unique` header), whose lock is released when the
     /// task is done.
     pub unique: Option<String>,
+    /// The producer's W3C trace context: the `traceparent` header and its `tracestate`.
+    pub trace_context: Option<(String, Option<String>)>,
 }
 
 impl TaskMessage {
@@ -202,6 +204,8 @@ impl TaskMessage {
                 .and_then(Value::as_u64)
                 .unwrap_or(0) as u32,
             unique: text(meta.get(header::TASKQ_UNIQUE)),
+            trace_context: text(meta.get(header::TRACEPARENT))
+                .map(|parent| (parent, text(meta.get(header::TRACESTATE)))),
         }
     }
 
@@ -522,6 +526,10 @@ pub(crate) mod tests {
         full.retries = 2;
         full.parent_id = Some("parent".to_owned());
         full.root_id = Some("root".to_owned());
+        full.trace_context = Some((
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned(),
+            Some("congo=t61rcWkgMzE".to_owned()),
+        ));
         let full = full.encode("reports").unwrap();
         let recovered = with_header(&full, header::TASKQ_RECOVERIES, json!(3)).unwrap();
         // A plain body in another JSON spelling (compact, not ASCII), with `null` kwargs.

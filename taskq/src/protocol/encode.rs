@@ -57,6 +57,9 @@ pub struct NewMessage {
     /// The unique call's key, if the call is unique: the worker that finishes it releases
     /// the key's lock (see [`Options::unique_for`](crate::Options::unique_for)).
     pub unique: Option<String>,
+    /// The producer's W3C trace context (`traceparent`, then `tracestate` if any), written
+    /// among the headers as Python's OpenTelemetry instrumentation writes it.
+    pub trace_context: Option<(String, Option<String>)>,
 }
 
 impl NewMessage {
@@ -79,6 +82,7 @@ impl NewMessage {
             group_index: None,
             workflow: Workflow::default(),
             unique: None,
+            trace_context: None,
         }
     }
 
@@ -131,6 +135,14 @@ impl NewMessage {
                 replaced_task_nesting: 0,
                 stamped_headers: None,
                 stamps: RawObject::new(),
+                traceparent: self
+                    .trace_context
+                    .as_ref()
+                    .map(|(parent, _)| parent.as_str()),
+                tracestate: self
+                    .trace_context
+                    .as_ref()
+                    .and_then(|(_, state)| state.as_deref()),
                 taskq_unique: self.unique.as_deref(),
             },
             properties: Properties {
@@ -182,6 +194,12 @@ struct Headers<'a> {
     replaced_task_nesting: u32,
     stamped_headers: Option<Vec<String>>,
     stamps: RawObject,
+    /// After Celery's headers, where Python's instrumentation adds them to the dict, and only
+    /// when there is a context to carry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traceparent: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tracestate: Option<&'a str>,
     /// taskq's own, after Celery's headers and only when set (Python peers ignore it).
     #[serde(skip_serializing_if = "Option::is_none")]
     taskq_unique: Option<&'a str>,
@@ -281,9 +299,9 @@ mod tests {
     #[test]
     fn the_envelope_written_uses_the_protocol_names() {
         use crate::protocol::names::{field, header, property};
-        let raw = NewMessage::new("tasks.add", "id-1")
-            .encode("celery")
-            .unwrap();
+        let mut message = NewMessage::new("tasks.add", "id-1");
+        message.trace_context = Some(("00-ab-cd-01".to_owned(), Some("k=v".to_owned())));
+        let raw = message.encode("celery").unwrap();
         let envelope: Value = serde_json::from_str(&raw).unwrap();
         for name in [
             field::BODY,
@@ -305,6 +323,8 @@ mod tests {
             header::PARENT_ID,
             header::ROOT_ID,
             header::GROUP,
+            header::TRACEPARENT,
+            header::TRACESTATE,
         ] {
             assert!(
                 envelope[field::HEADERS].get(name).is_some(),

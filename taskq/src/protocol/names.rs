@@ -58,6 +58,12 @@ pub mod header {
     pub const GROUP_INDEX: &str = "group_index";
     /// Protocol 1's name for [`GROUP`].
     pub const TASKSET: &str = "taskset";
+    /// The producer's trace context, W3C `traceparent`: written here, among the headers, by
+    /// Python's opentelemetry-instrumentation-celery (into `before_task_publish`'s headers)
+    /// and read back from the task's request, so taskq does the same.
+    pub const TRACEPARENT: &str = "traceparent";
+    /// W3C `tracestate`, beside [`TRACEPARENT`] when the context has one.
+    pub const TRACESTATE: &str = "tracestate";
     /// How many workers put the message back because they did not know its task.
     pub const TASKQ_UNKNOWN_ATTEMPTS: &str = "taskq_unknown_attempts";
     /// How many times recovery took the message back from a worker that died or froze.

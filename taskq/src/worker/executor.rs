@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinError;
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::completer::{Action, Completion, UniqueLock};
 use super::metrics::Ending;
@@ -41,8 +42,35 @@ pub(super) struct Job {
 
 impl Job {
     /// Runs the task in the execution slot the dispatcher gave it, once its start mark
-    /// (asked for while it waited for the slot) is in Redis.
-    pub(super) async fn run(self, _slot: OwnedSemaphorePermit, mark: PendingMark) {
+    /// (asked for while it waited for the slot) is in Redis, inside the run's [`span`].
+    ///
+    /// [`span`]: Self::span
+    pub(super) async fn run(self, slot: OwnedSemaphorePermit, mark: PendingMark) {
+        let span = self.span();
+        self.run_in_span(slot, mark).instrument(span).await;
+    }
+
+    /// The `task` span of this run: the worker's log lines about it and the task's own
+    /// events fall inside it, so a subscriber can tie them to the call (and a tracer
+    /// export the run). At INFO, the level of the worker's own lines about a run; with no
+    /// subscriber interested it is a disabled span, which costs a callsite check.
+    fn span(&self) -> tracing::Span {
+        let message = &self.message;
+        let span = tracing::info_span!(
+            "task",
+            name = self.entry.name,
+            id = %message.id,
+            retries = message.retries,
+            queue = %message.routing_key,
+        );
+        #[cfg(feature = "opentelemetry")]
+        if let Some(headers) = &message.trace_context {
+            crate::otel::set_parent(&span, headers);
+        }
+        span
+    }
+
+    async fn run_in_span(self, _slot: OwnedSemaphorePermit, mark: PendingMark) {
         // It has its slot: no longer reserved, whether it starts or not.
         self.shared.requests.unreserve(&self.delivery.raw);
         let (name, id) = (self.entry.name, self.message.id.clone());
@@ -242,7 +270,11 @@ impl Job {
         let limits = TimeLimits::of(&self.message, &options);
         let soft = limits.soft_watch();
         let scoped = crate::request::scope(request, soft.clone(), self.state_reporter(), body);
-        let mut handle = tokio::spawn(async move { client.scope(scoped).await });
+        // The body is a tokio task of its own, which does not inherit the caller's span:
+        // it is given the run's span (current here), so the task's own events are inside it.
+        let in_span =
+            async move { client.scope(scoped).await }.instrument(tracing::Span::current());
+        let mut handle = tokio::spawn(in_span);
         let outcome = tokio::select! {
             joined = time_limit::enforce(&mut handle, limits, soft.as_ref()) => {
                 Some(joined.unwrap_or_else(|e| (Err(join_failure(e)), RetryAsk::Unset)))

@@ -70,6 +70,10 @@ struct Headers<'a> {
     taskq_crashes: Option<u64>,
     #[serde(default, borrow)]
     taskq_unique: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    traceparent: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tracestate: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -139,6 +143,7 @@ pub(super) fn decode(raw: &str) -> Option<TaskMessage> {
         recoveries: count(headers.taskq_recoveries),
         crashes: count(headers.taskq_crashes),
         unique: owned(headers.taskq_unique),
+        trace_context: owned(headers.traceparent).map(|parent| (parent, owned(headers.tracestate))),
     })
 }
 
@@ -195,7 +200,14 @@ mod tests {
         }
         raw = with_header(&raw, header::PARENT_ID, json!("p")).unwrap();
         raw = with_header(&raw, header::GROUP, json!("g")).unwrap();
+        raw = with_header(&raw, header::TRACEPARENT, json!("00-ab-cd-01")).unwrap();
+        raw = with_header(&raw, header::TRACESTATE, json!("k=v")).unwrap();
         let msg = super::decode(&raw).expect("the common shape");
+        let (parent, state) = msg.trace_context.expect("the trace context is read");
+        assert_eq!(
+            (parent.as_str(), state.as_deref()),
+            ("00-ab-cd-01", Some("k=v"))
+        );
         assert_eq!(
             (msg.unknown_attempts, msg.recoveries, msg.crashes),
             (1, 2, 3)
