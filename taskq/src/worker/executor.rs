@@ -47,7 +47,13 @@ impl Job {
     /// [`span`]: Self::span
     pub(super) async fn run(self, slot: OwnedSemaphorePermit, mark: PendingMark) {
         let span = self.span();
-        self.run_in_span(slot, mark).instrument(span).await;
+        // A disabled span (no subscriber wants it) would only cost an enter and an exit on
+        // every poll: the run goes without it then.
+        if span.is_disabled() {
+            self.run_in_span(slot, mark).await;
+        } else {
+            self.run_in_span(slot, mark).instrument(span).await;
+        }
     }
 
     /// The `task` span of this run: the worker's log lines about it and the task's own
@@ -272,9 +278,13 @@ impl Job {
         let scoped = crate::request::scope(request, soft.clone(), self.state_reporter(), body);
         // The body is a tokio task of its own, which does not inherit the caller's span:
         // it is given the run's span (current here), so the task's own events are inside it.
-        let in_span =
-            async move { client.scope(scoped).await }.instrument(tracing::Span::current());
-        let mut handle = tokio::spawn(in_span);
+        let body = async move { client.scope(scoped).await };
+        let span = tracing::Span::current();
+        let mut handle = if span.is_disabled() {
+            tokio::spawn(body)
+        } else {
+            tokio::spawn(body.instrument(span))
+        };
         let outcome = tokio::select! {
             joined = time_limit::enforce(&mut handle, limits, soft.as_ref()) => {
                 Some(joined.unwrap_or_else(|e| (Err(join_failure(e)), RetryAsk::Unset)))
