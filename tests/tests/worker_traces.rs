@@ -152,26 +152,33 @@ fn expected_fields(name: &str, id: &str, retries: u32) -> BTreeMap<String, Strin
     .collect()
 }
 
+/// Runs one call of `task` with a fresh token, which it returns, on a worker of its own with
+/// the spans captured; the call's id and the token.
+async fn run_once<T>(task: &T) -> (String, String)
+where
+    T: taskq::Task<Args = (String,), Output = String>,
+{
+    capture();
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.queues(["test-traces"]));
+    let token = uuid::Uuid::new_v4().to_string();
+    let sent = client
+        .send(task, (token.clone(),), Options::new())
+        .await
+        .unwrap();
+    assert_eq!(sent.get(WAIT).await.unwrap(), token);
+    worker.stop().await;
+    (sent.id().to_owned(), token)
+}
+
 // ---------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_body_and_the_workers_lines_about_a_run_are_in_its_task_span() {
-    capture();
-    let server = RedisServer::start();
-    let client = client(&server, |_| {});
-    let worker = RunningWorker::start(&client, |b| b.queues(["test-traces"]));
-
-    let token = uuid::Uuid::new_v4().to_string();
-    let sent = client
-        .send(&say, (token.clone(),), Options::new())
-        .await
-        .unwrap();
-    assert_eq!(sent.get(WAIT).await.unwrap(), token);
-    worker.stop().await;
-
-    let id = sent.id().to_owned();
+    let (id, token) = run_once(&say).await;
     let expected = expected_fields("test.traces.say", &id, 0);
     let said = event_with(&format!("the body says {token}"));
     let span = said
@@ -189,20 +196,7 @@ async fn the_body_and_the_workers_lines_about_a_run_are_in_its_task_span() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_attempt_of_a_retried_task_has_a_span_with_its_retries() {
-    capture();
-    let server = RedisServer::start();
-    let client = client(&server, |_| {});
-    let worker = RunningWorker::start(&client, |b| b.queues(["test-traces"]));
-
-    let token = uuid::Uuid::new_v4().to_string();
-    let sent = client
-        .send(&flaky, (token.clone(),), Options::new())
-        .await
-        .unwrap();
-    assert_eq!(sent.get(WAIT).await.unwrap(), token);
-    worker.stop().await;
-
-    let id = sent.id().to_owned();
+    let (id, token) = run_once(&flaky).await;
     for retries in [0, 1] {
         let attempt = event_with(&format!("attempt {retries} of {token}"));
         let span = attempt.task_span().expect("each attempt is in a task span");
