@@ -7,7 +7,7 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -114,6 +114,20 @@ impl PythonEnv {
             .output()
             .expect("cannot run the venv's python");
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Runs Celery's command line on the interop app, `python -m celery -A celery_app <args>`,
+    /// off the async threads; its output, whatever its exit status.
+    ///
+    /// # Panics
+    ///
+    /// When the interpreter cannot be run.
+    pub async fn celery_cli(&self, broker: &str, backend: &str, args: &[&str]) -> Output {
+        let mut cmd = self.command(broker, backend);
+        cmd.args(["-m", "celery", "-A", "celery_app"]).args(args);
+        tokio::task::spawn_blocking(move || cmd.output().expect("cannot run celery"))
+            .await
+            .expect("the celery command's thread")
     }
 
     /// A command running this environment's Python in the interop app's directory, with

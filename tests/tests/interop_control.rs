@@ -49,11 +49,9 @@ fn setup() -> Setup {
 
 /// Runs `python -m celery -A celery_app <args>` against the setup's Redis.
 async fn celery(python: &PythonEnv, server: &RedisServer, args: &[&str]) -> Output {
-    let mut cmd = python.command(&server.url(), &server.url_db(1));
-    cmd.args(["-m", "celery", "-A", "celery_app"]).args(args);
-    tokio::task::spawn_blocking(move || cmd.output().expect("cannot run celery"))
+    python
+        .celery_cli(&server.url(), &server.url_db(1), args)
         .await
-        .unwrap()
 }
 
 /// `celery inspect <method> -j`, retried until the taskq node answers (its subscription may

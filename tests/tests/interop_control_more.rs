@@ -46,11 +46,9 @@ async fn setup(
 
 /// Runs `python -m celery -A celery_app <args>` against `server`.
 async fn celery(python: &PythonEnv, server: &RedisServer, args: &[&str]) -> Output {
-    let mut cmd = python.command(&server.url(), &server.url_db(1));
-    cmd.args(["-m", "celery", "-A", "celery_app"]).args(args);
-    tokio::task::spawn_blocking(move || cmd.output().expect("cannot run celery"))
+    python
+        .celery_cli(&server.url(), &server.url_db(1), args)
         .await
-        .unwrap()
 }
 
 /// `celery inspect <args> -j`, retried until [`NODE`] answers; its reply. Inspecting twice

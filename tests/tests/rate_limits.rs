@@ -155,12 +155,16 @@ async fn celery_control_rate_limit_sets_a_limit_across_three_workers() {
     let _workers = start_workers(&server, dir.path());
     let client = client(&server);
 
-    let mut cmd = python.command(&server.url(), &server.url());
-    cmd.args(["-m", "celery", "-A", "celery_app", "control", "rate_limit"])
-        .args(["tasks.add", "20/s", "--timeout", "3", "--json"]);
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("cannot run celery"))
-        .await
-        .unwrap();
+    let set = [
+        "control",
+        "rate_limit",
+        "tasks.add",
+        "20/s",
+        "--timeout",
+        "3",
+        "--json",
+    ];
+    let out = python.celery_cli(&server.url(), &server.url(), &set).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let replies: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
         panic!(
@@ -179,10 +183,18 @@ async fn celery_control_rate_limit_sets_a_limit_across_three_workers() {
     assert_limited(&runs(&server, &ids).await, "celery control rate_limit");
 
     // An unknown task gets Celery's answer, and the limit can be lifted the same way.
-    let mut cmd = python.command(&server.url(), &server.url());
-    cmd.args(["-m", "celery", "-A", "celery_app", "control", "rate_limit"])
-        .args(["tasks.nope", "5/s", "--timeout", "3", "--json"]);
-    let out = cmd.output().unwrap();
+    let unknown = [
+        "control",
+        "rate_limit",
+        "tasks.nope",
+        "5/s",
+        "--timeout",
+        "3",
+        "--json",
+    ];
+    let out = python
+        .celery_cli(&server.url(), &server.url(), &unknown)
+        .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("unknown task"), "{stdout}");
 }
