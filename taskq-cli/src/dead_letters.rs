@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use serde_json::Value;
-use taskq::broker::DeadLetter;
+use taskq::broker::{DeadLetter, DeadLetterMatch};
 use taskq::protocol::KombuMessage;
 use taskq::Client;
 
@@ -41,7 +41,10 @@ pub(crate) async fn run(
             let max = limit.unwrap_or(u32::MAX as usize);
             let broker = client.broker();
             let moved = match reason.as_deref() {
-                Some(reason) => broker.requeue_dead_letters_matching(max, reason).await?,
+                Some(reason) => {
+                    let which = DeadLetterMatch::ReasonContains(reason.to_owned());
+                    broker.requeue_dead_letters_matching(max, &which).await?
+                }
                 None => broker.requeue_dead_letters(max).await?,
             };
             if out.json() {

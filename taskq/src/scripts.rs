@@ -535,17 +535,27 @@ end
 return moved
 "#;
 
-/// Puts back the dead-lettered messages whose reason contains a text, oldest first: each
-/// matching entry that names its queue leaves the list (`LREM` of that one entry) and its
-/// message goes to the back of its queue's bucket-0 list. Entries that do not match, or name
-/// no queue, stay where they are.
+/// Puts back the dead-lettered messages a match selects, oldest first: each matching entry
+/// that names its queue leaves the list (`LREM` of that one entry) and its message goes to the
+/// back of its queue's bucket-0 list. Entries that do not match, or name no queue, stay where
+/// they are. The rule is `DeadLetterMatch::matches`'s.
 ///
 /// * `KEYS[1]` the dead-letter list.
-/// * `ARGV[1]` most messages moved, `ARGV[2]` the key prefix, `ARGV[3]` the text the reason
-///   must contain (plain, not a pattern).
+/// * `ARGV[1]` most messages moved, `ARGV[2]` the key prefix, `ARGV[3]` what is compared:
+///   `reason` (the reason must contain `ARGV[4]`, plain, not a pattern) or `task_id` (the
+///   message's `id` header must be `ARGV[4]`).
 /// * Returns how many moved.
 pub(crate) const REQUEUE_DEAD_MATCHING: &str = r#"
 local max = tonumber(ARGV[1])
+local field, text = ARGV[3], ARGV[4]
+local function matches(dead)
+  if field == 'task_id' then
+    local ok, message = pcall(cjson.decode, dead.payload)
+    return ok and type(message) == 'table' and type(message.headers) == 'table'
+      and message.headers.id == text
+  end
+  return type(dead.reason) == 'string' and string.find(dead.reason, text, 1, true) ~= nil
+end
 local moved = 0
 local entries = redis.call('LRANGE', KEYS[1], 0, -1)
 for i = #entries, 1, -1 do
@@ -553,8 +563,7 @@ for i = #entries, 1, -1 do
   local entry = entries[i]
   local ok, dead = pcall(cjson.decode, entry)
   if ok and type(dead) == 'table' and type(dead.queue) == 'string' and dead.queue ~= ''
-      and type(dead.payload) == 'string' and type(dead.reason) == 'string'
-      and string.find(dead.reason, ARGV[3], 1, true) then
+      and type(dead.payload) == 'string' and matches(dead) then
     redis.call('LREM', KEYS[1], -1, entry)
     redis.call('LPUSH', ARGV[2] .. dead.queue, dead.payload)
     moved = moved + 1

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use taskq::broker::{Broker, Delivery, Outgoing, RecoverAfter};
+use taskq::broker::{Broker, DeadLetterMatch, Delivery, Outgoing, RecoverAfter};
 use taskq::keys::BrokerKeys;
 use taskq::protocol::names::{field, header, property};
 use taskq::protocol::{DecodeErrorKind, NewMessage};
@@ -607,18 +607,18 @@ async fn dead_letters_are_requeued_by_reason(broker: &dyn Broker) {
         .unwrap();
 
     let none = broker
-        .requeue_dead_letters_matching(10, "notregistered")
+        .requeue_dead_letters_matching(10, &reason("notregistered"))
         .await
         .unwrap();
     assert_eq!(none, 0, "the match is case-sensitive");
     let moved = broker
-        .requeue_dead_letters_matching(1, "NotRegistered")
+        .requeue_dead_letters_matching(1, &reason("NotRegistered"))
         .await
         .unwrap();
     assert_eq!(moved, 1, "at most max");
     assert_eq!(ids(&fetch(broker, &["celery"], 10).await), ["a"]);
     let moved = broker
-        .requeue_dead_letters_matching(10, "NotRegistered")
+        .requeue_dead_letters_matching(10, &reason("NotRegistered"))
         .await
         .unwrap();
     assert_eq!(moved, 1);
@@ -631,6 +631,40 @@ async fn dead_letters_are_requeued_by_reason(broker: &dyn Broker) {
         .collect();
     assert_eq!(left, ["too large"]);
     assert_eq!(ids(&fetch(broker, &["celery"], 10).await), ["c"]);
+}
+
+fn reason(text: &str) -> DeadLetterMatch {
+    DeadLetterMatch::ReasonContains(text.to_owned())
+}
+
+/// One task's dead letter is replayed by its id, and no other.
+async fn a_dead_letter_is_requeued_by_task_id(broker: &dyn Broker) {
+    broker
+        .publish(&[message("celery", "a", 0), message("celery", "b", 0)])
+        .await
+        .unwrap();
+    let held = fetch(broker, &["celery"], 2).await;
+    for delivery in &held {
+        broker.dead_letter(delivery, "NotRegistered").await.unwrap();
+    }
+    let by_id = |id: &str| DeadLetterMatch::TaskId(id.to_owned());
+    let dead = broker.dead_letters(10).await.unwrap();
+    assert_eq!(dead[0].task_id().as_deref(), Some("b"), "newest first");
+
+    let none = broker
+        .requeue_dead_letters_matching(10, &by_id("nope"))
+        .await
+        .unwrap();
+    assert_eq!(none, 0);
+    let moved = broker
+        .requeue_dead_letters_matching(10, &by_id("b"))
+        .await
+        .unwrap();
+    assert_eq!(moved, 1);
+    assert_eq!(ids(&fetch(broker, &["celery"], 10).await), ["b"]);
+    let left: Vec<_> = broker.dead_letters(10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].task_id().as_deref(), Some("a"));
 }
 
 /// A plain queue pops oldest first, waits for a message up to its timeout, and a removed
@@ -1184,6 +1218,7 @@ contracts! {
     revokes_are_kept_with_their_time with default_keys;
     exchanges_route_as_kombu_does with default_keys;
     dead_letters_are_requeued_by_reason with default_keys;
+    a_dead_letter_is_requeued_by_task_id with default_keys;
     a_reply_queue_pops_in_order_and_unbinds with default_keys;
     a_purge_empties_every_priority_list with custom_steps;
     queue_stats_count_each_state with default_keys;

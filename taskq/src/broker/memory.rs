@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc, Notify};
 
 use super::{
-    Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, QueueStats, RecoverAfter,
-    RefusedMessage, Subscription,
+    Broker, DeadLetter, DeadLetterMatch, Delivery, Fetched, Outgoing, Promoted, QueueStats,
+    RecoverAfter, RefusedMessage, Subscription,
 };
 use crate::connection::named_instance;
 use crate::keys::BrokerKeys;
@@ -431,7 +431,11 @@ impl Broker for MemoryBroker {
         Ok(moved)
     }
 
-    async fn requeue_dead_letters_matching(&self, max: usize, reason: &str) -> Result<usize> {
+    async fn requeue_dead_letters_matching(
+        &self,
+        max: usize,
+        which: &DeadLetterMatch,
+    ) -> Result<usize> {
         let mut moved = 0;
         {
             let mut state = self.state();
@@ -439,7 +443,7 @@ impl Broker for MemoryBroker {
             while i > 0 && moved < max {
                 i -= 1;
                 let dead = &state.dead[i];
-                if dead.queue.is_empty() || !dead.reason.contains(reason) {
+                if dead.queue.is_empty() || !which.matches(dead) {
                     continue;
                 }
                 let dead = state.dead.remove(i).expect("just seen");

@@ -329,10 +329,14 @@ pub trait Broker: sealed::Sealed + Send + Sync + fmt::Debug + 'static {
     /// (it never had one) stops the move and stays.
     async fn requeue_dead_letters(&self, max: usize) -> Result<usize>;
 
-    /// Like [`requeue_dead_letters`](Self::requeue_dead_letters), for the entries whose reason
-    /// contains `reason` only (plain text, case-sensitive), oldest first: the others stay,
-    /// and an entry that names no queue is skipped. Returns how many moved.
-    async fn requeue_dead_letters_matching(&self, max: usize, reason: &str) -> Result<usize>;
+    /// Like [`requeue_dead_letters`](Self::requeue_dead_letters), for the entries `which`
+    /// matches only (a reason, or one task's message), oldest first: the others stay, and an
+    /// entry that names no queue is skipped. Returns how many moved.
+    async fn requeue_dead_letters_matching(
+        &self,
+        max: usize,
+        which: &DeadLetterMatch,
+    ) -> Result<usize>;
 
     /// Renews the leases of unacked messages a live worker holds, so that no recovery takes
     /// them. Returns the tags that are no longer unacked (settled, or recovered while their
@@ -654,6 +658,60 @@ pub struct DeadLetter {
     pub payload: String,
     /// When it was dead-lettered, in seconds since the Unix epoch.
     pub time: f64,
+}
+
+impl DeadLetter {
+    /// The task id in the message's headers (protocol 2), when the payload has one.
+    ///
+    /// ```
+    /// let envelope = taskq::protocol::NewMessage::new("tasks.add", "id-7").encode("celery").unwrap();
+    /// let entry = taskq::broker::DeadLetter { reason: "r".into(), queue: "celery".into(), payload: envelope, time: 0.0 };
+    /// assert_eq!(entry.task_id().as_deref(), Some("id-7"));
+    /// ```
+    pub fn task_id(&self) -> Option<String> {
+        use crate::protocol::names::{field, header};
+        let message: serde_json::Value = serde_json::from_str(&self.payload).ok()?;
+        let id = message.get(field::HEADERS)?.get(header::ID)?.as_str()?;
+        Some(id.to_owned())
+    }
+}
+
+/// Which dead letters [`Broker::requeue_dead_letters_matching`] puts back.
+///
+/// ```
+/// use taskq::broker::{DeadLetter, DeadLetterMatch};
+///
+/// let entry = DeadLetter { reason: "NotRegistered: x".into(), queue: "celery".into(), payload: "{}".into(), time: 0.0 };
+/// assert!(DeadLetterMatch::ReasonContains("NotRegistered".into()).matches(&entry));
+/// assert!(!DeadLetterMatch::TaskId("id-1".into()).matches(&entry));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeadLetterMatch {
+    /// The entries whose reason contains this text (plain, case-sensitive).
+    ReasonContains(String),
+    /// The entries holding this task's message (by its `id` header): one, unless the same
+    /// message was dead-lettered twice.
+    TaskId(String),
+}
+
+impl DeadLetterMatch {
+    /// Whether `entry` is one of those matched. The `REQUEUE_DEAD_MATCHING` script applies
+    /// the same rule on Redis.
+    pub fn matches(&self, entry: &DeadLetter) -> bool {
+        match self {
+            Self::ReasonContains(text) => entry.reason.contains(text.as_str()),
+            Self::TaskId(id) => entry.task_id().as_deref() == Some(id.as_str()),
+        }
+    }
+
+    /// The script's arguments: what is compared, and with what.
+    pub(crate) fn script_args(&self) -> (&'static str, &str) {
+        match self {
+            Self::ReasonContains(text) => ("reason", text),
+            Self::TaskId(id) => ("task_id", id),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use redis::AsyncConnectionConfig;
 use tokio::sync::Mutex;
 
 use super::{
-    Broker, DeadLetter, Delivery, Fetched, Outgoing, Promoted, QueueStats, RecoverAfter,
-    RefusedMessage, Subscription,
+    Broker, DeadLetter, DeadLetterMatch, Delivery, Fetched, Outgoing, Promoted, QueueStats,
+    RecoverAfter, RefusedMessage, Subscription,
 };
 use crate::config::mask_url;
 use crate::connection::LazyConnection;
@@ -613,7 +613,12 @@ impl Broker for RedisBroker {
         Ok(moved)
     }
 
-    async fn requeue_dead_letters_matching(&self, max: usize, reason: &str) -> Result<usize> {
+    async fn requeue_dead_letters_matching(
+        &self,
+        max: usize,
+        which: &DeadLetterMatch,
+    ) -> Result<usize> {
+        let (field, text) = which.script_args();
         let mut conn = self.conn().await?;
         let moved: usize = self
             .scripts
@@ -621,7 +626,8 @@ impl Broker for RedisBroker {
             .key(self.keys.dead_letter())
             .arg(max)
             .arg(self.keys.prefix())
-            .arg(reason)
+            .arg(field)
+            .arg(text)
             .invoke_async(&mut conn)
             .await?;
         Ok(moved)
