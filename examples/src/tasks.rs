@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 /// File the push notification task appends to, in the working directory.
@@ -76,7 +77,8 @@ pub struct Report {
     pub report_id: String,
 }
 
-/// Generates a report for a user (simulated: waits 5 s).
+/// Generates a report for a user (simulated: waits 5 s). User ids start at 1: a report for
+/// user 0 fails at once (a failure to look at in the dashboard, with its cause).
 ///
 /// Unique for up to 5 minutes: while a user's report is queued or being made, asking again
 /// (a second click) queues nothing and gets the report already under way.
@@ -90,12 +92,19 @@ pub struct Report {
 /// ```
 #[taskq::task(name = "tasks.generate_report", unique_for = 300)]
 pub async fn generate_report(user_id: u64) -> anyhow::Result<Report> {
+    let user = find_user(user_id).context("cannot generate the report")?;
     tokio::time::sleep(simulated_delay(5_000)).await;
     Ok(Report {
-        user_id,
+        user_id: user,
         status: "completed".to_owned(),
         report_id: uuid::Uuid::new_v4().to_string(),
     })
+}
+
+/// The user `id`, if there is one (every id but 0, in this example).
+fn find_user(id: u64) -> anyhow::Result<u64> {
+    anyhow::ensure!(id != 0, "no user {id}: user ids start at 1");
+    Ok(id)
 }
 
 /// Adds two numbers: the smallest task there is.

@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand};
 mod call;
 mod connect;
 mod control;
+mod dashboard;
 mod dead_letters;
 #[cfg(unix)]
 mod dev;
@@ -70,6 +71,8 @@ enum Command {
     Purge(purge::Args),
     /// The fleet's queue depths for Prometheus: printed, or served with --listen.
     Metrics(metrics::Args),
+    /// The web dashboard: workers, queues, tasks, dead letters, and actions on them.
+    Dashboard(dashboard::Args),
     /// List or replay dead-lettered messages.
     #[command(subcommand, name = "dead-letters")]
     DeadLetters(dead_letters::Command),
@@ -122,6 +125,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Queues(args) => queues::run(&client, &out, args).await,
         Command::Purge(args) => purge::run(&client, &out, args).await,
         Command::Metrics(args) => metrics::run(&client, args).await,
+        Command::Dashboard(args) => dashboard::run(&client, args).await,
         Command::DeadLetters(command) => dead_letters::run(&client, &out, command).await,
         Command::Events(args) => events::run(&client, &out, args).await,
         #[cfg(unix)]

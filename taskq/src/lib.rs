@@ -171,6 +171,8 @@ mod clock;
 pub mod config;
 mod connection;
 pub mod control;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 mod error;
 mod failure;
 pub mod keys;

@@ -28,6 +28,7 @@
 
 #![warn(missing_docs)]
 
+pub mod browser;
 mod child;
 mod examples;
 pub mod keys;
