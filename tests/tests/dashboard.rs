@@ -36,6 +36,20 @@ fn start_dashboard(server: &RedisServer, port: u16, args: &[&str]) -> ChildGuard
     )
 }
 
+/// Sends task `name` by name with `args` (a JSON list).
+async fn send(
+    client: &taskq::Client,
+    name: &str,
+    args: serde_json::Value,
+    options: Options,
+) -> taskq::AsyncResult<serde_json::Value> {
+    let args = args.as_array().expect("a list of arguments").clone();
+    client
+        .send_by_name(name, args, Map::new(), options)
+        .await
+        .unwrap_or_else(|e| panic!("cannot send {name}: {e}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_sees_both_workers_and_acts_from_the_browser() {
     let python = tokio::task::spawn_blocking(|| PythonEnv::get(CELERY_LATEST))
@@ -98,52 +112,24 @@ async fn an_operator_sees_both_workers_and_acts_from_the_browser() {
         .await;
     // The workers answered a poll, so the dashboard has switched their events on: tasks
     // sent from now on show.
-    let added = client
-        .send_by_name(
-            "tasks.add",
-            vec![json!(1), json!(2)],
-            Map::new(),
-            Options::new(),
-        )
-        .await
-        .unwrap();
-    let no_user = client
-        .send_by_name(
-            "tasks.generate_report",
-            vec![json!(0)],
-            Map::new(),
-            Options::new(),
-        )
-        .await
-        .unwrap();
-    let boom = client
-        .send_by_name(
-            "py.boom",
-            vec![json!("kaboom")],
-            Map::new(),
-            Options::new().queue("py"),
-        )
-        .await
-        .unwrap();
-    let report = client
-        .send_by_name(
-            "tasks.generate_report",
-            vec![json!(7)],
-            Map::new(),
-            Options::new(),
-        )
-        .await
-        .unwrap();
+    let added = send(&client, "tasks.add", json!([1, 2]), Options::new()).await;
+    let no_user = send(&client, "tasks.generate_report", json!([0]), Options::new()).await;
+    let boom = send(
+        &client,
+        "py.boom",
+        json!(["kaboom"]),
+        Options::new().queue("py"),
+    )
+    .await;
+    let report = send(&client, "tasks.generate_report", json!([7]), Options::new()).await;
 
-    let later = client
-        .send_by_name(
-            "tasks.add",
-            vec![json!(5), json!(5)],
-            Map::new(),
-            Options::new().countdown(Duration::from_secs(600)),
-        )
-        .await
-        .unwrap();
+    let later = send(
+        &client,
+        "tasks.add",
+        json!([5, 5]),
+        Options::new().countdown(Duration::from_secs(600)),
+    )
+    .await;
 
     // Recent tasks, and one's details from the result store.
     let row = format!(r#"#tasks tr[data-task="{}"]"#, added.id());
@@ -227,15 +213,13 @@ async fn an_operator_sees_both_workers_and_acts_from_the_browser() {
     assert!(client.control().paused_queues().await.unwrap().is_empty());
 
     for n in 0..3 {
-        client
-            .send_by_name(
-                "tasks.add",
-                vec![json!(n), json!(n)],
-                Map::new(),
-                Options::new().queue("nobody"),
-            )
-            .await
-            .unwrap();
+        send(
+            &client,
+            "tasks.add",
+            json!([n, n]),
+            Options::new().queue("nobody"),
+        )
+        .await;
     }
     let nobody_row = r#"tr[data-queue="nobody"]"#;
     browser.wait_for(nobody_row).await;
