@@ -49,6 +49,13 @@ pub(crate) async fn run(client: &Client, args: Args) -> anyhow::Result<ExitCode>
         (None, Some(pair)) => Access::parse_basic(&pair)?,
         (None, None) => Access::Open,
     };
+    // What it does (each action, a Redis it cannot read) goes to stderr; RUST_LOG filters.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let dashboard = Dashboard::builder(client.clone())
         .enable_events(!args.no_enable_events)
         .start();
