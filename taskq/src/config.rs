@@ -361,8 +361,29 @@ fn parse_queues(list: &str) -> Result<Vec<String>> {
 /// assert_eq!(taskq::config::mask_url("redis://:hunter2@127.0.0.1:6379/0"), "redis://:**@127.0.0.1:6379/0");
 /// assert_eq!(taskq::config::mask_url("redis://app:p%40ss%3Aw@h:6379/0"), "redis://app:**@h:6379/0");
 /// assert_eq!(taskq::config::mask_url("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+/// assert_eq!(
+///     taskq::config::mask_url("sentinel://:pw@s1:26379;sentinel://s2:26379?master_name=m&sentinel_password=sp"),
+///     "sentinel://:**@s1:26379;sentinel://s2:26379?master_name=m&sentinel_password=**",
+/// );
 /// ```
 pub fn mask_url(url: &str) -> String {
+    if url.starts_with("sentinel://") {
+        // One URL per sentinel, and the sentinels' own password as a parameter.
+        let parts: Vec<String> = url.split(';').map(mask_one_url).collect();
+        return parts.join(";");
+    }
+    mask_one_url(url)
+}
+
+fn mask_one_url(url: &str) -> String {
+    let url = match url.split_once("sentinel_password=") {
+        Some((before, after)) => {
+            let rest = after.find('&').map_or("", |at| &after[at..]);
+            format!("{before}sentinel_password=**{rest}")
+        }
+        None => url.to_owned(),
+    };
+    let url = url.as_str();
     match url::Url::parse(url) {
         Ok(mut parsed) => {
             if parsed.password().is_some() && parsed.set_password(Some("**")).is_ok() {

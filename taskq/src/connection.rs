@@ -8,6 +8,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
+use crate::sentinel::{is_sentinel_url, SentinelMaster};
 use crate::{Error, Result};
 
 /// Opens a Redis client for `url`, taking Celery's TLS query parameters for `rediss://` URLs:
@@ -178,45 +179,113 @@ impl Timeouts {
     }
 }
 
-/// A multiplexed, self-reconnecting Redis connection, opened on first use.
+/// Where a store's Redis is: one server, or the master of a Sentinel-monitored set, which
+/// may move (see [`crate::sentinel`]).
+#[derive(Debug, Clone)]
+pub(crate) enum Endpoint {
+    Server(Box<redis::Client>),
+    Sentinel(Arc<SentinelMaster>),
+}
+
+impl Endpoint {
+    pub(crate) fn open(url: &str) -> Result<Self> {
+        if is_sentinel_url(url) {
+            Ok(Self::Sentinel(SentinelMaster::new(url)?))
+        } else {
+            Ok(Self::Server(Box::new(open_client(url)?)))
+        }
+    }
+
+    /// A client for the server, or for the master now: for dedicated connections (blocking
+    /// commands, Pub/Sub), opened anew after a failure.
+    pub(crate) async fn client(&self) -> Result<redis::Client> {
+        match self {
+            Self::Server(client) => Ok(client.as_ref().clone()),
+            Self::Sentinel(master) => master.client().await,
+        }
+    }
+
+    /// The database number.
+    pub(crate) fn db(&self) -> i64 {
+        match self {
+            Self::Server(client) => client.get_connection_info().redis_settings().db(),
+            Self::Sentinel(master) => master.db(),
+        }
+    }
+}
+
+/// A multiplexed, self-reconnecting Redis connection, opened on first use. Behind Sentinel,
+/// a new one is opened when the master moves.
 #[derive(Debug)]
 pub(crate) struct LazyConnection {
-    client: redis::Client,
+    endpoint: Endpoint,
     timeouts: Timeouts,
     conn: OnceCell<ConnectionManager>,
+    /// Behind Sentinel: the connection, and the master's generation it was opened for.
+    moving: tokio::sync::Mutex<Option<(u64, ConnectionManager)>>,
 }
 
 impl LazyConnection {
     /// A connection to `url`, not opened yet.
     pub(crate) fn new(url: &str) -> Result<Self> {
         Ok(Self {
-            client: open_client(url)?,
-            timeouts: Timeouts::of(url)?,
+            endpoint: Endpoint::open(url)?,
+            timeouts: Timeouts::of(&timeouts_part(url))?,
             conn: OnceCell::new(),
+            moving: tokio::sync::Mutex::new(None),
         })
     }
 
-    /// The client, for dedicated connections (blocking commands, Pub/Sub).
-    pub(crate) fn client(&self) -> &redis::Client {
-        &self.client
+    /// Where the connection goes.
+    pub(crate) fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 
     /// The shared connection, opening it if needed.
     pub(crate) async fn get(&self) -> Result<ConnectionManager> {
-        let conn = self
-            .conn
-            .get_or_try_init(|| async {
-                // Few, short retries: a producer should learn fast that Redis is away or
-                // refuses it (bad password, untrusted certificate); later calls try again.
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeouts.connect))
-                    .set_response_timeout(Some(self.timeouts.response))
-                    .set_number_of_retries(2)
-                    .set_max_delay(Duration::from_millis(500));
-                self.client.get_connection_manager_with_config(config).await
-            })
-            .await?;
-        Ok(conn.clone())
+        match &self.endpoint {
+            Endpoint::Server(client) => {
+                let conn = self
+                    .conn
+                    .get_or_try_init(|| self.open_manager(client.as_ref().clone()))
+                    .await?;
+                Ok(conn.clone())
+            }
+            Endpoint::Sentinel(master) => {
+                let client = master.client().await?;
+                let generation = master.generation();
+                let mut moving = self.moving.lock().await;
+                if let Some((opened_for, conn)) = moving.as_ref() {
+                    if *opened_for == generation {
+                        return Ok(conn.clone());
+                    }
+                }
+                let conn = self.open_manager(client).await?;
+                *moving = Some((generation, conn.clone()));
+                Ok(conn)
+            }
+        }
+    }
+
+    async fn open_manager(&self, client: redis::Client) -> Result<ConnectionManager> {
+        // Few, short retries: a producer should learn fast that Redis is away or refuses it
+        // (bad password, untrusted certificate); later calls try again.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeouts.connect))
+            .set_response_timeout(Some(self.timeouts.response))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        Ok(client.get_connection_manager_with_config(config).await?)
+    }
+}
+
+/// The part of `url` whose query holds the `socket_*` timeouts: the last of a Sentinel URL's
+/// parts (where its query goes), or the whole URL.
+fn timeouts_part(url: &str) -> String {
+    if is_sentinel_url(url) {
+        url.rsplit(';').next().unwrap_or(url).to_owned()
+    } else {
+        url.to_owned()
     }
 }
 
@@ -226,9 +295,13 @@ pub(crate) fn scheme(url: &str) -> &str {
     url.split_once("://").map_or(url, |(scheme, _)| scheme)
 }
 
-/// Whether `scheme` names a Redis server (TCP, TLS or a Unix socket).
+/// Whether `scheme` names a Redis server (TCP, TLS or a Unix socket) or a Sentinel-monitored
+/// one.
 pub(crate) fn is_redis_scheme(scheme: &str) -> bool {
-    matches!(scheme, "redis" | "rediss" | "unix" | "redis+unix")
+    matches!(
+        scheme,
+        "redis" | "rediss" | "unix" | "redis+unix" | "sentinel"
+    )
 }
 
 /// The instance name of a `memory://<name>` URL (`memory://` is the empty name).

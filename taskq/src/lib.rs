@@ -188,6 +188,7 @@ pub mod request;
 pub mod result;
 pub mod revoke;
 mod scripts;
+mod sentinel;
 pub mod state;
 pub mod task;
 pub mod worker;

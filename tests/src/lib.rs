@@ -36,6 +36,7 @@ mod logs;
 mod ports;
 pub mod python;
 mod redis_server;
+pub mod sentinel;
 pub mod taskq_cli;
 mod wait;
 pub mod worker;

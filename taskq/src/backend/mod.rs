@@ -52,7 +52,8 @@ pub fn open(url: &str, expires: Option<Duration>) -> Result<Arc<dyn ResultBacken
             Ok(Arc::new(redis::RedisBackend::open(url, expires)?))
         }
         other => Err(crate::Error::Config(format!(
-            "result backend URL scheme {other:?} is not supported (use redis://, rediss:// or memory://)"
+            "result backend URL scheme {other:?} is not supported (use redis://, rediss://, \
+             sentinel:// or memory://)"
         ))),
     }
 }

@@ -109,7 +109,14 @@ impl RedisBackend {
                 return Ok(hub.clone());
             }
         }
-        let (sink, mut stream) = self.conn.client().get_async_pubsub().await?.split();
+        let (sink, mut stream) = self
+            .conn
+            .endpoint()
+            .client()
+            .await?
+            .get_async_pubsub()
+            .await?
+            .split();
         let waiters = Arc::new(SyncMutex::new(Waiters::default()));
         let dispatch_to = waiters.clone();
         tokio::spawn(async move {

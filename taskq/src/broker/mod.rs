@@ -78,7 +78,8 @@ pub fn open_with_keys(url: &str, keys: BrokerKeys) -> Result<Arc<dyn Broker>> {
             Ok(Arc::new(redis::RedisBroker::with_keys(url, keys)?))
         }
         other => Err(crate::Error::Config(format!(
-            "broker URL scheme {other:?} is not supported (use redis://, rediss:// or memory://)"
+            "broker URL scheme {other:?} is not supported (use redis://, rediss://, sentinel:// or \
+             memory://)"
         ))),
     }
 }

@@ -9,34 +9,33 @@ use tokio::sync::mpsc;
 
 use super::{Subscription, SUBSCRIPTION_BUFFER};
 use crate::backoff::Backoff;
+use crate::connection::Endpoint;
 use crate::Result;
 
-/// Subscribes to `patterns` on a new connection of `client`, then keeps feeding the returned
-/// subscription from a background task.
+/// Subscribes to `patterns` on a new connection to `endpoint`, then keeps feeding the returned
+/// subscription from a background task (resubscribing to the master of the moment after a
+/// Sentinel failover).
 ///
 /// # Errors
 ///
 /// When the first connection or `PSUBSCRIBE` fails: the caller learns at once that Redis is
 /// away; later drops are retried in the background.
-pub(super) async fn subscribe(
-    client: redis::Client,
-    patterns: Vec<String>,
-) -> Result<Subscription> {
-    let pubsub = connect(&client, &patterns).await?;
+pub(super) async fn subscribe(endpoint: Endpoint, patterns: Vec<String>) -> Result<Subscription> {
+    let pubsub = connect(&endpoint, &patterns).await?;
     let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
-    let feeder = tokio::spawn(feed(client, patterns, pubsub, tx));
+    let feeder = tokio::spawn(feed(endpoint, patterns, pubsub, tx));
     Ok(Subscription::new(rx, feeder.abort_handle()))
 }
 
-async fn connect(client: &redis::Client, patterns: &[String]) -> Result<redis::aio::PubSub> {
-    let mut pubsub = client.get_async_pubsub().await?;
+async fn connect(endpoint: &Endpoint, patterns: &[String]) -> Result<redis::aio::PubSub> {
+    let mut pubsub = endpoint.client().await?.get_async_pubsub().await?;
     pubsub.psubscribe(patterns).await?;
     Ok(pubsub)
 }
 
 /// Forwards payloads until the subscription is dropped; reconnects with backoff on a drop.
 async fn feed(
-    client: redis::Client,
+    endpoint: Endpoint,
     patterns: Vec<String>,
     mut pubsub: redis::aio::PubSub,
     tx: mpsc::Sender<String>,
@@ -54,7 +53,7 @@ async fn feed(
             }
         }
         tracing::warn!(?patterns, "Pub/Sub connection lost; resubscribing");
-        pubsub = match reconnect(&client, &patterns, &tx).await {
+        pubsub = match reconnect(&endpoint, &patterns, &tx).await {
             Some(p) => p,
             None => return,
         };
@@ -63,7 +62,7 @@ async fn feed(
 
 /// Retries until subscribed again; `None` if the reader went away meanwhile.
 async fn reconnect(
-    client: &redis::Client,
+    endpoint: &Endpoint,
     patterns: &[String],
     tx: &mpsc::Sender<String>,
 ) -> Option<redis::aio::PubSub> {
@@ -73,7 +72,7 @@ async fn reconnect(
             return None;
         }
         let wait = backoff.next_delay();
-        match connect(client, patterns).await {
+        match connect(endpoint, patterns).await {
             Ok(p) => return Some(p),
             Err(e) => tracing::warn!(error = %e, "cannot resubscribe; retrying in {wait:?}"),
         }

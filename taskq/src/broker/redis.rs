@@ -145,7 +145,7 @@ impl RedisBroker {
     pub fn with_keys(url: &str, keys: BrokerKeys) -> Result<Self> {
         let conn = LazyConnection::new(url)?;
         Ok(Self {
-            db: conn.client().get_connection_info().redis_settings().db(),
+            db: conn.endpoint().db(),
             conn,
             url: url.to_owned(),
             keys,
@@ -202,8 +202,9 @@ impl RedisBroker {
     async fn wait_for_message(&self, lists: &[String], wait: Duration) -> Result<()> {
         let slice = wait.as_secs_f64().clamp(0.01, WAIT_SLICE_SECS);
         let watchers = self.watchers_for(lists).await;
+        let client = self.conn.endpoint().client().await?;
         let waits = watchers.into_iter().map(|(list, slot)| {
-            let client = self.conn.client().clone();
+            let client = client.clone();
             Box::pin(async move { watch_list(&client, &slot, &list, slice).await })
         });
         let (outcome, _, _) = select_all(waits).await;
@@ -820,7 +821,7 @@ impl Broker for RedisBroker {
 
     async fn subscribe_broadcast(&self, exchange: &str) -> Result<Subscription> {
         let patterns = self.keys.fanout_patterns(self.db, exchange).to_vec();
-        super::pubsub::subscribe(self.conn.client().clone(), patterns).await
+        super::pubsub::subscribe(self.conn.endpoint().clone(), patterns).await
     }
 
     async fn bind(&self, exchange: &str, routing_key: &str, queue: &str) -> Result<()> {
@@ -847,7 +848,9 @@ impl Broker for RedisBroker {
             .set_response_timeout(Some(timeout + Duration::from_secs(5)));
         let mut conn = self
             .conn
+            .endpoint()
             .client()
+            .await?
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
         // BRPOP's timeout 0 waits forever: wait at least a millisecond.
