@@ -2,7 +2,7 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `TASKQ_BROKER_URL` (or `CELERY_BROKER_URL`) | `redis://127.0.0.1:6379/0` | broker: `redis://`, `rediss://`, `memory://` |
+//! | `TASKQ_BROKER_URL` (or `CELERY_BROKER_URL`) | `redis://127.0.0.1:6379/0` | broker: `redis://`, `rediss://`, `sentinel://` (Celery's form, see the README), `memory://` |
 //! | `TASKQ_RESULT_BACKEND` (or `CELERY_RESULT_BACKEND`) | the broker URL | result store, same schemes |
 //! | `TASKQ_RESULT_EXPIRES` | `86400` | seconds results are kept; `0` keeps them forever |
 //! | `TASKQ_DEFAULT_QUEUE` | `celery` | queue for tasks that name none |

@@ -33,6 +33,7 @@ mod child;
 mod examples;
 pub mod keys;
 mod logs;
+pub mod netns;
 mod ports;
 pub mod python;
 mod redis_server;
