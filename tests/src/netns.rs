@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub struct Network {
     prefix: String,
     hosts: Vec<String>,
-    /// Subnet number of each link (10.<a>.<b>.0/30), by name.
+    /// The links made, each with its own /30 subnet.
     links: Vec<Link>,
     /// A base for this network's subnets, apart from other networks of this process.
     subnet_base: u32,
@@ -22,7 +22,6 @@ pub struct Network {
 /// A point-to-point link between two hosts (or a host and this test's own namespace).
 #[derive(Debug, Clone)]
 pub struct Link {
-    name: String,
     /// The two interface names, each in its namespace (`None`: the test's own).
     ends: [(Option<String>, String); 2],
     /// The two addresses.
@@ -109,11 +108,7 @@ impl Network {
                 .unwrap_or_else(|e| panic!("{e}"));
             ip(&with_ns(ns, &["link", "set", interface, "up"])).unwrap_or_else(|e| panic!("{e}"));
         }
-        let link = Link {
-            name,
-            ends,
-            addresses,
-        };
+        let link = Link { ends, addresses };
         self.links.push(link.clone());
         link
     }
@@ -154,7 +149,6 @@ impl Drop for Network {
             // Deleting one end deletes both; an end in a deleted namespace is gone already.
             let (ns, interface) = &link.ends[0];
             let _ = ip(&with_ns(ns, &["link", "del", interface]));
-            let _ = &link.name;
         }
         for ns in &self.hosts {
             let _ = ip(&["netns", "del", ns]);
