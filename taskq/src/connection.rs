@@ -275,7 +275,28 @@ impl LazyConnection {
             .set_response_timeout(Some(self.timeouts.response))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        Ok(client.get_connection_manager_with_config(config).await?)
+        let address = client.get_connection_info().addr().to_string();
+        let mut conn = client.get_connection_manager_with_config(config).await?;
+        refuse_cluster_node(&mut conn, &address).await?;
+        Ok(conn)
+    }
+}
+
+/// Fails when the server is a Redis Cluster node. On one, the scripts' keys span hash slots
+/// (`CROSSSLOT`) and a send's commands land on different nodes (`MOVED`), so a send could
+/// queue its message and still return an error: better to refuse before anything is written.
+/// A server that does not let us read `INFO` (an ACL) is taken as it comes.
+async fn refuse_cluster_node(conn: &mut ConnectionManager, address: &str) -> Result<()> {
+    let info: redis::RedisResult<String> =
+        redis::cmd("INFO").arg("cluster").query_async(conn).await;
+    match info {
+        Ok(info) if info.lines().any(|line| line.trim() == "cluster_enabled:1") => {
+            Err(Error::Config(format!(
+                "the Redis at {address} is a Redis Cluster node: taskq runs on a standalone \
+                 Redis or a Sentinel-monitored one (sentinel://), not on a cluster yet"
+            )))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -202,3 +202,35 @@ async fn a_worker_with_a_wrong_password_fails_at_start_with_the_reason() {
     assert!(err.contains("refused this worker's credentials"), "{err}");
     assert!(!err.contains("wrong@"), "the password is not echoed: {err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_node_is_refused_before_anything_is_written() {
+    // A one-node cluster serving every slot: writes would work here, and on a real cluster
+    // they would not (CROSSSLOT, MOVED), so the refusal comes before any.
+    let server = RedisServer::start_with(&["--cluster-enabled", "yes"]);
+    taskq_tests::redis_cmd(&server.url(), &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    eventually(Duration::from_secs(10), "the cluster to be ok", || async {
+        let info: String = query(&server.url(), &["CLUSTER", "INFO"]);
+        info.contains("cluster_state:ok")
+    })
+    .await;
+    let client = client(&server, |config| config.result_backend = server.url());
+    let refused = client.send(&ping, (), Options::new()).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("is a Redis Cluster node"),
+        "{refused}"
+    );
+    let keys: i64 = query(&server.url(), &["DBSIZE"]);
+    assert_eq!(keys, 0, "the refused send wrote nothing");
+
+    let worker = Worker::builder(client).banner(false).build();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(10),
+        worker.run_until(std::future::pending()),
+    )
+    .await
+    .expect("it fails at once instead of retrying forever");
+    let err = outcome.unwrap_err().to_string();
+    println!("worker on a cluster node: {err}");
+    assert!(err.contains("is a Redis Cluster node"), "{err}");
+}

@@ -43,6 +43,10 @@ pub(super) async fn check_redis(client: &Client) -> Result<()> {
         let Some((store, address, error)) = failure else {
             return Ok(());
         };
+        if let Error::Config(why) = &error {
+            // Not a passing fault (a cluster node, a bad URL): no try will fix it.
+            return Err(Error::Config(format!("the {store} at {address}: {why}")));
+        }
         if let Error::Redis(e) = &error {
             if refuses_credentials(e) {
                 return Err(Error::Config(format!(
