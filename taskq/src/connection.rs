@@ -205,6 +205,15 @@ impl Endpoint {
         }
     }
 
+    /// Changes each time a Sentinel master moves (always 0 for one server): connections
+    /// opened for an older generation go to a replaced master.
+    pub(crate) fn generation(&self) -> u64 {
+        match self {
+            Self::Server(_) => 0,
+            Self::Sentinel(master) => master.generation(),
+        }
+    }
+
     /// The database number.
     pub(crate) fn db(&self) -> i64 {
         match self {

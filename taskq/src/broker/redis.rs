@@ -51,6 +51,9 @@ type ListWait = Shared<BoxFuture<'static, std::result::Result<(), redis::RedisEr
 struct Watcher {
     conn: Option<MultiplexedConnection>,
     in_flight: Option<ListWait>,
+    /// The endpoint's generation the connection was opened for: behind Sentinel, a
+    /// connection to a master that has since been replaced is dropped, not waited on.
+    generation: u64,
 }
 
 impl fmt::Debug for Watcher {
@@ -202,10 +205,12 @@ impl RedisBroker {
     async fn wait_for_message(&self, lists: &[String], wait: Duration) -> Result<()> {
         let slice = wait.as_secs_f64().clamp(0.01, WAIT_SLICE_SECS);
         let watchers = self.watchers_for(lists).await;
-        let client = self.conn.endpoint().client().await?;
+        let endpoint = self.conn.endpoint();
+        let client = endpoint.client().await?;
+        let generation = endpoint.generation();
         let waits = watchers.into_iter().map(|(list, slot)| {
             let client = client.clone();
-            Box::pin(async move { watch_list(&client, &slot, &list, slice).await })
+            Box::pin(async move { watch_list((&client, generation), &slot, &list, slice).await })
         });
         let (outcome, _, _) = select_all(waits).await;
         outcome
@@ -327,7 +332,7 @@ fn from_value<T: redis::FromRedisValue>(value: redis::Value) -> Result<T> {
 /// One blocking wait on `list`, on the list's own connection: the wait still in flight there
 /// if there is one (see [`Watcher`]), else a new one.
 async fn watch_list(
-    client: &redis::Client,
+    client: (&redis::Client, u64),
     slot: &Mutex<Watcher>,
     list: &str,
     slice: f64,
@@ -343,12 +348,18 @@ async fn watch_list(
 
 /// The wait in flight on `list`, or a new one when there is none (or it has ended).
 async fn list_wait(
-    client: &redis::Client,
+    (client, generation): (&redis::Client, u64),
     slot: &Mutex<Watcher>,
     list: &str,
     slice: f64,
 ) -> Result<ListWait> {
     let mut watcher = slot.lock().await;
+    if watcher.generation != generation {
+        *watcher = Watcher {
+            generation,
+            ..Watcher::default()
+        };
+    }
     if let Some(wait) = &watcher.in_flight {
         if wait.peek().is_none() {
             return Ok(wait.clone());
