@@ -316,3 +316,31 @@ async fn the_dashboard_guards_what_it_can_do() {
     let body: serde_json::Value = done.json().await.unwrap();
     assert_eq!(body["purged"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_nests_under_a_path_of_an_application() {
+    let server = RedisServer::start();
+    let client = client(&server, |_| {});
+    let dashboard = taskq::dashboard::Dashboard::start(client);
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "the application" }))
+        .nest("/ops/taskq", dashboard.router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{base}{path}")).send();
+    assert_eq!(
+        get("/").await.unwrap().text().await.unwrap(),
+        "the application"
+    );
+    let page = get("/ops/taskq").await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"<base href="/ops/taskq/">"#), "{page}");
+    // What the page's relative links reach from there.
+    for asset in ["app.js", "app.css", "api/state"] {
+        let answer = get(&format!("/ops/taskq/{asset}")).await.unwrap();
+        assert_eq!(answer.status(), 200, "{asset}");
+    }
+    dashboard.shutdown().await;
+}
