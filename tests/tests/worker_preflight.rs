@@ -176,6 +176,18 @@ async fn a_full_redis_pauses_the_fleet_and_it_resumes_without_a_duplicate() {
     }
 }
 
+/// Why a worker on `client` fails to start: at once, not after retrying.
+async fn start_failure(client: taskq::Client) -> String {
+    let worker = Worker::builder(client).banner(false).build();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(10),
+        worker.run_until(std::future::pending()),
+    )
+    .await
+    .expect("it fails at once instead of retrying forever");
+    outcome.unwrap_err().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_with_a_wrong_password_fails_at_start_with_the_reason() {
     let server = RedisServer::start();
@@ -190,14 +202,7 @@ async fn a_worker_with_a_wrong_password_fails_at_start_with_the_reason() {
         config.broker_url = url.clone();
         config.result_backend = url.clone();
     });
-    let worker = Worker::builder(client).banner(false).build();
-    let outcome = tokio::time::timeout(
-        Duration::from_secs(10),
-        worker.run_until(std::future::pending()),
-    )
-    .await
-    .expect("it fails at once instead of retrying forever");
-    let err = outcome.unwrap_err().to_string();
+    let err = start_failure(client).await;
     println!("worker with a wrong password: {err}");
     assert!(err.contains("refused this worker's credentials"), "{err}");
     assert!(!err.contains("wrong@"), "the password is not echoed: {err}");
@@ -223,14 +228,7 @@ async fn a_redis_cluster_node_is_refused_before_anything_is_written() {
     let keys: i64 = query(&server.url(), &["DBSIZE"]);
     assert_eq!(keys, 0, "the refused send wrote nothing");
 
-    let worker = Worker::builder(client).banner(false).build();
-    let outcome = tokio::time::timeout(
-        Duration::from_secs(10),
-        worker.run_until(std::future::pending()),
-    )
-    .await
-    .expect("it fails at once instead of retrying forever");
-    let err = outcome.unwrap_err().to_string();
+    let err = start_failure(client).await;
     println!("worker on a cluster node: {err}");
     assert!(err.contains("is a Redis Cluster node"), "{err}");
 }
