@@ -88,11 +88,13 @@ async fn an_operator_sees_both_workers_and_acts_from_the_browser() {
         )
         .args(["-n", "rust@dashboard", "-c", "4"]),
     );
-    let _python_worker = python.start_worker(
+    // With result_extended, as a Python app that wants retries from a board would run.
+    let _python_worker = python.start_worker_with(
         &server.url(),
         &server.url(),
         &["py"],
         &dir.path().join("py.log"),
+        &[("RESULT_EXTENDED", "1")],
     );
     let port = free_port();
     let _dashboard = start_dashboard(&server, port, &[]);
@@ -160,6 +162,24 @@ async fn an_operator_sees_both_workers_and_acts_from_the_browser() {
         )
         .await;
     browser.screenshot("failed-tasks").await;
+
+    // Retry: the Python task's record keeps its call (result_extended), so it goes again
+    // under a new id (and fails again); the taskq worker here keeps none, and the page says so.
+    let boom_row = format!(r#"#failed tr[data-task="{}"]"#, boom.id());
+    browser
+        .click(&format!(r#"{boom_row} button[data-action="retry"]"#))
+        .await;
+    let toast = browser.wait_for_text("#toast", "retried as ").await;
+    let text = toast.text().await.unwrap();
+    let new_id = text.trim_start_matches("retried as ").trim();
+    browser
+        .wait_for_text(&format!(r#"#failed tr[data-task="{new_id}"]"#), "py.boom")
+        .await;
+    let no_user_row = format!(r#"#failed tr[data-task="{}"]"#, no_user.id());
+    browser
+        .click(&format!(r#"{no_user_row} button[data-action="retry"]"#))
+        .await;
+    browser.wait_for_text("#toast", "result_extended").await;
 
     // A task waiting for its ETA.
     let scheduled_row = format!(r#"#scheduled tr[data-task="{}"]"#, later.id());

@@ -8,6 +8,7 @@
 //! | `GET /api/state` | workers, queues and their history, rates, recent and failed tasks, scheduled tasks, dead letters |
 //! | `GET /api/tasks/{id}` | what the events said of a task, and its record in the result store |
 //! | `POST /api/tasks/{id}/revoke[?terminate=true]` | revokes it (and ends it if running) |
+//! | `POST /api/tasks/{id}/retry` | sends the same call again, under a new id, from its record in the result store (which needs `result_extended`) |
 //! | `POST /api/dead-letters/requeue` | puts every dead letter back on its queue |
 //! | `POST /api/dead-letters/{id}/requeue` | puts task `id`'s dead letter back on its queue |
 //! | `POST /api/queues/{name}/purge`, `.../pause`, `.../resume` | as `taskq purge` and `taskq queues pause/resume` |
@@ -52,6 +53,7 @@ pub(super) fn router(client: Client, seen: Arc<Seen>) -> Router {
         .route("/api/state", get(state))
         .route("/api/tasks/{id}", get(task))
         .route("/api/tasks/{id}/revoke", post(revoke))
+        .route("/api/tasks/{id}/retry", post(retry))
         .route("/api/dead-letters/requeue", post(requeue_all))
         .route("/api/dead-letters/{id}/requeue", post(requeue_one))
         .route("/api/queues/{name}/{action}", post(queue_action))
@@ -198,6 +200,45 @@ async fn revoke(
     }
     tracing::info!(task_id = %id, terminate = query.terminate, "dashboard: revoked");
     Ok(Json(json!({"revoked": id, "terminate": query.terminate})))
+}
+
+/// Sends task `id`'s call again (its name, arguments and queue as its record keeps them),
+/// as Sidekiq's and BullMQ's boards retry a failed job. The record has them only when the
+/// worker that stored it had `result_extended` on (Celery's setting, `TASKQ_RESULT_EXTENDED`).
+async fn retry(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Failure> {
+    require_action_header(&headers)?;
+    let no_call = || {
+        Failure(
+            StatusCode::CONFLICT,
+            format!(
+                "the result store keeps no call for task {id}: a worker stores one with \
+                 result_extended (TASKQ_RESULT_EXTENDED=true, Celery's result_extended)"
+            ),
+        )
+    };
+    let meta = app.client.backend().get(&id).await?.ok_or_else(no_call)?;
+    let call = meta.extended.ok_or_else(no_call)?;
+    let name = call.name.ok_or_else(no_call)?;
+    let args = call.args.to_items().ok_or_else(no_call)?;
+    let kwargs = if call.kwargs.is_null() {
+        crate::protocol::RawObject::new()
+    } else {
+        call.kwargs.to_object().ok_or_else(no_call)?
+    };
+    let mut options = crate::Options::new();
+    if let Some(queue) = call.queue {
+        options = options.queue(queue);
+    }
+    let sent = app
+        .client
+        .send_by_name_raw(&name, args, kwargs, options)
+        .await?;
+    tracing::info!(task_id = %id, new_id = %sent.id(), "dashboard: retried");
+    Ok(Json(json!({"retried": id, "id": sent.id()})))
 }
 
 async fn requeue_all(State(app): State<App>, headers: HeaderMap) -> Result<Json<Value>, Failure> {

@@ -1,7 +1,8 @@
 //! A web dashboard for the fleet (feature `dashboard`): the workers, the queues and their
 //! depth over time, recent and failed tasks with their arguments, result and traceback, tasks
 //! held until their ETA, and dead letters with their reason; and what an operator does about
-//! them: requeue a dead letter, revoke a task, purge, pause or resume a queue. The page
+//! them: retry a failed task, requeue a dead letter, revoke a task, purge, pause or resume a
+//! queue. The page
 //! updates itself every two seconds.
 //!
 //! It sees Python Celery workers sharing the Redis as it sees taskq's: workers through remote

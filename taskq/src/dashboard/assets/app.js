@@ -181,7 +181,9 @@ function renderFailed(state) {
       el("td", { class: "exception" }, details),
       el("td", { class: "mono args" }, short(t.args || "", 60)),
       el("td", { class: "mono" }, t.worker || "—"),
-      el("td", {}, clock(t.updated)));
+      el("td", {}, clock(t.updated)),
+      el("td", { class: "actions" }, actionButton("retry", "Retry", `retry:${t.id}`,
+        () => act(`api/tasks/${encodeURIComponent(t.id)}/retry`, (b) => `retried as ${b.id}`))));
   });
   fill("failed", rows);
   document.getElementById("count-failed").textContent = state.failed.length;
