@@ -372,7 +372,24 @@ pub fn mask_url(url: &str) -> String {
         let parts: Vec<String> = url.split(';').map(mask_one_url).collect();
         return parts.join(";");
     }
+    if crate::cluster::is_cluster_url(url) {
+        return mask_cluster_url(url);
+    }
     mask_one_url(url)
+}
+
+/// A cluster URL's hosts are a list, which no URL parser reads: the password is found by hand,
+/// between the scheme and the last `@` before the hosts.
+fn mask_cluster_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:**{}", &rest[at..]),
+        None => url.to_owned(),
+    }
 }
 
 fn mask_one_url(url: &str) -> String {
@@ -487,5 +504,13 @@ mod tests {
             "rediss://app:**@h:6380/2"
         );
         assert_eq!(mask_url("memory://"), "memory://");
+        assert_eq!(
+            mask_url("redis+cluster://app:p@ss@h1:7000,h2:7001?shards=3"),
+            "redis+cluster://app:**@h1:7000,h2:7001?shards=3"
+        );
+        assert_eq!(
+            mask_url("rediss+cluster://h1:7000"),
+            "rediss+cluster://h1:7000"
+        );
     }
 }

@@ -1,13 +1,17 @@
-//! Shared plumbing for the two kinds of store: a lazily opened Redis connection, and the
-//! process-wide registry that makes every `memory://<name>` URL meet the same instance.
+//! Shared plumbing for the two kinds of store: a lazily opened Redis connection (to one
+//! server, a Sentinel master or a cluster), and the process-wide registry that makes every
+//! `memory://<name>` URL meet the same instance.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use tokio::sync::OnceCell;
 
+use crate::cluster::{is_cluster_url, ClusterNodes};
 use crate::sentinel::{is_sentinel_url, SentinelMaster};
 use crate::{Error, Result};
 
@@ -179,69 +183,214 @@ impl Timeouts {
     }
 }
 
-/// Where a store's Redis is: one server, or the master of a Sentinel-monitored set, which
-/// may move (see [`crate::sentinel`]).
+/// Where a store's Redis is: one server, the master of a Sentinel-monitored set, which may
+/// move (see [`crate::sentinel`]), or a Redis Cluster (see [`crate::cluster`]).
 #[derive(Debug, Clone)]
 pub(crate) enum Endpoint {
     Server(Box<redis::Client>),
     Sentinel(Arc<SentinelMaster>),
+    Cluster(Arc<ClusterNodes>),
+}
+
+/// The Sentinel sets and clusters this process talks to, by URL: the stores of one URL share
+/// one watch of the sentinels (and log each failover once) and one cluster connection.
+static SHARED_ENDPOINTS: OnceLock<Mutex<HashMap<String, SharedEndpoint>>> = OnceLock::new();
+
+/// A shared endpoint, held weakly: it goes (and its watch stops) with its last store.
+#[derive(Debug)]
+enum SharedEndpoint {
+    Sentinel(Weak<SentinelMaster>),
+    Cluster(Weak<ClusterNodes>),
 }
 
 impl Endpoint {
+    /// The endpoint of `url`, shared with the other stores of this process on the same URL.
     pub(crate) fn open(url: &str) -> Result<Self> {
+        if !is_sentinel_url(url) && !is_cluster_url(url) {
+            return Self::open_private(url);
+        }
+        let mut shared = SHARED_ENDPOINTS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        shared.retain(|_, endpoint| match endpoint {
+            SharedEndpoint::Sentinel(weak) => weak.strong_count() > 0,
+            SharedEndpoint::Cluster(weak) => weak.strong_count() > 0,
+        });
+        let alive = match shared.get(url) {
+            Some(SharedEndpoint::Sentinel(weak)) => weak.upgrade().map(Self::Sentinel),
+            Some(SharedEndpoint::Cluster(weak)) => weak.upgrade().map(Self::Cluster),
+            None => None,
+        };
+        if let Some(endpoint) = alive {
+            return Ok(endpoint);
+        }
+        let endpoint = Self::open_private(url)?;
+        let entry = match &endpoint {
+            Self::Sentinel(master) => SharedEndpoint::Sentinel(Arc::downgrade(master)),
+            Self::Cluster(nodes) => SharedEndpoint::Cluster(Arc::downgrade(nodes)),
+            Self::Server(_) => return Ok(endpoint),
+        };
+        shared.insert(url.to_owned(), entry);
+        Ok(endpoint)
+    }
+
+    /// The endpoint of `url`, shared with nobody: for a store that must not depend on tasks
+    /// of another runtime (the lease renewer's thread; see `Broker::detached`).
+    pub(crate) fn open_private(url: &str) -> Result<Self> {
         if is_sentinel_url(url) {
             Ok(Self::Sentinel(SentinelMaster::new(url)?))
+        } else if is_cluster_url(url) {
+            Ok(Self::Cluster(Arc::new(ClusterNodes::new(url)?)))
         } else {
             Ok(Self::Server(Box::new(open_client(url)?)))
         }
     }
 
-    /// A client for the server, or for the master now: for dedicated connections (blocking
-    /// commands, Pub/Sub), opened anew after a failure.
+    /// A client for the server, or for the master now, for a Pub/Sub connection (on a cluster,
+    /// any master: every node forwards every `PUBLISH`); opened anew after a failure.
     pub(crate) async fn client(&self) -> Result<redis::Client> {
         match self {
             Self::Server(client) => Ok(client.as_ref().clone()),
             Self::Sentinel(master) => master.client().await,
+            Self::Cluster(nodes) => nodes.any_client().await,
         }
     }
 
-    /// Changes each time a Sentinel master moves (always 0 for one server): connections
-    /// opened for an older generation go to a replaced master.
+    /// A client for the server holding `key` (on a cluster, the master serving its slot now),
+    /// for a connection of its own: a blocking wait on `key`.
+    pub(crate) async fn client_for(&self, key: &str) -> Result<redis::Client> {
+        match self {
+            Self::Cluster(nodes) => nodes.node_client(key).await,
+            _ => self.client().await,
+        }
+    }
+
+    /// Changes each time a Sentinel master moves (always 0 otherwise): connections opened for
+    /// an older generation go to a replaced master. A cluster's moves are followed by its
+    /// client; a blocking connection to a node that failed errs, and is opened anew.
     pub(crate) fn generation(&self) -> u64 {
         match self {
-            Self::Server(_) => 0,
             Self::Sentinel(master) => master.generation(),
+            Self::Server(_) | Self::Cluster(_) => 0,
         }
     }
 
-    /// The database number.
+    /// The database number (always 0 on a cluster).
     pub(crate) fn db(&self) -> i64 {
         match self {
             Self::Server(client) => client.get_connection_info().redis_settings().db(),
             Self::Sentinel(master) => master.db(),
+            Self::Cluster(_) => 0,
         }
     }
 }
 
-/// A multiplexed, self-reconnecting Redis connection, opened on first use. Behind Sentinel,
-/// a new one is opened when the master moves.
+/// A connection that runs commands: multiplexed and self-reconnecting, to one server (or a
+/// Sentinel master) or to every master of a cluster. On a cluster, the keys of one command,
+/// script or pipeline must share a hash slot.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Server(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Server(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Server(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Server(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+impl Conn {
+    /// Runs a command that names no key on the server holding `key`: on a cluster, the master
+    /// serving `key`'s slot (e.g. a `SCAN` for keys with `key`'s hash tag); elsewhere, the one
+    /// server.
+    pub(crate) async fn query_near<T: redis::FromRedisValue>(
+        &mut self,
+        key: &str,
+        cmd: &redis::Cmd,
+    ) -> Result<T> {
+        match self {
+            Self::Server(conn) => Ok(cmd.query_async(conn).await?),
+            Self::Cluster(conn) => {
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    Route::with_key(key.as_bytes(), SlotAddr::Master),
+                ));
+                let value = conn.route_command(cmd.clone(), route).await?;
+                Ok(redis::from_redis_value(value).map_err(redis::RedisError::from)?)
+            }
+        }
+    }
+}
+
+/// A Redis connection, opened on first use. Behind Sentinel, a new one is opened when the
+/// master moves; on a cluster, the cluster's one connection is shared.
 #[derive(Debug)]
 pub(crate) struct LazyConnection {
     endpoint: Endpoint,
     timeouts: Timeouts,
-    conn: OnceCell<ConnectionManager>,
-    /// Behind Sentinel: the connection, and the master's generation it was opened for.
-    moving: tokio::sync::Mutex<Option<(u64, ConnectionManager)>>,
+    opened: Opened,
+}
+
+/// What a [`LazyConnection`] opened, by kind of endpoint.
+#[derive(Debug)]
+enum Opened {
+    /// To one server: opened once.
+    Once(OnceCell<ConnectionManager>),
+    /// To a Sentinel master: the connection and the master's generation it was opened for.
+    Following(tokio::sync::Mutex<Option<(u64, ConnectionManager)>>),
+    /// To a cluster: the endpoint holds the connection.
+    Cluster,
 }
 
 impl LazyConnection {
-    /// A connection to `url`, not opened yet.
+    /// A connection to `url`, not opened yet, on an endpoint shared by the stores of this
+    /// process on the same URL.
     pub(crate) fn new(url: &str) -> Result<Self> {
+        Self::on(Endpoint::open(url)?, url)
+    }
+
+    /// A connection to `url` on an endpoint of its own (see [`Endpoint::open_private`]).
+    pub(crate) fn private(url: &str) -> Result<Self> {
+        Self::on(Endpoint::open_private(url)?, url)
+    }
+
+    /// A connection to `url` on `endpoint` (shared with whoever else holds it).
+    pub(crate) fn on(endpoint: Endpoint, url: &str) -> Result<Self> {
+        let opened = match &endpoint {
+            Endpoint::Server(_) => Opened::Once(OnceCell::new()),
+            Endpoint::Sentinel(_) => Opened::Following(tokio::sync::Mutex::new(None)),
+            Endpoint::Cluster(_) => Opened::Cluster,
+        };
         Ok(Self {
-            endpoint: Endpoint::open(url)?,
+            endpoint,
             timeouts: Timeouts::of(&timeouts_part(url))?,
-            conn: OnceCell::new(),
-            moving: tokio::sync::Mutex::new(None),
+            opened,
         })
     }
 
@@ -251,28 +400,29 @@ impl LazyConnection {
     }
 
     /// The shared connection, opening it if needed.
-    pub(crate) async fn get(&self) -> Result<ConnectionManager> {
-        match &self.endpoint {
-            Endpoint::Server(client) => {
-                let conn = self
-                    .conn
+    pub(crate) async fn get(&self) -> Result<Conn> {
+        match (&self.endpoint, &self.opened) {
+            (Endpoint::Server(client), Opened::Once(once)) => {
+                let conn = once
                     .get_or_try_init(|| self.open_manager(client.as_ref().clone()))
                     .await?;
-                Ok(conn.clone())
+                Ok(Conn::Server(conn.clone()))
             }
-            Endpoint::Sentinel(master) => {
+            (Endpoint::Sentinel(master), Opened::Following(following)) => {
                 let client = master.client().await?;
                 let generation = master.generation();
-                let mut moving = self.moving.lock().await;
-                if let Some((opened_for, conn)) = moving.as_ref() {
+                let mut following = following.lock().await;
+                if let Some((opened_for, conn)) = following.as_ref() {
                     if *opened_for == generation {
-                        return Ok(conn.clone());
+                        return Ok(Conn::Server(conn.clone()));
                     }
                 }
                 let conn = self.open_manager(client).await?;
-                *moving = Some((generation, conn.clone()));
-                Ok(conn)
+                *following = Some((generation, conn.clone()));
+                Ok(Conn::Server(conn))
             }
+            (Endpoint::Cluster(nodes), _) => Ok(Conn::Cluster(nodes.connection().await?)),
+            _ => unreachable!("a LazyConnection's state is made for its endpoint"),
         }
     }
 
@@ -301,8 +451,9 @@ async fn refuse_cluster_node(conn: &mut ConnectionManager, address: &str) -> Res
     match info {
         Ok(info) if info.lines().any(|line| line.trim() == "cluster_enabled:1") => {
             Err(Error::Config(format!(
-                "the Redis at {address} is a Redis Cluster node: taskq runs on a standalone \
-                 Redis or a Sentinel-monitored one (sentinel://), not on a cluster yet"
+                "the Redis at {address} is a Redis Cluster node: name the cluster with a \
+                 redis+cluster://host:port[,host:port…] URL (taskq's own key layout; Python \
+                 Celery cannot share it)"
             )))
         }
         _ => Ok(()),
@@ -325,12 +476,18 @@ pub(crate) fn scheme(url: &str) -> &str {
     url.split_once("://").map_or(url, |(scheme, _)| scheme)
 }
 
-/// Whether `scheme` names a Redis server (TCP, TLS or a Unix socket) or a Sentinel-monitored
-/// one.
+/// Whether `scheme` names a Redis server (TCP, TLS or a Unix socket), a Sentinel-monitored
+/// one or a Redis Cluster.
 pub(crate) fn is_redis_scheme(scheme: &str) -> bool {
     matches!(
         scheme,
-        "redis" | "rediss" | "unix" | "redis+unix" | "sentinel"
+        "redis"
+            | "rediss"
+            | "unix"
+            | "redis+unix"
+            | "sentinel"
+            | "redis+cluster"
+            | "rediss+cluster"
     )
 }
 

@@ -97,6 +97,34 @@ impl BrokerKeys {
         self
     }
 
+    /// The keys of one shard of a Redis Cluster broker: every key gets the hash tag `{tag}`
+    /// after the prefix, so all of a shard's keys (its queue lists, `unacked`, leases, ETA
+    /// schedule, dead letters) share one hash slot and each script runs on one node. This is
+    /// taskq's own layout: kombu has no cluster transport, and Python Celery cannot read it.
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::new("app1:", taskq::keys::DEFAULT_PRIORITY_SEP)
+    ///     .in_shard("taskq.1.0");
+    /// assert_eq!(keys.queue_list("celery", 0), "app1:{taskq.1.0}celery");
+    /// assert_eq!(keys.unacked(), "app1:{taskq.1.0}unacked");
+    /// assert_eq!(keys.queue_of_list("app1:{taskq.1.0}celery\x06\x163"), Some("celery"));
+    /// ```
+    pub fn in_shard(mut self, tag: &str) -> Self {
+        self.prefix = format!("{}{{{tag}}}", self.prefix);
+        self
+    }
+
+    /// Where a Redis Cluster broker records how many shards its queues are split into (the
+    /// first process to use the cluster writes it; the others check theirs against it).
+    ///
+    /// ```
+    /// let keys = taskq::keys::BrokerKeys::default().in_shard("taskq.0.0");
+    /// assert_eq!(keys.cluster_shards(), "{taskq.0.0}taskq.shards");
+    /// ```
+    pub fn cluster_shards(&self) -> String {
+        format!("{}taskq.shards", self.prefix)
+    }
+
     /// The priority steps, ascending from 0.
     pub fn priority_steps(&self) -> &[u8] {
         &self.steps
@@ -448,6 +476,8 @@ pub fn pidbox_reply_queue(oid: &str) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct ResultKeys {
     prefix: String,
+    /// Group ids in braces, so a chord's keys share a Redis Cluster hash slot.
+    tag_groups: bool,
 }
 
 impl ResultKeys {
@@ -459,7 +489,25 @@ impl ResultKeys {
             Some(':' | '_' | '-' | '.') => prefix.to_owned(),
             Some(_) => format!("{prefix}_"),
         };
-        Self { prefix }
+        Self {
+            prefix,
+            tag_groups: false,
+        }
+    }
+
+    /// The same keys for a Redis Cluster: the group id becomes the hash tag of a group's and
+    /// its chord's keys (`celery-taskset-meta-{<gid>}.j`), so that the scripts counting a
+    /// chord touch one hash slot. Task records keep Celery's names.
+    ///
+    /// ```
+    /// let keys = taskq::keys::ResultKeys::default().for_cluster();
+    /// assert_eq!(keys.task_meta("t1"), "celery-task-meta-t1");
+    /// assert_eq!(keys.chord("g1").results, "celery-taskset-meta-{g1}.j");
+    /// assert_eq!(keys.chord("g1").group, "celery-taskset-meta-{g1}");
+    /// ```
+    pub fn for_cluster(mut self) -> Self {
+        self.tag_groups = true;
+        self
     }
 
     /// The key (and Pub/Sub channel) of a task's result record.
@@ -474,7 +522,11 @@ impl ResultKeys {
     /// assert_eq!(taskq::keys::ResultKeys::default().group_meta("g1"), "celery-taskset-meta-g1");
     /// ```
     pub fn group_meta(&self, group_id: &str) -> String {
-        format!("{}celery-taskset-meta-{group_id}", self.prefix)
+        if self.tag_groups {
+            format!("{}celery-taskset-meta-{{{group_id}}}", self.prefix)
+        } else {
+            format!("{}celery-taskset-meta-{group_id}", self.prefix)
+        }
     }
 
     /// The keys Celery's Redis backend counts a chord's header with.

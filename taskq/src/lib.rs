@@ -168,6 +168,7 @@ pub mod canvas;
 pub mod cli;
 pub mod client;
 mod clock;
+mod cluster;
 pub mod config;
 mod connection;
 pub mod control;

@@ -28,8 +28,8 @@ use crate::Result;
 /// ```
 pub const DEFAULT_RESULT_EXPIRES: Duration = Duration::from_secs(86_400);
 
-/// Opens the result store named by `url` (`redis://`, `rediss://`, `unix://` or
-/// `memory://[name]`), keeping each result for `expires` (`None`: forever).
+/// Opens the result store named by `url` (`redis://`, `rediss://`, `unix://`, `sentinel://`,
+/// `redis+cluster://` or `memory://[name]`), keeping each result for `expires` (`None`: forever).
 ///
 /// # Errors
 ///
@@ -53,7 +53,7 @@ pub fn open(url: &str, expires: Option<Duration>) -> Result<Arc<dyn ResultBacken
         }
         other => Err(crate::Error::Config(format!(
             "result backend URL scheme {other:?} is not supported (use redis://, rediss://, \
-             sentinel:// or memory://)"
+             sentinel://, redis+cluster:// or memory://)"
         ))),
     }
 }

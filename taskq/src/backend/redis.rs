@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, PubSubSink};
+use redis::aio::PubSubSink;
 use tokio::sync::{mpsc, Mutex};
 
 use super::chord::{self, ChordPart, ChordResult, ChordVote};
 use super::{ResultBackend, DEFAULT_RESULT_EXPIRES};
+use crate::cluster::hash_slot;
 use crate::config::mask_url;
-use crate::connection::LazyConnection;
+use crate::connection::{Conn, Endpoint, LazyConnection};
 use crate::keys::ResultKeys;
 use crate::protocol::{pyjson, raw_object, RawJson};
 use crate::scripts::Scripts;
@@ -87,8 +88,14 @@ impl RedisBackend {
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn with_keys(url: &str, expires: Option<Duration>, keys: ResultKeys) -> Result<Self> {
+        let conn = LazyConnection::new(url)?;
+        // On a cluster, a chord's keys share its group's hash tag.
+        let keys = match conn.endpoint() {
+            Endpoint::Cluster(_) => keys.for_cluster(),
+            _ => keys,
+        };
         Ok(Self {
-            conn: LazyConnection::new(url)?,
+            conn,
             url: url.to_owned(),
             keys,
             expires,
@@ -97,7 +104,7 @@ impl RedisBackend {
         })
     }
 
-    async fn conn(&self) -> Result<ConnectionManager> {
+    async fn conn(&self) -> Result<Conn> {
         self.conn.get().await
     }
 
@@ -145,6 +152,20 @@ impl RedisBackend {
 }
 
 impl RedisBackend {
+    /// Stores `records` with one call of the store script.
+    async fn store_batch(&self, mut conn: Conn, records: Vec<&ResultMeta>) -> Result<()> {
+        let ttl = self.ttl_secs().unwrap_or(0);
+        let mut invocation = self.scripts.store_results.prepare_invoke();
+        invocation.arg(ttl);
+        for record in records {
+            invocation
+                .key(self.keys.task_meta(&record.task_id))
+                .arg(record.to_json());
+        }
+        let _stored: usize = invocation.invoke_async(&mut conn).await?;
+        Ok(())
+    }
+
     /// Deletes `key`.
     async fn delete(&self, key: &str) -> Result<()> {
         let mut conn = self.conn().await?;
@@ -265,17 +286,21 @@ impl ResultBackend for RedisBackend {
         if records.is_empty() {
             return Ok(());
         }
-        let ttl = self.ttl_secs().unwrap_or(0);
-        let mut invocation = self.scripts.store_results.prepare_invoke();
-        invocation.arg(ttl);
-        for record in records {
-            invocation
-                .key(self.keys.task_meta(&record.task_id))
-                .arg(record.to_json());
+        let conn = self.conn().await?;
+        if let Conn::Cluster(_) = conn {
+            // A script's keys must share a hash slot: one call per slot, all at once.
+            let mut by_slot: HashMap<u16, Vec<&ResultMeta>> = HashMap::new();
+            for record in records {
+                let slot = hash_slot(&self.keys.task_meta(&record.task_id));
+                by_slot.entry(slot).or_default().push(record);
+            }
+            let stores = by_slot
+                .into_values()
+                .map(|batch| self.store_batch(conn.clone(), batch));
+            futures_util::future::try_join_all(stores).await?;
+            return Ok(());
         }
-        let mut conn = self.conn().await?;
-        let _stored: usize = invocation.invoke_async(&mut conn).await?;
-        Ok(())
+        self.store_batch(conn, records.iter().collect()).await
     }
 
     async fn get(&self, task_id: &str) -> Result<Option<ResultMeta>> {

@@ -21,6 +21,7 @@
 //! keeps the set of revoked task ids ([`Broker::record_revokes`], [`Broker::revokes_since`]),
 //! so that a revoke holds with no worker listening.
 
+pub mod cluster;
 pub mod memory;
 mod pubsub;
 pub mod redis;
@@ -74,12 +75,15 @@ pub fn open_with_keys(url: &str, keys: BrokerKeys) -> Result<Arc<dyn Broker>> {
             connection::memory_name(url),
             keys,
         )),
+        "redis+cluster" | "rediss+cluster" => {
+            Ok(Arc::new(cluster::ClusterBroker::with_keys(url, keys)?))
+        }
         scheme if connection::is_redis_scheme(scheme) => {
             Ok(Arc::new(redis::RedisBroker::with_keys(url, keys)?))
         }
         other => Err(crate::Error::Config(format!(
-            "broker URL scheme {other:?} is not supported (use redis://, rediss://, sentinel:// or \
-             memory://)"
+            "broker URL scheme {other:?} is not supported (use redis://, rediss://, sentinel://, \
+             redis+cluster:// or memory://)"
         ))),
     }
 }
@@ -495,6 +499,7 @@ mod sealed {
     #[allow(unreachable_pub)] // Reachable only as a bound, which is the point.
     pub trait Sealed {}
 
+    impl Sealed for super::cluster::ClusterBroker {}
     impl Sealed for super::memory::MemoryBroker {}
     impl Sealed for super::redis::RedisBroker {}
 }

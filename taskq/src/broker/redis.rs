@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures_util::future::{select_all, BoxFuture, Shared};
 use futures_util::FutureExt;
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
 use tokio::sync::Mutex;
 
@@ -24,7 +24,7 @@ use super::{
     RecoverAfter, RefusedMessage, Subscription,
 };
 use crate::config::mask_url;
-use crate::connection::LazyConnection;
+use crate::connection::{Conn, Endpoint, LazyConnection};
 use crate::keys::BrokerKeys;
 use crate::protocol::DecodeError;
 use crate::revoke::{Revoked, REVOKES_MAX, REVOKE_EXPIRES};
@@ -146,8 +146,20 @@ impl RedisBroker {
     /// # Ok::<(), taskq::Error>(())
     /// ```
     pub fn with_keys(url: &str, keys: BrokerKeys) -> Result<Self> {
-        let conn = LazyConnection::new(url)?;
-        Ok(Self {
+        if crate::cluster::is_cluster_url(url) {
+            return Err(crate::Error::Config(
+                "a Redis Cluster broker is sharded: open it with taskq::broker::open (or \
+                 ClusterBroker), not RedisBroker"
+                    .to_owned(),
+            ));
+        }
+        Ok(Self::on(LazyConnection::new(url)?, url, keys))
+    }
+
+    /// A broker with `keys` over `conn` (`url` is what it describes itself as, and reopens
+    /// when detached). A cluster broker's shards share one endpoint this way.
+    pub(crate) fn on(conn: LazyConnection, url: &str, keys: BrokerKeys) -> Self {
+        Self {
             db: conn.endpoint().db(),
             conn,
             url: url.to_owned(),
@@ -155,7 +167,7 @@ impl RedisBroker {
             scripts: Scripts::new(),
             watchers: Mutex::new(Vec::new()),
             declared: std::sync::Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// Where a held message is recorded, in the order of the release script's `KEYS[1..4]`:
@@ -197,8 +209,18 @@ impl RedisBroker {
         due
     }
 
-    async fn conn(&self) -> Result<ConnectionManager> {
+    async fn conn(&self) -> Result<Conn> {
         self.conn.get().await
+    }
+
+    /// The connection this broker's commands go on.
+    pub(crate) async fn connection(&self) -> Result<Conn> {
+        self.conn().await
+    }
+
+    /// The key names this broker uses.
+    pub(crate) fn keys(&self) -> &BrokerKeys {
+        &self.keys
     }
 
     /// Waits until one of `lists` has a message or `wait` passes, without taking anything.
@@ -206,11 +228,8 @@ impl RedisBroker {
         let slice = wait.as_secs_f64().clamp(0.01, WAIT_SLICE_SECS);
         let watchers = self.watchers_for(lists).await;
         let endpoint = self.conn.endpoint();
-        let client = endpoint.client().await?;
-        let generation = endpoint.generation();
         let waits = watchers.into_iter().map(|(list, slot)| {
-            let client = client.clone();
-            Box::pin(async move { watch_list((&client, generation), &slot, &list, slice).await })
+            Box::pin(async move { watch_list(endpoint, &slot, &list, slice).await })
         });
         let (outcome, _, _) = select_all(waits).await;
         outcome
@@ -235,18 +254,21 @@ impl RedisBroker {
     /// that routes to that same queue (what kombu and taskq write when they publish to it).
     /// Exchanges such as `celery.pidbox` or `reply.celery.pidbox` route to other queues and
     /// are left out.
-    async fn declared_queues(&self, conn: &mut ConnectionManager) -> Result<Vec<String>> {
+    async fn declared_queues(&self, conn: &mut Conn) -> Result<Vec<String>> {
         let mut keys: Vec<String> = Vec::new();
         let mut cursor: u64 = 0;
+        let pattern = self.keys.binding_scan_pattern();
         loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            // On a cluster, the bindings of a shard carry its hash tag: the node serving the
+            // pattern's slot holds them all.
+            let scan = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(self.keys.binding_scan_pattern())
+                .arg(&pattern)
                 .arg("COUNT")
                 .arg(500)
-                .query_async(conn)
-                .await?;
+                .clone();
+            let (next, batch): (u64, Vec<String>) = conn.query_near(&pattern, &scan).await?;
             keys.extend(batch);
             if next == 0 {
                 break;
@@ -332,12 +354,12 @@ fn from_value<T: redis::FromRedisValue>(value: redis::Value) -> Result<T> {
 /// One blocking wait on `list`, on the list's own connection: the wait still in flight there
 /// if there is one (see [`Watcher`]), else a new one.
 async fn watch_list(
-    client: (&redis::Client, u64),
+    endpoint: &Endpoint,
     slot: &Mutex<Watcher>,
     list: &str,
     slice: f64,
 ) -> Result<()> {
-    let wait = list_wait(client, slot, list, slice).await?;
+    let wait = list_wait(endpoint, slot, list, slice).await?;
     let outcome = wait.await;
     if outcome.is_err() {
         // The connection is suspect: the next wait opens a new one.
@@ -348,11 +370,12 @@ async fn watch_list(
 
 /// The wait in flight on `list`, or a new one when there is none (or it has ended).
 async fn list_wait(
-    (client, generation): (&redis::Client, u64),
+    endpoint: &Endpoint,
     slot: &Mutex<Watcher>,
     list: &str,
     slice: f64,
 ) -> Result<ListWait> {
+    let generation = endpoint.generation();
     let mut watcher = slot.lock().await;
     if watcher.generation != generation {
         *watcher = Watcher {
@@ -371,7 +394,9 @@ async fn list_wait(
             let config = AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(Duration::from_secs(5)))
                 .set_response_timeout(Some(Duration::from_secs_f64(slice + 5.0)));
-            let conn = client
+            let conn = endpoint
+                .client_for(list)
+                .await?
                 .get_multiplexed_async_connection_with_config(&config)
                 .await?;
             watcher.conn = Some(conn.clone());
@@ -726,7 +751,8 @@ impl Broker for RedisBroker {
     }
 
     fn detached(&self) -> Result<Arc<dyn Broker>> {
-        Ok(Arc::new(Self::with_keys(&self.url, self.keys.clone())?))
+        let conn = LazyConnection::private(&self.url)?;
+        Ok(Arc::new(Self::on(conn, &self.url, self.keys.clone())))
     }
 
     async fn ping(&self) -> Result<()> {
@@ -860,7 +886,7 @@ impl Broker for RedisBroker {
         let mut conn = self
             .conn
             .endpoint()
-            .client()
+            .client_for(&list)
             .await?
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
