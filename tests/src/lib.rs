@@ -24,12 +24,14 @@
 //! worker inside the test process against a [`RedisServer`]
 //! ([`worker::client`], [`worker::RunningWorker`]) and checks what they leave in
 //! Redis ([`worker::query`], [`worker::assert_nothing_unacked`], …). Module [`taskq_cli`]
-//! builds and runs the `taskq` command line against a [`RedisServer`].
+//! builds and runs the `taskq` command line against a [`RedisServer`]. Module [`cluster`]
+//! starts a Redis Cluster of the test's own ([`cluster::RedisCluster`]).
 
 #![warn(missing_docs)]
 
 pub mod browser;
 mod child;
+pub mod cluster;
 mod examples;
 pub mod keys;
 mod logs;
