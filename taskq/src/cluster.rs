@@ -192,9 +192,29 @@ impl ClusterNodes {
         let reply = conn
             .route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), route)
             .await?;
-        let address = master_of(&reply, slot)
+        let (host, port) = master_of(&reply, slot)
             .ok_or_else(|| Error::Config(format!("no master serves slot {slot} of the cluster")))?;
-        open_client(&self.url.node_url(&address))
+        open_client(&self.url.node_url(&self.address(&host, port)))
+    }
+
+    /// `host:port` of a node as `CLUSTER SLOTS` names it. A node that has not met another
+    /// does not know its own address and names itself with an empty host (or `?`): then it is
+    /// the seed with that port, or on the first seed's host.
+    fn address(&self, host: &str, port: i64) -> String {
+        if !host.is_empty() && host != "?" {
+            return format!("{host}:{port}");
+        }
+        let seed_host = |node: &str| node.rsplit_once(':').map(|(h, _)| h.to_owned());
+        let known = self
+            .url
+            .nodes
+            .iter()
+            .find(|node| node.ends_with(&format!(":{port}")))
+            .and_then(|node| seed_host(node));
+        let host = known
+            .or_else(|| seed_host(&self.url.nodes[0]))
+            .unwrap_or_default();
+        format!("{host}:{port}")
     }
 
     /// A client for some node, for Pub/Sub: a cluster forwards every `PUBLISH` to every node.
@@ -214,9 +234,9 @@ impl ClusterNodes {
     }
 }
 
-/// The master's `host:port` of the range holding `slot` in a `CLUSTER SLOTS` reply: per range
-/// `[start, end, [host, port, id, …], replicas…]`.
-fn master_of(reply: &redis::Value, slot: u16) -> Option<String> {
+/// The master's host and port of the range holding `slot` in a `CLUSTER SLOTS` reply: per
+/// range `[start, end, [host, port, id, …], replicas…]`.
+fn master_of(reply: &redis::Value, slot: u16) -> Option<(String, i64)> {
     let slot = i64::from(slot);
     let redis::Value::Array(ranges) = reply else {
         return None;
@@ -234,7 +254,7 @@ fn master_of(reply: &redis::Value, slot: u16) -> Option<String> {
         };
         let host = text(master.first()?)?;
         let port = int(master.get(1)?)?;
-        Some(format!("{host}:{port}"))
+        Some((host, port))
     })
 }
 
@@ -270,10 +290,13 @@ pub(crate) fn hash_slot(key: &str) -> u16 {
 /// gives each master one contiguous range, so `count` shards over as many masters (or a
 /// multiple) land one (or as many) per master rather than where the hash falls.
 ///
-/// ```text
-/// shard_tag(0, 3) == "taskq.0.0"   (slot 2,522: in 0..5,461)
 /// ```
-pub(crate) fn shard_tag(index: usize, count: usize) -> String {
+/// use taskq::broker::cluster::shard_tag;
+///
+/// assert_eq!(shard_tag(0, 3), "taskq.0.0"); // slot 2,522: in 0..5,461
+/// assert_eq!(shard_tag(1, 3), "taskq.1.2"); // slot 7,848: in 5,461..10,922
+/// ```
+pub fn shard_tag(index: usize, count: usize) -> String {
     let width = 16_384 / count.max(1);
     let low = index * width;
     let high = if index + 1 == count {
@@ -368,7 +391,7 @@ mod tests {
             ]),
             Array(vec![Int(8192), Int(16383), node("10.0.0.3", 7001)]),
         ]);
-        assert_eq!(master_of(&reply, 100).as_deref(), Some("10.0.0.1:7000"));
-        assert_eq!(master_of(&reply, 9000).as_deref(), Some("10.0.0.3:7001"));
+        assert_eq!(master_of(&reply, 100), Some(("10.0.0.1".into(), 7000)));
+        assert_eq!(master_of(&reply, 9000), Some(("10.0.0.3".into(), 7001)));
     }
 }

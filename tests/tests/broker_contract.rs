@@ -1,7 +1,9 @@
-//! The broker contract, run against both brokers: `memory://` and a Redis server this test
-//! starts. Every contract below is one async function over `&dyn Broker`; the `contracts!`
-//! macro makes a test of it for each broker, so a `memory://` test cannot pass on behaviour
-//! Redis does not have, nor the other way round.
+//! The broker contract, run against every broker: `memory://`, a Redis server this test
+//! starts, and a Redis Cluster it starts (one master, the queues in one shard, so that the
+//! order of a fetch is the contract's; shards over several masters are
+//! `tests/tests/cluster.rs`'s). Every contract below is one async function over `&dyn Broker`;
+//! the `contracts!` macro makes a test of it for each broker, so a `memory://` test cannot
+//! pass on behaviour Redis does not have, nor the other way round.
 //!
 //! What is pinned: the order of a fetch (priority, then queue, then arrival), the refusals
 //! and their dead-letter reasons, settling (ack, requeue, defer, dead-letter) only by the
@@ -18,6 +20,7 @@ use taskq::keys::BrokerKeys;
 use taskq::protocol::names::{field, header, property};
 use taskq::protocol::{DecodeErrorKind, NewMessage};
 use taskq::{Client, Config, TaskState};
+use taskq_tests::cluster::RedisCluster;
 use taskq_tests::worker::{eventually, RunningWorker};
 use taskq_tests::RedisServer;
 
@@ -32,6 +35,7 @@ struct Subject {
     broker: Arc<dyn Broker>,
     backend_url: String,
     _server: Option<RedisServer>,
+    _cluster: Option<RedisCluster>,
 }
 
 impl Subject {
@@ -41,6 +45,7 @@ impl Subject {
             broker: taskq::broker::open_with_keys(&url, keys).unwrap(),
             backend_url: url,
             _server: None,
+            _cluster: None,
         }
     }
 
@@ -50,6 +55,18 @@ impl Subject {
             broker: taskq::broker::open_with_keys(&server.url(), keys).unwrap(),
             backend_url: server.url_db(1),
             _server: Some(server),
+            _cluster: None,
+        }
+    }
+
+    fn cluster(keys: BrokerKeys) -> Self {
+        let cluster = RedisCluster::start(1, 0);
+        let url = format!("{}?shards=1", cluster.cluster_url());
+        Self {
+            broker: taskq::broker::open_with_keys(&url, keys).unwrap(),
+            backend_url: cluster.cluster_url(),
+            _server: None,
+            _cluster: Some(cluster),
         }
     }
 
@@ -103,6 +120,15 @@ fn count(delivery: &Delivery, name: &str) -> u64 {
     envelope(delivery)[field::HEADERS][name]
         .as_u64()
         .unwrap_or(0)
+}
+
+/// The tag a message is held under in its store: the delivery's tag, less the shard index a
+/// cluster broker puts in front of it (`2|<tag>`).
+fn held_tag(delivery: &Delivery) -> &str {
+    match delivery.tag.split_once('|') {
+        Some((shard, tag)) if shard.parse::<usize>().is_ok() => tag,
+        _ => &delivery.tag,
+    }
 }
 
 fn tag_in_envelope(delivery: &Delivery) -> String {
@@ -243,7 +269,7 @@ async fn refused_messages_are_dead_lettered_with_their_reason(broker: &dyn Broke
 async fn an_acked_message_is_gone(broker: &dyn Broker) {
     broker.publish(&[message("celery", "a", 0)]).await.unwrap();
     let held = fetch_one(broker, "celery").await;
-    assert_eq!(held.tag, tag_in_envelope(&held));
+    assert_eq!(held_tag(&held), tag_in_envelope(&held));
     assert_eq!(
         broker.renew(std::slice::from_ref(&held.tag)).await.unwrap(),
         [] as [String; 0]
@@ -299,7 +325,7 @@ async fn a_lapsed_lease_is_recovered_under_a_new_tag(broker: &dyn Broker) {
     let second = fetch_one(broker, "celery").await;
     assert_eq!(task_id(&second), "a", "recovered to the front of its list");
     assert_eq!(second.tag, format!("{}.1", first.tag));
-    assert_eq!(tag_in_envelope(&second), second.tag);
+    assert_eq!(tag_in_envelope(&second), held_tag(&second));
     assert_eq!(count(&second, header::TASKQ_RECOVERIES), 1);
     assert_eq!(count(&second, header::TASKQ_CRASHES), 0);
     assert!(redelivered(&second));
@@ -414,7 +440,7 @@ async fn copies_of_one_envelope_are_held_apart(broker: &dyn Broker) {
     let held = fetch(broker, &["celery"], 10).await;
     assert_eq!(held.len(), 2);
     assert_eq!(held[1].tag, format!("{}+1", held[0].tag));
-    assert_eq!(tag_in_envelope(&held[1]), held[1].tag);
+    assert_eq!(tag_in_envelope(&held[1]), held_tag(&held[1]));
     broker
         .ack(std::slice::from_ref(&held[0].tag))
         .await
@@ -1193,6 +1219,24 @@ macro_rules! contracts {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $worker_contract() {
                     let subject = Subject::redis(default_keys());
+                    super::$worker_contract(&subject).await;
+                }
+            )*
+        }
+
+        mod on_cluster {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $contract() {
+                    let subject = Subject::cluster($keys());
+                    super::$contract(subject.broker.as_ref()).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $worker_contract() {
+                    let subject = Subject::cluster(default_keys());
                     super::$worker_contract(&subject).await;
                 }
             )*

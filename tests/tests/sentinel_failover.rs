@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use taskq::{Options, TaskState};
+use taskq::Options;
 use taskq_tests::python::{PythonEnv, CELERY_LATEST};
 use taskq_tests::sentinel::{SentinelSet, MASTER_NAME};
-use taskq_tests::worker::RunningWorker;
+use taskq_tests::worker::{settled_losses, RunningWorker};
 
 /// How often a call ran, and when first.
 #[derive(Debug, Clone, Copy)]
@@ -110,32 +110,6 @@ async fn a_python_worker_shares_the_queues_through_sentinel() {
         .await
         .unwrap();
     assert_eq!(sum.get(Duration::from_secs(30)).await.unwrap(), 5);
-}
-
-/// The calls among `accepted` without a result once that list stops shrinking (unchanged for
-/// longer than the visibility timeout, at most 30 s).
-async fn settled_losses(accepted: &[(u64, taskq::AsyncResult<u64>)]) -> Vec<u64> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut lost = Vec::new();
-    let mut unchanged_since = Instant::now();
-    loop {
-        let mut now_lost = Vec::new();
-        for (n, result) in accepted {
-            match result.state().await {
-                Ok(TaskState::Success) => {}
-                _ => now_lost.push(*n),
-            }
-        }
-        if now_lost != lost {
-            unchanged_since = Instant::now();
-            lost = now_lost;
-        }
-        let settled = unchanged_since.elapsed() > Duration::from_secs(7);
-        if lost.is_empty() || settled || Instant::now() > deadline {
-            return lost;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 /// When the master dies.

@@ -40,7 +40,8 @@ use super::{
     Broker, DeadLetter, DeadLetterMatch, Delivery, Fetched, Outgoing, Promoted, QueueStats,
     RecoverAfter, Subscription,
 };
-use crate::cluster::{hash_slot, shard_tag, ClusterUrl};
+pub use crate::cluster::shard_tag;
+use crate::cluster::{hash_slot, ClusterUrl};
 use crate::config::mask_url;
 use crate::connection::{Endpoint, LazyConnection};
 use crate::keys::BrokerKeys;
