@@ -7,8 +7,9 @@
 //!
 //! The hosts are where to start: the client asks them for the cluster's slot map and follows
 //! it (and its changes, when a replica is promoted) by itself. The password and user name are
-//! every node's. `socket_*` parameters set the timeouts, `ssl_cert_reqs` TLS verification (as
-//! for `rediss://`); `shards` is the broker's (see [`crate::broker::cluster`]).
+//! every node's. `socket_*` parameters set the timeouts, and Celery's `ssl_*` parameters TLS
+//! (as for `rediss://`: a CA, a client certificate, verification); `shards` is the broker's
+//! (see [`crate::broker::cluster`]).
 //!
 //! One connection, multiplexed over every master, carries the commands of every store made
 //! for the same URL in a process. Blocking waits and Pub/Sub need connections of their own,
@@ -22,7 +23,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use tokio::sync::OnceCell;
 
-use crate::connection::{open_client, Timeouts};
+use crate::connection::{certificates_of, open_client, tls_certificates, Timeouts};
 use crate::{Error, Result};
 
 /// Whether `url` names a Redis Cluster.
@@ -156,11 +157,17 @@ impl ClusterNodes {
         // Few retries: during a failover a command waits for the promotion (a few seconds
         // with a short `cluster-node-timeout`) rather than failing at once, but a cluster
         // that is away is reported within seconds, as for one server.
-        let client = ClusterClientBuilder::new(seeds)
+        let builder = ClusterClientBuilder::new(seeds)
             .connection_timeout(timeouts.connect)
             .response_timeout(timeouts.response)
-            .retries(6)
-            .build()?;
+            .retries(6);
+        let client = match certificates_of(url)? {
+            None => builder.build()?,
+            #[cfg(feature = "tls")]
+            Some(certs) => builder.certs(tls_certificates(certs)?).build()?,
+            #[cfg(not(feature = "tls"))]
+            Some(certs) => match tls_certificates(certs)? {},
+        };
         Ok(Self {
             url: parsed,
             client,

@@ -23,13 +23,7 @@ use crate::{Error, Result};
 /// The `socket_*` timeout parameters are read by [`Timeouts::of`].
 pub(crate) fn open_client(url: &str) -> Result<redis::Client> {
     let (base, params) = split_query(url);
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let verify = match param("ssl_cert_reqs")
+    let verify = match param(&params, "ssl_cert_reqs")
         .map(str::to_ascii_uppercase)
         .as_deref()
     {
@@ -57,8 +51,28 @@ pub(crate) fn open_client(url: &str) -> Result<redis::Client> {
                 .to_owned(),
         ));
     };
-    let root_cert = param("ssl_ca_certs").map(read_pem).transpose()?;
-    let client_cert = match (param("ssl_certfile"), param("ssl_keyfile")) {
+    match certificates(&params)? {
+        None => Ok(redis::Client::open(base)?),
+        Some(certs) => with_certificates(base, certs),
+    }
+}
+
+/// The value of the query parameter `name` among `params`.
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// A CA to trust and a client certificate (certificate, key), PEM.
+pub(crate) type Certificates = (Option<Vec<u8>>, Option<(Vec<u8>, Vec<u8>)>);
+
+/// The certificate files Celery's `ssl_ca_certs`, `ssl_certfile` and `ssl_keyfile` parameters
+/// name, read; `None` when none is named.
+fn certificates(params: &[(String, String)]) -> Result<Option<Certificates>> {
+    let root_cert = param(params, "ssl_ca_certs").map(read_pem).transpose()?;
+    let client_cert = match (param(params, "ssl_certfile"), param(params, "ssl_keyfile")) {
         (Some(cert), Some(key)) => Some((read_pem(cert)?, read_pem(key)?)),
         (None, None) => None,
         _ => {
@@ -68,41 +82,54 @@ pub(crate) fn open_client(url: &str) -> Result<redis::Client> {
         }
     };
     if root_cert.is_none() && client_cert.is_none() {
-        return Ok(redis::Client::open(base)?);
+        return Ok(None);
     }
-    with_certificates(base, root_cert, client_cert)
+    Ok(Some((root_cert, client_cert)))
 }
 
-/// A client for `base` that trusts `root_cert` and shows `client_cert` (certificate, key),
-/// all PEM.
+/// The certificates a URL's query names, read (see [`open_client`]); `None` when it names none.
+pub(crate) fn certificates_of(url: &str) -> Result<Option<Certificates>> {
+    certificates(&split_query(url).1)
+}
+
+/// The certificates of [`certificates_of`] as redis-rs takes them.
 #[cfg(feature = "tls")]
-fn with_certificates(
-    base: String,
-    root_cert: Option<Vec<u8>>,
-    client_cert: Option<(Vec<u8>, Vec<u8>)>,
-) -> Result<redis::Client> {
+pub(crate) fn tls_certificates(
+    (root_cert, client_cert): Certificates,
+) -> Result<redis::TlsCertificates> {
     let client_tls = client_cert.map(|(client_cert, client_key)| redis::ClientTlsConfig {
         client_cert,
         client_key,
     });
-    let certs = redis::TlsCertificates {
+    Ok(redis::TlsCertificates {
         client_tls,
         root_cert,
-    };
-    Ok(redis::Client::build_with_tls(base, certs)?)
+    })
 }
 
 /// Without TLS support, certificate parameters are a configuration error.
 #[cfg(not(feature = "tls"))]
-fn with_certificates(
-    _base: String,
-    _root_cert: Option<Vec<u8>>,
-    _client_cert: Option<(Vec<u8>, Vec<u8>)>,
-) -> Result<redis::Client> {
+pub(crate) fn tls_certificates(_: Certificates) -> Result<std::convert::Infallible> {
     Err(Error::Config(
         "ssl_ca_certs, ssl_certfile and ssl_keyfile need taskq's `tls` feature (on by default)"
             .to_owned(),
     ))
+}
+
+/// A client for `base` with `certs`.
+fn with_certificates(base: String, certs: Certificates) -> Result<redis::Client> {
+    #[cfg(feature = "tls")]
+    {
+        Ok(redis::Client::build_with_tls(
+            base,
+            tls_certificates(certs)?,
+        )?)
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = base;
+        match tls_certificates(certs)? {}
+    }
 }
 
 /// Splits off the query string of a URL, keeping other parameters for redis-rs. Ours come back
