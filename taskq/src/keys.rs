@@ -23,6 +23,13 @@
 //! | `<oid>.reply.celery.pidbox` | list | remote-control replies to one caller (see [`pidbox_reply_queue`]) |
 //! | `_kombu.binding.<exchange>` | set | `routing_key\x06\x16pattern\x06\x16queue` of a direct exchange (e.g. `reply.celery.pidbox`) |
 //! | `/<db>.<exchange>[/<routing_key>]` | Pub/Sub channel | fanout exchanges: `celery.pidbox` (remote control), `celeryev` (events) |
+//!
+//! On a Redis Cluster (`redis+cluster://`, see `broker::cluster`), each broker key above is kept
+//! once per shard, behind the shard's hash tag after the prefix (`{taskq.1.2}celery`,
+//! `{taskq.1.2}unacked`; see [`BrokerKeys::in_shard`]), plus `{<shard 0's tag>}taskq.shards`,
+//! the shard count the cluster was first used with. A group's keys take the group id as their
+//! tag (`celery-taskset-meta-{<gid>}.j`; see [`ResultKeys::for_cluster`]). Python Celery does not
+//! read this layout.
 
 /// kombu's default `priority_steps`: the priority buckets, each a list of its own.
 ///
