@@ -103,6 +103,17 @@ async fn a_sharded_queue_drains_with_results_over_three_masters() {
         .collect();
     assert_eq!(masters_used.len(), 3, "the shards spread over every master");
 
+    // A worker's start-up check sees an evicting master among the others.
+    let evicting = format!("redis://127.0.0.1:{}", cluster.masters()[2]);
+    let set = |policy: &str| {
+        let () =
+            taskq_tests::worker::query(&evicting, &["CONFIG", "SET", "maxmemory-policy", policy]);
+    };
+    set("allkeys-lru");
+    let policy = client.broker().eviction_policy().await.unwrap();
+    assert_eq!(policy.as_deref(), Some("allkeys-lru"));
+    set("noeviction");
+
     let started = Instant::now();
     let worker = RunningWorker::start(&client, |b| b.concurrency(32));
     for (i, result) in results.iter().enumerate() {

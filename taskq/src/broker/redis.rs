@@ -734,19 +734,22 @@ impl Broker for RedisBroker {
 
     async fn eviction_policy(&self) -> Result<Option<String>> {
         let mut conn = self.conn().await?;
-        let reply: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+        let get = redis::cmd("CONFIG")
             .arg("GET")
             .arg("maxmemory-policy")
-            .query_async(&mut conn)
-            .await;
+            .clone();
+        // On a cluster, the policy of the master holding this broker's keys.
+        let reply: Result<Vec<String>> = conn.query_near(&self.keys.unacked(), &get).await;
         match reply {
             Ok(pair) => Ok(pair.into_iter().nth(1)),
             // Managed services and ACLs often forbid CONFIG: not knowing is not an error.
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) => {
+            Err(crate::Error::Redis(e))
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm)
+                    || e.code() == Some("ERR") =>
+            {
                 Ok(None)
             }
-            Err(e) if e.code() == Some("ERR") => Ok(None),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
