@@ -23,6 +23,11 @@ impl RedisServer {
     /// Starts `binary` on a free port with its files under `work_dir`, and waits until it
     /// answers PING.
     pub fn start(binary: &str, work_dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(binary, work_dir, &[])
+    }
+
+    /// Like [`start`](Self::start), with more command-line options (a cluster node's).
+    pub fn start_with(binary: &str, work_dir: &Path, options: &[String]) -> anyhow::Result<Self> {
         let port = free_port()?;
         let dir = work_dir.join(format!("redis-{port}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {dir:?}"))?;
@@ -32,6 +37,7 @@ impl RedisServer {
             .arg("--dir")
             .arg(&dir)
             .args(["--logfile", "redis.log"])
+            .args(options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -45,6 +51,11 @@ impl RedisServer {
     /// `redis://127.0.0.1:<port>/<db>`.
     pub fn url(&self, db: u8) -> String {
         format!("redis://127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The server's process id, for attaching a profiler.
@@ -83,7 +94,7 @@ impl Drop for RedisServer {
 }
 
 /// A loopback port that was free a moment ago (the OS picks it), never 6379.
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     for _ in 0..100 {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         let port = listener.local_addr()?.port();

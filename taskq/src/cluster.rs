@@ -292,10 +292,12 @@ pub(crate) fn hash_slot(key: &str) -> u16 {
     crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(bytes)) % 16_384
 }
 
-/// The hash tag of shard `index` of `count`: a short text whose slot lies in the `index`-th of
-/// `count` equal ranges of the 16,384 slots. A cluster made with `redis-cli --cluster create`
-/// gives each master one contiguous range, so `count` shards over as many masters (or a
-/// multiple) land one (or as many) per master rather than where the hash falls.
+/// The hash tag of shard `index` of `count`: a short text whose slot lies in the middle half
+/// of the `index`-th of `count` equal ranges of the 16,384 slots. A cluster made with
+/// `redis-cli --cluster create` gives each master one contiguous range, so `count` shards over
+/// as many masters (or a divisor of `count`) land one (or as many) per master rather than
+/// where the hash falls; the middle half keeps clear of where two masters' ranges meet, which
+/// tools round differently.
 ///
 /// ```
 /// use taskq::broker::cluster::shard_tag;
@@ -305,12 +307,8 @@ pub(crate) fn hash_slot(key: &str) -> u16 {
 /// ```
 pub fn shard_tag(index: usize, count: usize) -> String {
     let width = 16_384 / count.max(1);
-    let low = index * width;
-    let high = if index + 1 == count {
-        16_384
-    } else {
-        low + width
-    };
+    let low = index * width + width / 4;
+    let high = index * width + width - width / 4;
     (0..)
         .map(|n| format!("taskq.{index}.{n}"))
         .find(|tag| (low..high).contains(&usize::from(hash_slot(tag))))
