@@ -25,7 +25,8 @@
 //! ([`worker::client`], [`worker::RunningWorker`]) and checks what they leave in
 //! Redis ([`worker::query`], [`worker::assert_nothing_unacked`], …). Module [`taskq_cli`]
 //! builds and runs the `taskq` command line against a [`RedisServer`]. Module [`cluster`]
-//! starts a Redis Cluster of the test's own ([`cluster::RedisCluster`]).
+//! starts a Redis Cluster of the test's own ([`cluster::RedisCluster`]). Module [`tls`] makes a CA
+//! and a server certificate for TLS tests ([`tls::Certs`]).
 
 #![warn(missing_docs)]
 
@@ -41,6 +42,7 @@ pub mod python;
 mod redis_server;
 pub mod sentinel;
 pub mod taskq_cli;
+pub mod tls;
 mod wait;
 pub mod worker;
 

@@ -1,49 +1,16 @@
 //! `rediss://` URLs: tasks run over TLS with Celery's URL parameters (`ssl_ca_certs`,
 //! `ssl_cert_reqs`), certificates are verified by default, and ACL credentials are checked.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use taskq::{Client, Config, Options};
+use taskq_tests::tls::Certs;
 use taskq_tests::worker::RunningWorker;
 use taskq_tests::{free_port, RedisServer};
 
 #[taskq::task(name = "test.tls_add")]
 async fn tls_add(x: i64, y: i64) -> i64 {
     x + y
-}
-
-/// A CA and a server certificate for 127.0.0.1, written as PEM files into `dir`.
-struct Certs {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn make_certs(dir: &Path) -> Certs {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "taskq test CA");
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let write = |name: &str, pem: String| {
-        let path = dir.join(name);
-        std::fs::write(&path, pem).unwrap();
-        path
-    };
-    Certs {
-        ca: write("ca.pem", ca_cert.pem()),
-        cert: write("server.pem", cert.pem()),
-        key: write("server.key", key.serialize_pem()),
-    }
 }
 
 /// A redis-server that also listens with TLS on the returned port, with an ACL user
@@ -83,8 +50,7 @@ fn client_for(url: &str) -> Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_run_over_tls_with_a_private_ca_and_acl_user() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = make_certs(dir.path());
+    let certs = Certs::generate();
     let (_server, tls_port) = tls_server(&certs);
     let url = format!(
         "rediss://app:s3cret@127.0.0.1:{tls_port}/0?ssl_cert_reqs=CERT_REQUIRED&ssl_ca_certs={}",
@@ -107,8 +73,7 @@ async fn tasks_run_over_tls_with_a_private_ca_and_acl_user() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_certificate_is_refused_unless_verification_is_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = make_certs(dir.path());
+    let certs = Certs::generate();
     let (_server, tls_port) = tls_server(&certs);
 
     // The system roots do not know the test CA: the connection fails closed.
@@ -132,8 +97,7 @@ async fn an_untrusted_certificate_is_refused_unless_verification_is_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_is_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = make_certs(dir.path());
+    let certs = Certs::generate();
     let (_server, tls_port) = tls_server(&certs);
     let client = client_for(&format!(
         "rediss://app:wrong@127.0.0.1:{tls_port}/0?ssl_ca_certs={}",
