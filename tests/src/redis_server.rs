@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use crate::tls::{redis_client, Certs};
 use crate::{file_tail, free_port};
 
 /// How long [`RedisServer::start`] waits for a fresh server to answer.
@@ -32,10 +33,14 @@ const NOT_ON_PATH: &str = "redis-server not found on PATH: install it (e.g. `apt
 ///
 /// Safe to use from many test threads at once: every instance has its own
 /// port, process and directory.
+///
+/// Started with [`start_tls`](Self::start_tls), it speaks TLS only.
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
     extra_args: Vec<String>,
+    /// The certificates of a TLS-only server.
+    tls: Option<Certs>,
     dir: TempDir,
     child: Option<Child>,
 }
@@ -71,6 +76,23 @@ impl RedisServer {
     /// As [`start`](Self::start); also if no free port could be bound after
     /// a few attempts.
     pub fn start_with(args: &[&str]) -> RedisServer {
+        Self::start_server(args, None)
+    }
+
+    /// Like [`start_with`](Self::start_with), a server that speaks TLS only, with `certs`:
+    /// its port is a TLS port (`--port 0 --tls-port PORT`, see [`Certs::server_args`]), its
+    /// replication is TLS, and it asks clients for no certificate. Its
+    /// [`url`](Self::url) is `rediss://…?ssl_ca_certs=<ca.pem>`, and
+    /// [`client`](Self::client) trusts the CA.
+    ///
+    /// # Panics
+    ///
+    /// As [`start_with`](Self::start_with).
+    pub fn start_tls(certs: &Certs, args: &[&str]) -> RedisServer {
+        Self::start_server(args, Some(certs.clone()))
+    }
+
+    fn start_server(args: &[&str], tls: Option<Certs>) -> RedisServer {
         let dir = tempfile::Builder::new()
             .prefix("taskq-redis-")
             .tempdir()
@@ -78,6 +100,7 @@ impl RedisServer {
         let mut server = RedisServer {
             port: 0,
             extra_args: args.iter().map(|a| a.to_string()).collect(),
+            tls,
             dir,
             child: None,
         };
@@ -97,25 +120,35 @@ impl RedisServer {
         );
     }
 
-    /// The TCP port the server listens on (on `127.0.0.1`).
+    /// The TCP port the server listens on (on `127.0.0.1`); its TLS port for a TLS server.
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// The connection URL of database 0: `redis://127.0.0.1:PORT/0`.
+    /// The connection URL of database 0: `redis://127.0.0.1:PORT/0`, or for a TLS server
+    /// `rediss://127.0.0.1:PORT/0?ssl_ca_certs=<ca.pem>` (taskq's form, which
+    /// [`redis_cmd`] also reads).
     pub fn url(&self) -> String {
         self.url_db(0)
     }
 
-    /// The connection URL of database `db`: `redis://127.0.0.1:PORT/DB`.
+    /// The connection URL of database `db`, as [`url`](Self::url).
     pub fn url_db(&self, db: u8) -> String {
-        format!("redis://127.0.0.1:{}/{db}", self.port)
+        match &self.tls {
+            None => format!("redis://127.0.0.1:{}/{db}", self.port),
+            Some(certs) => format!("rediss://127.0.0.1:{}/{db}?{}", self.port, certs.ca_param()),
+        }
     }
 
-    /// A client for database 0 (opening it makes no connection yet).
+    /// The certificates of a server started with [`start_tls`](Self::start_tls).
+    pub fn certs(&self) -> Option<&Certs> {
+        self.tls.as_ref()
+    }
+
+    /// A client for database 0 (opening it makes no connection yet); over TLS, trusting the
+    /// test CA, for a TLS server.
     pub fn client(&self) -> redis::Client {
-        redis::Client::open(self.url())
-            .unwrap_or_else(|e| panic!("invalid redis URL {}: {e}", self.url()))
+        redis_client(&self.url())
     }
 
     /// A new synchronous connection to database 0.
@@ -208,9 +241,13 @@ impl RedisServer {
         let log_err = log
             .try_clone()
             .unwrap_or_else(|e| panic!("cannot clone the handle of {}: {e}", log_path.display()));
-        let port = self.port.to_string();
+        let port = match &self.tls {
+            None => vec!["--port".to_owned(), self.port.to_string()],
+            Some(certs) => certs.server_args(self.port),
+        };
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+        cmd.args(&port)
+            .args(["--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "no", "--protected-mode", "yes"])
             .args(["--daemonize", "no"])
             .arg("--dir")
@@ -243,7 +280,7 @@ impl RedisServer {
                 Ok(None) => {}
                 Err(e) => panic!("cannot poll the redis-server process: {e}"),
             }
-            if answers_as(self.port, child.id()) {
+            if answers_as(&self.client(), child.id()) {
                 return Ok(child);
             }
             if Instant::now() >= deadline {
@@ -262,12 +299,11 @@ impl RedisServer {
     }
 }
 
-/// Whether the Redis on `127.0.0.1:port` answers PING and is the process
+/// Whether the Redis `client` connects to answers PING and is the process
 /// `pid` (so that a server someone else started on the same port is never
 /// mistaken for ours).
-fn answers_as(port: u16, pid: u32) -> bool {
+fn answers_as(client: &redis::Client, pid: u32) -> bool {
     let probe = || -> redis::RedisResult<bool> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0"))?;
         let mut con = client.get_connection_with_timeout(Duration::from_millis(500))?;
         con.set_read_timeout(Some(Duration::from_millis(500)))?;
         con.set_write_timeout(Some(Duration::from_millis(500)))?;
@@ -289,6 +325,7 @@ impl Drop for RedisServer {
 
 /// Runs one command on the Redis at `url` over a new synchronous connection
 /// and returns its reply, e.g. `redis_cmd(&server.url(), &["LLEN", "celery"])`.
+/// A `rediss://` URL may name its CA with `?ssl_ca_certs=` (see [`redis_client`]).
 ///
 /// # Panics
 ///
@@ -298,9 +335,7 @@ pub fn redis_cmd(url: &str, args: &[&str]) -> redis::Value {
     let (name, rest) = args
         .split_first()
         .expect("redis_cmd needs at least the command name");
-    let client =
-        redis::Client::open(url).unwrap_or_else(|e| panic!("invalid redis URL {url}: {e}"));
-    let mut con = client
+    let mut con = redis_client(url)
         .get_connection_with_timeout(Duration::from_secs(5))
         .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
     let mut cmd = redis::cmd(name);
@@ -400,8 +435,45 @@ mod tests {
     #[test]
     fn another_redis_on_the_port_is_not_mistaken_for_ours() {
         let other = RedisServer::start();
-        assert!(answers_as(other.port(), other.pid().unwrap()));
-        assert!(!answers_as(other.port(), other.pid().unwrap() + 1));
+        assert!(answers_as(&other.client(), other.pid().unwrap()));
+        assert!(!answers_as(&other.client(), other.pid().unwrap() + 1));
+    }
+
+    #[test]
+    fn a_tls_server_speaks_tls_only() {
+        let certs = Certs::generate();
+        let mut server = RedisServer::start_tls(&certs, &[]);
+        assert_eq!(
+            server.url(),
+            format!(
+                "rediss://127.0.0.1:{}/0?ssl_ca_certs={}",
+                server.port(),
+                certs.ca.display()
+            )
+        );
+        let pong: String = redis::cmd("PING").query(&mut server.connection()).unwrap();
+        assert_eq!(pong, "PONG");
+        redis_cmd(&server.url(), &["SET", "k", "v"]);
+
+        // A plain connection to the TLS port gets no answer, and the CA is needed.
+        let plain = redis::Client::open(format!("redis://127.0.0.1:{}/0", server.port()))
+            .unwrap()
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .and_then(|mut con| {
+                con.set_read_timeout(Some(Duration::from_secs(2)))?;
+                redis::cmd("PING").query::<String>(&mut con)
+            });
+        assert!(plain.is_err(), "{plain:?}");
+        let untrusted = redis::Client::open(format!("rediss://127.0.0.1:{}/0", server.port()))
+            .unwrap()
+            .get_connection_with_timeout(Duration::from_secs(2));
+        assert!(untrusted.is_err());
+
+        server.restart();
+        assert_eq!(
+            redis_cmd(&server.url_db(1), &["DBSIZE"]),
+            redis::Value::Int(0)
+        );
     }
 
     #[test]

@@ -61,4 +61,89 @@ impl Certs {
             _dir: Arc::new(dir),
         }
     }
+
+    /// The `redis-server` options of a server that speaks TLS only, on `port`: `--port 0
+    /// --tls-port PORT`, and [`config_lines`](Self::config_lines) as options.
+    pub fn server_args(&self, port: u16) -> Vec<String> {
+        let mut args = vec![
+            "--port".to_owned(),
+            "0".to_owned(),
+            "--tls-port".to_owned(),
+            port.to_string(),
+        ];
+        for (name, value) in self.settings() {
+            args.push(format!("--{name}"));
+            args.push(value);
+        }
+        args
+    }
+
+    /// The TLS settings of a server with these certificates, as `name value` lines of a
+    /// configuration file (e.g. a `sentinel.conf`): its certificate and key (also shown
+    /// when it connects to another server), the CA it checks the other servers'
+    /// certificates against, TLS to its master when it is a replica (`tls-replication
+    /// yes`; a sentinel also talks TLS to the servers it monitors and to the other
+    /// sentinels then), and no certificate asked of clients (`tls-auth-clients no`).
+    pub fn config_lines(&self) -> String {
+        self.settings()
+            .into_iter()
+            .map(|(name, value)| format!("{name} {value}\n"))
+            .collect()
+    }
+
+    fn settings(&self) -> [(&'static str, String); 5] {
+        let path = |p: &PathBuf| p.to_str().expect("a UTF-8 temporary path").to_owned();
+        [
+            ("tls-cert-file", path(&self.cert)),
+            ("tls-key-file", path(&self.key)),
+            ("tls-ca-cert-file", path(&self.ca)),
+            ("tls-replication", "yes".to_owned()),
+            ("tls-auth-clients", "no".to_owned()),
+        ]
+    }
+
+    /// The query parameter that makes taskq (and Celery) trust this CA:
+    /// `ssl_ca_certs=<path of ca.pem>`.
+    pub fn ca_param(&self) -> String {
+        format!("ssl_ca_certs={}", self.ca.display())
+    }
+}
+
+/// A redis-rs client for `url`. A `rediss://` URL may name the CA to trust as taskq's do
+/// (`?ssl_ca_certs=<file>`, e.g. [`RedisServer::url`](crate::RedisServer::url) of a TLS
+/// server); without it the system roots are trusted.
+///
+/// # Panics
+///
+/// If the URL is invalid or the CA file cannot be read.
+pub fn redis_client(url: &str) -> redis::Client {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut ca = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.strip_prefix("ssl_ca_certs=") {
+            Some(path) => ca = Some(path),
+            None => rest.push(pair),
+        }
+    }
+    let base = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    let client = match ca {
+        None => redis::Client::open(base.as_str()),
+        Some(path) => {
+            let root_cert = std::fs::read(path)
+                .unwrap_or_else(|e| panic!("cannot read the CA {path} of {url}: {e}"));
+            redis::Client::build_with_tls(
+                base.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                },
+            )
+        }
+    };
+    client.unwrap_or_else(|e| panic!("invalid redis URL {url}: {e}"))
 }
