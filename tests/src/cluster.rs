@@ -11,11 +11,15 @@
 //!
 //! Failovers move the masters to other processes, so the cluster is asked who the masters
 //! are ([`RedisCluster::masters`], [`RedisCluster::master_of_slot`]) rather than told.
+//!
+//! [`RedisCluster::start_tls`] starts a cluster that speaks TLS only: to its clients (the
+//! harness's own connections too), between masters and replicas, and on the cluster bus.
 
 use std::collections::HashMap;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::tls::Certs;
 use crate::{free_port, RedisServer};
 
 /// The number of hash slots of a Redis Cluster.
@@ -36,6 +40,8 @@ const NODE_IO_TIMEOUT: Duration = Duration::from_secs(1);
 /// Dropping it kills every node (SIGKILL) and removes their directories.
 #[derive(Debug)]
 pub struct RedisCluster {
+    /// The certificates of a TLS cluster.
+    tls: Option<Certs>,
     /// Every node, in start order: the masters first, then the replicas of the first master,
     /// of the second, …. Failovers change who is master; this order does not.
     nodes: Vec<RedisServer>,
@@ -55,10 +61,32 @@ impl RedisCluster {
     /// If `masters` is 0, if a node cannot start (see [`RedisServer::start`]), or if the
     /// cluster does not form within 30 s; the message shows each node's view and log tail.
     pub fn start(masters: usize, replicas_per_master: usize) -> RedisCluster {
+        Self::start_nodes(masters, replicas_per_master, None)
+    }
+
+    /// Like [`start`](Self::start), a cluster that speaks TLS only, with `certs`: every node
+    /// listens on a TLS port only ([`RedisServer::start_tls`]) and talks TLS to its master
+    /// (`tls-replication yes`) and on the cluster bus (`tls-cluster yes`), so the cluster
+    /// announces the TLS ports. The harness connects over TLS, trusting the test CA;
+    /// [`cluster_url`](Self::cluster_url) is a `rediss+cluster://` URL naming it.
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub fn start_tls(masters: usize, replicas_per_master: usize, certs: &Certs) -> RedisCluster {
+        Self::start_nodes(masters, replicas_per_master, Some(certs))
+    }
+
+    fn start_nodes(
+        masters: usize,
+        replicas_per_master: usize,
+        tls: Option<&Certs>,
+    ) -> RedisCluster {
         assert!(masters > 0, "a cluster needs at least one master");
         let total = masters * (1 + replicas_per_master);
-        let nodes = (0..total).map(|_| start_node()).collect();
+        let nodes = (0..total).map(|_| start_node(tls)).collect();
         let cluster = RedisCluster {
+            tls: tls.cloned(),
             nodes,
             heirs: HashMap::new(),
         };
@@ -74,7 +102,7 @@ impl RedisCluster {
         let ids: Vec<String> = ports
             .iter()
             .map(|&port| {
-                node_query(port, redis::cmd("CLUSTER").arg("MYID"))
+                self.query(port, redis::cmd("CLUSTER").arg("MYID"))
                     .unwrap_or_else(|e| panic!("CLUSTER MYID on 127.0.0.1:{port}: {e}"))
             })
             .collect();
@@ -83,13 +111,13 @@ impl RedisCluster {
         // need not settle colliding epochs first.
         for (i, &port) in ports.iter().enumerate() {
             let epoch = i + 1;
-            node_ok(
+            self.node_ok(
                 port,
                 redis::cmd("CLUSTER").arg("SET-CONFIG-EPOCH").arg(epoch),
             );
         }
         for (&port, (first, last)) in ports.iter().zip(slot_ranges(masters)) {
-            node_ok(
+            self.node_ok(
                 port,
                 redis::cmd("CLUSTER")
                     .arg("ADDSLOTSRANGE")
@@ -99,13 +127,13 @@ impl RedisCluster {
         }
         // Gossip spreads the rest: the first node meeting every other one is enough.
         for node in &self.nodes[1..] {
-            node_ok(
+            self.node_ok(
                 ports[0],
                 redis::cmd("CLUSTER")
                     .arg("MEET")
                     .arg("127.0.0.1")
                     .arg(node.port())
-                    .arg(bus_port(node)),
+                    .arg(self.bus_port(node.port())),
             );
         }
 
@@ -117,15 +145,18 @@ impl RedisCluster {
             self.wait_for(
                 left(),
                 &format!("127.0.0.1:{port} to learn of its master {master_id}"),
-                || view(port).is_some_and(|v| v.iter().any(|n| &n.id == master_id)),
+                || {
+                    self.view(port)
+                        .is_some_and(|v| v.iter().any(|n| &n.id == master_id))
+                },
             );
-            node_ok(port, redis::cmd("CLUSTER").arg("REPLICATE").arg(master_id));
+            self.node_ok(port, redis::cmd("CLUSTER").arg("REPLICATE").arg(master_id));
         }
 
         let expected_master = |i: usize| (i >= masters).then(|| ids[master_index(i)].as_str());
         self.wait_for(left(), "the cluster to form", || {
             ports.iter().enumerate().all(|(i, &port)| {
-                let agreed = view(port).is_some_and(|v| {
+                let agreed = self.view(port).is_some_and(|v| {
                     v.len() == ports.len()
                         && v.iter().all(|n| {
                             let index = ids.iter().position(|id| *id == n.id);
@@ -135,7 +166,7 @@ impl RedisCluster {
                                 && index.is_some_and(|j| n.master_id() == expected_master(j))
                         })
                 });
-                agreed && cluster_state_ok(port) && (i < masters || master_link_up(port))
+                agreed && self.cluster_state_ok(port) && (i < masters || self.master_link_up(port))
             })
         });
     }
@@ -195,27 +226,48 @@ impl RedisCluster {
     /// If no live node answers.
     pub fn slot_of_key(&self, key: &str) -> u16 {
         self.live_ports()
-            .find_map(|port| node_query(port, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key)).ok())
+            .find_map(|port| {
+                self.query(port, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
+                    .ok()
+            })
             .unwrap_or_else(|| panic!("no live node answers; the cluster:\n{}", self.report()))
     }
 
-    /// The URL of each current master, `redis://127.0.0.1:PORT`, in slot order.
+    /// The URL of each current master, `redis://127.0.0.1:PORT`, in slot order; of a TLS
+    /// cluster `rediss://127.0.0.1:PORT?ssl_ca_certs=<ca.pem>` (taskq's form, which
+    /// [`redis_cmd`](crate::redis_cmd) also reads).
     pub fn urls(&self) -> Vec<String> {
+        let (scheme, query) = self.url_parts();
         self.masters()
             .iter()
-            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .map(|port| format!("{scheme}://127.0.0.1:{port}{query}"))
             .collect()
     }
 
     /// The cluster URL listing the current masters:
-    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,…`.
+    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,…`; of a TLS cluster
+    /// `rediss+cluster://127.0.0.1:P1,…?ssl_ca_certs=<ca.pem>`.
     pub fn cluster_url(&self) -> String {
+        let (scheme, query) = self.url_parts();
         let hosts: Vec<String> = self
             .masters()
             .iter()
             .map(|port| format!("127.0.0.1:{port}"))
             .collect();
-        format!("redis+cluster://{}", hosts.join(","))
+        format!("{scheme}+cluster://{}{query}", hosts.join(","))
+    }
+
+    /// The certificates of a cluster started with [`start_tls`](Self::start_tls).
+    pub fn certs(&self) -> Option<&Certs> {
+        self.tls.as_ref()
+    }
+
+    /// The scheme of the cluster's URLs, and their query (`?ssl_ca_certs=…` or nothing).
+    fn url_parts(&self) -> (&'static str, String) {
+        match &self.tls {
+            None => ("redis", String::new()),
+            Some(certs) => ("rediss", format!("?{}", certs.ca_param())),
+        }
     }
 
     /// The last `lines` lines of the log of the node on `port`.
@@ -271,7 +323,7 @@ impl RedisCluster {
             || {
                 let mut chosen = None;
                 for port in self.live_ports() {
-                    let Some(view) = view(port) else {
+                    let Some(view) = self.view(port) else {
                         return false;
                     };
                     let owners: Vec<u16> = view
@@ -284,7 +336,7 @@ impl RedisCluster {
                     };
                     if owners.contains(&old_master)
                         || chosen.is_some_and(|c| c != heir)
-                        || !cluster_state_ok(port)
+                        || !self.cluster_state_ok(port)
                     {
                         return false;
                     }
@@ -310,7 +362,8 @@ impl RedisCluster {
                 .iter()
                 .filter(|n| n.master_id() == Some(master.id.as_str()) && !n.has_flag("fail"))
                 .count();
-            let acked: usize = node_query(master.port, redis::cmd("WAIT").arg(replicas).arg(5000))
+            let acked: usize = self
+                .query(master.port, redis::cmd("WAIT").arg(replicas).arg(5000))
                 .unwrap_or_else(|e| panic!("WAIT on 127.0.0.1:{}: {e}", master.port));
             assert!(
                 acked >= replicas,
@@ -329,7 +382,7 @@ impl RedisCluster {
     /// If a master cannot be reached or refuses.
     pub fn flushall(&self) {
         for port in self.masters() {
-            node_ok(port, &redis::cmd("FLUSHALL"));
+            self.node_ok(port, &redis::cmd("FLUSHALL"));
         }
     }
 
@@ -355,7 +408,7 @@ impl RedisCluster {
     /// `CLUSTER NODES` of the first live node that answers.
     fn live_view(&self) -> Vec<NodeLine> {
         self.live_ports()
-            .find_map(view)
+            .find_map(|port| self.view(port))
             .unwrap_or_else(|| panic!("no live node answers; the cluster:\n{}", self.report()))
     }
 
@@ -386,9 +439,10 @@ impl RedisCluster {
                 report.push_str(&format!("== 127.0.0.1:{port}: killed\n"));
                 continue;
             }
-            let nodes: String = node_query(port, redis::cmd("CLUSTER").arg("NODES"))
+            let nodes: String = self
+                .query(port, redis::cmd("CLUSTER").arg("NODES"))
                 .unwrap_or_else(|e| format!("<CLUSTER NODES failed: {e}>"));
-            let state = if cluster_state_ok(port) {
+            let state = if self.cluster_state_ok(port) {
                 "ok"
             } else {
                 "not ok"
@@ -403,11 +457,82 @@ impl RedisCluster {
     }
 }
 
-/// Starts one cluster node with a cluster-bus port of its own.
-fn start_node() -> RedisServer {
+/// The harness's own connections to the nodes.
+impl RedisCluster {
+    /// The cluster-bus port the node on `port` was started with.
+    fn bus_port(&self, port: u16) -> u16 {
+        let reply: Vec<String> = self
+            .query(port, redis::cmd("CONFIG").arg("GET").arg("cluster-port"))
+            .unwrap_or_else(|e| panic!("CONFIG GET cluster-port on 127.0.0.1:{port}: {e}"));
+        reply
+            .get(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no cluster-port in {reply:?}"))
+    }
+
+    /// One command to the node on `port` over a new connection (TLS for a TLS cluster), with
+    /// short timeouts.
+    fn query<T: redis::FromRedisValue>(
+        &self,
+        port: u16,
+        cmd: &redis::Cmd,
+    ) -> redis::RedisResult<T> {
+        let mut con = self
+            .node(port)
+            .client()
+            .get_connection_with_timeout(NODE_IO_TIMEOUT)?;
+        con.set_read_timeout(Some(NODE_IO_TIMEOUT))?;
+        con.set_write_timeout(Some(NODE_IO_TIMEOUT))?;
+        cmd.query(&mut con)
+    }
+
+    /// Runs a command that answers `OK` on the node on `port`.
+    ///
+    /// # Panics
+    ///
+    /// If it fails; the message names the command and the node.
+    fn node_ok(&self, port: u16, cmd: &redis::Cmd) {
+        let reply: redis::RedisResult<()> = self.query(port, cmd);
+        if let Err(e) = reply {
+            let args: Vec<String> = cmd
+                .args_iter()
+                .map(|arg| match arg {
+                    redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                    _ => "<cursor>".to_owned(),
+                })
+                .collect();
+            panic!("{} on 127.0.0.1:{port} failed: {e}", args.join(" "));
+        }
+    }
+
+    /// Whether the node on `port` answers and says `cluster_state:ok`.
+    fn cluster_state_ok(&self, port: u16) -> bool {
+        self.query::<String>(port, redis::cmd("CLUSTER").arg("INFO"))
+            .is_ok_and(|info| info.lines().any(|l| l.trim() == "cluster_state:ok"))
+    }
+
+    /// Whether the replica on `port` answers and its link to its master is up.
+    fn master_link_up(&self, port: u16) -> bool {
+        self.query::<String>(port, redis::cmd("INFO").arg("replication"))
+            .is_ok_and(|info| info.lines().any(|l| l.trim() == "master_link_status:up"))
+    }
+
+    /// `CLUSTER NODES` of the node on `port`, or `None` if it does not answer.
+    fn view(&self, port: u16) -> Option<Vec<NodeLine>> {
+        let text: String = self.query(port, redis::cmd("CLUSTER").arg("NODES")).ok()?;
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(NodeLine::parse)
+            .collect()
+    }
+}
+
+/// Starts one cluster node with a cluster-bus port of its own; with `tls`, a TLS-only node
+/// whose cluster bus is TLS too.
+fn start_node(tls: Option<&Certs>) -> RedisServer {
     let bus = free_port().to_string();
     let timeout = NODE_TIMEOUT_MS.to_string();
-    RedisServer::start_with(&[
+    let args = [
         "--cluster-enabled",
         "yes",
         "--cluster-config-file",
@@ -423,20 +548,13 @@ fn start_node() -> RedisServer {
         // Replicas sync at once instead of waiting 5 s for others to share a transfer.
         "--repl-diskless-sync-delay",
         "0",
-    ])
-}
-
-/// The cluster-bus port the node was started with.
-fn bus_port(node: &RedisServer) -> u16 {
-    let reply: Vec<String> = node_query(
-        node.port(),
-        redis::cmd("CONFIG").arg("GET").arg("cluster-port"),
-    )
-    .unwrap_or_else(|e| panic!("CONFIG GET cluster-port on 127.0.0.1:{}: {e}", node.port()));
-    reply
-        .get(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no cluster-port in {reply:?}"))
+    ];
+    match tls {
+        None => RedisServer::start_with(&args),
+        Some(certs) => {
+            RedisServer::start_tls(certs, &[&args[..], &["--tls-cluster", "yes"]].concat())
+        }
+    }
 }
 
 /// The contiguous slot ranges of `masters` masters, split evenly as
@@ -456,46 +574,6 @@ fn slot_ranges(masters: usize) -> Vec<(u16, u16)> {
         first = last + 1;
     }
     ranges
-}
-
-/// One command to the node on `port` over a new connection, with short timeouts.
-fn node_query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> redis::RedisResult<T> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
-    let mut con = client.get_connection_with_timeout(NODE_IO_TIMEOUT)?;
-    con.set_read_timeout(Some(NODE_IO_TIMEOUT))?;
-    con.set_write_timeout(Some(NODE_IO_TIMEOUT))?;
-    cmd.query(&mut con)
-}
-
-/// Runs a command that answers `OK` on the node on `port`.
-///
-/// # Panics
-///
-/// If it fails; the message names the command and the node.
-fn node_ok(port: u16, cmd: &redis::Cmd) {
-    let reply: redis::RedisResult<()> = node_query(port, cmd);
-    if let Err(e) = reply {
-        let args: Vec<String> = cmd
-            .args_iter()
-            .map(|arg| match arg {
-                redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-                _ => "<cursor>".to_owned(),
-            })
-            .collect();
-        panic!("{} on 127.0.0.1:{port} failed: {e}", args.join(" "));
-    }
-}
-
-/// Whether the node on `port` answers and says `cluster_state:ok`.
-fn cluster_state_ok(port: u16) -> bool {
-    node_query::<String>(port, redis::cmd("CLUSTER").arg("INFO"))
-        .is_ok_and(|info| info.lines().any(|l| l.trim() == "cluster_state:ok"))
-}
-
-/// Whether the replica on `port` answers and its link to its master is up.
-fn master_link_up(port: u16) -> bool {
-    node_query::<String>(port, redis::cmd("INFO").arg("replication"))
-        .is_ok_and(|info| info.lines().any(|l| l.trim() == "master_link_status:up"))
 }
 
 /// One line of `CLUSTER NODES`: a node as another (or itself) sees it.
@@ -546,15 +624,6 @@ impl NodeLine {
     fn master_id(&self) -> Option<&str> {
         (self.master != "-").then_some(self.master.as_str())
     }
-}
-
-/// `CLUSTER NODES` of the node on `port`, or `None` if it does not answer.
-fn view(port: u16) -> Option<Vec<NodeLine>> {
-    let text: String = node_query(port, redis::cmd("CLUSTER").arg("NODES")).ok()?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(NodeLine::parse)
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
 //! Smoke tests of the Redis Cluster harness: three masters with a replica each form a
 //! cluster, a key written to the master of its slot is read back, a killed master's replica
-//! takes over within seconds with the key, and dropping the cluster kills every node.
+//! takes over within seconds with the key, and dropping the cluster kills every node. A TLS
+//! cluster forms, announces its TLS ports and fails over with TLS only.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use taskq_tests::cluster::RedisCluster;
+use taskq_tests::tls::Certs;
 use taskq_tests::{port_is_open, redis_cmd};
 
 fn url(port: u16) -> String {
@@ -90,6 +92,79 @@ fn a_cluster_forms_serves_keys_and_fails_over() {
     assert_eq!(
         redis_cmd(&url(new_master), &["GET", key]),
         redis::Value::Nil
+    );
+}
+
+/// The master's port of each range of a `CLUSTER SLOTS` reply:
+/// `[[start, end, [host, port, id, …], replicas…], …]`.
+fn slot_map_masters(reply: &redis::Value) -> Vec<i64> {
+    let array = |value: &redis::Value| match value {
+        redis::Value::Array(items) => items.clone(),
+        other => panic!("not an array: {other:?}"),
+    };
+    array(reply)
+        .iter()
+        .map(|range| match array(&array(range)[2])[1] {
+            redis::Value::Int(port) => port,
+            ref other => panic!("not a port: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_tls_cluster_forms_over_tls_only_and_fails_over() {
+    let certs = Certs::generate();
+    let started = Instant::now();
+    let mut cluster = RedisCluster::start_tls(3, 1, &certs);
+    println!("TLS cluster of 6 nodes formed in {:?}", started.elapsed());
+
+    let masters = cluster.masters();
+    assert_eq!(&cluster.ports()[..3], masters);
+    let ca = certs.ca.display();
+    assert_eq!(
+        cluster.cluster_url(),
+        format!(
+            "rediss+cluster://127.0.0.1:{},127.0.0.1:{},127.0.0.1:{}?ssl_ca_certs={ca}",
+            masters[0], masters[1], masters[2]
+        )
+    );
+    assert_eq!(
+        cluster.urls(),
+        masters
+            .iter()
+            .map(|p| format!("rediss://127.0.0.1:{p}?ssl_ca_certs={ca}"))
+            .collect::<Vec<_>>()
+    );
+    // The cluster announces the TLS ports: they are the ones in its slot map.
+    let mut announced = slot_map_masters(&redis_cmd(&cluster.urls()[0], &["CLUSTER", "SLOTS"]));
+    announced.sort_unstable();
+    let mut expected: Vec<i64> = masters.iter().map(|&p| i64::from(p)).collect();
+    expected.sort_unstable();
+    assert_eq!(announced, expected);
+
+    // Nothing answers in plain text.
+    let plain = redis::Client::open(url(masters[0]))
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .and_then(|mut con| {
+            con.set_read_timeout(Some(Duration::from_secs(2)))?;
+            redis::cmd("PING").query::<String>(&mut con)
+        });
+    assert!(plain.is_err(), "{plain:?}");
+
+    let key = "taskq-harness-tls-key";
+    let owner = cluster.master_of_slot(cluster.slot_of_key(key));
+    let owner_url = format!("rediss://127.0.0.1:{owner}?ssl_ca_certs={ca}");
+    redis_cmd(&owner_url, &["SET", key, "v"]);
+    cluster.wait_for_replication();
+    cluster.kill_node(owner);
+    let new_master = cluster.wait_for_failover(owner, Duration::from_secs(15));
+    assert_eq!(
+        redis_cmd(
+            &format!("rediss://127.0.0.1:{new_master}?ssl_ca_certs={ca}"),
+            &["GET", key]
+        ),
+        redis::Value::BulkString(b"v".to_vec())
     );
 }
 
