@@ -61,6 +61,19 @@ pub fn client(server: &RedisServer, configure: impl FnOnce(&mut Config)) -> Clie
     Client::from_config(config).expect("client config is valid")
 }
 
+/// A client with broker and results at `url`, everything else [`Config::default`]: for URLs
+/// other than a plain [`RedisServer`]'s (`rediss://`, `rediss+cluster://`, `sentinel://`).
+///
+/// # Panics
+///
+/// If `taskq` rejects the URL.
+pub fn client_at(url: &str) -> Client {
+    let mut config = Config::default();
+    config.broker_url = url.to_owned();
+    config.result_backend = url.to_owned();
+    Client::from_config(config).expect("client config is valid")
+}
+
 /// A [`Worker`] running as a Tokio task of the test, until [`stop`](Self::stop).
 ///
 /// Dropping it without `stop` leaves the worker running until the test's runtime ends.

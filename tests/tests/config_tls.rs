@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use taskq::{Client, Config, Options};
+use taskq::Options;
 use taskq_tests::tls::Certs;
-use taskq_tests::worker::RunningWorker;
+use taskq_tests::worker::{client_at, RunningWorker};
 use taskq_tests::{free_port, RedisServer};
 
 #[taskq::task(name = "test.tls_add")]
@@ -39,15 +39,6 @@ fn tls_server(certs: &Certs) -> (RedisServer, u16) {
     (server, tls_port.parse().unwrap())
 }
 
-/// A client with broker and results at `url`, everything else [`Config::default`] (unlike
-/// `taskq_tests::worker::client`, which is for plain `redis://` on a `RedisServer`).
-fn client_for(url: &str) -> Client {
-    let mut config = Config::default();
-    config.broker_url = url.to_owned();
-    config.result_backend = url.to_owned();
-    Client::from_config(config).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_run_over_tls_with_a_private_ca_and_acl_user() {
     let certs = Certs::generate();
@@ -56,7 +47,7 @@ async fn tasks_run_over_tls_with_a_private_ca_and_acl_user() {
         "rediss://app:s3cret@127.0.0.1:{tls_port}/0?ssl_cert_reqs=CERT_REQUIRED&ssl_ca_certs={}",
         certs.ca.display()
     );
-    let client = client_for(&url);
+    let client = client_at(&url);
     assert!(
         !client.broker().describe().contains("s3cret"),
         "password must be masked"
@@ -77,7 +68,7 @@ async fn an_untrusted_certificate_is_refused_unless_verification_is_off() {
     let (_server, tls_port) = tls_server(&certs);
 
     // The system roots do not know the test CA: the connection fails closed.
-    let untrusted = client_for(&format!("rediss://app:s3cret@127.0.0.1:{tls_port}/0"));
+    let untrusted = client_at(&format!("rediss://app:s3cret@127.0.0.1:{tls_port}/0"));
     let err = tokio::time::timeout(Duration::from_secs(10), untrusted.broker().ping())
         .await
         .expect("a refused certificate fails fast")
@@ -89,7 +80,7 @@ async fn an_untrusted_certificate_is_refused_unless_verification_is_off() {
     );
 
     // Celery's ssl_cert_reqs=CERT_NONE turns verification off, on request only.
-    let unverified = client_for(&format!(
+    let unverified = client_at(&format!(
         "rediss://app:s3cret@127.0.0.1:{tls_port}/0?ssl_cert_reqs=CERT_NONE"
     ));
     unverified.broker().ping().await.unwrap();
@@ -99,7 +90,7 @@ async fn an_untrusted_certificate_is_refused_unless_verification_is_off() {
 async fn a_wrong_password_is_a_clear_error() {
     let certs = Certs::generate();
     let (_server, tls_port) = tls_server(&certs);
-    let client = client_for(&format!(
+    let client = client_at(&format!(
         "rediss://app:wrong@127.0.0.1:{tls_port}/0?ssl_ca_certs={}",
         certs.ca.display()
     ));
