@@ -1,11 +1,16 @@
 //! A Redis Sentinel set owned by one test: a master, its replicas and three sentinels, all
 //! `redis-server` processes on free loopback ports, monitoring the master as [`MASTER_NAME`]
 //! with short timeouts (down after 1 s), so that a failover takes a few seconds.
+//!
+//! [`SentinelSet::start_tls`] starts the master and replicas TLS-only, as kombu's layout has
+//! it: the sentinels answer clients in plain TCP and name the masters' TLS ports, and they
+//! talk TLS to the servers they monitor and to each other.
 
 use std::fs;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::tls::{redis_client, Certs};
 use crate::{free_port, wait_until, ChildGuard, RedisServer};
 
 /// The name the sentinels monitor the master under.
@@ -23,17 +28,24 @@ pub struct SentinelProcess {
 }
 
 impl SentinelProcess {
-    fn start(master_port: u16) -> SentinelProcess {
+    /// A sentinel monitoring the master on `master_port`; with `tls`, a master that speaks
+    /// TLS only.
+    fn start(master_port: u16, tls: Option<&Certs>) -> SentinelProcess {
         let dir = tempfile::Builder::new()
             .prefix("taskq-sentinel-")
             .tempdir()
             .expect("a sentinel directory");
         let port = free_port();
         let conf = dir.path().join("sentinel.conf");
+        // With tls-replication a sentinel connects to the monitored servers and to the other
+        // sentinels over TLS, and tells the others its TLS port; clients keep the plain one.
+        let tls = tls.map_or_else(String::new, |certs| {
+            format!("tls-port {}\n{}", free_port(), certs.config_lines())
+        });
         fs::write(
             &conf,
             format!(
-                "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {dir}\n\
+                "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {dir}\n{tls}\
                  sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
                  sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n\
                  sentinel failover-timeout {MASTER_NAME} 4000\n\
@@ -109,15 +121,32 @@ impl SentinelSet {
     ///
     /// When the set does not come together within 30 s.
     pub fn start(replicas: usize) -> SentinelSet {
-        let master = RedisServer::start();
+        Self::start_servers(replicas, None)
+    }
+
+    /// Like [`start`](Self::start), with a master and replicas that speak TLS only
+    /// ([`RedisServer::start_tls`], replicating over TLS). The sentinels listen for clients
+    /// in plain TCP (and on a TLS port for each other) and reach the servers over TLS;
+    /// [`url`](Self::url) carries `ssl_ca_certs`, so taskq's connections to the master are
+    /// TLS.
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub fn start_tls(replicas: usize, certs: &Certs) -> SentinelSet {
+        Self::start_servers(replicas, Some(certs))
+    }
+
+    fn start_servers(replicas: usize, tls: Option<&Certs>) -> SentinelSet {
+        let start = |args: &[&str]| match tls {
+            None => RedisServer::start_with(args),
+            Some(certs) => RedisServer::start_tls(certs, args),
+        };
+        let master = start(&[]);
         let master_port = master.port().to_string();
         let mut servers = vec![master];
         for _ in 0..replicas {
-            servers.push(RedisServer::start_with(&[
-                "--replicaof",
-                "127.0.0.1",
-                &master_port,
-            ]));
+            servers.push(start(&["--replicaof", "127.0.0.1", &master_port]));
         }
         for replica in &servers[1..] {
             let url = replica.url();
@@ -126,7 +155,7 @@ impl SentinelSet {
             });
         }
         let sentinels: Vec<_> = (0..3)
-            .map(|_| SentinelProcess::start(servers[0].port()))
+            .map(|_| SentinelProcess::start(servers[0].port(), tls))
             .collect();
         wait_until(
             Duration::from_secs(30),
@@ -140,14 +169,18 @@ impl SentinelSet {
         SentinelSet { servers, sentinels }
     }
 
-    /// Celery's Sentinel URL for this set: every sentinel, and the master's name.
+    /// Celery's Sentinel URL for this set: every sentinel, and the master's name; for a TLS
+    /// set also `ssl_ca_certs=<ca.pem>`, which makes taskq's connections to the master TLS.
     pub fn url(&self, db: u8) -> String {
         let parts: Vec<String> = self
             .sentinels
             .iter()
             .map(|s| format!("sentinel://127.0.0.1:{}/{db}", s.port()))
             .collect();
-        format!("{}?master_name={MASTER_NAME}", parts.join(";"))
+        let tls = self.servers[0]
+            .certs()
+            .map_or_else(String::new, |certs| format!("&{}", certs.ca_param()));
+        format!("{}?master_name={MASTER_NAME}{tls}", parts.join(";"))
     }
 
     /// The data server the sentinels call master now.
@@ -197,8 +230,7 @@ impl SentinelSet {
 }
 
 fn info_replication(url: &str) -> String {
-    let client = redis::Client::open(url).expect("a URL");
-    client
+    redis_client(url)
         .get_connection_with_timeout(Duration::from_secs(2))
         .and_then(|mut c| {
             redis::cmd("INFO")
