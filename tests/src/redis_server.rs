@@ -456,13 +456,7 @@ mod tests {
         redis_cmd(&server.url(), &["SET", "k", "v"]);
 
         // A plain connection to the TLS port gets no answer, and the CA is needed.
-        let plain = redis::Client::open(format!("redis://127.0.0.1:{}/0", server.port()))
-            .unwrap()
-            .get_connection_with_timeout(Duration::from_secs(2))
-            .and_then(|mut con| {
-                con.set_read_timeout(Some(Duration::from_secs(2)))?;
-                redis::cmd("PING").query::<String>(&mut con)
-            });
+        let plain = crate::tls::plain_ping(server.port());
         assert!(plain.is_err(), "{plain:?}");
         let untrusted = redis::Client::open(format!("rediss://127.0.0.1:{}/0", server.port()))
             .unwrap()

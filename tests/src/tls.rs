@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tempfile::TempDir;
 
@@ -146,4 +147,14 @@ pub fn redis_client(url: &str) -> redis::Client {
         }
     };
     client.unwrap_or_else(|e| panic!("invalid redis URL {url}: {e}"))
+}
+
+/// `PING` in plain text to `127.0.0.1:port`, connecting and waiting 2 s at most. A server that
+/// speaks TLS only on that port does not answer: this is an error.
+pub fn plain_ping(port: u16) -> redis::RedisResult<String> {
+    let timeout = Duration::from_secs(2);
+    let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}/0"))?
+        .get_connection_with_timeout(timeout)?;
+    con.set_read_timeout(Some(timeout))?;
+    redis::cmd("PING").query(&mut con)
 }

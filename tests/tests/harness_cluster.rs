@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use taskq_tests::cluster::RedisCluster;
-use taskq_tests::tls::Certs;
+use taskq_tests::tls::{plain_ping, Certs};
 use taskq_tests::{port_is_open, redis_cmd};
 
 fn url(port: u16) -> String {
@@ -143,13 +143,7 @@ fn a_tls_cluster_forms_over_tls_only_and_fails_over() {
     assert_eq!(announced, expected);
 
     // Nothing answers in plain text.
-    let plain = redis::Client::open(url(masters[0]))
-        .unwrap()
-        .get_connection_with_timeout(Duration::from_secs(2))
-        .and_then(|mut con| {
-            con.set_read_timeout(Some(Duration::from_secs(2)))?;
-            redis::cmd("PING").query::<String>(&mut con)
-        });
+    let plain = plain_ping(masters[0]);
     assert!(plain.is_err(), "{plain:?}");
 
     let key = "taskq-harness-tls-key";
