@@ -30,7 +30,7 @@ pub struct Args {
     pub tasks: Option<u64>,
 
     /// Scenarios to run, comma-separated: sequential, concurrent, bulk, drain, latency, memory,
-    /// workflow, flow-control, metrics.
+    /// workflow, flow-control, metrics, and cluster (not run unless named).
     #[arg(
         long,
         value_delimiter = ',',
@@ -72,6 +72,19 @@ pub struct Args {
     /// How long the latency scenario sends (default 10, or 3 with --quick).
     #[arg(long, value_name = "SECS")]
     pub latency_secs: Option<u64>,
+
+    /// Masters of the clusters the cluster scenario starts, one run per value.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,2,3",
+        value_name = "LIST"
+    )]
+    pub cluster_masters: Vec<usize>,
+
+    /// Shards the cluster scenario splits its queue into, whatever the masters.
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    pub cluster_shards: usize,
 
     /// Worker concurrency in the latency and memory scenarios.
     #[arg(long, default_value_t = 64, value_name = "N")]
@@ -125,6 +138,9 @@ pub enum Scenario {
     FlowControl,
     /// The drain with the worker's Prometheus metrics off and on.
     Metrics,
+    /// The drain on a Redis Cluster of each of `--cluster-masters` masters (not run by
+    /// default: it starts clusters of its own).
+    Cluster,
 }
 
 /// The sizes a run uses, resolved from the options.

@@ -74,6 +74,11 @@ impl Cluster {
         format!("redis+cluster://{}?shards={shards}", nodes.join(","))
     }
 
+    /// `redis://127.0.0.1:<port>` of each master.
+    pub fn node_urls(&self) -> Vec<String> {
+        self.masters.iter().map(|m| m.url(0)).collect()
+    }
+
     /// An admin connection to each master, for measuring their CPU.
     pub async fn admins(&self) -> anyhow::Result<Vec<MultiplexedConnection>> {
         let mut admins = Vec::with_capacity(self.masters.len());
@@ -90,11 +95,17 @@ async fn admin(node: &RedisServer) -> anyhow::Result<MultiplexedConnection> {
         .await?)
 }
 
-/// The first and last slot of master `index` of `masters`.
+/// The first and last slot of master `index` of `masters`, rounded as `redis-cli --cluster
+/// create` rounds them.
 fn slot_range(index: usize, masters: usize) -> (u32, u32) {
-    let (index, masters) = (index as u32, masters as u32);
-    let first = index * SLOTS / masters;
-    let last = (index + 1) * SLOTS / masters - 1;
+    let per_master = f64::from(SLOTS) / masters as f64;
+    let end = |i: usize| ((i as f64 + 1.0) * per_master - 1.0).round() as u32;
+    let first = if index == 0 { 0 } else { end(index - 1) + 1 };
+    let last = if index + 1 == masters {
+        SLOTS - 1
+    } else {
+        end(index)
+    };
     (first, last)
 }
 
@@ -125,6 +136,8 @@ mod tests {
     #[test]
     fn slots_split_into_contiguous_ranges() {
         assert_eq!(slot_range(0, 1), (0, 16_383));
-        assert_eq!([slot_range(0, 3), slot_range(1, 3), slot_range(2, 3)], [(0, 5460), (5461, 10_921), (10_922, 16_383)]);
+        let three = [slot_range(0, 3), slot_range(1, 3), slot_range(2, 3)];
+        assert_eq!(three, [(0, 5460), (5461, 10_922), (10_923, 16_383)]);
+        assert_eq!(slot_range(1, 2), (8192, 16_383));
     }
 }

@@ -8,6 +8,7 @@
 mod celery;
 mod chart;
 mod cli;
+mod cluster;
 mod machine;
 mod probe;
 mod redis_server;
@@ -26,7 +27,8 @@ use crate::machine::Machine;
 use crate::redis_server::RedisServer;
 use crate::report::{Report, Row};
 use crate::scenarios::{
-    drain, enqueue, floor, flow_control, latency, memory, metrics, workflow, Bench,
+    cluster as cluster_drain, drain, enqueue, floor, flow_control, latency, memory, metrics,
+    workflow, Bench,
 };
 
 #[tokio::main]
@@ -55,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let mut rows = run_taskq(&args, &mut bench).await?;
+    rows.extend(run_cluster(&args, &work_dir).await?);
     let celery = match &celery_env {
         Some(env) => {
             let (celery_rows, raw) = celery::run_all(env, &base_url, &args, &sizes, machine.cores)?;
@@ -151,6 +154,27 @@ async fn run_taskq(args: &Args, bench: &mut Bench) -> anyhow::Result<Vec<Row>> {
         "benchmark process peak RSS: {:.1} MiB",
         procfs::peak_rss_bytes("self").unwrap_or(0) as f64 / 1048576.0
     );
+    Ok(rows)
+}
+
+/// Runs the cluster scenario when asked: the drain on a cluster of each size, side by side.
+async fn run_cluster(args: &Args, work_dir: &Path) -> anyhow::Result<Vec<Row>> {
+    if !args.runs(Scenario::Cluster) {
+        return Ok(Vec::new());
+    }
+    let n = args.sizes().drain;
+    let concurrency = args.drain_concurrency.iter().copied().max().unwrap_or(256);
+    let mut rows = Vec::new();
+    for &masters in &args.cluster_masters {
+        let run = async || {
+            let shape = (masters, args.cluster_shards);
+            let work = (n, args.batch, concurrency);
+            cluster_drain::drain(&args.redis_server, work_dir, shape, work).await
+        };
+        let row = repeated(args.repeat.max(1), run).await?;
+        eprintln!("  {}", report::render_row(&row));
+        rows.push(row);
+    }
     Ok(rows)
 }
 

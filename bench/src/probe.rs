@@ -43,6 +43,46 @@ pub struct Cost {
     pub redis_top_commands: Vec<(String, u64, u64)>,
 }
 
+impl Cost {
+    /// The costs of several Redis servers measured over one window (a cluster's masters): their
+    /// CPU and commands added up, this process's and the machine's taken once.
+    pub fn summed(costs: Vec<Cost>) -> Cost {
+        let mut costs = costs.into_iter();
+        let Some(mut total) = costs.next() else {
+            return Cost {
+                client_cpu_secs: 0.0,
+                redis_cpu_secs: 0.0,
+                machine_cpu_secs: 0.0,
+                machine_capacity_secs: 0.0,
+                redis_commands_per_task: 0.0,
+                redis_top_commands: Vec::new(),
+            };
+        };
+        for cost in costs {
+            total.redis_cpu_secs += cost.redis_cpu_secs;
+            total.redis_commands_per_task += cost.redis_commands_per_task;
+            for (name, calls, usec) in cost.redis_top_commands {
+                match total
+                    .redis_top_commands
+                    .iter_mut()
+                    .find(|(n, _, _)| *n == name)
+                {
+                    Some(entry) => {
+                        entry.1 += calls;
+                        entry.2 += usec;
+                    }
+                    None => total.redis_top_commands.push((name, calls, usec)),
+                }
+            }
+        }
+        total
+            .redis_top_commands
+            .sort_by_key(|(_, _, usec)| std::cmp::Reverse(*usec));
+        total.redis_top_commands.truncate(TOP);
+        total
+    }
+}
+
 /// A measurement in progress.
 #[derive(Debug)]
 pub struct Probe {

@@ -1167,6 +1167,22 @@ async fn a_worker_skips_paused_queues_until_resumed(subject: &Subject) {
     );
     held.get(Duration::from_secs(20)).await.unwrap();
     assert_eq!(client.control().paused_queues().await.unwrap(), ["later"]);
+
+    // A resume whose broadcast the worker missed (written to the broker only, as when the
+    // worker was starting or its Pub/Sub connection was down) holds once the worker reads the
+    // paused set again, within its resync period (5 s).
+    let resumed_at = std::time::Instant::now();
+    assert!(subject.broker.resume_queue("later").await.unwrap());
+    eventually(
+        Duration::from_secs(10),
+        "the missed resume to hold",
+        || async { waiting("later").await == 0 },
+    )
+    .await;
+    println!(
+        "a resume without its broadcast held after {:.1} s",
+        resumed_at.elapsed().as_secs_f64()
+    );
     worker.stop().await;
 }
 

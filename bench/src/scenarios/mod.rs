@@ -5,6 +5,7 @@
 //! queue their messages before moving the whole list into db 0 at once (`MOVE`), so that the
 //! clock starts with a worker already running and a full queue.
 
+pub mod cluster;
 pub mod drain;
 pub mod enqueue;
 pub mod floor;

@@ -183,6 +183,7 @@ async fn fetch_batches(shared: &Arc<Shared>, batches: mpsc::Sender<Batch>) {
             () = shared.stopping.cancelled() => break,
         }
         // Read before each fetch: remote control adds, cancels, pauses and resumes queues.
+        super::queues::refresh_paused(shared).await;
         let queues = &shared.queues.fetching();
         if queues.is_empty() {
             drop(reservations);

@@ -1,15 +1,20 @@
 //! The queues the worker consumes, changed while it runs: Celery's `add_consumer` and
 //! `cancel_consumer`, and taskq's fleet-wide pause (the broker's paused-queues set, which
-//! every taskq worker reads when it starts and follows through the `pause_queue` and
-//! `resume_queue` broadcasts). The consumer asks before each fetch which queues to fetch
-//! from: the consumed ones that are not paused. Messages of a paused queue stay queued.
+//! every taskq worker reads when it starts, follows through the `pause_queue` and
+//! `resume_queue` broadcasts, and reads again every [`PAUSED_RESYNC`], so that a broadcast
+//! it missed, sent while it was starting or its Pub/Sub connection was down, holds within
+//! seconds). The consumer asks before each fetch which queues to fetch from: the consumed ones
+//! that are not paused. Messages of a paused queue stay queued.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Shared;
 use crate::backoff::Backoff;
+
+/// How often a running worker reads the broker's paused set again.
+pub(super) const PAUSED_RESYNC: Duration = Duration::from_secs(5);
 
 /// Consumed and paused queues.
 #[derive(Debug)]
@@ -22,6 +27,8 @@ struct Inner {
     /// In order of preference, as configured and then added.
     consumed: Vec<String>,
     paused: BTreeSet<String>,
+    /// When the paused set was last read from the broker.
+    paused_read_at: Option<Instant>,
 }
 
 impl Queues {
@@ -30,6 +37,7 @@ impl Queues {
             inner: Mutex::new(Inner {
                 consumed,
                 paused: BTreeSet::new(),
+                paused_read_at: None,
             }),
         }
     }
@@ -85,7 +93,29 @@ impl Queues {
 
     /// Replaces the paused set with the broker's.
     pub(super) fn load_paused(&self, paused: Vec<String>) {
-        self.lock().paused = paused.into_iter().collect();
+        let mut inner = self.lock();
+        inner.paused = paused.into_iter().collect();
+        inner.paused_read_at = Some(Instant::now());
+    }
+
+    /// Whether the paused set was read longer than [`PAUSED_RESYNC`] ago.
+    fn paused_stale(&self) -> bool {
+        self.lock()
+            .paused_read_at
+            .is_none_or(|at| at.elapsed() >= PAUSED_RESYNC)
+    }
+}
+
+/// Reads the broker's paused set again when [`PAUSED_RESYNC`] has passed since the last read;
+/// a failed read keeps the set as it is (the fetch that follows meets the same error and backs
+/// off).
+pub(super) async fn refresh_paused(shared: &Shared) {
+    if !shared.queues.paused_stale() {
+        return;
+    }
+    match shared.client.broker().paused_queues().await {
+        Ok(paused) => shared.queues.load_paused(paused),
+        Err(e) => tracing::debug!(error = %e, "cannot read the paused queues again"),
     }
 }
 
