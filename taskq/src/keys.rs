@@ -26,8 +26,8 @@
 //!
 //! On a Redis Cluster (`redis+cluster://`, see `broker::cluster`), each broker key above is kept
 //! once per shard, behind the shard's hash tag after the prefix (`{taskq.1.2}celery`,
-//! `{taskq.1.2}unacked`; see [`BrokerKeys::in_shard`]), plus `{<shard 0's tag>}taskq.shards`,
-//! the shard count the cluster was first used with. A group's keys take the group id as their
+//! `{taskq.1.2}unacked`; see [`BrokerKeys::in_shard`]), plus `{taskq}.shards`, the shard count
+//! the cluster was first used with. A group's keys take the group id as their
 //! tag (`celery-taskset-meta-{<gid>}.j`; see [`ResultKeys::for_cluster`]). Python Celery does not
 //! read this layout.
 
@@ -122,14 +122,16 @@ impl BrokerKeys {
     }
 
     /// Where a Redis Cluster broker records how many shards its queues are split into (the
-    /// first process to use the cluster writes it; the others check theirs against it).
+    /// first process to use the cluster writes it; the others check theirs against it). Its
+    /// hash tag is its own, the same whatever the count: the keys (not in a shard) of the
+    /// broker asking.
     ///
     /// ```
-    /// let keys = taskq::keys::BrokerKeys::default().in_shard("taskq.0.0");
-    /// assert_eq!(keys.cluster_shards(), "{taskq.0.0}taskq.shards");
+    /// let keys = taskq::keys::BrokerKeys::new("app1:", taskq::keys::DEFAULT_PRIORITY_SEP);
+    /// assert_eq!(keys.cluster_shards(), "app1:{taskq}.shards");
     /// ```
     pub fn cluster_shards(&self) -> String {
-        format!("{}taskq.shards", self.prefix)
+        format!("{}{{taskq}}.shards", self.prefix)
     }
 
     /// The priority steps, ascending from 0.

@@ -25,7 +25,8 @@
 //! ([`worker::client`], [`worker::RunningWorker`]) and checks what they leave in
 //! Redis ([`worker::query`], [`worker::assert_nothing_unacked`], …). Module [`taskq_cli`]
 //! builds and runs the `taskq` command line against a [`RedisServer`]. Module [`cluster`]
-//! starts a Redis Cluster of the test's own ([`cluster::RedisCluster`]). Module [`tls`] makes a CA
+//! starts a Redis Cluster of the test's own ([`cluster::RedisCluster`]); module [`failover`] holds
+//! the producer and the loss count the failover tests share. Module [`tls`] makes a CA
 //! and a server certificate for TLS tests ([`tls::Certs`]).
 
 #![warn(missing_docs)]
@@ -34,6 +35,7 @@ pub mod browser;
 mod child;
 pub mod cluster;
 mod examples;
+pub mod failover;
 pub mod keys;
 mod logs;
 pub mod netns;

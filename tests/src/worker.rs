@@ -278,32 +278,6 @@ pub fn wait_nothing_unacked(server: &RedisServer, timeout: Duration) {
     assert_nothing_unacked(server);
 }
 
-/// The calls among `accepted` (each a number and its result) without a SUCCESS once that list
-/// stops shrinking: unchanged for 7 s (longer than the failover tests' visibility timeout, so
-/// a message whose ack died with a master has come back and run), or after 40 s.
-pub async fn settled_losses(accepted: &[(u64, taskq::AsyncResult<u64>)]) -> Vec<u64> {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    let mut lost = Vec::new();
-    let mut unchanged_since = Instant::now();
-    loop {
-        let mut now_lost = Vec::new();
-        for (n, result) in accepted {
-            if !matches!(result.state().await, Ok(taskq::TaskState::Success)) {
-                now_lost.push(*n);
-            }
-        }
-        if now_lost != lost {
-            unchanged_since = Instant::now();
-            lost = now_lost;
-        }
-        let settled = unchanged_since.elapsed() > Duration::from_secs(7);
-        if lost.is_empty() || settled || Instant::now() > deadline {
-            return lost;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,8 +7,7 @@
 //! rate limits, unique calls, remote control) is `broker_contract.rs`'s `on_cluster` tests.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use taskq::broker::cluster::shard_tag;
@@ -16,7 +15,8 @@ use taskq::canvas::{chain, chord, group};
 use taskq::keys::BrokerKeys;
 use taskq::{Client, Config, Options, TaskState};
 use taskq_tests::cluster::RedisCluster;
-use taskq_tests::worker::{settled_losses, RunningWorker};
+use taskq_tests::failover::{settled_losses, Producer, Sent};
+use taskq_tests::worker::RunningWorker;
 
 const SHARDS: usize = 6;
 const WAIT: Duration = Duration::from_secs(30);
@@ -198,44 +198,16 @@ async fn a_master_killed_mid_run_loses_no_accepted_call() {
     });
     let worker = RunningWorker::start(&client, |b| b.concurrency(8));
 
-    let paused = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let killed_at: Arc<Mutex<Option<Instant>>> = Arc::default();
     let producer = {
-        let (client, paused, stop, killed_at) = (
-            client.clone(),
-            paused.clone(),
-            stop.clone(),
-            killed_at.clone(),
-        );
-        tokio::spawn(async move {
-            let (mut accepted, mut refused, mut back_at) = (Vec::new(), 0, None);
-            let mut n = 0;
-            while !stop.load(Ordering::Acquire) {
-                if paused.load(Ordering::Acquire) {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    continue;
-                }
-                let sending = Instant::now();
-                match client.send(&record, (n,), Options::new()).await {
-                    Ok(result) => {
-                        let killed = *killed_at.lock().unwrap();
-                        if killed.is_some_and(|k| sending > k) && back_at.is_none() {
-                            back_at = Some(Instant::now());
-                        }
-                        accepted.push((n, result));
-                        n += 1;
-                    }
-                    Err(_) => refused += 1,
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            (accepted, refused, back_at)
+        let client = client.clone();
+        Producer::start(0, move |n| {
+            let client = client.clone();
+            async move { client.send(&record, (n,), Options::new()).await }
         })
     };
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    paused.store(true, Ordering::Release);
+    producer.pause();
     tokio::time::sleep(Duration::from_millis(50)).await;
     cluster.wait_for_replication();
     // The master of shard 0, which also holds what has one copy (revokes, paused queues).
@@ -245,13 +217,17 @@ async fn a_master_killed_mid_run_loses_no_accepted_call() {
     let old_master = cluster.master_of_slot(cluster.slot_of_key(&home));
     cluster.kill_node(old_master);
     let killed = Instant::now();
-    *killed_at.lock().unwrap() = Some(killed);
-    paused.store(false, Ordering::Release);
+    producer.killed_at(killed);
+    producer.resume();
     cluster.wait_for_failover(old_master, Duration::from_secs(20));
     let failover = killed.elapsed();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    stop.store(true, Ordering::Release);
-    let (accepted, refused, back_at) = producer.await.unwrap();
+    let Sent {
+        accepted,
+        refused,
+        back_at,
+        ..
+    } = producer.stop().await;
     let back = back_at
         .expect("sends succeeded again after the failover")
         .duration_since(killed);

@@ -9,14 +9,14 @@
 //! keeps running throughout.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use taskq::Options;
+use taskq_tests::failover::{settled_losses, Producer};
 use taskq_tests::python::{PythonEnv, CELERY_LATEST};
 use taskq_tests::sentinel::{SentinelSet, MASTER_NAME};
-use taskq_tests::worker::{settled_losses, RunningWorker};
+use taskq_tests::worker::RunningWorker;
 
 /// How often a call ran, and when first.
 #[derive(Debug, Clone, Copy)]
@@ -41,16 +41,6 @@ async fn record(n: u64) -> u64 {
     });
     entry.count += 1;
     n
-}
-
-/// What the producer saw.
-#[derive(Default)]
-struct Sent {
-    accepted: Vec<(u64, taskq::AsyncResult<u64>)>,
-    refused: usize,
-    /// When the first send after the kill succeeded, and its call.
-    back_at: Option<Instant>,
-    first_after_kill: u64,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -155,61 +145,30 @@ async fn run_through_a_failover(kill: Kill) -> Outcome {
     let client = taskq::Client::from_config(config).unwrap();
     let worker = RunningWorker::start(&client, |b| b.concurrency(8));
 
-    let paused = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let killed_at: Arc<Mutex<Option<Instant>>> = Arc::default();
     let producer = {
-        let (client, paused, stop, killed_at, kill) = (
-            client.clone(),
-            paused.clone(),
-            stop.clone(),
-            killed_at.clone(),
-            kill,
-        );
-        tokio::spawn(async move {
-            let mut sent = Sent::default();
-            let mut n = kill.first_call();
-            while !stop.load(Ordering::Acquire) {
-                if paused.load(Ordering::Acquire) {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    continue;
-                }
-                let sending = Instant::now();
-                match client.send(&record, (n,), Options::new()).await {
-                    Ok(result) => {
-                        let killed = *killed_at.lock().unwrap();
-                        if killed.is_some_and(|k| sending > k) && sent.back_at.is_none() {
-                            sent.back_at = Some(Instant::now());
-                            sent.first_after_kill = n;
-                        }
-                        sent.accepted.push((n, result));
-                        n += 1;
-                    }
-                    Err(_) => sent.refused += 1,
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            sent
+        let client = client.clone();
+        Producer::start(kill.first_call(), move |n| {
+            let client = client.clone();
+            async move { client.send(&record, (n,), Options::new()).await }
         })
     };
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     if kill == Kill::AfterReplicasCaughtUp {
-        paused.store(true, Ordering::Release);
+        producer.pause();
         tokio::time::sleep(Duration::from_millis(50)).await;
         set.wait_for_replicas();
     }
     // Sends that start from now on find the master gone.
     let old_master = set.kill_master();
     let killed = Instant::now();
-    *killed_at.lock().unwrap() = Some(killed);
+    producer.killed_at(killed);
     set.wait_for_failover(old_master);
     let failover = killed.elapsed();
-    paused.store(false, Ordering::Release);
+    producer.resume();
     // Sends go on for a while on the new master.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    stop.store(true, Ordering::Release);
-    let sent = producer.await.unwrap();
+    let sent = producer.stop().await;
     let back = sent
         .back_at
         .expect("sends succeeded again after the failover")

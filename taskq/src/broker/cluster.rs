@@ -139,9 +139,8 @@ impl ClusterBroker {
     async fn ready(&self) -> Result<&Self> {
         self.layout_checked
             .get_or_try_init(|| async {
-                let home = self.home();
-                let key = home.keys().cluster_shards();
-                let mut conn = home.connection().await?;
+                let key = self.keys.cluster_shards();
+                let mut conn = self.home().connection().await?;
                 let (recorded,): (usize,) = redis::pipe()
                     .cmd("SET")
                     .arg(&key)
@@ -188,6 +187,20 @@ impl ClusterBroker {
             by_shard.entry(index).or_default().push(inner.to_owned());
         }
         Ok(by_shard)
+    }
+
+    /// Runs `each` at once on every shard holding some of `tags`, with the tags as that shard
+    /// knows them.
+    async fn on_shards_holding<'a, F, Fut>(&'a self, tags: &[String], each: F) -> Result<()>
+    where
+        F: Fn(&'a RedisBroker, Vec<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let by_shard = self.tags_by_shard(tags)?;
+        let calls = by_shard
+            .into_iter()
+            .map(|(index, tags)| each(&self.shards[index], tags));
+        try_join_all(calls).await.map(drop)
     }
 
     /// Deliveries grouped by the shard holding them, each with the shard's own tag.
@@ -300,11 +313,8 @@ impl Broker for ClusterBroker {
     }
 
     async fn ack(&self, tags: &[String]) -> Result<()> {
-        let by_shard = self.tags_by_shard(tags)?;
-        let acks = by_shard
-            .iter()
-            .map(|(index, tags)| self.shards[*index].ack(tags));
-        try_join_all(acks).await.map(drop)
+        self.on_shards_holding(tags, |shard, tags| async move { shard.ack(&tags).await })
+            .await
     }
 
     async fn requeue(&self, deliveries: &[Delivery]) -> Result<()> {
@@ -396,19 +406,17 @@ impl Broker for ClusterBroker {
     }
 
     async fn mark_started(&self, tags: &[String]) -> Result<()> {
-        let by_shard = self.tags_by_shard(tags)?;
-        let marks = by_shard
-            .iter()
-            .map(|(index, tags)| self.shards[*index].mark_started(tags));
-        try_join_all(marks).await.map(drop)
+        self.on_shards_holding(tags, |shard, tags| async move {
+            shard.mark_started(&tags).await
+        })
+        .await
     }
 
     async fn unmark_started(&self, tags: &[String]) -> Result<()> {
-        let by_shard = self.tags_by_shard(tags)?;
-        let unmarks = by_shard
-            .iter()
-            .map(|(index, tags)| self.shards[*index].unmark_started(tags));
-        try_join_all(unmarks).await.map(drop)
+        self.on_shards_holding(tags, |shard, tags| async move {
+            shard.unmark_started(&tags).await
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<()> {
