@@ -218,11 +218,6 @@ impl RedisBroker {
         self.conn().await
     }
 
-    /// The key names this broker uses.
-    pub(crate) fn keys(&self) -> &BrokerKeys {
-        &self.keys
-    }
-
     /// Waits until one of `lists` has a message or `wait` passes, without taking anything.
     async fn wait_for_message(&self, lists: &[String], wait: Duration) -> Result<()> {
         let slice = wait.as_secs_f64().clamp(0.01, WAIT_SLICE_SECS);
