@@ -5,7 +5,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /` | the page |
-//! | `GET /api/state` | workers, queues and their history, rates, recent and failed tasks, scheduled tasks, dead letters |
+//! | `GET /api/state` | workers, queues (as the monitor last sampled them) and their history, rates, recent and failed tasks, scheduled tasks, dead letters |
 //! | `GET /api/tasks/{id}` | what the events said of a task, and its record in the result store |
 //! | `POST /api/tasks/{id}/revoke[?terminate=true]` | revokes it (and ends it if running) |
 //! | `POST /api/tasks/{id}/retry` | sends the same call again, under a new id, from its record in the result store (which needs `result_extended`) |
@@ -139,16 +139,15 @@ impl DeadLetterView {
     }
 }
 
+/// The page's state. The queues' counts come from the monitor's latest sample (counting
+/// them reads every held, parked and dead message); the paused set and the newest dead
+/// letters are read now, so an action's outcome shows at the next refresh.
 async fn state(State(app): State<App>) -> Result<Json<StateView>, Failure> {
     let broker = app.client.broker();
-    let (queues, paused, dead) = tokio::join!(
-        broker.queue_stats(&[]),
-        broker.paused_queues(),
-        broker.dead_letters(LIST_LIMIT)
-    );
-    let (queues, paused, dead) = (queues?, paused?, dead?);
+    let (paused, dead) = tokio::join!(broker.paused_queues(), broker.dead_letters(LIST_LIMIT));
+    let (paused, dead) = (paused?, dead?);
     let now = unix_now();
-    let fleet = app.seen.fleet().view(&queues, &paused, LIST_LIMIT, now);
+    let fleet = app.seen.fleet().view(&paused, LIST_LIMIT, now);
     Ok(Json(StateView {
         broker: broker.describe(),
         now,

@@ -1,7 +1,7 @@
 //! What the dashboard knows of the fleet, kept in memory: the workers (from their heartbeats
 //! and from remote control), the recent tasks (from Celery events, as Flower reads them),
-//! and the queues' depths over time (sampled from the broker). Pure data: the monitor
-//! (`monitor.rs`) feeds it, the API (`api.rs`) reads it.
+//! and the queues' counts over time (sampled from the broker; the page shows the latest
+//! sample). Pure data: the monitor (`monitor.rs`) feeds it, the API (`api.rs`) reads it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -14,9 +14,9 @@ use crate::broker::QueueStats;
 /// `max_tasks` does.
 pub const MAX_TASKS: usize = 2000;
 
-/// How many queue samples are kept: at one per [`SAMPLE_EVERY`](super::monitor::SAMPLE_EVERY),
-/// half an hour.
-pub(crate) const MAX_SAMPLES: usize = 360;
+/// How many queue samples are kept: at one per [`SAMPLE_EVERY`](super::monitor::SAMPLE_EVERY)
+/// (2 s), half an hour.
+pub(crate) const MAX_SAMPLES: usize = 900;
 
 /// A worker missing for this long (no heartbeat, no reply) is shown offline.
 const OFFLINE_AFTER: f64 = 15.0;
@@ -87,7 +87,7 @@ struct Sample {
     failed: u64,
 }
 
-/// A queue now, with its depth over the samples kept.
+/// A queue as last sampled, with its depth over the samples kept.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct QueueView {
     pub(crate) name: String,
@@ -257,15 +257,9 @@ impl Fleet {
         self.tasks.get(id).cloned()
     }
 
-    /// What the page shows now: `queues` as read now, `paused` the queues paused, `limit`
-    /// the most tasks listed.
-    pub(crate) fn view(
-        &self,
-        queues: &[QueueStats],
-        paused: &[String],
-        limit: usize,
-        now: f64,
-    ) -> FleetView {
+    /// What the page shows now: the queues as last sampled (none before the first sample),
+    /// `paused` the queues paused, `limit` the most tasks listed.
+    pub(crate) fn view(&self, paused: &[String], limit: usize, now: f64) -> FleetView {
         let workers = self
             .workers
             .values()
@@ -284,7 +278,7 @@ impl Fleet {
         let (succeeded_per_second, failed_per_second) = self.rates();
         FleetView {
             workers,
-            queues: self.queue_views(queues, paused),
+            queues: self.queue_views(paused),
             sample_times: self.samples.iter().map(|s| s.time).collect(),
             succeeded_per_second,
             failed_per_second,
@@ -307,8 +301,9 @@ impl Fleet {
         )
     }
 
-    /// Every queue read now (or paused), with its waiting count at each sample.
-    fn queue_views(&self, latest: &[QueueStats], paused: &[String]) -> Vec<QueueView> {
+    /// Every queue in the last sample (or paused), with its waiting count at each sample.
+    fn queue_views(&self, paused: &[String]) -> Vec<QueueView> {
+        let latest = self.samples.back().map_or(&[][..], |s| s.queues.as_slice());
         let mut views: BTreeMap<&str, QueueView> = BTreeMap::new();
         let names = latest
             .iter()
@@ -406,7 +401,7 @@ mod tests {
             "traceback": "Traceback ...", "hostname": "w@h", "timestamp": 11.0});
         fleet.apply_event(&failed, 11.0);
         fleet.apply_event(&received, 11.0);
-        let view = fleet.view(&[], &[], 10, 12.0);
+        let view = fleet.view(&[], 10, 12.0);
         let task = &view.failed[0];
         assert_eq!(
             task.state, "FAILURE",
@@ -424,7 +419,7 @@ mod tests {
             "processed": 7, "sw_ident": "py-celery", "sw_ver": "5.4.0", "timestamp": 100.0});
         fleet.apply_event(&beat, 100.0);
         fleet.apply_report("b@h", WorkerReport::default(), 100.0);
-        let view = fleet.view(&[], &[], 10, 101.0);
+        let view = fleet.view(&[], 10, 101.0);
         assert!(view.workers.iter().all(|w| w.online));
         assert_eq!(
             view.workers[0].seen.software.as_deref(),
@@ -433,9 +428,9 @@ mod tests {
         assert_eq!(view.workers[0].seen.processed, Some(7));
 
         fleet.apply_event(&json!({"type": "worker-offline", "hostname": "a@h"}), 102.0);
-        let view = fleet.view(&[], &[], 10, 102.0);
+        let view = fleet.view(&[], 10, 102.0);
         assert!(!view.workers[0].online && view.workers[1].online);
-        let view = fleet.view(&[], &[], 10, 100.0 + OFFLINE_AFTER + 1.0);
+        let view = fleet.view(&[], 10, 100.0 + OFFLINE_AFTER + 1.0);
         assert!(!view.workers[1].online, "silent for too long");
     }
 
@@ -448,7 +443,7 @@ mod tests {
         }
         assert_eq!(fleet.tasks.len(), MAX_TASKS);
         assert!(fleet.task_seen("t0").is_none() && fleet.task_seen("t5").is_some());
-        let view = fleet.view(&[], &[], 3, 1.0);
+        let view = fleet.view(&[], 3, 1.0);
         let newest: Vec<_> = view.tasks.iter().map(|t| t.id.as_str()).collect();
         assert_eq!(
             newest,
@@ -478,13 +473,35 @@ mod tests {
             fleet.apply_event(&event, 1.0);
         }
         fleet.add_sample(stats(3), 5.0);
-        let view = fleet.view(&stats(2), &["reports".into()], 10, 5.0);
+        let view = fleet.view(&["reports".into()], 10, 5.0);
         assert_eq!(view.queues.len(), 2, "a paused queue shows even when empty");
         assert_eq!(view.queues[0].name, "celery");
         assert_eq!(view.queues[0].history, [5, 3]);
-        assert_eq!(view.queues[0].waiting, 2, "the count read now");
+        assert_eq!(view.queues[0].waiting, 3, "the last sample's count");
         assert_eq!(view.queues[0].dead, 1);
         assert!(view.queues[1].paused);
         assert!((view.succeeded_per_second - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn before_the_first_sample_only_paused_queues_show() {
+        let fleet = Fleet::default();
+        let view = fleet.view(&["reports".into()], 10, 1.0);
+        assert_eq!(view.queues.len(), 1);
+        assert_eq!(view.queues[0].name, "reports");
+        assert_eq!(view.queues[0].waiting, 0);
+        assert!(view.queues[0].paused && view.queues[0].history.is_empty());
+        assert!(view.sample_times.is_empty());
+    }
+
+    #[test]
+    fn the_oldest_samples_are_dropped() {
+        let mut fleet = Fleet::default();
+        for n in 0..MAX_SAMPLES + 3 {
+            fleet.add_sample(Vec::new(), n as f64);
+        }
+        let view = fleet.view(&[], 10, 0.0);
+        assert_eq!(view.sample_times.len(), MAX_SAMPLES);
+        assert_eq!(view.sample_times[0], 3.0);
     }
 }

@@ -21,8 +21,8 @@ use crate::control::{ControlOptions, NodeReply};
 use crate::protocol::KombuMessage;
 use crate::{unix_now, Client};
 
-/// How often the queues are read for their depth over time.
-pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+/// How often the queues are read: the counts the page shows, and their depth over time.
+pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(2);
 
 /// How often the workers are asked about themselves.
 const POLL_EVERY: Duration = Duration::from_secs(4);
@@ -144,7 +144,8 @@ fn events_in(raw: &str) -> Vec<Value> {
     }
 }
 
-/// Reads the queues' counts every [`SAMPLE_EVERY`].
+/// Reads the queues' counts every [`SAMPLE_EVERY`], the first time at once; `api/state`
+/// serves the latest sample rather than reading the queues per request.
 async fn sample_queues(client: Client, seen: Arc<Seen>, cancel: CancellationToken) {
     let mut every = tokio::time::interval(SAMPLE_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
