@@ -370,9 +370,10 @@ impl Fleet {
     }
 }
 
-/// `event[key]` as text (a string as is, anything else as JSON), if present and not null.
-fn text(event: &Value, key: &str) -> Option<String> {
-    match event.get(key)? {
+/// `object[key]` as text (a string as is, anything else as JSON), if present and not null:
+/// a field of an event, or of a control reply (`monitor.rs`).
+pub(super) fn text(object: &Value, key: &str) -> Option<String> {
+    match object.get(key)? {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),
         other => Some(other.to_string()),

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::fleet::{Fleet, WorkerReport};
+use super::fleet::{text, Fleet, WorkerReport};
 use crate::backoff::Backoff;
 use crate::control::{ControlOptions, NodeReply};
 use crate::protocol::KombuMessage;
@@ -232,23 +232,18 @@ async fn poll_workers(
 
 /// The tasks in `inspect scheduled` replies, soonest first.
 fn scheduled_tasks(replies: &[NodeReply]) -> Vec<ScheduledTask> {
-    let text = |value: Option<&Value>| match value {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => Some(other.to_string()),
-    };
     let mut tasks: Vec<ScheduledTask> = replies
         .iter()
         .flat_map(|reply| {
             let entries = reply.reply.as_array().cloned().unwrap_or_default();
             entries.into_iter().map(move |entry| {
-                let request = entry.get("request").cloned().unwrap_or(Value::Null);
+                let request = &entry["request"];
                 ScheduledTask {
                     worker: reply.node.clone(),
-                    eta: text(entry.get("eta")),
-                    id: text(request.get("id")),
-                    name: text(request.get("name")),
-                    args: text(request.get("args")),
+                    eta: text(&entry, "eta"),
+                    id: text(request, "id"),
+                    name: text(request, "name"),
+                    args: text(request, "args"),
                 }
             })
         })
