@@ -51,12 +51,7 @@ pub(crate) async fn run(client: &Client, out: &Output, args: Args) -> anyhow::Re
             let Ok(message) = KombuMessage::decode(&raw) else {
                 continue;
             };
-            // One event, or a batch of them (routing key task.multi).
-            let events = match message.body {
-                Value::Array(events) => events,
-                event => vec![event],
-            };
-            for event in events {
+            for event in message.into_events() {
                 if args.limit.is_some_and(|limit| seen >= limit) {
                     break;
                 }

@@ -125,22 +125,16 @@ async fn listen_to_events(client: Client, seen: Arc<Seen>, cancel: CancellationT
                 () = cancel.cancelled() => return,
             };
             let Some(raw) = raw else { break };
-            let events = events_in(&raw);
+            let Ok(message) = KombuMessage::decode(&raw) else {
+                continue;
+            };
+            let events = message.into_events();
             let now = unix_now();
             let mut fleet = seen.fleet();
             for event in &events {
                 fleet.apply_event(event, now);
             }
         }
-    }
-}
-
-/// The events one message on `celeryev` carries: one, or a batch (routing key `task.multi`).
-fn events_in(raw: &str) -> Vec<Value> {
-    match KombuMessage::decode(raw).map(|m| m.body) {
-        Ok(Value::Array(events)) => events,
-        Ok(event @ Value::Object(_)) => vec![event],
-        _ => Vec::new(),
     }
 }
 
@@ -275,18 +269,5 @@ mod tests {
         assert_eq!(tasks[0].args.as_deref(), Some("(1,)"));
         assert_eq!(tasks[1].args.as_deref(), Some("[1]"));
         assert_eq!(tasks[1].worker, "a@h");
-    }
-
-    #[test]
-    fn an_event_message_holds_one_event_or_a_batch() {
-        let one = crate::protocol::kombu::encode_message(
-            "celeryev",
-            "worker.heartbeat",
-            &json!({"type": "worker-heartbeat"}).into(),
-            &crate::protocol::RawObject::new(),
-            1,
-        );
-        assert_eq!(events_in(&one).len(), 1);
-        assert!(events_in("not json").is_empty());
     }
 }

@@ -137,6 +137,31 @@ impl KombuMessage {
             headers,
         })
     }
+
+    /// The Celery events this message carries, as a message on the `celeryev` exchange does:
+    /// its body is one event (a JSON object with a `type`), or a batch of them (a list, under
+    /// routing key `task.multi`, as a worker sends its buffered task events). A body, or an
+    /// item of a batch, that is not a JSON object is no event and is left out.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use taskq::protocol::KombuMessage;
+    ///
+    /// let batch = json!([{"type": "task-received", "uuid": "id-1"}, {"type": "task-started", "uuid": "id-1"}]);
+    /// let raw = KombuMessage::new("celeryev", "task.multi", batch).encode().unwrap();
+    /// let events = KombuMessage::decode(&raw).unwrap().into_events();
+    /// assert_eq!(events[1]["type"], "task-started");
+    ///
+    /// let one = KombuMessage::new("celeryev", "worker.heartbeat", json!({"type": "worker-heartbeat"}));
+    /// assert_eq!(one.into_events(), [json!({"type": "worker-heartbeat"})]);
+    /// ```
+    pub fn into_events(self) -> Vec<Value> {
+        match self.body {
+            Value::Array(events) => events.into_iter().filter(Value::is_object).collect(),
+            event @ Value::Object(_) => vec![event],
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// The envelope of a kombu message with `body` and `headers`, as kombu writes it: base64 JSON
@@ -170,7 +195,17 @@ pub(crate) fn encode_message(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    #[test]
+    fn only_json_objects_are_events() {
+        let events = |body: Value| KombuMessage::new("celeryev", "task.multi", body).into_events();
+        assert_eq!(events(json!([{"type": "a"}, 1, {"type": "b"}])).len(), 2);
+        assert!(events(json!("task-sent")).is_empty());
+        assert!(events(Value::Null).is_empty());
+    }
 
     #[test]
     fn envelopes_are_written_in_kombus_order() {

@@ -18,7 +18,7 @@
 //! | [`TaskMessage`] (`decode.rs`) | reading any task message: a fast typed path, a general one |
 //! | [`DecodeError`] (`error.rs`) | why a message cannot run, and what its caller is told |
 //! | `edit.rs` | changes to a stored envelope: a header, a retry, a recovery, a copy's tag |
-//! | [`KombuMessage`] (`kombu.rs`) | remote-control commands, replies and events |
+//! | [`KombuMessage`] (`kombu.rs`) | remote-control commands, replies and events (one, or a batch, per message) |
 //! | [`ResultMeta`] (`result_meta.rs`) | the record under `celery-task-meta-<id>` |
 //! | [`Signature`], [`Workflow`] (`signature.rs`) | Celery's signatures, and the embed that continues a workflow |
 //! | [`pyjson`], `time.rs`, `repr.rs` | Python's `json.dumps`, `isoformat` and `repr` |
