@@ -4,7 +4,7 @@
 //!
 //! Like Flower, it switches task events on in every worker now and then (`enable_events`),
 //! so that tasks show without starting the workers with `-E`; a dashboard built with
-//! [`Dashboard::without_enabling_events`](super::Dashboard::without_enabling_events) leaves
+//! [`DashboardBuilder::enable_events(false)`](super::DashboardBuilder::enable_events) leaves
 //! them as they are.
 
 use std::sync::{Arc, Mutex, MutexGuard};
