@@ -165,9 +165,14 @@ impl ClusterBroker {
         Ok(self)
     }
 
-    /// The delivery as this broker hands it out: its tag prefixed with its shard's index.
+    /// A shard's tag as this broker hands it out: prefixed with the shard's index.
+    fn outward_tag(index: usize, tag: &str) -> String {
+        format!("{index}{TAG_SEP}{tag}")
+    }
+
+    /// The delivery as this broker hands it out (see [`outward_tag`](Self::outward_tag)).
     fn outward(index: usize, mut delivery: Delivery) -> Delivery {
-        delivery.tag = format!("{index}{TAG_SEP}{}", delivery.tag);
+        delivery.tag = Self::outward_tag(index, &delivery.tag);
         delivery
     }
 
@@ -178,12 +183,23 @@ impl ClusterBroker {
             .ok_or_else(|| Error::Config(format!("delivery tag {tag:?} names no cluster shard")))
     }
 
+    /// [`split_tag`](Self::split_tag), for a shard this broker has.
+    fn shard_and_tag<'t>(&self, tag: &'t str) -> Result<(usize, &'t str)> {
+        let (index, inner) = Self::split_tag(tag)?;
+        if index >= self.shards.len() {
+            return Err(Error::Config(format!(
+                "delivery tag of shard {index}, but this broker has {} shards",
+                self.shards.len()
+            )));
+        }
+        Ok((index, inner))
+    }
+
     /// Tags grouped by the shard holding them, each as that shard knows it.
     fn tags_by_shard(&self, tags: &[String]) -> Result<BTreeMap<usize, Vec<String>>> {
         let mut by_shard: BTreeMap<usize, Vec<String>> = BTreeMap::new();
         for tag in tags {
-            let (index, inner) = Self::split_tag(tag)?;
-            self.check_index(index)?;
+            let (index, inner) = self.shard_and_tag(tag)?;
             by_shard.entry(index).or_default().push(inner.to_owned());
         }
         Ok(by_shard)
@@ -218,22 +234,28 @@ impl ClusterBroker {
 
     /// A delivery as its shard knows it, and the shard's index.
     fn inward(&self, delivery: &Delivery) -> Result<(usize, Delivery)> {
-        let (index, tag) = Self::split_tag(&delivery.tag)?;
-        self.check_index(index)?;
+        let (index, tag) = self.shard_and_tag(&delivery.tag)?;
         let mut inner = delivery.clone();
         inner.tag = tag.to_owned();
         Ok((index, inner))
     }
 
-    fn check_index(&self, index: usize) -> Result<()> {
-        if index < self.shards.len() {
-            Ok(())
-        } else {
-            Err(Error::Config(format!(
-                "delivery tag of shard {index}, but this broker has {} shards",
-                self.shards.len()
-            )))
+    /// Asks one shard after the other to move at most what is left of `max` (`each(shard,
+    /// left)` returns how many it moved), until `max` have moved or every shard was asked.
+    async fn until_moved<'a, F, Fut>(&'a self, max: usize, each: F) -> Result<usize>
+    where
+        F: Fn(&'a RedisBroker, usize) -> Fut,
+        Fut: std::future::Future<Output = Result<usize>>,
+    {
+        self.ready().await?;
+        let mut moved = 0;
+        for shard in &self.shards {
+            if moved >= max {
+                break;
+            }
+            moved += each(shard, max - moved).await?;
         }
+        Ok(moved)
     }
 
     /// Runs `each` on every shard at once; the results in shard order.
@@ -353,15 +375,8 @@ impl Broker for ClusterBroker {
     }
 
     async fn requeue_dead_letters(&self, max: usize) -> Result<usize> {
-        self.ready().await?;
-        let mut moved = 0;
-        for shard in &self.shards {
-            if moved >= max {
-                break;
-            }
-            moved += shard.requeue_dead_letters(max - moved).await?;
-        }
-        Ok(moved)
+        self.until_moved(max, |shard, left| shard.requeue_dead_letters(left))
+            .await
     }
 
     async fn requeue_dead_letters_matching(
@@ -369,17 +384,10 @@ impl Broker for ClusterBroker {
         max: usize,
         which: &DeadLetterMatch,
     ) -> Result<usize> {
-        self.ready().await?;
-        let mut moved = 0;
-        for shard in &self.shards {
-            if moved >= max {
-                break;
-            }
-            moved += shard
-                .requeue_dead_letters_matching(max - moved, which)
-                .await?;
-        }
-        Ok(moved)
+        self.until_moved(max, |shard, left| {
+            shard.requeue_dead_letters_matching(left, which)
+        })
+        .await
     }
 
     async fn renew(&self, tags: &[String]) -> Result<Vec<String>> {
@@ -388,7 +396,7 @@ impl Broker for ClusterBroker {
             let lost = self.shards[*index].renew(tags).await?;
             Ok::<_, Error>(
                 lost.into_iter()
-                    .map(move |tag| format!("{index}{TAG_SEP}{tag}")),
+                    .map(move |tag| Self::outward_tag(*index, &tag)),
             )
         });
         Ok(try_join_all(renewals)
