@@ -36,7 +36,8 @@ mod status;
 #[derive(Debug, Parser)]
 #[command(name = "taskq", version, about, long_about = None)]
 struct Cli {
-    /// Broker URL (redis://, rediss://); else TASKQ_BROKER_URL, CELERY_BROKER_URL or .env.
+    /// Broker URL (redis://, rediss://, sentinel://, redis+cluster://); else TASKQ_BROKER_URL,
+    /// CELERY_BROKER_URL or .env.
     #[arg(short = 'b', long = "broker", global = true, value_name = "URL")]
     broker: Option<String>,
 
