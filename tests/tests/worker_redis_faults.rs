@@ -74,11 +74,19 @@ async fn a_worker_resumes_after_redis_is_down_for_a_while() {
     server.stop();
     // Meanwhile a producer gets an error quickly rather than hanging.
     let started = Instant::now();
-    assert!(client.send(&add, (0, 0), Options::new()).await.is_err());
+    let error = match client.send(&add, (0, 0), Options::new()).await {
+        Ok(_) => panic!("a send to a stopped Redis succeeded"),
+        Err(e) => e,
+    };
+    // Something else listening on the freed port (another test's server) would answer
+    // instead of refusing: say so, so that a slow failure names its cause.
     assert!(
         started.elapsed() < Duration::from_secs(5),
-        "a send to a dead Redis took {:?}",
-        started.elapsed()
+        "a send to a dead Redis took {:?} and failed with: {error}; port {} accepts \
+         connections now: {}",
+        started.elapsed(),
+        server.port(),
+        taskq_tests::port_is_open(server.port())
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     server.restart();
