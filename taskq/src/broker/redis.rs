@@ -354,22 +354,32 @@ async fn watch_list(
     list: &str,
     slice: f64,
 ) -> Result<()> {
-    let wait = list_wait(endpoint, slot, list, slice).await?;
-    let outcome = wait.await;
-    if outcome.is_err() {
+    let mut retried = false;
+    loop {
+        let (wait, reused) = list_wait(endpoint, slot, list, slice).await?;
+        let Err(error) = wait.await else {
+            return Ok(());
+        };
         // The connection is suspect: the next wait opens a new one.
         *slot.lock().await = Watcher::default();
+        // A connection that sat blocked may have died with a server since replaced (a
+        // restart, a failover): one more try, on a new connection, tells a dead connection
+        // from a dead server, instead of failing the wait once per list that went stale.
+        if retried || !reused || error.is_timeout() {
+            return Err(error.into());
+        }
+        retried = true;
     }
-    Ok(outcome?)
 }
 
-/// The wait in flight on `list`, or a new one when there is none (or it has ended).
+/// The wait in flight on `list`, or a new one when there is none (or it has ended); and
+/// whether it is on a connection opened before this call.
 async fn list_wait(
     endpoint: &Endpoint,
     slot: &Mutex<Watcher>,
     list: &str,
     slice: f64,
-) -> Result<ListWait> {
+) -> Result<(ListWait, bool)> {
     let generation = endpoint.generation();
     let mut watcher = slot.lock().await;
     if watcher.generation != generation {
@@ -380,9 +390,10 @@ async fn list_wait(
     }
     if let Some(wait) = &watcher.in_flight {
         if wait.peek().is_none() {
-            return Ok(wait.clone());
+            return Ok((wait.clone(), true));
         }
     }
+    let reused = watcher.conn.is_some();
     let mut conn = match &watcher.conn {
         Some(conn) => conn.clone(),
         None => {
@@ -414,7 +425,7 @@ async fn list_wait(
     .boxed()
     .shared();
     watcher.in_flight = Some(wait.clone());
-    Ok(wait)
+    Ok((wait, reused))
 }
 
 /// How many times a send goes again after its connection dropped: Redis's idle `timeout`, a
@@ -518,7 +529,9 @@ impl Broker for RedisBroker {
         for (list, queue) in &order {
             invocation.key(list).arg(queue);
         }
-        let mut conn = self.conn().await?;
+        // On a cluster, a shard whose master died is reported at once and passed by (see
+        // `ClusterBroker::fetch_marking`).
+        let mut conn = self.conn.get_quick().await?;
         let reply: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
         Self::parse_fetch_reply(reply, &order)
     }
