@@ -14,13 +14,15 @@
 //! One connection, multiplexed over every master, carries the commands of every store made
 //! for the same URL in a process. Blocking waits and Pub/Sub need connections of their own,
 //! to one node: [`ClusterNodes::node_client`] finds the master serving a key, and any master
-//! serves Pub/Sub (a cluster forwards every `PUBLISH` to every node).
+//! serves Pub/Sub (a cluster forwards every `PUBLISH` to every node). When a key's master is
+//! another than the last time it was asked for, a failover moved it: the log says so.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use tokio::sync::OnceCell;
 
 use crate::connection::{certificates_of, open_client, tls_certificates, Timeouts};
@@ -127,8 +129,14 @@ pub(crate) struct ClusterNodes {
     url: ClusterUrl,
     client: ClusterClient,
     conn: OnceCell<ClusterConnection>,
+    /// For commands that had better fail than wait out a failover (see
+    /// [`quick_connection`](Self::quick_connection)).
+    quick_client: ClusterClient,
+    quick_conn: OnceCell<ClusterConnection>,
     /// The seed client tried first for Pub/Sub, rotated when it fails.
     pubsub_seed: Mutex<usize>,
+    /// The master last found serving each slot asked for, to tell when a failover moved it.
+    masters: Mutex<HashMap<u16, String>>,
 }
 
 impl std::fmt::Debug for ClusterNodes {
@@ -154,25 +162,31 @@ impl ClusterNodes {
                     .clone())
             })
             .collect::<Result<Vec<_>>>()?;
-        // Few retries: during a failover a command waits for the promotion (a few seconds
-        // with a short `cluster-node-timeout`) rather than failing at once, but a cluster
-        // that is away is reported within seconds, as for one server.
-        let builder = ClusterClientBuilder::new(seeds)
-            .connection_timeout(timeouts.connect)
-            .response_timeout(timeouts.response)
-            .retries(6);
-        let client = match certificates_of(url)? {
-            None => builder.build()?,
-            #[cfg(feature = "tls")]
-            Some(certs) => builder.certs(tls_certificates(certs)?).build()?,
-            #[cfg(not(feature = "tls"))]
-            Some(certs) => match tls_certificates(certs)? {},
+        let client = |retries: u32| -> Result<ClusterClient> {
+            let builder = ClusterClientBuilder::new(seeds.clone())
+                .connection_timeout(timeouts.connect)
+                .response_timeout(timeouts.response)
+                .retries(retries);
+            Ok(match certificates_of(url)? {
+                None => builder.build()?,
+                #[cfg(feature = "tls")]
+                Some(certs) => builder.certs(tls_certificates(certs)?).build()?,
+                #[cfg(not(feature = "tls"))]
+                Some(certs) => match tls_certificates(certs)? {},
+            })
         };
         Ok(Self {
             url: parsed,
-            client,
+            // Few retries: during a failover a command waits for the promotion (a few
+            // seconds with a short `cluster-node-timeout`) rather than failing at once, but a
+            // cluster that is away is reported within seconds, as for one server.
+            client: client(6)?,
+            // One retry: a redirect is followed, a dead master is reported at once.
+            quick_client: client(1)?,
             conn: OnceCell::new(),
+            quick_conn: OnceCell::new(),
             pubsub_seed: Mutex::new(0),
+            masters: Mutex::new(HashMap::new()),
         })
     }
 
@@ -185,23 +199,63 @@ impl ClusterNodes {
         Ok(conn.clone())
     }
 
+    /// A connection that reports a dead master at once instead of retrying it until its
+    /// replica is promoted: for a worker's fetch, which goes shard after shard and would
+    /// otherwise hold what the live masters handed over until the promotion.
+    pub(crate) async fn quick_connection(&self) -> Result<ClusterConnection> {
+        let conn = self
+            .quick_conn
+            .get_or_try_init(|| async { self.quick_client.get_async_connection().await })
+            .await?;
+        Ok(conn.clone())
+    }
+
     /// A client for the master serving `key`'s slot now, for a connection of its own (a
     /// blocking wait on that key).
     pub(crate) async fn node_client(&self, key: &str) -> Result<redis::Client> {
         let slot = hash_slot(key);
-        let mut conn = self.connection().await?;
-        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
-            key.as_bytes(),
-            SlotAddr::Master,
-        )));
-        // The node that serves the slot names itself: the address it is reached at as the
-        // cluster announces it, so ask it for `CLUSTER SLOTS` and find its own range.
-        let reply = conn
-            .route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), route)
-            .await?;
+        let reply = self.slot_map().await?;
         let (host, port) = master_of(&reply, slot)
             .ok_or_else(|| Error::Config(format!("no master serves slot {slot} of the cluster")))?;
-        open_client(&self.url.node_url(&self.address(&host, port)))
+        let address = self.address(&host, port);
+        // The cluster's client follows a failover silently: this is where an operator
+        // learns of it.
+        if let Some(before) = self.note_master(slot, &address) {
+            tracing::warn!(
+                key,
+                slot,
+                from = %before,
+                to = %address,
+                "Redis Cluster: the master of the slot moved (failover); following it"
+            );
+        }
+        open_client(&self.url.node_url(&address))
+    }
+
+    /// A `CLUSTER SLOTS` reply from whichever node answers first.
+    ///
+    /// Not from the master serving `key` as this process last knew it: after a failover
+    /// that master is dead, a command routed to it waits for the client to learn the new
+    /// slot map, and the client learns it only when a keyed command is redirected or
+    /// refused, so a worker waiting quietly on the dead master's lists would not find the
+    /// promoted one for many seconds. Every live node knows the new map.
+    async fn slot_map(&self) -> Result<redis::Value> {
+        let mut conn = self.connection().await?;
+        let any = RoutingInfo::MultiNode((
+            MultipleNodeRoutingInfo::AllNodes,
+            Some(ResponsePolicy::OneSucceeded),
+        ));
+        Ok(conn
+            .route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), any)
+            .await?)
+    }
+
+    /// Remembers `address` as the master of `slot`; the master it replaces, if another.
+    fn note_master(&self, slot: u16, address: &str) -> Option<String> {
+        let mut masters = self.masters.lock().unwrap_or_else(|e| e.into_inner());
+        masters
+            .insert(slot, address.to_owned())
+            .filter(|before| before != address)
     }
 
     /// `host:port` of a node as `CLUSTER SLOTS` names it. A node that has not met another
@@ -375,6 +429,19 @@ mod tests {
         }
         // Stable: every process computes the same tags.
         assert_eq!(shard_tag(1, 3), shard_tag(1, 3));
+    }
+
+    #[test]
+    fn a_slot_whose_master_changed_names_the_one_before() {
+        let nodes = ClusterNodes::new("redis+cluster://127.0.0.1:7000").unwrap();
+        assert_eq!(nodes.note_master(5, "10.0.0.1:7000"), None);
+        assert_eq!(nodes.note_master(5, "10.0.0.1:7000"), None);
+        assert_eq!(nodes.note_master(9, "10.0.0.2:7000"), None);
+        assert_eq!(
+            nodes.note_master(5, "10.0.0.3:7000").as_deref(),
+            Some("10.0.0.1:7000")
+        );
+        assert_eq!(nodes.note_master(5, "10.0.0.3:7000"), None);
     }
 
     #[test]

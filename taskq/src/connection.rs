@@ -453,6 +453,17 @@ impl LazyConnection {
         }
     }
 
+    /// The connection for a command that had better fail than wait out a failover: on a
+    /// cluster, one that reports a dead master at once
+    /// ([`ClusterNodes::quick_connection`](crate::cluster::ClusterNodes::quick_connection));
+    /// elsewhere the shared one.
+    pub(crate) async fn get_quick(&self) -> Result<Conn> {
+        match &self.endpoint {
+            Endpoint::Cluster(nodes) => Ok(Conn::Cluster(nodes.quick_connection().await?)),
+            _ => self.get().await,
+        }
+    }
+
     async fn open_manager(&self, client: redis::Client) -> Result<ConnectionManager> {
         // Few, short retries: a producer should learn fast that Redis is away or refuses it
         // (bad password, untrusted certificate); later calls try again.

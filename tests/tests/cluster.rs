@@ -257,3 +257,78 @@ async fn a_master_killed_mid_run_loses_no_accepted_call() {
     assert!(worker.is_alive());
     worker.stop().await;
 }
+
+/// A master SIGKILLed while the worker waits on an idle queue: calls sent then to the other
+/// masters' shards run before the replica is promoted (the worker passes the dead master's
+/// shards by instead of waiting on them), and those sent to the dead master's shards (their
+/// sends wait for the promotion) run soon after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_quiet_worker_keeps_the_other_shards_going_through_a_failover() {
+    const FIRST: u64 = 1_000_000;
+    const CALLS: u64 = 12;
+    let mut cluster = RedisCluster::start(3, 1);
+    let client = cluster_client(&cluster, |_| {});
+    let worker = RunningWorker::start(&client, |b| b.concurrency(4));
+    // The worker has opened its connections, and waits on them.
+    let warm = client.send(&add, (1, 2), Options::new()).await.unwrap();
+    assert_eq!(warm.get(WAIT).await.unwrap(), 3);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Not shard 0's master: what has one copy (paused queues, revokes) stays reachable.
+    let list = BrokerKeys::default()
+        .in_shard(&shard_tag(2, SHARDS))
+        .queue_list("celery", 0);
+    let old_master = cluster.master_of_slot(cluster.slot_of_key(&list));
+    cluster.kill_node(old_master);
+    let killed = Instant::now();
+    // The worker's waits on the dead master's lists see their connections drop at once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Each send on its own: those to the dead master's shards wait for the promotion.
+    let sends: Vec<_> = (FIRST..FIRST + CALLS)
+        .map(|n| {
+            let client = client.clone();
+            tokio::spawn(async move { client.send(&record, (n,), Options::new()).await })
+        })
+        .collect();
+    cluster.wait_for_failover(old_master, Duration::from_secs(20));
+    let promoted = killed.elapsed();
+    for send in sends {
+        let sent = send
+            .await
+            .unwrap()
+            .expect("the send succeeds once promoted");
+        sent.get(WAIT).await.expect("every call runs");
+    }
+
+    let ran_after: Vec<Duration> = {
+        let runs = runs().lock().unwrap();
+        (FIRST..FIRST + CALLS)
+            .map(|n| runs[&n].1.duration_since(killed))
+            .collect()
+    };
+    let first = ran_after.iter().min().unwrap();
+    let last = ran_after.iter().max().unwrap();
+    println!(
+        "quiet failover: the replica was promoted {:.1} s after the kill; of {CALLS} calls sent \
+         then, the first ran after {:.2} s, the last after {:.1} s",
+        promoted.as_secs_f64(),
+        first.as_secs_f64(),
+        last.as_secs_f64()
+    );
+    assert!(
+        *first < promoted,
+        "no call ran on the live masters' shards before the promotion ({:.1} s): a dead \
+         master stopped the worker's other shards",
+        promoted.as_secs_f64()
+    );
+    // The dead master's shards come back with the promotion: the worker's waits ask any
+    // live node where their slots went.
+    assert!(
+        *last < promoted + Duration::from_secs(8),
+        "the last call ran {:.1} s after the kill, {:.1} s after the promotion",
+        last.as_secs_f64(),
+        (*last - promoted).as_secs_f64()
+    );
+    assert!(worker.is_alive());
+    worker.stop().await;
+}

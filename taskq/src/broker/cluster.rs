@@ -13,6 +13,9 @@
 //!   is), a periodic entry to the shard of its name (where its fired slots are).
 //! - A fetch starts at the next shard in turn and takes what it still may from the others, so
 //!   no shard waits behind a busy one; an idle worker blocks on every shard's lists at once.
+//!   A shard that does not answer (its master died and its replica is not promoted yet) is
+//!   passed by until a wait on it answers again, and the log says when it stops and starts
+//!   answering; a fetch fails only when no shard answers.
 //! - A message's delivery tag is prefixed with its shard's index (`2|<tag>`), so an ack, a
 //!   renewal or a requeue goes to the shard that holds it without asking anyone.
 //! - Recovery, ETA promotion, dead letters, purges and queue counts go to every shard; what
@@ -28,11 +31,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use futures_util::future::{select_all, try_join_all};
+use futures_util::future::try_join_all;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::OnceCell;
 
 use super::redis::RedisBroker;
@@ -76,6 +80,64 @@ pub struct ClusterBroker {
     next_fetch: AtomicUsize,
     /// Set once the cluster's recorded shard count matched ours.
     layout_checked: OnceCell<()>,
+    /// Which shards a fetch could not reach.
+    health: ShardHealth,
+}
+
+/// Since when each shard has failed to answer a fetch (`None` while it answers), so that the
+/// log says once that a shard stopped answering and once that it answers again, not at every
+/// fetch in between.
+#[derive(Debug)]
+struct ShardHealth {
+    failing_since: Mutex<Vec<Option<Instant>>>,
+    /// How many shards are failing: what answers check before taking the lock.
+    failing: AtomicUsize,
+}
+
+impl ShardHealth {
+    fn new(shards: usize) -> Self {
+        Self {
+            failing_since: Mutex::new(vec![None; shards]),
+            failing: AtomicUsize::new(0),
+        }
+    }
+
+    fn failed(&self, index: usize, error: &Error) {
+        let mut since = self.failing_since.lock().unwrap_or_else(|e| e.into_inner());
+        if since[index].is_none() {
+            since[index] = Some(Instant::now());
+            self.failing.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(shard = index, %error, "Redis Cluster: a shard does not answer; fetching from the others until it does");
+        }
+    }
+
+    /// Whether `index` failed to answer last time, while at least one other shard answered:
+    /// a fetch passes it by (on the cluster's shared connection, a command to a dead master
+    /// waits for the promotion, and would hold up what the other shards handed over), and
+    /// the next wait, on a connection of its own, finds whether it answers again.
+    fn passed_by(&self, index: usize) -> bool {
+        let failing = self.failing.load(Ordering::Relaxed);
+        if failing == 0 {
+            return false;
+        }
+        let since = self.failing_since.lock().unwrap_or_else(|e| e.into_inner());
+        failing < since.len() && since[index].is_some()
+    }
+
+    fn answered(&self, index: usize) {
+        if self.failing.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut since = self.failing_since.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(failed_at) = since[index].take() {
+            self.failing.fetch_sub(1, Ordering::Relaxed);
+            tracing::info!(
+                shard = index,
+                after = ?failed_at.elapsed(),
+                "Redis Cluster: the shard answers again"
+            );
+        }
+    }
 }
 
 impl ClusterBroker {
@@ -115,6 +177,7 @@ impl ClusterBroker {
             next_send: AtomicUsize::new(random_start()),
             next_fetch: AtomicUsize::new(random_start()),
             layout_checked: OnceCell::new(),
+            health: ShardHealth::new(count),
         })
     }
 
@@ -300,10 +363,15 @@ impl Broker for ClusterBroker {
         let count = self.shards.len();
         let first = self.next_fetch.fetch_add(1, Ordering::Relaxed) % count;
         let mut fetched = Fetched::default();
+        let mut first_error = None;
+        let mut answered = false;
         for index in (first..first + count).map(|i| i % count) {
             let taken = fetched.deliveries.len();
             if taken >= max {
                 break;
+            }
+            if self.health.passed_by(index) {
+                continue;
             }
             let part = self.shards[index]
                 .fetch_marking(
@@ -312,7 +380,21 @@ impl Broker for ClusterBroker {
                     max_bytes,
                     mark_started.saturating_sub(taken),
                 )
-                .await?;
+                .await;
+            // What other shards handed over is this worker's now: an error here must not
+            // drop it (it would wait in `unacked` for recovery).
+            let part = match part {
+                Ok(part) => {
+                    self.health.answered(index);
+                    answered = true;
+                    part
+                }
+                Err(e) => {
+                    self.health.failed(index, &e);
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
             if fetched.now == 0.0 {
                 fetched.now = part.now;
             }
@@ -321,17 +403,38 @@ impl Broker for ClusterBroker {
                 .extend(part.deliveries.into_iter().map(|d| Self::outward(index, d)));
             fetched.refused.extend(part.refused);
         }
-        Ok(fetched)
+        match first_error {
+            Some(e) if !answered => Err(e),
+            _ => Ok(fetched),
+        }
     }
 
     async fn wait_for_messages(&self, queues: &[String], timeout: Duration) -> Result<()> {
         self.ready().await?;
-        let waits = self
-            .shards
-            .iter()
-            .map(|shard| Box::pin(shard.wait_for_messages(queues, timeout)));
-        let (outcome, _, _) = select_all(waits).await;
-        outcome
+        // The first shard to wake (or to time out) ends the wait; one that fails is passed by
+        // while the others wait, and the wait fails only when every shard failed.
+        let mut waits: FuturesUnordered<_> =
+            self.shards
+                .iter()
+                .enumerate()
+                .map(|(index, shard)| async move {
+                    (index, shard.wait_for_messages(queues, timeout).await)
+                })
+                .collect();
+        let mut first_error = None;
+        while let Some((index, outcome)) = waits.next().await {
+            match outcome {
+                Ok(()) => {
+                    self.health.answered(index);
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.health.failed(index, &e);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.expect("a cluster broker has at least one shard"))
     }
 
     async fn ack(&self, tags: &[String]) -> Result<()> {
