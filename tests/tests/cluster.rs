@@ -1,7 +1,8 @@
 //! Redis Cluster: a queue split into shards over three masters (each with a replica), drained
 //! with results by a taskq worker; workflows, ETAs and revokes on the same cluster; a master
-//! SIGKILLed mid-run and its replica promoted, with producers and a worker running; and a
-//! process that splits the queues differently from the cluster's record is refused.
+//! SIGKILLed mid-run and its replica promoted, with producers and a worker running, and again
+//! under an idle worker; and a process that splits the queues differently from the cluster's
+//! record is refused.
 //!
 //! The broker's single-shard behaviour (fetch order, settling, recovery, dead letters, beat,
 //! rate limits, unique calls, remote control) is `broker_contract.rs`'s `on_cluster` tests.
