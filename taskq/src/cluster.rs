@@ -127,12 +127,10 @@ impl ClusterUrl {
 /// The nodes of one cluster, and the one multiplexed connection to them, opened on first use.
 pub(crate) struct ClusterNodes {
     url: ClusterUrl,
-    client: ClusterClient,
-    conn: OnceCell<ClusterConnection>,
+    shared: ClusterLink,
     /// For commands that had better fail than wait out a failover (see
     /// [`quick_connection`](Self::quick_connection)).
-    quick_client: ClusterClient,
-    quick_conn: OnceCell<ClusterConnection>,
+    quick: ClusterLink,
     /// The seed client tried first for Pub/Sub, rotated when it fails.
     pubsub_seed: Mutex<usize>,
     /// The master last found serving each slot asked for, to tell when a failover moved it.
@@ -143,7 +141,7 @@ impl std::fmt::Debug for ClusterNodes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClusterNodes")
             .field("nodes", &self.url.nodes)
-            .field("connected", &self.conn.initialized())
+            .field("connected", &self.shared.conn.initialized())
             .finish()
     }
 }
@@ -180,11 +178,9 @@ impl ClusterNodes {
             // Few retries: during a failover a command waits for the promotion (a few
             // seconds with a short `cluster-node-timeout`) rather than failing at once, but a
             // cluster that is away is reported within seconds, as for one server.
-            client: client(6)?,
+            shared: ClusterLink::new(client(6)?),
             // One retry: a redirect is followed, a dead master is reported at once.
-            quick_client: client(1)?,
-            conn: OnceCell::new(),
-            quick_conn: OnceCell::new(),
+            quick: ClusterLink::new(client(1)?),
             pubsub_seed: Mutex::new(0),
             masters: Mutex::new(HashMap::new()),
         })
@@ -192,22 +188,14 @@ impl ClusterNodes {
 
     /// The shared connection, opened on first use.
     pub(crate) async fn connection(&self) -> Result<ClusterConnection> {
-        let conn = self
-            .conn
-            .get_or_try_init(|| async { self.client.get_async_connection().await })
-            .await?;
-        Ok(conn.clone())
+        self.shared.get().await
     }
 
     /// A connection that reports a dead master at once instead of retrying it until its
     /// replica is promoted: for a worker's fetch, which goes shard after shard and would
     /// otherwise hold what the live masters handed over until the promotion.
     pub(crate) async fn quick_connection(&self) -> Result<ClusterConnection> {
-        let conn = self
-            .quick_conn
-            .get_or_try_init(|| async { self.quick_client.get_async_connection().await })
-            .await?;
-        Ok(conn.clone())
+        self.quick.get().await
     }
 
     /// A client for the master serving `key`'s slot now, for a connection of its own (a
@@ -292,6 +280,29 @@ impl ClusterNodes {
             Ok(client) => Ok(client),
             Err(_) => open_client(&self.url.node_url(&self.url.nodes[start])),
         }
+    }
+}
+
+/// A cluster client and its one multiplexed connection, opened on first use.
+struct ClusterLink {
+    client: ClusterClient,
+    conn: OnceCell<ClusterConnection>,
+}
+
+impl ClusterLink {
+    fn new(client: ClusterClient) -> Self {
+        Self {
+            client,
+            conn: OnceCell::new(),
+        }
+    }
+
+    async fn get(&self) -> Result<ClusterConnection> {
+        let conn = self
+            .conn
+            .get_or_try_init(|| self.client.get_async_connection())
+            .await?;
+        Ok(conn.clone())
     }
 }
 
