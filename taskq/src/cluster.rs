@@ -179,8 +179,9 @@ impl ClusterNodes {
             // seconds with a short `cluster-node-timeout`) rather than failing at once, but a
             // cluster that is away is reported within seconds, as for one server.
             shared: ClusterLink::new(client(6)?),
-            // One retry: a redirect is followed, a dead master is reported at once.
-            quick: ClusterLink::new(client(1)?),
+            // Two retries: a redirect is followed, even after a reconnect to where the slot
+            // was; a dead master (its port refusing) is reported at once.
+            quick: ClusterLink::new(client(2)?),
             pubsub_seed: Mutex::new(0),
             masters: Mutex::new(HashMap::new()),
         })
