@@ -261,3 +261,46 @@ async fn the_client_sets_and_lifts_a_limit() {
     assert!(refused.to_string().contains("s, m or h"), "{refused}");
     worker.stop().await;
 }
+
+#[taskq::task(name = "test.rate.one_a_second", rate_limit = "1/s")]
+async fn one_a_second(n: u64) -> u64 {
+    n
+}
+
+/// A worker with idle slots fetches four calls of a task limited to one run a second: the
+/// fetch marks them started (they have slots to start in), but three wait for their turns,
+/// so their marks are taken back until their turns come: were the worker lost meanwhile,
+/// their recovery must not count a crash of a task that never ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_waiting_for_their_turn_are_not_marked_started() {
+    use taskq::keys::BrokerKeys;
+    use taskq_tests::worker::RunningWorker;
+
+    let server = RedisServer::start();
+    let client = taskq_tests::worker::client(&server, |c| c.concurrency = 4);
+    let worker = RunningWorker::start(&client, |b| b);
+    let sent = client
+        .send_many(&one_a_second, (0..4).map(|n| (n,)), Options::new())
+        .await
+        .unwrap();
+    let started = BrokerKeys::default().started();
+    let mut most_marked = 0;
+    let mut finished = 0;
+    while finished < sent.len() {
+        let marked: usize = query(&server.url(), &["SCARD", &started]);
+        most_marked = most_marked.max(marked);
+        finished = 0;
+        for call in &sent {
+            if call.state().await.unwrap().is_ready() {
+                finished += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!("at most {most_marked} of 4 calls marked started at once");
+    assert!(
+        most_marked <= 1,
+        "{most_marked} calls marked started at once, with one run a second"
+    );
+    worker.stop().await;
+}

@@ -358,7 +358,8 @@ pub trait Broker: sealed::Sealed + Send + Sync + fmt::Debug + 'static {
     async fn mark_started(&self, tags: &[String]) -> Result<()>;
 
     /// Takes back start marks of messages whose tasks did not start after all (their holder
-    /// found its lease lost). Settling a message removes its mark as well.
+    /// found its lease lost), or not yet (a rate-limited task waiting for its turn). Settling
+    /// a message removes its mark as well.
     async fn unmark_started(&self, tags: &[String]) -> Result<()>;
 
     /// Checks that the broker answers.

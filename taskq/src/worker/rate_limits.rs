@@ -55,7 +55,8 @@ pub(super) fn applies(shared: &Shared, task: &str) -> bool {
 /// Gives each job of a rate-limited task its turn, taking the turns of each task in one step
 /// (in the jobs' order), and returns the jobs in the order given. A job whose turn is now gets
 /// none. If the broker cannot give turns, the runs are not held back (and that is logged):
-/// the limit is a promise to a third party, not worth a stuck worker.
+/// the limit is a promise to a third party, not worth a stuck worker. A job that waits for
+/// its turn loses the start mark its fetch gave it (see [`take_back_early_marks`]).
 pub(super) async fn give_turns(shared: &Shared, mut jobs: Vec<Job>) -> Vec<Job> {
     let mut tasks: Vec<&'static str> = jobs.iter().map(|job| job.entry.name).collect();
     tasks.dedup();
@@ -84,7 +85,36 @@ pub(super) async fn give_turns(shared: &Shared, mut jobs: Vec<Job>) -> Vec<Job> 
             job.turn = (!wait.is_zero()).then(|| asked + wait);
         }
     }
+    take_back_early_marks(shared, &mut jobs).await;
     jobs
+}
+
+/// Takes back the start marks of jobs that wait for their turn. A fetch marks started the
+/// messages that have an idle slot to start in (sparing each start a round trip), but a
+/// rate-limited one may wait seconds: were its worker lost meanwhile, its recovery would
+/// count a crash of a task that never ran (and enough of those dead-letter it). The
+/// dispatcher marks it again when its turn comes. If the marks cannot be taken back, they
+/// stay (logged): the worst is a crash counted too many.
+async fn take_back_early_marks(shared: &Shared, jobs: &mut [Job]) {
+    let waiting = |job: &Job| job.start_marked && job.turn.is_some();
+    let tags: Vec<String> = jobs
+        .iter()
+        .filter(|job| waiting(job))
+        .map(|job| job.delivery.tag.clone())
+        .collect();
+    if tags.is_empty() {
+        return;
+    }
+    match shared.client.broker().unmark_started(&tags).await {
+        Ok(()) => {
+            for job in jobs.iter_mut().filter(|job| waiting(job)) {
+                job.start_marked = false;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, count = tags.len(), "cannot take back the start marks of rate-limited tasks waiting for their turn")
+        }
+    }
 }
 
 /// Celery's `rate_limit` command: `{"task_name", "rate_limit"}`, the rate in Celery's syntax
