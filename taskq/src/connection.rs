@@ -453,8 +453,9 @@ impl LazyConnection {
         }
     }
 
-    /// The connection for a command that had better fail than wait out a failover: on a
-    /// cluster, one that reports a dead master at once
+    /// The connection for a command that had better fail than wait out a failover (the
+    /// worker's fetch, and the paused set it reads between fetches): on a cluster, one that
+    /// reports a dead master at once
     /// ([`ClusterNodes::quick_connection`](crate::cluster::ClusterNodes::quick_connection));
     /// elsewhere the shared one.
     pub(crate) async fn get_quick(&self) -> Result<Conn> {

@@ -803,7 +803,9 @@ impl Broker for RedisBroker {
     }
 
     async fn paused_queues(&self) -> Result<Vec<String>> {
-        let mut conn = self.conn().await?;
+        // Read between a worker's fetches: like the fetch, better failed (the worker keeps the
+        // set it has) than waiting out a cluster failover of the home shard.
+        let mut conn = self.conn.get_quick().await?;
         let mut paused: Vec<String> = redis::cmd("SMEMBERS")
             .arg(self.keys.paused_queues())
             .query_async(&mut conn)
